@@ -1,0 +1,280 @@
+/*
+ * config.c - settings: defaults, ranges, command line and config file.
+ *
+ * Interface: config_load() fills `cfg` from defaults, then the file named
+ * by -c, then each -o name=value in order; config_print() writes the
+ * effective settings; is_local_domain() answers for the RCPT check.
+ * Invariant: every numeric setting is clamped into its range here, so
+ * the rest of the program never re-checks a limit's sanity.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "config.h"
+
+struct config cfg;
+
+struct setting {
+	const char *name;
+	char *str;		/* string setting, or NULL */
+	long *num;		/* numeric setting, or NULL */
+	long def, min, max;	/* numeric default and range */
+	const char *help;
+};
+
+#define S(f, h)			{ #f, cfg.f, NULL, 0, 0, 0, h }
+#define N(f, d, lo, hi, h)	{ #f, NULL, &cfg.f, d, lo, hi, h }
+
+static const struct setting settings[] = {
+	S(hostname, "host name in replies and headers"),
+	S(local_domains, "comma-separated domains we accept mail for"),
+	S(virtual_users, "file of name:uid:gid:maildir lines"),
+	S(postmaster, "local user who receives postmaster mail"),
+	S(session_user, "unprivileged account for the SMTP session"),
+	S(spool_dir, "queue directory"),
+	S(maildir, "Maildir path below a system user's home"),
+	S(log, "syslog or stderr"),
+	N(size_limit, 52428800, 4096, 2147483647L, "max message octets"),
+	N(rcpt_limit, 100, 100, 100000, "max recipients per message"),
+	N(cmdline_limit, 512, CMDLINE_MIN, CMDLINE_MAX, "max command line"),
+	N(textline_limit, 1000, 0, 1000000, "max DATA line, 0 = no limit"),
+	N(cmd_timeout, 300, 1, 3600, "seconds to wait for a command"),
+	N(data_timeout, 600, 1, 3600, "seconds to wait for data"),
+	N(error_limit, 20, 1, 1000, "error replies before 421"),
+	N(hop_limit, 50, 5, 500, "Received: lines that mean a loop"),
+	N(queue_lifetime, 432000, 60, 8640000, "seconds before giving up"),
+	N(queue_retry, 300, 1, 86400, "first retry back-off, seconds"),
+};
+#define NSETTINGS (sizeof settings / sizeof settings[0])
+
+/* set_string - copy a value into a string setting, refusing truncation */
+static int set_string(char *dst, const char *value)
+{
+	size_t n = strlen(value);
+
+	if (n >= CFG_STR_MAX)
+		return -1;
+	memcpy(dst, value, n + 1);
+	return 0;
+}
+
+/* set_number - parse and clamp a numeric setting */
+static int set_number(const struct setting *s, const char *value)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(value, &end, 10);
+	if (errno || end == value || *end != '\0')
+		return -1;
+	if (v < s->min && !(v == 0 && s->min == 0))
+		v = s->min;
+	if (v > s->max)
+		v = s->max;
+	*s->num = v;
+	return 0;
+}
+
+/* config_set - set one named setting; -1 on unknown name or bad value */
+int config_set(const char *name, const char *value)
+{
+	size_t i;
+
+	for (i = 0; i < NSETTINGS; i++) {
+		if (strcmp(settings[i].name, name) != 0)
+			continue;
+		if (settings[i].str)
+			return set_string(settings[i].str, value);
+		return set_number(&settings[i], value);
+	}
+	return -1;
+}
+
+/* set_pair - apply "name=value" (or "name = value"), trimming blanks */
+static int set_pair(char *line)
+{
+	char *eq = strchr(line, '='), *name = line, *value, *e;
+
+	if (!eq)
+		return -1;
+	*eq = '\0';
+	value = eq + 1;
+	while (isspace((unsigned char)*name))
+		name++;
+	for (e = eq; e > name && isspace((unsigned char)e[-1]); e--)
+		e[-1] = '\0';
+	while (isspace((unsigned char)*value))
+		value++;
+	e = value + strlen(value);
+	while (e > value && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return config_set(name, value);
+}
+
+/* read_file - apply a config file; '#' starts a comment line */
+static int read_file(const char *path)
+{
+	char line[CFG_STR_MAX + 64];
+	int lineno = 0;
+	FILE *f = fopen(path, "r");
+
+	if (!f) {
+		fprintf(stderr, "smtpd: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof line, f)) {
+		char *p = line;
+
+		lineno++;
+		while (isspace((unsigned char)*p))
+			p++;
+		if (*p == '#' || *p == '\0')
+			continue;
+		if (!strchr(line, '\n') && !feof(f)) {
+			fprintf(stderr, "smtpd: %s:%d: line too long\n", path, lineno);
+			fclose(f);
+			return -1;
+		}
+		line[strcspn(line, "\r\n")] = '\0';
+		if (set_pair(p) < 0) {
+			fprintf(stderr, "smtpd: %s:%d: bad setting\n", path, lineno);
+			fclose(f);
+			return -1;
+		}
+	}
+	fclose(f);
+	return 0;
+}
+
+/* set_defaults - defaults that depend on who and where we are */
+static int set_defaults(void)
+{
+	struct passwd *pw;
+	size_t i;
+
+	memset(&cfg, 0, sizeof cfg);
+	for (i = 0; i < NSETTINGS; i++)
+		if (settings[i].num)
+			*settings[i].num = settings[i].def;
+	if (gethostname(cfg.hostname, sizeof cfg.hostname - 1) < 0)
+		strcpy(cfg.hostname, "localhost");
+	strcpy(cfg.maildir, "Maildir");
+	strcpy(cfg.log, "syslog");
+	strcpy(cfg.session_user, "nobody");
+	cfg.uid = getuid();
+	if (cfg.uid == 0) {
+		strcpy(cfg.postmaster, "root");
+		strcpy(cfg.spool_dir, "/var/spool/smtpd");
+		return 0;
+	}
+	pw = getpwuid(cfg.uid);
+	if (!pw || strlen(pw->pw_name) >= CFG_STR_MAX ||
+	    strlen(pw->pw_dir) + 14 >= CFG_STR_MAX)
+		return -1;
+	strcpy(cfg.postmaster, pw->pw_name);
+	snprintf(cfg.spool_dir, sizeof cfg.spool_dir, "%s/.smtpd-queue",
+	    pw->pw_dir);
+	return 0;
+}
+
+/* config_load - defaults, then -c file, then -o pairs; sets *mode */
+int config_load(int argc, char **argv, int *mode)
+{
+	int c;
+
+	if (set_defaults() < 0) {
+		fprintf(stderr, "smtpd: cannot find my own account\n");
+		return -1;
+	}
+	*mode = MODE_SESSION;
+	while ((c = getopt(argc, argv, "c:o:eqnh")) != -1) {
+		switch (c) {
+		case 'c':
+			if (read_file(optarg) < 0)
+				return -1;
+			break;
+		case 'o':
+			if (set_pair(optarg) < 0) {
+				fprintf(stderr, "smtpd: bad setting: %s\n", optarg);
+				return -1;
+			}
+			break;
+		case 'e': strcpy(cfg.log, "stderr"); break;
+		case 'q': *mode = MODE_QUEUE; break;
+		case 'n': *mode = MODE_CHECK; break;
+		case 'h': *mode = MODE_HELP; return 0;
+		default: return -1;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "smtpd: unexpected argument: %s\n", argv[optind]);
+		return -1;
+	}
+	if (strcmp(cfg.log, "syslog") != 0 && strcmp(cfg.log, "stderr") != 0) {
+		fprintf(stderr, "smtpd: log must be syslog or stderr\n");
+		return -1;
+	}
+	return 0;
+}
+
+/* config_print - the effective settings, one "name = value" per line */
+void config_print(void)
+{
+	size_t i;
+
+	for (i = 0; i < NSETTINGS; i++) {
+		if (settings[i].str)
+			printf("%s = %s\n", settings[i].name, settings[i].str);
+		else
+			printf("%s = %ld\n", settings[i].name, *settings[i].num);
+	}
+}
+
+/* domain_in_list - is `domain` one of the comma-separated `list`? */
+static int domain_in_list(const char *domain, const char *list)
+{
+	size_t n = strlen(domain);
+
+	while (*list) {
+		size_t len = strcspn(list, ",");
+
+		if (len == n && strncasecmp(list, domain, n) == 0)
+			return 1;
+		list += len;
+		if (*list == ',')
+			list++;
+	}
+	return 0;
+}
+
+/* is_local_domain - do we accept mail for this domain? */
+int is_local_domain(const char *domain)
+{
+	if (cfg.local_domains[0])
+		return domain_in_list(domain, cfg.local_domains);
+	return strcasecmp(domain, cfg.hostname) == 0 ||
+	    strcasecmp(domain, "localhost") == 0;
+}
+
+/* config_help - each setting with its default, for -h */
+void config_help(FILE *f)
+{
+	size_t i;
+
+	for (i = 0; i < NSETTINGS; i++) {
+		if (settings[i].str)
+			fprintf(f, "  %-16s %s\n", settings[i].name, settings[i].help);
+		else
+			fprintf(f, "  %-16s %s (default %ld, %ld..%ld)\n",
+			    settings[i].name, settings[i].help, settings[i].def,
+			    settings[i].min, settings[i].max);
+	}
+}

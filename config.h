@@ -1,0 +1,54 @@
+/*
+ * config.h - the one global: smtpd's read-only configuration.
+ *
+ * Every setting has a name, a default and a sane range in one table
+ * (config.c).  The same names work on the command line (-o name=value)
+ * and in a configuration file (-c file, "name = value" lines), and
+ * "smtpd -n" prints the effective values.  Nothing writes to `cfg`
+ * after config_load() returns.
+ */
+#ifndef CONFIG_H
+#define CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#define CFG_STR_MAX	256	/* longest string setting, octets */
+#define CMDLINE_MIN	512	/* RFC 5321 4.5.3.1.4: command line floor */
+#define CMDLINE_MAX	4096	/* our ceiling for the command line buffer */
+
+struct config {
+	char hostname[CFG_STR_MAX];	/* name in greeting, Received, Maildir names */
+	char local_domains[CFG_STR_MAX];/* comma list; empty: hostname,localhost */
+	char virtual_users[CFG_STR_MAX];/* name:uid:gid:maildir file, or "" */
+	char postmaster[CFG_STR_MAX];	/* local user that gets postmaster mail */
+	char session_user[CFG_STR_MAX];	/* account the session runs as (root start) */
+	char spool_dir[CFG_STR_MAX];	/* queue directory */
+	char maildir[CFG_STR_MAX];	/* Maildir below a system user's home */
+	char log[CFG_STR_MAX];		/* "syslog" or "stderr" */
+	long size_limit;		/* octets of message accepted, SIZE */
+	long rcpt_limit;		/* recipients per transaction */
+	long cmdline_limit;		/* octets of a command line incl. CRLF */
+	long textline_limit;		/* octets of a DATA line incl. CRLF; 0 = none */
+	long cmd_timeout;		/* seconds waiting for a command */
+	long data_timeout;		/* seconds waiting for a DATA/BDAT chunk */
+	long error_limit;		/* error replies before 421 */
+	long hop_limit;			/* Received: lines before 554 5.4.6 */
+	long queue_lifetime;		/* seconds before a queued message gives up */
+	long queue_retry;		/* seconds of the first retry back-off */
+	uid_t uid;			/* derived: who we run as at start */
+};
+
+extern struct config cfg;
+
+int config_load(int argc, char **argv, int *mode);
+void config_print(void);
+void config_help(FILE *f);
+int config_set(const char *name, const char *value);
+int is_local_domain(const char *domain);
+
+/* modes chosen on the command line */
+enum { MODE_SESSION, MODE_QUEUE, MODE_CHECK, MODE_HELP };
+
+#endif

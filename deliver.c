@@ -1,0 +1,263 @@
+/*
+ * deliver.c - the deliverer process and the session's side of its pipe.
+ *
+ * Interface: deliverer_start() forks it, deliverer_deliver() sends one
+ * (queue id, recipient, spool fd) request and waits for the one-line
+ * result, deliverer_stop() ends it.
+ * Invariants (DESIGN.md, process model):
+ *  - the deliverer reads no network bytes: it gets a queue id and a
+ *    recipient address, validates both again itself, and reads the
+ *    spool file through the descriptor it is handed (SCM_RIGHTS), so it
+ *    never opens a path the session chose;
+ *  - started as root it keeps only the power to become a user: for each
+ *    delivery it takes the user's gid, groups and uid as its effective
+ *    identity, writes, and takes root back (no fork per message, since a
+ *    fork costs more than the durable write itself on our machines);
+ *  - it never writes as root: users_resolve() refuses uid 0.
+ * Protocol: SOCK_SEQPACKET, one datagram each way.  Request "QID RCPT";
+ * reply "C TEXT" where C is DELIVER_OK/TEMP/PERM and TEXT the Maildir
+ * file name, or an enhanced status code and reason.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "deliver.h"
+#include "log.h"
+#include "maildir.h"
+#include "rfc822.h"
+#include "users.h"
+
+#define REQ_MAX		(ADDR_MAX + 64)
+#define REPLY_MAX	(MAILDIR_NAME_MAX + 64)
+#define FIRSTLINE_MAX	(ADDR_MAX + 32)	/* "Return-Path: <...>\n" */
+
+/* become - take the user's identity for file-system work (root only) */
+static int become(const struct user *u)
+{
+	if (cfg.uid != 0)
+		return 0;
+	if (setgroups(1, &u->gid) < 0 || setegid(u->gid) < 0 ||
+	    seteuid(u->uid) < 0)
+		return -1;
+	return 0;
+}
+
+/* unbecome - back to root between deliveries; failure is fatal */
+static void unbecome(void)
+{
+	if (cfg.uid != 0)
+		return;
+	if (seteuid(0) < 0 || setegid(0) < 0 || setgroups(0, NULL) < 0)
+		fatal("cannot take back root after delivery");
+}
+
+/* storage_reply - map a storage errno to a temporary result line */
+static void storage_reply(char *out, size_t cap, int err)
+{
+	if (err == ENOSPC)
+		snprintf(out, cap, "%c 4.3.1 Insufficient system storage", DELIVER_TEMP);
+	else if (err == EDQUOT)
+		snprintf(out, cap, "%c 4.2.2 Mailbox full", DELIVER_TEMP);
+	else if (err == ELOOP)
+		snprintf(out, cap, "%c 4.3.0 Maildir path holds a symlink", DELIVER_TEMP);
+	else
+		snprintf(out, cap, "%c 4.3.0 %s", DELIVER_TEMP, strerror(err));
+}
+
+/* first_line - length of the spool's Return-Path line, or 0 if bad */
+static size_t first_line(int fd, char *buf, size_t cap)
+{
+	ssize_t n = pread(fd, buf, cap, 0);
+	char *nl;
+
+	if (n <= 0 || !(nl = memchr(buf, '\n', n)) ||
+	    strncmp(buf, "Return-Path: <", 14) != 0)
+		return 0;
+	return nl - buf + 1;
+}
+
+/* deliver_one - write the spool into the user's Maildir; result line */
+static void deliver_one(int spool, const char *qid, const char *rcpt,
+    unsigned long seq, char *out, size_t cap)
+{
+	char head[FIRSTLINE_MAX + ADDR_MAX + 32], name[MAILDIR_NAME_MAX];
+	struct maildir_msg m;
+	struct user u;
+	struct stat st;
+	size_t first;
+	int r, err;
+
+	if ((r = users_resolve(rcpt, &u)) != USER_FOUND) {
+		snprintf(out, cap, r == USER_TEMPFAIL ? "4 4.3.0 User lookup failed" :
+		    "5 5.1.1 No such user");
+		return;
+	}
+	if (fstat(spool, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    (first = first_line(spool, head, FIRSTLINE_MAX)) == 0) {
+		snprintf(out, cap, "4 4.3.0 Spool file unreadable");
+		return;
+	}
+	m.headlen = first + snprintf(head + first, sizeof head - first,
+	    "Delivered-To: %s\n", rcpt);
+	m.head = head, m.srcfd = spool, m.srcoff = first;
+	m.srclen = st.st_size - first, m.seq = seq;
+	if (become(&u) < 0) {
+		unbecome();
+		snprintf(out, cap, "4 4.3.0 Cannot take user identity");
+		return;
+	}
+	err = maildir_deliver(u.maildir, &m, cfg.hostname, name, sizeof name);
+	unbecome();
+	if (err)
+		storage_reply(out, cap, err);
+	else
+		snprintf(out, cap, "2 %s", name);
+	logmsg(err ? LOG_WARNING : LOG_INFO, "%s delivery to=<%s> user=%s result=%s",
+	    qid, rcpt, u.name, out);
+}
+
+/* recv_request - one request datagram and its spool fd; -1 at EOF */
+static int recv_request(int fd, char *buf, size_t cap, int *spool)
+{
+	char ctl[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { buf, cap - 1 };
+	struct msghdr mh = { 0 };
+	struct cmsghdr *c;
+	ssize_t n;
+
+	mh.msg_iov = &iov, mh.msg_iovlen = 1;
+	mh.msg_control = ctl, mh.msg_controllen = sizeof ctl;
+	do
+		n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	c = CMSG_FIRSTHDR(&mh);
+	if (!c || c->cmsg_type != SCM_RIGHTS || (mh.msg_flags & MSG_CTRUNC) ||
+	    c->cmsg_len != CMSG_LEN(sizeof(int)))
+		fatalx("deliverer: request without a spool descriptor");
+	memcpy(spool, CMSG_DATA(c), sizeof(int));
+	return 0;
+}
+
+/* valid_qid - queue ids are 1..32 letters and digits */
+static int valid_qid(const char *s, size_t n)
+{
+	size_t i;
+
+	if (n == 0 || n > 32)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		    (s[i] >= 'a' && s[i] <= 'z')))
+			return 0;
+	return 1;
+}
+
+/* serve - the deliverer's loop: one request, one reply, until EOF */
+static void serve(int fd)
+{
+	char req[REQ_MAX], out[REPLY_MAX];
+	unsigned long seq = 0;
+	int spool;
+
+	while (recv_request(fd, req, sizeof req, &spool) == 0) {
+		char *sp = strchr(req, ' ');
+
+		if (!sp || !valid_qid(req, sp - req))
+			fatalx("deliverer: malformed request");
+		*sp = '\0';
+		deliver_one(spool, req, sp + 1, ++seq, out, sizeof out);
+		close(spool);
+		if (send(fd, out, strlen(out), 0) < 0)
+			fatal("deliverer: reply");
+	}
+	_exit(0);
+}
+
+/* deliverer_start - fork the deliverer; keep_fd stays open in it too */
+int deliverer_start(struct deliverer *d, int keep_fd)
+{
+	int sv[2], nul, fd;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return -1;
+	if ((d->pid = fork()) < 0) {
+		close(sv[0]), close(sv[1]);
+		return -1;
+	}
+	if (d->pid == 0) {
+		/* no network descriptor may reach the deliverer */
+		if ((nul = open("/dev/null", O_RDWR)) < 0)
+			fatal("deliverer: /dev/null");
+		dup2(nul, 0), dup2(nul, 1);
+		for (fd = 3; fd < 64; fd++)
+			if (fd != sv[1] && fd != keep_fd)
+				close(fd);
+		signal(SIGPIPE, SIG_IGN);
+		umask(077);
+		serve(sv[1]);
+	}
+	close(sv[1]);
+	d->fd = sv[0];
+	return 0;
+}
+
+/* deliverer_deliver - one delivery request; DELIVER_* and `why` */
+int deliverer_deliver(struct deliverer *d, int spoolfd, const char *qid,
+    const char *rcpt, char *why, size_t cap)
+{
+	char req[REQ_MAX], ctl[CMSG_SPACE(sizeof(int))], rep[REPLY_MAX];
+	struct iovec iov;
+	struct msghdr mh = { 0 };
+	struct cmsghdr *c;
+	ssize_t n;
+	int len = snprintf(req, sizeof req, "%s %s", qid, rcpt);
+
+	if (len < 0 || (size_t)len >= sizeof req)
+		return DELIVER_PERM;
+	iov.iov_base = req, iov.iov_len = len;
+	mh.msg_iov = &iov, mh.msg_iovlen = 1;
+	mh.msg_control = ctl, mh.msg_controllen = sizeof ctl;
+	c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET, c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &spoolfd, sizeof(int));
+	if (sendmsg(d->fd, &mh, MSG_NOSIGNAL) < 0)
+		goto broken;
+	do
+		n = recv(d->fd, rep, sizeof rep - 1, 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 2 || (rep[0] != DELIVER_OK && rep[0] != DELIVER_TEMP &&
+	    rep[0] != DELIVER_PERM))
+		goto broken;
+	rep[n] = '\0';
+	snprintf(why, cap, "%s", rep + 2);
+	return rep[0];
+broken:
+	snprintf(why, cap, "4.3.0 Delivery agent unavailable");
+	return DELIVER_TEMP;
+}
+
+/* deliverer_stop - close our end and reap the deliverer */
+void deliverer_stop(struct deliverer *d)
+{
+	if (d->pid <= 0)
+		return;
+	close(d->fd);
+	while (waitpid(d->pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	d->pid = 0;
+}

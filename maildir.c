@@ -1,0 +1,202 @@
+/*
+ * maildir.c - Maildir delivery: unique names, tmp -> fsync -> new -> fsync.
+ *
+ * Interface: maildir_deliver() writes one message into DIR/new durably
+ * and returns 0, or an errno value with nothing left behind.
+ * Invariants (the Maildir specification, cr.yp.to/proto/maildir.html):
+ *  - a file appears in new/ only complete and fsync'd; new/ itself is
+ *    fsync'd before we report success, so the name survives a crash;
+ *  - names are unique across processes and hosts: time, microseconds,
+ *    pid, a per-process counter and the host name, plus ",S=<size>";
+ *  - no symlink is followed at the Maildir, tmp/, new/ or the file
+ *    itself (O_NOFOLLOW at each step, openat from the directory fd).
+ * Runs with the recipient's uid/gid; it never changes credentials.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "maildir.h"
+
+static const struct maildir_ops real_ops = { write, fsync, renameat };
+static const struct maildir_ops *ops = &real_ops;
+
+/* maildir_set_ops - replace the storage calls (tests); NULL restores */
+void maildir_set_ops(const struct maildir_ops *o)
+{
+	ops = o ? o : &real_ops;
+}
+
+/* open_dir - open a directory below `at` without following a symlink */
+static int open_dir(int at, const char *name, int create)
+{
+	int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0 && errno == ENOENT && create) {
+		if (mkdirat(at, name, 0700) < 0 && errno != EEXIST)
+			return -1;
+		fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	}
+	return fd;
+}
+
+/* maildir_open - open DIR/tmp and DIR/new, creating a missing Maildir */
+int maildir_open(const char *dir, int *tmpfd, int *newfd)
+{
+	int top = open_dir(AT_FDCWD, dir, 1), curfd, err;
+
+	if (top < 0)
+		return errno == ELOOP || errno == ENOTDIR ? ELOOP : errno;
+	*tmpfd = open_dir(top, "tmp", 1);
+	*newfd = open_dir(top, "new", 1);
+	curfd = open_dir(top, "cur", 1);
+	err = errno;
+	close(top);
+	if (*tmpfd >= 0 && *newfd >= 0 && curfd >= 0) {
+		close(curfd);
+		return 0;
+	}
+	if (*tmpfd >= 0)
+		close(*tmpfd);
+	if (*newfd >= 0)
+		close(*newfd);
+	if (curfd >= 0)
+		close(curfd);
+	return err == ENOTDIR ? ELOOP : err;
+}
+
+/* safe_host - host name with '/' and ':' encoded as the spec asks */
+static void safe_host(char *dst, size_t cap, const char *host)
+{
+	size_t n = 0;
+
+	for (; *host && n + 5 < cap; host++) {
+		if (*host == '/' || *host == ':') {
+			n += snprintf(dst + n, cap - n, "\\%03o", (unsigned char)*host);
+		} else if ((unsigned char)*host > 32 && *host != 127) {
+			dst[n++] = *host;
+		}
+	}
+	dst[n] = '\0';
+}
+
+/* maildir_unique - "SECS.MusecPpidQseq.host" (Maildir unique name) */
+int maildir_unique(char *dst, size_t cap, const char *host, unsigned long seq)
+{
+	char h[128];
+	struct timeval tv;
+	int n;
+
+	gettimeofday(&tv, NULL);
+	safe_host(h, sizeof h, host);
+	n = snprintf(dst, cap, "%lld.M%06ldP%ldQ%lu.%s", (long long)tv.tv_sec,
+	    (long)tv.tv_usec, (long)getpid(), seq, h);
+	return (n < 0 || (size_t)n >= cap) ? -1 : 0;
+}
+
+/* write_all - write n bytes through the seam, retrying short writes */
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = ops->write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? errno : EIO;
+		p += w, n -= w;
+	}
+	return 0;
+}
+
+/* copy_body - head, then the spool bytes [off, off+len), into fd */
+static int copy_body(int fd, const struct maildir_msg *m)
+{
+	char buf[65536];
+	off_t off = m->srcoff, end = m->srcoff + m->srclen;
+	int err;
+
+	if ((err = write_all(fd, m->head, m->headlen)) != 0)
+		return err;
+	while (off < end) {
+		size_t want = end - off > (off_t)sizeof buf ? sizeof buf : (size_t)(end - off);
+		ssize_t r = pread(m->srcfd, buf, want, off);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? errno : EIO;	/* spool shrank: never deliver short */
+		if ((err = write_all(fd, buf, r)) != 0)
+			return err;
+		off += r;
+	}
+	return 0;
+}
+
+/*
+ * write_tmp - create tmp/NAME and make its bytes durable.
+ * fsync before the rename: otherwise a crash could leave a name in new/
+ * pointing at a file whose data never reached the disk.
+ */
+static int write_tmp(int tmpfd, const char *name, const struct maildir_msg *m)
+{
+	int fd = openat(tmpfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	int err;
+
+	if (fd < 0)
+		return errno;
+	err = copy_body(fd, m);
+	if (!err && ops->fsync(fd) < 0)
+		err = errno;
+	if (close(fd) < 0 && !err)	/* NFS reports write errors at close */
+		err = errno;
+	if (err)
+		unlinkat(tmpfd, name, 0);
+	return err;
+}
+
+/*
+ * publish - rename tmp/NAME to new/FINAL, then fsync new/ so the entry
+ * itself survives a crash: only then is the 250 a promise we can keep.
+ */
+static int publish(int tmpfd, int newfd, const char *name, const char *final)
+{
+	if (ops->renameat(tmpfd, name, newfd, final) < 0)
+		return errno;
+	if (ops->fsync(newfd) < 0) {
+		int err = errno;
+
+		unlinkat(newfd, final, 0);	/* we report failure: show nothing */
+		return err;
+	}
+	return 0;
+}
+
+/* maildir_deliver - one durable delivery; 0 or an errno value */
+int maildir_deliver(const char *dir, const struct maildir_msg *m,
+    const char *host, char *name, size_t cap)
+{
+	char tmpname[MAILDIR_NAME_MAX];
+	int tmpfd, newfd, err, n;
+
+	if ((err = maildir_open(dir, &tmpfd, &newfd)) != 0)
+		return err;
+	err = EINVAL;
+	if (maildir_unique(tmpname, sizeof tmpname, host, m->seq) < 0)
+		goto out;
+	n = snprintf(name, cap, "%s,S=%lld", tmpname,
+	    (long long)(m->headlen + m->srclen));
+	if (n < 0 || (size_t)n >= cap)
+		goto out;
+	if ((err = write_tmp(tmpfd, tmpname, m)) == 0 &&
+	    (err = publish(tmpfd, newfd, tmpname, name)) != 0)
+		unlinkat(tmpfd, tmpname, 0);	/* gone already if renamed */
+out:
+	close(tmpfd);
+	close(newfd);
+	return err;
+}

@@ -1,0 +1,38 @@
+/*
+ * maildir.h - durable delivery into one Maildir.
+ */
+#ifndef MAILDIR_H
+#define MAILDIR_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#define MAILDIR_NAME_MAX 256	/* longest file name we make */
+
+/*
+ * The storage seam: every call that can lose data goes through this
+ * table, so tests can force ENOSPC, EDQUOT and EIO at each step.
+ */
+struct maildir_ops {
+	ssize_t (*write)(int fd, const void *buf, size_t n);
+	int (*fsync)(int fd);
+	int (*renameat)(int olddir, const char *old, int newdir, const char *new);
+};
+void maildir_set_ops(const struct maildir_ops *ops);
+
+/* What one delivery writes: `head`, then src bytes [off, off + len). */
+struct maildir_msg {
+	const char *head;	/* per-recipient header lines */
+	size_t headlen;
+	int srcfd;		/* spool file holding the rest */
+	off_t srcoff;
+	off_t srclen;
+	unsigned long seq;	/* caller's counter, for unique names */
+};
+
+int maildir_deliver(const char *dir, const struct maildir_msg *m,
+    const char *host, char *name, size_t cap);
+int maildir_open(const char *dir, int *tmpfd, int *newfd);
+int maildir_unique(char *dst, size_t cap, const char *host, unsigned long seq);
+
+#endif

@@ -1,0 +1,34 @@
+/*
+ * queue.h - the spool: message bytes and envelopes on disk, queue ids,
+ * the durability contract, and the retry run.
+ */
+#ifndef QUEUE_H
+#define QUEUE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "deliver.h"
+
+#define QID_MAX		32	/* queue id and its NUL */
+#define SPOOL_BUF	65536	/* octets buffered before a write(2) */
+
+struct spool {
+	int fd;			/* data file, -1 when none; reset per txn */
+	int err;		/* first write error (errno), sticky; 0 = none */
+	off_t size;		/* octets written, including buffered */
+	size_t used;		/* octets waiting in buf */
+	char id[QID_MAX];	/* queue id, also the data file's name */
+	char buf[SPOOL_BUF];
+};
+
+int queue_id(char *dst, size_t cap, unsigned long seq);
+int spool_create(struct spool *s, unsigned long seq);
+void spool_put(struct spool *s, const char *p, size_t n);
+int spool_flush(struct spool *s);
+void spool_discard(struct spool *s);
+int spool_keep(struct spool *s, char *const *rcpts, int n);
+void spool_close(struct spool *s);
+int queue_run(struct deliverer *d, time_t now);
+
+#endif
