@@ -41,6 +41,9 @@ static const struct setting settings[] = {
 	S(spool_dir, "queue directory"),
 	S(maildir, "Maildir path below a system user's home"),
 	S(log, "syslog or stderr"),
+	S(listen, "addresses to listen on, ADDR[:PORT] comma list"),
+	S(pid_file, "pid file written by the detached supervisor"),
+	S(proxy_trusted, "PROXY protocol senders (comma list of IPs)"),
 	N(size_limit, 52428800, 4096, 2147483647L, "max message octets"),
 	N(rcpt_limit, 100, 100, 100000, "max recipients per message"),
 	N(cmdline_limit, 512, CMDLINE_MIN, CMDLINE_MAX, "max command line"),
@@ -51,6 +54,14 @@ static const struct setting settings[] = {
 	N(hop_limit, 50, 5, 500, "Received: lines that mean a loop"),
 	N(queue_lifetime, 432000, 60, 8640000, "seconds before giving up"),
 	N(queue_retry, 300, 1, 86400, "first retry back-off, seconds"),
+	N(listen_port, 25, 1, 65535, "port for -l ADDR without :PORT"),
+	N(workers, 4, 1, 1000, "prefork: idle workers kept ready"),
+	N(max_sessions, 100, 1, 10000, "sessions at once, all clients"),
+	N(max_per_addr, 10, 1, 10000, "sessions at once from one address"),
+	N(worker_connections, 1000, 1, 1000000, "connections before a worker retires"),
+	N(shutdown_grace, 30, 0, 3600, "seconds sessions get after SIGTERM"),
+	N(detach, 0, 0, 1, "1: supervisor runs in the background"),
+	N(queue_interval, 300, 0, 86400, "seconds between queue runs, 0 = none"),
 };
 #define NSETTINGS (sizeof settings / sizeof settings[0])
 
@@ -185,6 +196,21 @@ static int set_defaults(void)
 	return 0;
 }
 
+/* add_listen - append one -l address to the listen list */
+static int add_listen(const char *addr)
+{
+	size_t n = strlen(cfg.listen), k = strlen(addr);
+
+	if (n + k + 2 > sizeof cfg.listen || strchr(addr, ',')) {
+		fprintf(stderr, "smtpd: bad listen address: %s\n", addr);
+		return -1;
+	}
+	if (n)
+		cfg.listen[n++] = ',';
+	memcpy(cfg.listen + n, addr, k + 1);
+	return 0;
+}
+
 /* config_load - defaults, then -c file, then -o pairs; sets *mode */
 int config_load(int argc, char **argv, int *mode)
 {
@@ -195,7 +221,7 @@ int config_load(int argc, char **argv, int *mode)
 		return -1;
 	}
 	*mode = MODE_SESSION;
-	while ((c = getopt(argc, argv, "c:o:eqnh")) != -1) {
+	while ((c = getopt(argc, argv, "c:o:l:deqnh")) != -1) {
 		switch (c) {
 		case 'c':
 			if (read_file(optarg) < 0)
@@ -208,6 +234,11 @@ int config_load(int argc, char **argv, int *mode)
 			}
 			break;
 		case 'e': strcpy(cfg.log, "stderr"); break;
+		case 'd': cfg.detach = 1; break;
+		case 'l':
+			if (add_listen(optarg) < 0)
+				return -1;
+			break;
 		case 'q': *mode = MODE_QUEUE; break;
 		case 'n': *mode = MODE_CHECK; break;
 		case 'h': *mode = MODE_HELP; return 0;

@@ -27,6 +27,9 @@ struct config {
 	char spool_dir[CFG_STR_MAX];	/* queue directory */
 	char maildir[CFG_STR_MAX];	/* Maildir below a system user's home */
 	char log[CFG_STR_MAX];		/* "syslog" or "stderr" */
+	char listen[CFG_STR_MAX];	/* comma list of ADDR[:PORT] (-l) */
+	char pid_file[CFG_STR_MAX];	/* supervisor's pid file when detached */
+	char proxy_trusted[CFG_STR_MAX];/* comma list of PROXY senders; "" = off */
 	long size_limit;		/* octets of message accepted, SIZE */
 	long rcpt_limit;		/* recipients per transaction */
 	long cmdline_limit;		/* octets of a command line incl. CRLF */
@@ -37,6 +40,14 @@ struct config {
 	long hop_limit;			/* Received: lines before 554 5.4.6 */
 	long queue_lifetime;		/* seconds before a queued message gives up */
 	long queue_retry;		/* seconds of the first retry back-off */
+	long listen_port;		/* port for -l ADDR without one */
+	long workers;			/* prefork: idle workers kept ready */
+	long max_sessions;		/* sessions at once, all clients */
+	long max_per_addr;		/* sessions at once from one address */
+	long worker_connections;	/* a worker retires after this many */
+	long shutdown_grace;		/* seconds sessions get after SIGTERM */
+	long detach;			/* 1: supervisor detaches (-d) */
+	long queue_interval;		/* seconds between queue runs; 0 = none */
 	uid_t uid;			/* derived: who we run as at start */
 };
 

@@ -272,7 +272,7 @@ static size_t domain_part(const char *s, size_t stop, int *utf8)
 		return rfc822_addr_literal(s, n) ? n : 0;
 	}
 	if (n > stop)
-		n = stop;
+		return 0;
 	return domain_utf8(s, n, utf8) ? n : 0;
 }
 
@@ -332,7 +332,7 @@ static size_t mailbox(const char *s, struct path *p)
 	if (s[i] != '@')
 		return strcasecmp(p->local, "postmaster") == 0 ? i : 0;
 	i++;
-	if ((n = domain_part(s + i, DOMAIN_MAX + 1, &p->utf8)) == 0)
+	if ((n = domain_part(s + i, DOMAIN_MAX, &p->utf8)) == 0)
 		return 0;
 	memcpy(p->domain, s + i, n);
 	p->domain[n] = '\0';
