@@ -5,7 +5,8 @@ CFLAGS  += -std=c99 -D_GNU_SOURCE -Wall -Wextra
 PREFIX  ?= /usr/local
 SBINDIR ?= $(PREFIX)/sbin
 
-OBJS = smtpd.o rfc822.o queue.o maildir.o config.o deliver.o users.o log.o
+OBJS = smtpd.o rfc822.o queue.o maildir.o config.o deliver.o users.o log.o \
+       supervisor.o proxy.o
 TESTS = tests/check_rfc822 tests/check_maildir tests/check_queue tests/check_smtpd
 CHECK_LIBS = $(shell pkg-config --cflags --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -lpthread)
 

@@ -269,8 +269,8 @@ void config_print(void)
 	}
 }
 
-/* domain_in_list - is `domain` one of the comma-separated `list`? */
-static int domain_in_list(const char *domain, const char *list)
+/* in_list - is `item` one of the comma-separated `list` (any case)? */
+int in_list(const char *domain, const char *list)
 {
 	size_t n = strlen(domain);
 
@@ -290,7 +290,7 @@ static int domain_in_list(const char *domain, const char *list)
 int is_local_domain(const char *domain)
 {
 	if (cfg.local_domains[0])
-		return domain_in_list(domain, cfg.local_domains);
+		return in_list(domain, cfg.local_domains);
 	return strcasecmp(domain, cfg.hostname) == 0 ||
 	    strcasecmp(domain, "localhost") == 0;
 }

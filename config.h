@@ -58,6 +58,7 @@ void config_print(void);
 void config_help(FILE *f);
 int config_set(const char *name, const char *value);
 int is_local_domain(const char *domain);
+int in_list(const char *item, const char *list);
 
 /* modes chosen on the command line */
 enum { MODE_SESSION, MODE_QUEUE, MODE_CHECK, MODE_HELP };

@@ -42,7 +42,9 @@
 #include "log.h"
 #include "queue.h"
 #include "rfc822.h"
+#include "proxy.h"
 #include "smtpd.h"
+#include "supervisor.h"
 #include "users.h"
 
 #define IN_BUF		65536	/* network input buffer, octets */
@@ -117,6 +119,9 @@ static const char *const replies[] = {
 	[R_NUL] = "500 5.5.2 NUL octet in command",
 };
 
+/* The one exception to "no globals": a flag a signal handler sets. */
+volatile sig_atomic_t smtpd_stop;
+
 /* Where the DATA/BDAT machine stands, named by what was seen last. */
 enum dstate {
 	D_BOL,		/* start of a line: after CR LF (or the DATA line) */
@@ -166,6 +171,9 @@ struct session {
 
 /* I/O -------------------------------------------------------------- */
 
+/* what read_line() and fill() return */
+enum { LINE_OK, LINE_LONG, LINE_EOF = -1, LINE_TIMEOUT = -2, LINE_SHUTDOWN = -3 };
+
 /* out_flush - write pending replies; on failure the session is over */
 static void out_flush(struct session *s)
 {
@@ -208,14 +216,16 @@ static int fill(struct session *s, long timeout)
 		s->inpos = s->inlen = 0;
 	do
 		r = poll(&pfd, 1, timeout * 1000);
-	while (r < 0 && errno == EINTR);
+	while (r < 0 && errno == EINTR && !smtpd_stop);
+	if (smtpd_stop)
+		return LINE_SHUTDOWN;
 	if (r == 0)
-		return -2;
+		return LINE_TIMEOUT;
 	do
 		n = read(s->in, s->inbuf + s->inlen, sizeof s->inbuf - s->inlen);
 	while (n < 0 && errno == EINTR);
 	if (n <= 0)
-		return -1;
+		return LINE_EOF;
 	s->inlen += n;
 	return 0;
 }
@@ -247,7 +257,6 @@ static void reply(struct session *s, enum reply_id id, ...)
 	}
 }
 
-enum { LINE_OK, LINE_LONG, LINE_EOF = -1, LINE_TIMEOUT = -2 };
 
 /* read_line - one command line, CR LF (or LF) stripped; bounded */
 static int read_line(struct session *s, char *line, size_t cap, size_t *len)
@@ -281,6 +290,19 @@ static int read_line(struct session *s, char *line, size_t cap, size_t *len)
 		if ((r = fill(s, cfg.cmd_timeout)) < 0)
 			return r;
 	}
+}
+
+/* lost - the input ended (EOF, timeout, shutdown): say so, end session */
+static void lost(struct session *s, int r)
+{
+	if (r == LINE_TIMEOUT)
+		reply(s, R_TIMEOUT, cfg.hostname);
+	else if (r == LINE_SHUTDOWN)
+		reply(s, R_SHUTDOWN, cfg.hostname);
+	logmsg(LOG_INFO, "%s lost client=%s reason=%s%s", s->id, s->addr,
+	    r == LINE_TIMEOUT ? "timeout" : r == LINE_SHUTDOWN ? "shutdown" : "eof",
+	    s->t.spool.fd >= 0 ? " during data" : "");
+	s->state = S_QUIT;
 }
 
 /* Transactions ------------------------------------------------------ */
@@ -804,15 +826,10 @@ static void cmd_data(struct session *s, char *arg)
 		return;
 	}
 	reply(s, R_DATA_GO);
-	if ((r = read_data(s)) < 0) {
-		if (r == LINE_TIMEOUT)
-			reply(s, R_TIMEOUT, cfg.hostname);
-		logmsg(LOG_INFO, "%s lost data client=%s", s->id, s->addr);
-		txn_reset(s);
-		set_state(s, S_QUIT);
-		return;
-	}
-	data_end(s);
+	if ((r = read_data(s)) < 0)
+		lost(s, r);
+	else
+		data_end(s);
 }
 
 /* bdat_arg - parse "SIZE [LAST]"; -1 if malformed */
@@ -852,14 +869,9 @@ static void cmd_bdat(struct session *s, char *arg)
 	else if (s->state == S_RCPT && (deny = data_start(s)) == R_OKAY)
 		s->t.bdat = 1, set_state(s, S_BDAT);
 	/* a refused chunk is still read, so the session stays in step */
-	if ((r = read_chunk(s, n, deny == R_OKAY)) < 0) {
-		if (r == LINE_TIMEOUT)
-			reply(s, R_TIMEOUT, cfg.hostname);
-		txn_reset(s);
-		set_state(s, S_QUIT);
-		return;
-	}
-	if (deny != R_OKAY)
+	if ((r = read_chunk(s, n, deny == R_OKAY)) < 0)
+		lost(s, r);
+	else if (deny != R_OKAY)
 		reply(s, deny);
 	else if (last)
 		data_end(s);
@@ -943,6 +955,30 @@ static void client_addr(char *dst, size_t cap, int fd)
 		memmove(dst, dst + 7, strlen(dst + 7) + 1);	/* v4-mapped */
 }
 
+/* connection_addr - the client's address, from the PROXY header if on */
+int connection_addr(int fd, char *addr, size_t cap)
+{
+	char real[64];
+	int r;
+
+	client_addr(addr, cap, fd);
+	if (!cfg.proxy_trusted[0])
+		return 0;
+	snprintf(real, sizeof real, "%s", addr);
+	if (!in_list(real, cfg.proxy_trusted)) {
+		logmsg(LOG_WARNING, "refused client=%s reason=untrusted-proxy-peer", real);
+		return -1;
+	}
+	if ((r = proxy_read(fd, cfg.cmd_timeout, addr, cap)) < 0) {
+		logmsg(LOG_WARNING, "refused client=%s reason=bad-proxy-header", real);
+		return -1;
+	}
+	if (r == 0)
+		snprintf(addr, cap, "%s", real);
+	logmsg(LOG_INFO, "proxy client=%s via=%s", addr, real);
+	return 0;
+}
+
 /* session_run - one SMTP session on in/out; returns the exit status */
 int session_run(int in, int out, const char *addr, struct deliverer *d)
 {
@@ -961,13 +997,9 @@ int session_run(int in, int out, const char *addr, struct deliverer *d)
 	reply(s, R_GREETING, cfg.hostname);
 	while (s->state != S_QUIT) {
 		r = read_line(s, line, cfg.cmdline_limit, &len);
-		if (r == LINE_EOF)
-			break;
-		if (r == LINE_TIMEOUT) {
-			reply(s, R_TIMEOUT, cfg.hostname);
-			break;
-		}
-		if (r == LINE_LONG)
+		if (r < 0)
+			lost(s, r);
+		else if (r == LINE_LONG)
 			reply(s, R_LINE_TOO_LONG);
 		else
 			dispatch(s, line, len);
@@ -984,7 +1016,7 @@ int session_run(int in, int out, const char *addr, struct deliverer *d)
 /* Start-up ----------------------------------------------------------- */
 
 /* drop_privileges - become the session account for good, and check it */
-static void drop_privileges(const char *name)
+void drop_privileges(const char *name)
 {
 	struct passwd *pw = getpwnam(name);
 
@@ -1052,13 +1084,52 @@ static void usage(FILE *f)
 	config_help(f);
 }
 
+/* queue_child - smtpd -q: a deliverer, no privileges, one queue run */
+int queue_child(void)
+{
+	struct deliverer d;
+	int r;
+
+	if (deliverer_start(&d, 2) < 0)
+		fatal("cannot start deliverer");
+	if (cfg.uid == 0)
+		drop_privileges(cfg.session_user);
+	r = queue_run(&d, time(NULL)) < 0 ? 111 : 0;
+	deliverer_stop(&d);
+	return r;
+}
+
+/* inetd_session - one connection on fd (0/1, or 3 under Accept=yes) */
+static int inetd_session(int in, int out)
+{
+	struct deliverer d;
+	char addr[64];
+	int r;
+
+	if (deliverer_start(&d, 2) < 0)
+		fatal("cannot start deliverer");
+	if (cfg.uid == 0)
+		drop_privileges(cfg.session_user);
+	r = connection_addr(in, addr, sizeof addr) < 0 ? 0 :
+	    session_run(in, out, addr, &d);
+	deliverer_stop(&d);
+	return r;
+}
+
+/* listening - is fd a listening socket (systemd Accept=no)? */
+static int listening(int fd)
+{
+	int on = 0;
+	socklen_t len = sizeof on;
+
+	return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on;
+}
+
 /* smtpd_main - parse the configuration and run the chosen mode */
 int smtpd_main(int argc, char **argv)
 {
 	static const char unavailable[] = "421 4.3.0 Service not available\r\n";
-	struct deliverer d;
-	char addr[64];
-	int mode, r;
+	int mode, nfds;
 
 	if (config_load(argc, argv, &mode) < 0) {
 		usage(stderr);
@@ -1073,20 +1144,18 @@ int smtpd_main(int argc, char **argv)
 	log_init("smtpd");
 	signal(SIGPIPE, SIG_IGN);
 	umask(077);
-	if (spool_setup() < 0 || deliverer_start(&d, 2) < 0) {
-		logmsg(LOG_CRIT, "cannot start: spool %s: %s", cfg.spool_dir, strerror(errno));
-		if (mode == MODE_SESSION && write(1, unavailable, sizeof unavailable - 1) < 0)
-			return 111;
+	nfds = sd_listen_fds();
+	if (spool_setup() < 0) {
+		logmsg(LOG_CRIT, "cannot use spool %s: %s", cfg.spool_dir, strerror(errno));
+		if (mode == MODE_SESSION && !cfg.listen[0])
+			(void)!write(nfds ? 3 : 1, unavailable, sizeof unavailable - 1);
 		return 111;
 	}
-	if (cfg.uid == 0)
-		drop_privileges(cfg.session_user);
-	if (mode == MODE_QUEUE) {
-		r = queue_run(&d, time(NULL)) < 0 ? 111 : 0;
-	} else {
-		client_addr(addr, sizeof addr, 0);
-		r = session_run(0, 1, addr, &d);
-	}
-	deliverer_stop(&d);
-	return r;
+	if (mode == MODE_QUEUE)
+		return queue_child();
+	if (cfg.listen[0] || (nfds > 0 && listening(3)))
+		return supervisor_run(argc, argv);
+	if (nfds > 0)
+		return inetd_session(3, 3);	/* systemd Accept=yes */
+	return inetd_session(0, 1);
 }
