@@ -30,7 +30,8 @@ e2e: smtpd
 check: unit e2e
 
 demo: smtpd
-	./tests/demo.sh
+	@echo "smtpd: 127.0.0.1:2525 -> $$HOME/Maildir (as $$(id -un)); Ctrl-C stops it"
+	./smtpd -e -o workers=2 -l 127.0.0.1:2525
 
 install: smtpd
 	install -d $(DESTDIR)$(SBINDIR)
