@@ -144,6 +144,7 @@ struct txn {
 	enum dstate ds;		/* byte machine state */
 	enum reply_id err;	/* first data error, R_OKAY if none */
 	long line_len;		/* wire octets in the current line */
+	off_t octets;		/* message octets as sent (CR LF, no stuffing) */
 	int in_headers;		/* still in the header section */
 	int hops;		/* Received: lines seen */
 	int loop;		/* a Delivered-To: names a recipient */
@@ -561,7 +562,8 @@ static void header_line(struct txn *t)
 /* emit - message octets into the spool, within the size limit */
 static void emit(struct txn *t, const char *p, size_t n)
 {
-	if (t->spool.size + (off_t)n > cfg.size_limit)
+	t->octets += n;
+	if (t->octets > cfg.size_limit)
 		data_error(t, R_SIZE_DATA);
 	if (t->err == R_OKAY)
 		spool_put(&t->spool, p, n);
@@ -585,6 +587,7 @@ static void end_line(struct txn *t)
 		header_line(t);
 		t->hlen = 0;
 	}
+	t->octets++;		/* the CR we do not store */
 	emit(t, "\n", 1);
 	t->line_len = 0;
 }
@@ -616,7 +619,7 @@ static size_t data_bytes(struct txn *t, const char *p, size_t n)
 		switch (t->ds) {
 		case D_BOL:
 			if (c == '.' && !t->bdat) {
-				t->ds = D_DOT, t->line_len++, i++;
+				t->ds = D_DOT, i++;	/* not counted: it is removed */
 				continue;
 			}
 			/* fall through */
@@ -684,7 +687,7 @@ static enum reply_id data_start(struct session *s)
 	n = snprintf(head, sizeof head, "Return-Path: <%s>\n", t->sender);
 	n += rfc822_received(head + n, sizeof head - n, &rc);
 	spool_put(&t->spool, head, n);
-	t->ds = D_BOL, t->err = R_OKAY, t->line_len = 0;
+	t->ds = D_BOL, t->err = R_OKAY, t->line_len = 0, t->octets = 0;
 	t->in_headers = 1, t->hlen = 0, t->hops = 0, t->loop = 0;
 	return R_OKAY;
 }
@@ -1099,10 +1102,18 @@ int queue_child(void)
 	return r;
 }
 
+/* on_term - SIGTERM in a single session: answer 421 and end */
+static void on_term(int sig)
+{
+	(void)sig;
+	smtpd_stop = 1;
+}
+
 /* inetd_session - one connection on fd (0/1, or 3 under Accept=yes) */
 static int inetd_session(int in, int out)
 {
 	struct deliverer d;
+	struct sigaction sa;
 	char addr[64];
 	int r;
 
@@ -1110,6 +1121,9 @@ static int inetd_session(int in, int out)
 		fatal("cannot start deliverer");
 	if (cfg.uid == 0)
 		drop_privileges(cfg.session_user);
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_term;	/* no SA_RESTART: poll() must wake */
+	sigaction(SIGTERM, &sa, NULL);
 	r = connection_addr(in, addr, sizeof addr) < 0 ? 0 :
 	    session_run(in, out, addr, &d);
 	deliverer_stop(&d);

@@ -1,0 +1,351 @@
+"""delivery: smtplib, curl, swaks, raw; added headers; stored bytes"""
+import os
+import re
+import shutil
+import smtplib
+import stat
+import subprocess
+
+from harness import (MAIL_GID, MAIL_UID, TIMEOUT, Skip,
+                     check, check_stored, crlf, eq, expect, qid_of, send_message,
+                     test, wait_files)
+
+BODY1 = ("From: Sender <sender@remote.test>\nTo: alice@example.test\n"
+         "Subject: hello\n\nHello Alice.\n.leading dot\n..two dots\n.\nend\n")
+BODY2 = "Subject: second\n\nSecond message, for Bob.\n"
+
+
+def file_qid(data):
+    m = re.search(rb"\(smtpd\) with [A-Z0-9]+ id ([A-Za-z0-9]+)", data)
+    check(m is not None, "no 'id QID' in Received: %r" % data[:300])
+    return m.group(1).decode()
+
+
+def smtplib_qid(resp):
+    text = resp.decode("utf-8", "replace") if isinstance(resp, bytes) else resp
+    m = re.match(r"^2\.0\.0 Ok: queued as ([A-Za-z0-9]+)$", text)
+    check(m is not None, "end-of-data reply text not '2.0.0 Ok: queued as QID': %r" % text)
+    return m.group(1)
+
+
+@test
+def test_smtplib_delivery(T):
+    env = T.env()
+    s = smtplib.SMTP("127.0.0.1", env.port, local_hostname="client.test", timeout=TIMEOUT)
+    try:
+        code, _ = s.ehlo("client.test")
+        eq(code, 250, "EHLO")
+        refused = s.sendmail("sender@remote.test", ["alice@example.test"], crlf(BODY1))
+        eq(refused, {}, "refused recipients")
+        eq(s.mail("other@remote.test")[0], 250, "MAIL")
+        eq(s.rcpt("bob@example.test")[0], 250, "RCPT")
+        code, resp = s.data(crlf(BODY2))
+        eq(code, 250, "DATA end reply code (%r)" % resp)
+        qid2 = smtplib_qid(resp)
+        code, resp = s.quit()
+        eq(code, 221, "QUIT")
+        check(resp.startswith(b"2.0.0"), "QUIT reply lacks 2.0.0: %r" % resp)
+    finally:
+        s.close()
+    _, data1 = check_stored(env, "alice", "sender@remote.test", "alice@example.test",
+                            "client.test", None, BODY1)
+    check_stored(env, "bob", "other@remote.test", "bob@example.test", "client.test",
+                 qid2, BODY2)
+    check(file_qid(data1) != qid2, "two messages got the same QID %s" % qid2)
+
+
+@test
+def test_maildir_created_0700(T):
+    env = T.env()
+    check(not os.path.exists(env.maildir("alice")), "Maildir existed before the test")
+    c = env.client()
+    send_message(c, "s@remote.test", ["alice@example.test"], crlf("Subject: x\n\nx\n"))
+    c.cmd("QUIT", 221, "2.0.0")
+    wait_files(env, "alice", 1)
+    for sub in ("", "tmp", "new", "cur"):
+        p = os.path.join(env.maildir("alice"), sub)
+        check(os.path.isdir(p), "%s missing" % p)
+        st = os.stat(p)
+        eq(stat.S_IMODE(st.st_mode), 0o700, "mode of %s" % p)
+        eq((st.st_uid, st.st_gid), (MAIL_UID, MAIL_GID), "owner of %s" % p)
+    eq(len(env.files("alice")), 1, "files in new/")
+    eq(env.files("alice", "tmp"), [], "files in tmp/")
+    eq(env.files("bob"), [], "bob's new/ (nothing sent to bob)")
+
+
+@test
+def test_curl_delivery(T):
+    curl = shutil.which("curl")
+    if not curl:
+        raise Skip("curl not installed")
+    env = T.env()
+    body = ("From: curl@remote.test\nTo: alice@example.test\nSubject: via curl\n\n"
+            "Body sent by curl.\n.a dot line curl must stuff\nlast line\n")
+    path = os.path.join(env.dir, "curl-msg.txt")
+    with open(path, "w") as f:
+        f.write(body)
+    p = subprocess.run([curl, "-s", "-S", "--max-time", "20",
+                        "--url", "smtp://127.0.0.1:%d/client.test" % env.port,
+                        "--mail-from", "curl@remote.test", "--mail-rcpt", "alice@example.test",
+                        "--upload-file", path, "--crlf"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+    eq(p.returncode, 0, "curl exit status (output %r)" % p.stdout[-300:])
+    env.wait_sessions()
+    check_stored(env, "alice", "curl@remote.test", "alice@example.test", "client.test",
+                 None, body)
+
+
+@test
+def test_swaks_delivery(T):
+    swaks = shutil.which("swaks")
+    if not swaks:
+        raise Skip("swaks not installed")
+    env = T.env()
+    # swaks turns LF into CRLF, stuffs dots, and adds CRLF . CRLF after the
+    # last line; a final newline in the file would become an extra line
+    text = ("From: swaks@remote.test\nTo: bob@example.test\nSubject: via swaks\n\n"
+            "Body sent by swaks.\n.dot line\n\n\nlast line")
+    path = os.path.join(env.dir, "swaks-msg.txt")
+    with open(path, "w") as f:
+        f.write(text)
+    for user, extra in (("bob", []), ("alice", ["--pipeline"])):
+        p = subprocess.run([swaks, "--server", "127.0.0.1:%d" % env.port,
+                            "--to", "%s@example.test" % user, "--from", "swaks@remote.test",
+                            "--helo", "client.test", "--timeout", "20",
+                            "--data", "@" + path] + extra,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=40)
+        out = p.stdout.decode("utf-8", "replace")
+        eq(p.returncode, 0, "swaks %s exit status (tail %r)" % (" ".join(extra), out[-400:]))
+        check(re.search(r"<-\s*250 2\.0\.0 Ok: queued as [A-Za-z0-9]+", out),
+              "swaks transcript lacks '250 2.0.0 Ok: queued as': %r" % out[-400:])
+    env.wait_sessions()
+    for user in ("bob", "alice"):
+        check_stored(env, user, "swaks@remote.test", "%s@example.test" % user, "client.test",
+                     None, text + "\n")
+
+
+@test
+def test_helo_gives_with_smtp(T):
+    env = T.env()
+    c = env.client(ehlo=None)
+    c.cmd("HELO old.client.test", 250)
+    body = crlf("Subject: helo\n\nsent after HELO\n")
+    r = send_message(c, "s@remote.test", ["alice@example.test"], body, enh=False)
+    qid = qid_of(r, enh=False)
+    c.cmd("QUIT", 221)
+    check_stored(env, "alice", "s@remote.test", "alice@example.test", "old.client.test",
+                 qid, "Subject: helo\n\nsent after HELO\n", with_="SMTP")
+
+
+@test
+def test_received_helo_made_safe(T):
+    env = T.env()
+    c = env.client(ehlo=None)
+    c.send(b"EHLO bad\x01na\x7fme\r\n")
+    r = c.reply()
+    if r.code == 501:
+        # refusing such a name outright is fine too: nothing to make safe
+        c.cmd("EHLO client.test", 250)
+        return
+    expect(r, 250, None, "EHLO with control characters")
+    r = send_message(c, "s@remote.test", ["alice@example.test"], crlf("Subject: c\n\nc\n"))
+    qid = qid_of(r)
+    c.cmd("QUIT", 221, "2.0.0")
+    check_stored(env, "alice", "s@remote.test", "alice@example.test", "bad?na?me", qid,
+                 "Subject: c\n\nc\n")
+
+
+@test
+def test_tcpremoteip_in_received(T):
+    env = T.env(tcpremoteip="192.0.2.45")
+    c = env.client()
+    r = send_message(c, "s@remote.test", ["alice@example.test"], crlf("Subject: ip\n\nip\n"))
+    qid = qid_of(r)
+    c.cmd("QUIT", 221, "2.0.0")
+    check_stored(env, "alice", "s@remote.test", "alice@example.test", "client.test", qid,
+                 "Subject: ip\n\nip\n", ip="192.0.2.45")
+
+
+@test
+def test_two_recipients_one_message(T):
+    env = T.env()
+    c = env.client()
+    body = "Subject: both\n\nfor alice and bob\n"
+    r = send_message(c, "s@remote.test", ["alice@example.test", "bob@example.test"], crlf(body))
+    qid = qid_of(r)
+    c.cmd("QUIT", 221, "2.0.0")
+    for u in ("alice", "bob"):
+        check_stored(env, u, "s@remote.test", "%s@example.test" % u, "client.test", qid, body,
+                     single=False)
+
+
+@test
+def test_null_sender(T):
+    env = T.env()
+    c = env.client()
+    body = "Subject: bounce\n\nnull sender\n"
+    r = send_message(c, "", ["bob@example.test"], crlf(body))
+    qid = qid_of(r)
+    c.cmd("QUIT", 221, "2.0.0")
+    check_stored(env, "bob", "", "bob@example.test", "client.test", qid, body)
+
+
+@test
+def test_postmaster_always_accepted(T):
+    env = T.env()
+    c = env.client()
+    rcpts = ["postmaster", "PostMaster", "postmaster@example.test", "POSTMASTER@EXAMPLE.TEST"]
+    qids = []
+    for i, rc in enumerate(rcpts):
+        r = send_message(c, "s@remote.test", [rc], crlf("Subject: pm %d\n\nto %s\n" % (i, rc)))
+        qids.append(qid_of(r))
+    c.cmd("QUIT", 221, "2.0.0")
+    wait_files(env, "alice", len(rcpts))
+    got = env.read_new("alice")
+    eq(len(got), len(rcpts), "files in alice's (postmaster's) new/")
+    eq(env.files("bob"), [], "bob's new/")
+    bodies = sorted(d.split(b"\n\n", 1)[1] for _, d in got)
+    want = sorted(("to %s\n" % rc).encode() for rc in rcpts)
+    eq(bodies, want, "bodies in postmaster's Maildir")
+    for fn, d in got:
+        check(d.startswith(b"Return-Path: <s@remote.test>\nDelivered-To: "),
+              "%s starts %r" % (fn, d[:80]))
+        dt = d.split(b"\n")[1][len(b"Delivered-To: "):].lower()
+        check(dt.startswith(b"postmaster") or dt.startswith(b"alice"),
+              "Delivered-To of postmaster mail: %r" % dt)
+
+
+@test
+def test_recipient_case_insensitive(T):
+    env = T.env()
+    c = env.client()
+    c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
+    c.cmd("RCPT TO:<ALICE@example.test>", 250, "2.1.5")
+    c.cmd("DATA", 354)
+    c.send(crlf("Subject: case\n\nupper\n") + b".\r\n")
+    qid_of(c.reply())
+    c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
+    c.cmd("RCPT TO:<Bob@EXAMPLE.TEST>", 250, "2.1.5")
+    c.cmd("DATA", 354)
+    c.send(crlf("Subject: case\n\nmixed\n") + b".\r\n")
+    qid_of(c.reply())
+    c.cmd("QUIT", 221, "2.0.0")
+    for u, want in (("alice", b"upper\n"), ("bob", b"mixed\n")):
+        wait_files(env, u, 1)
+        got = env.read_new(u)
+        eq(len(got), 1, "files in %s's new/" % u)
+        check(got[0][1].endswith(b"\n\n" + want), "%s's message body: %r" % (u, got[0][1][-40:]))
+        dt = got[0][1].split(b"\n")[1]
+        check(dt.lower() == ("delivered-to: %s@example.test" % u).encode(),
+              "Delivered-To line %r" % dt)
+
+
+@test
+def test_8bit_body_byte_exact(T):
+    env = T.env()
+    c = env.client()
+    high = bytes(range(0x80, 0x100))
+    body = (b"Subject: 8bit =?x?=\r\nContent-Type: text/plain; charset=iso-8859-1\r\n"
+            b"Content-Transfer-Encoding: 8bit\r\n\r\n"
+            + high[:64] + b"\r\n" + high[64:] + b"\r\n"
+            + b"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x93\xa7\r\n"
+            + b"tab\there  trailing spaces   \r\n\r\n\r\n"
+            + b"\x1b[1m escape and \x7f del\r\n"
+            + b"last line\r\n")
+    r = send_message(c, "s@remote.test", ["alice@example.test"], body, mail_params="BODY=8BITMIME")
+    qid = qid_of(r)
+    c.cmd("QUIT", 221, "2.0.0")
+    check_stored(env, "alice", "s@remote.test", "alice@example.test", "client.test", qid,
+                 body.replace(b"\r\n", b"\n"))
+
+
+@test
+def test_dot_unstuffing(T):
+    env = T.env()
+    c = env.client()
+    c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
+    c.cmd("RCPT TO:<alice@example.test>", 250, "2.1.5")
+    c.cmd("DATA", 354)
+    wire = (b"Subject: dots\r\n\r\n"
+            b"..\r\n"               # -> .
+            b"...\r\n"              # -> ..
+            b"..leading\r\n"        # -> .leading
+            b"...two\r\n"           # -> ..two
+            b".single\r\n"          # -> single (RFC 5321 4.5.2)
+            b"x.y\r\n"
+            b" .space\r\n"
+            b"end.\r\n"
+            b".\r\n")
+    c.send(wire)
+    qid = qid_of(c.reply())
+    c.cmd("QUIT", 221, "2.0.0")
+    want = b"Subject: dots\n\n.\n..\n.leading\n..two\nsingle\nx.y\n .space\nend.\n"
+    check_stored(env, "alice", "s@remote.test", "alice@example.test", "client.test", qid, want)
+
+
+@test
+def test_10mb_message(T):
+    env = T.env()
+    c = env.client()
+    alphabet = bytes(range(33, 127)) * 3
+    tails = [alphabet[k:k + 70] for k in range(94)]
+    lines = [b"Subject: big\r\n", b"\r\n"]
+    size = 0
+    i = 0
+    while size < 10 * 1024 * 1024:
+        line = b"%08d " % i + tails[i % 94] + b"\r\n"
+        lines.append(line)
+        size += len(line)
+        i += 1
+    body = b"".join(lines)
+    c.cmd("MAIL FROM:<big@remote.test> SIZE=%d" % len(body), 250, "2.1.0")
+    c.cmd("RCPT TO:<alice@example.test>", 250, "2.1.5")
+    c.cmd("DATA", 354)
+    c.sock.settimeout(60)
+    c.send(body + b".\r\n")
+    qid = qid_of(c.reply())
+    c.sock.settimeout(TIMEOUT)
+    c.cmd("QUIT", 221, "2.0.0")
+    check_stored(env, "alice", "big@remote.test", "alice@example.test", "client.test", qid,
+                 body.replace(b"\r\n", b"\n"))
+
+
+@test
+def test_100_recipients(T):
+    users = ["u%d" % i for i in range(100)] + ["alice"]
+    env = T.env(users=users)
+    c = env.client()
+    c.cmd("MAIL FROM:<list@remote.test>", 250, "2.1.0")
+    for i in range(100):
+        c.cmd("RCPT TO:<u%d@example.test>" % i, 250, "2.1.5")
+    c.cmd("RCPT TO:<alice@example.test>", 452, "4.5.3", "101st RCPT")
+    c.cmd("DATA", 354)
+    body = "Subject: many\n\nto a hundred\n"
+    c.send(crlf(body) + b".\r\n")
+    qid = qid_of(c.reply())
+    c.cmd("QUIT", 221, "2.0.0")
+    env.wait_sessions()
+    for i in range(100):
+        check_stored(env, "u%d" % i, "list@remote.test", "u%d@example.test" % i, "client.test",
+                     qid, body, single=False)
+    eq(env.files("alice"), [], "alice's new/ (the refused 101st recipient)")
+
+
+@test
+def test_duplicate_recipients_one_copy(T):
+    env = T.env()
+    c = env.client()
+    c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
+    for rc in ("alice@example.test", "ALICE@example.test", "alice@EXAMPLE.TEST"):
+        c.cmd("RCPT TO:<%s>" % rc, 250, "2.1.5")
+    c.cmd("DATA", 354)
+    body = "Subject: dup\n\nonce only\n"
+    c.send(crlf(body) + b".\r\n")
+    qid = qid_of(c.reply())
+    c.cmd("QUIT", 221, "2.0.0")
+    env.wait_sessions()
+    wait_files(env, "alice", 1)
+    got = env.read_new("alice")
+    eq(len(got), 1, "files in alice's new/ for one recipient named three ways")
+    check(got[0][1].endswith(b"\n\nonce only\n"), "body %r" % got[0][1][-40:])
+    check(("id %s" % qid).encode() in got[0][1], "QID %s not in Received" % qid)
