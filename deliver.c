@@ -226,6 +226,8 @@ int deliverer_deliver(struct deliverer *d, int spoolfd, const char *qid,
 	ssize_t n;
 	int len = snprintf(req, sizeof req, "%s %s", qid, rcpt);
 
+	if (!deliverer_alive(d))
+		goto broken;
 	if (len < 0 || (size_t)len >= sizeof req)
 		return DELIVER_PERM;
 	iov.iov_base = req, iov.iov_len = len;
@@ -247,8 +249,18 @@ int deliverer_deliver(struct deliverer *d, int spoolfd, const char *qid,
 	snprintf(why, cap, "%s", rep + 2);
 	return rep[0];
 broken:
+	if (d->fd >= 0) {
+		close(d->fd);	/* it died or went mad: never talk to it again */
+		d->fd = -1;
+	}
 	snprintf(why, cap, "4.3.0 Delivery agent unavailable");
 	return DELIVER_TEMP;
+}
+
+/* deliverer_alive - can it still take requests? (else: replace us) */
+int deliverer_alive(const struct deliverer *d)
+{
+	return d->fd >= 0;
 }
 
 /* deliverer_stop - close our end and reap the deliverer */
@@ -256,7 +268,8 @@ void deliverer_stop(struct deliverer *d)
 {
 	if (d->pid <= 0)
 		return;
-	close(d->fd);
+	if (d->fd >= 0)
+		close(d->fd);
 	while (waitpid(d->pid, NULL, 0) < 0 && errno == EINTR)
 		;
 	d->pid = 0;

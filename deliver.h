@@ -19,5 +19,6 @@ int deliverer_start(struct deliverer *d, int keep_fd);
 int deliverer_deliver(struct deliverer *d, int spoolfd, const char *qid,
     const char *rcpt, char *why, size_t cap);
 void deliverer_stop(struct deliverer *d);
+int deliverer_alive(const struct deliverer *d);
 
 #endif

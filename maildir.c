@@ -8,16 +8,20 @@
  *    fsync'd before we report success, so the name survives a crash;
  *  - names are unique across processes and hosts: time, microseconds,
  *    pid, a per-process counter and the host name, plus ",S=<size>";
+ *  - files left in tmp/ by a crash are removed after 36 hours, as the
+ *    specification asks, by an occasional scan during delivery;
  *  - no symlink is followed at the Maildir, tmp/, new/ or the file
  *    itself (O_NOFOLLOW at each step, openat from the directory fd).
  * Runs with the recipient's uid/gid; it never changes credentials.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "maildir.h"
@@ -176,6 +180,31 @@ static int publish(int tmpfd, int newfd, const char *name, const char *final)
 	return 0;
 }
 
+/* maildir_clean_tmp - remove tmp/ files untouched for 36 hours */
+int maildir_clean_tmp(int tmpfd, time_t now)
+{
+	int fd = dup(tmpfd), removed = 0;
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+	struct stat st;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.' ||
+		    fstatat(tmpfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (now - st.st_atime > MAILDIR_TMP_AGE && now - st.st_mtime > MAILDIR_TMP_AGE &&
+		    unlinkat(tmpfd, de->d_name, 0) == 0)
+			removed++;
+	}
+	closedir(d);
+	return removed;
+}
+
 /* maildir_deliver - one durable delivery; 0 or an errno value */
 int maildir_deliver(const char *dir, const struct maildir_msg *m,
     const char *host, char *name, size_t cap)
@@ -185,6 +214,8 @@ int maildir_deliver(const char *dir, const struct maildir_msg *m,
 
 	if ((err = maildir_open(dir, &tmpfd, &newfd)) != 0)
 		return err;
+	if (m->seq % 128 == 1)
+		maildir_clean_tmp(tmpfd, time(NULL));
 	err = EINVAL;
 	if (maildir_unique(tmpname, sizeof tmpname, host, m->seq) < 0)
 		goto out;

@@ -6,8 +6,10 @@
 
 #include <stddef.h>
 #include <sys/types.h>
+#include <time.h>
 
 #define MAILDIR_NAME_MAX 256	/* longest file name we make */
+#define MAILDIR_TMP_AGE	129600	/* seconds: the spec's 36 hours for tmp/ */
 
 /*
  * The storage seam: every call that can lose data goes through this
@@ -33,6 +35,7 @@ struct maildir_msg {
 int maildir_deliver(const char *dir, const struct maildir_msg *m,
     const char *host, char *name, size_t cap);
 int maildir_open(const char *dir, int *tmpfd, int *newfd);
+int maildir_clean_tmp(int tmpfd, time_t now);
 int maildir_unique(char *dst, size_t cap, const char *host, unsigned long seq);
 
 #endif

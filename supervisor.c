@@ -269,6 +269,8 @@ static void worker_main(struct supervisor *sv, int chan)
 		if (fd < 0)
 			break;
 		serve_one(fd, chan, &d);
+		if (!deliverer_alive(&d))
+			break;	/* the supervisor forks a whole new worker */
 	}
 	deliverer_stop(&d);
 	_exit(0);
