@@ -1,44 +1,67 @@
 # smtpd - build, test, install.  Plain make, -MMD dependencies.
+#   make            the program          make check      every test suite
+#   make unit       Check unit tests     make e2e        end-to-end, real clients
+#   make launch     launchers, supervisor, PROXY          make robust   crashes, hostile clients
+#   make check-asan unit + e2e against an ASan/UBSan build (in build-asan/)
+#   make fuzz       libFuzzer targets, FUZZTIME seconds each
 CC      ?= cc
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c99 -D_GNU_SOURCE -Wall -Wextra
+XCFLAGS  = -std=c99 -D_GNU_SOURCE -Wall -Wextra $(CFLAGS)
 PREFIX  ?= /usr/local
 SBINDIR ?= $(PREFIX)/sbin
+B       ?= .
 
-OBJS = smtpd.o rfc822.o queue.o maildir.o config.o deliver.o users.o log.o \
-       supervisor.o proxy.o
-TESTS = tests/check_rfc822 tests/check_maildir tests/check_queue tests/check_smtpd
+SRCS = smtpd.c rfc822.c queue.c maildir.c config.c deliver.c users.c log.c \
+       supervisor.c proxy.c
+OBJS = $(SRCS:%.c=$(B)/%.o)
+TESTS = $(B)/tests/check_rfc822 $(B)/tests/check_maildir $(B)/tests/check_queue \
+        $(B)/tests/check_smtpd
 CHECK_LIBS = $(shell pkg-config --cflags --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -lpthread)
 
-all: smtpd
+all: $(B)/smtpd
 
-smtpd: main.o $(OBJS)
-	$(CC) $(LDFLAGS) -o $@ main.o $(OBJS)
+$(B)/smtpd: $(B)/main.o $(OBJS)
+	$(CC) $(XCFLAGS) $(LDFLAGS) -o $@ $(B)/main.o $(OBJS)
 
-%.o: %.c
-	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+$(B)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(XCFLAGS) -MMD -MP -c -o $@ $<
 
-tests/check_%: tests/check_%.c $(OBJS)
-	$(CC) $(CFLAGS) -I. -o $@ $< $(OBJS) $(CHECK_LIBS)
+$(B)/tests/check_%: tests/check_%.c $(OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(XCFLAGS) -I. -o $@ $< $(OBJS) $(CHECK_LIBS)
 
 unit: $(TESTS)
 	@for t in $(TESTS); do ./$$t || exit 1; done
 
-e2e: smtpd
-	python3 tests/e2e/run.py ./smtpd
+e2e: $(B)/smtpd
+	python3 tests/e2e/run.py $(B)/smtpd
 
-check: unit e2e
+launch: $(B)/smtpd
+	python3 tests/launch/run.py $(B)/smtpd
 
-demo: smtpd
+robust: $(B)/smtpd
+	python3 tests/robust/run.py $(B)/smtpd
+
+check: unit e2e launch robust
+
+ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+             -fno-sanitize-recover=all
+check-asan:
+	$(MAKE) B=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" unit e2e
+
+demo: $(B)/smtpd
 	@echo "smtpd: 127.0.0.1:2525 -> $$HOME/Maildir (as $$(id -un)); Ctrl-C stops it"
-	./smtpd -e -o workers=2 -l 127.0.0.1:2525
+	$(B)/smtpd -e -o workers=2 -l 127.0.0.1:2525
 
-install: smtpd
+install: $(B)/smtpd
 	install -d $(DESTDIR)$(SBINDIR)
-	install -m 755 smtpd $(DESTDIR)$(SBINDIR)/smtpd
+	install -m 755 $(B)/smtpd $(DESTDIR)$(SBINDIR)/smtpd
 
 clean:
-	rm -f smtpd *.o *.d $(TESTS) tests/*.o tests/*.d tests/faultfs.so
+	rm -rf smtpd *.o *.d tests/check_rfc822 tests/check_maildir tests/check_queue \
+	    tests/check_smtpd tests/*.d tests/faultfs.so build-asan
 
-.PHONY: all unit e2e check demo install clean
--include *.d
+.PHONY: all unit e2e launch robust check check-asan demo install clean
+-include $(B)/*.d $(B)/tests/*.d
+-include fuzz/fuzz.mk

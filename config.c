@@ -110,11 +110,11 @@ int config_set(const char *name, const char *value)
 }
 
 /* set_pair - apply "name=value" (or "name = value"), trimming blanks */
-static int set_pair(char *line)
+static int set_pair(const char *pair)
 {
-	char *eq = strchr(line, '='), *name = line, *value, *e;
+	char line[CFG_STR_MAX + 64], *eq, *name = line, *value, *e;
 
-	if (!eq)
+	if (strlen(pair) >= sizeof line || !(eq = strchr(strcpy(line, pair), '=')))
 		return -1;
 	*eq = '\0';
 	value = eq + 1;

@@ -51,25 +51,25 @@ static int open_dir(int at, const char *name, int create)
 /* maildir_open - open DIR/tmp and DIR/new, creating a missing Maildir */
 int maildir_open(const char *dir, int *tmpfd, int *newfd)
 {
-	int top = open_dir(AT_FDCWD, dir, 1), curfd, err;
+	int top = open_dir(AT_FDCWD, dir, 1), curfd = -1, err = 0;
 
 	if (top < 0)
 		return errno == ELOOP || errno == ENOTDIR ? ELOOP : errno;
-	*tmpfd = open_dir(top, "tmp", 1);
-	*newfd = open_dir(top, "new", 1);
-	curfd = open_dir(top, "cur", 1);
-	err = errno;
+	if ((*tmpfd = open_dir(top, "tmp", 1)) < 0)
+		err = errno;
+	if ((*newfd = open_dir(top, "new", 1)) < 0 && !err)
+		err = errno;
+	if ((curfd = open_dir(top, "cur", 1)) < 0 && !err)
+		err = errno;
 	close(top);
-	if (*tmpfd >= 0 && *newfd >= 0 && curfd >= 0) {
+	if (curfd >= 0)
 		close(curfd);
+	if (!err)
 		return 0;
-	}
 	if (*tmpfd >= 0)
 		close(*tmpfd);
 	if (*newfd >= 0)
 		close(*newfd);
-	if (curfd >= 0)
-		close(curfd);
 	return err == ENOTDIR ? ELOOP : err;
 }
 

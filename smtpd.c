@@ -72,7 +72,7 @@ enum reply_id {
 	R_NO_ARGS, R_BAD_SENDER, R_BAD_RCPT, R_NOT_IMPL, R_SEQUENCE,
 	R_BDAT_MIXED, R_NO_SUCH_USER, R_RELAY, R_SIZE_MAIL, R_SIZE_DATA,
 	R_NO_UTF8, R_PARAM_UNKNOWN, R_LOOP, R_BARE_EOL, R_TEXT_LINE,
-	R_DELIVERY, R_NUL,
+	R_TEMP_DELIVERY, R_MAILBOX_FULL, R_NUL,
 };
 
 static const char *const replies[] = {
@@ -115,7 +115,8 @@ static const char *const replies[] = {
 	[R_LOOP] = "554 5.4.6 Mail loop detected",
 	[R_BARE_EOL] = "554 5.6.0 Bare CR or LF in message; use CR LF line ends",
 	[R_TEXT_LINE] = "554 5.6.0 Message has a line longer than %ld octets",
-	[R_DELIVERY] = "%s",
+	[R_TEMP_DELIVERY] = "451 4.3.0 Local delivery failed, try again later",
+	[R_MAILBOX_FULL] = "452 4.2.2 Mailbox full",
 	[R_NUL] = "500 5.5.2 NUL octet in command",
 };
 
@@ -238,15 +239,20 @@ static void reply(struct session *s, enum reply_id id, ...)
 	va_list ap;
 	int n;
 
+	const char *fmt = replies[id];
+
+	/* enhanced codes only once ENHANCEDSTATUSCODES was offered (RFC 2034);
+	 * the table's "ddd x.y.z text" lines lose "x.y.z " after HELO */
+	if (!s->esmtp && strlen(fmt) > 6 && isdigit((unsigned char)fmt[4]) &&
+	    fmt[5] == '.')
+		fmt = replies[id] + 4 + strcspn(replies[id] + 4, " ") + 1;
 	va_start(ap, id);
-	n = vsnprintf(line, sizeof line, replies[id], ap);
+	n = vsnprintf(line + (fmt != replies[id] ? 4 : 0), sizeof line - 4, fmt, ap);
 	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof line)
-		n = snprintf(line, sizeof line, "451 4.3.0 Internal error");
-	/* enhanced codes only once ENHANCEDSTATUSCODES was offered */
-	if (!s->esmtp && n > 10 && isdigit((unsigned char)line[4]) && line[5] == '.')
-		memmove(line + 4, line + 4 + strcspn(line + 4, " ") + 1,
-		    n - 4 - strcspn(line + 4, " "));
+	if (fmt != replies[id])
+		memcpy(line, replies[id], 4);
+	if (n < 0 || (size_t)n >= sizeof line - 4)
+		snprintf(line, sizeof line, "451 4.3.0 Internal error");
 	out_put(s, line, strlen(line));
 	out_put(s, "\r\n", 2);
 	if (line[0] == '4' || line[0] == '5') {
@@ -725,69 +731,64 @@ static int read_chunk(struct session *s, long n, int keep)
 }
 
 /*
- * delivery_reply - the one map from deliverer results to SMTP replies:
- * temporary -> 451 (452 for storage or quota), permanent -> 550.
+ * delivery_reply - the one map from a deliverer result to an SMTP reply:
+ * temporary -> 451, or 452 for storage and quota; permanent -> 550.
  */
-static void delivery_reply(char *out, size_t cap, int result, const char *why)
+static enum reply_id delivery_reply(int result, const char *why)
 {
 	switch (result) {
 	case DELIVER_OK:
-		snprintf(out, cap, "250 2.0.0 %s", why);
-		break;
+		return R_QUEUED;
 	case DELIVER_PERM:
-		snprintf(out, cap, "550 %s", why);
-		break;
+		return R_NO_SUCH_USER;
 	default:
-		if (strncmp(why, "4.3.1", 5) == 0 || strncmp(why, "4.2.2", 5) == 0)
-			snprintf(out, cap, "452 %s", why);
-		else
-			snprintf(out, cap, "451 %s", why);
+		if (strncmp(why, "4.3.1", 5) == 0)
+			return R_NO_STORAGE;
+		if (strncmp(why, "4.2.2", 5) == 0)
+			return R_MAILBOX_FULL;
+		return R_TEMP_DELIVERY;
 	}
 }
 
 /* deliver_all - hand the message to the deliverer for each recipient */
-static void deliver_all(struct session *s, char *out, size_t cap)
+static enum reply_id deliver_all(struct session *s)
 {
 	struct txn *t = &s->t;
 	char why[256], first[256] = "";
 	char **pending = calloc(t->nrcpt, sizeof *pending);
 	int i, ok = 0, npend = 0, fail = DELIVER_OK, err;
+	enum reply_id r = R_QUEUED;
 
 	for (i = 0; i < t->nrcpt; i++) {
-		int r = deliverer_deliver(s->d, t->spool.fd, t->spool.id, t->rcpt[i],
+		int res = deliverer_deliver(s->d, t->spool.fd, t->spool.id, t->rcpt[i],
 		    why, sizeof why);
 
-		if (r == DELIVER_OK) {
+		if (res == DELIVER_OK) {
 			ok++;
 			continue;
 		}
 		if (fail == DELIVER_OK)
-			fail = r, snprintf(first, sizeof first, "%s", why);
+			fail = res, snprintf(first, sizeof first, "%s", why);
 		if (pending)
 			pending[npend++] = t->rcpt[i];
 	}
-	if (ok == t->nrcpt) {
-		snprintf(out, cap, replies[R_QUEUED], t->spool.id);
-	} else if (ok == 0 || !pending) {
-		delivery_reply(out, cap, fail, first);
-	} else if ((err = spool_keep(&t->spool, pending, npend)) != 0) {
+	if (ok == 0 || (ok < t->nrcpt && !pending)) {
+		r = delivery_reply(fail, first);
+	} else if (ok < t->nrcpt && (err = spool_keep(&t->spool, pending, npend)) != 0) {
 		logmsg(LOG_ERR, "%s cannot queue: %s", t->spool.id, strerror(err));
-		delivery_reply(out, cap, DELIVER_TEMP,
-		    err == ENOSPC ? "4.3.1 Insufficient system storage" :
-		    "4.3.0 Local storage error, try again later");
-	} else {
+		r = err == ENOSPC ? R_NO_STORAGE : R_TEMP_STORE;
+	} else if (ok < t->nrcpt) {
 		spool_close(&t->spool);	/* kept for smtpd -q */
 		logmsg(LOG_INFO, "%s queued pending=%d", t->spool.id, npend);
-		snprintf(out, cap, replies[R_QUEUED], t->spool.id);
 	}
 	free(pending);
+	return r;
 }
 
 /* data_end - turn the transaction's outcome into exactly one reply */
 static void data_end(struct session *s)
 {
 	struct txn *t = &s->t;
-	char out[512];
 	enum reply_id r = t->err;
 
 	if (r == R_OKAY && t->ds == D_CR)
@@ -797,12 +798,12 @@ static void data_end(struct session *s)
 	if (r == R_OKAY && spool_flush(&t->spool) != 0)
 		r = t->spool.err == ENOSPC ? R_NO_STORAGE : R_TEMP_STORE;
 	if (r == R_OKAY)
-		deliver_all(s, out, sizeof out);
+		r = deliver_all(s);
 	logmsg(LOG_INFO, "%s message id=%s from=<%s> size=%lld nrcpt=%d client=%s result=%.3s",
-	    s->id, t->spool.id, t->sender, (long long)t->spool.size, t->nrcpt,
-	    s->addr, r == R_OKAY ? out : replies[r]);
-	if (r == R_OKAY)
-		reply(s, R_DELIVERY, out);
+	    s->id, t->spool.id, t->sender, (long long)t->octets, t->nrcpt,
+	    s->addr, replies[r]);
+	if (r == R_QUEUED)
+		reply(s, r, t->spool.id);
 	else if (r == R_TEXT_LINE)
 		reply(s, r, cfg.textline_limit);
 	else

@@ -1,0 +1,505 @@
+/*
+ * check_maildir.c - unit tests for maildir.c (Check).
+ *
+ *   make tests/check_maildir && ./tests/check_maildir
+ *
+ * Each test gets its own directory below the suite's mkdtemp directory
+ * in /tmp; an unchecked fixture (run by the runner, not the forked test)
+ * removes it, so failed tests leave nothing behind.  Storage faults go
+ * through maildir_set_ops().
+ */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "maildir.h"
+
+#define N(a)	(sizeof(a) / sizeof((a)[0]))
+#define HEAD	"Return-Path: <s@example.org>\nDelivered-To: u@example.test\n"
+
+static char base[64];	/* the suite's directory, made by the runner */
+static char tmp[128];	/* this test's directory, below base */
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+	(void)st, (void)flag, (void)f;
+	remove(p);
+	return 0;
+}
+
+static void rm_rf(const char *dir)
+{
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* unchecked: runs in the runner, so it cleans up after failed tests too */
+static void suite_setup(void)
+{
+	strcpy(base, "/tmp/check_maildir.XXXXXX");
+	if (!mkdtemp(base))
+		abort();
+}
+
+static void suite_teardown(void)
+{
+	rm_rf(base);
+}
+
+static void setup(void)
+{
+	snprintf(tmp, sizeof tmp, "%s/t.XXXXXX", base);
+	ck_assert_ptr_nonnull(mkdtemp(tmp));
+}
+
+static void teardown(void)
+{
+	maildir_set_ops(NULL);
+	rm_rf(tmp);
+}
+
+/* tmp/rel, in one of four rotating buffers */
+static const char *P(const char *rel)
+{
+	static char buf[4][1024];
+	static int slot;
+	char *b = buf[slot++ & 3];
+
+	snprintf(b, sizeof buf[0], "%s/%s", tmp, rel);
+	return b;
+}
+
+/* entries of a directory, without . and ..; -1 if it cannot be opened */
+static int count(const char *dir, char *first, size_t cap)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (n++ == 0 && first)
+			snprintf(first, cap, "%s", de->d_name);
+	}
+	closedir(d);
+	return n;
+}
+
+/* whole file into a malloc'd buffer */
+static char *slurp(const char *path, size_t *len)
+{
+	struct stat st;
+	char *b;
+	int fd = open(path, O_RDONLY);
+
+	ck_assert_msg(fd >= 0, "open %s: %s", path, strerror(errno));
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	b = malloc(st.st_size + 1);
+	ck_assert_ptr_nonnull(b);
+	ck_assert_int_eq(read(fd, b, st.st_size), st.st_size);
+	b[st.st_size] = '\0';
+	close(fd);
+	*len = st.st_size;
+	return b;
+}
+
+/* a spool file holding data[0..len), open for reading */
+static int spool(const void *data, size_t len)
+{
+	int fd = open(P("spool"), O_RDWR | O_CREAT | O_TRUNC, 0600);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, data, len), (ssize_t)len);
+	return fd;
+}
+
+static struct maildir_msg msg(int fd, off_t off, off_t len, unsigned long seq)
+{
+	struct maildir_msg m;
+
+	m.head = HEAD, m.headlen = strlen(HEAD);
+	m.srcfd = fd, m.srcoff = off, m.srclen = len, m.seq = seq;
+	return m;
+}
+
+/* name is "SECS.MusecPpidQseq.HOST,S=SIZE" with SECS in [t0, t1] */
+static void check_name(const char *name, const char *host, unsigned long seq,
+    long long size, time_t t0, time_t t1)
+{
+	long long secs;
+	long pid;
+	unsigned long q;
+	char usec[8], want[300];
+	int end = -1;
+
+	ck_assert_msg(sscanf(name, "%lld.M%7[0-9]P%ldQ%lu.%n", &secs, usec, &pid,
+	    &q, &end) == 4 && end > 0, "name %s: not SECS.MusecPpidQseq.", name);
+	ck_assert_msg(strlen(usec) == 6, "name %s: usec not 6 digits", name);
+	ck_assert_msg(secs >= t0 && secs <= t1, "name %s: time not in [%lld,%lld]",
+	    name, (long long)t0, (long long)t1);
+	ck_assert_int_eq(pid, getpid());
+	ck_assert_uint_eq(q, seq);
+	snprintf(want, sizeof want, "%s,S=%lld", host, size);
+	ck_assert_str_eq(name + end, want);
+}
+
+/* ---- delivery ---------------------------------------------------------- */
+
+START_TEST(test_creates_maildir)
+{
+	static const char *const sub[] = { "Maildir", "Maildir/tmp", "Maildir/new",
+	    "Maildir/cur" };
+	const char *src = "XXXXHello, world\n\xe9\xff 8-bit\nYYYY";
+	char name[MAILDIR_NAME_MAX], first[300], *got;
+	struct maildir_msg m = msg(spool(src, strlen(src)), 4, strlen(src) - 8, 42);
+	struct stat st;
+	time_t t0 = time(NULL), t1;
+	size_t len, i;
+
+	ck_assert_int_eq(maildir_deliver(P("Maildir"), &m, "mx.test", name, sizeof name), 0);
+	t1 = time(NULL);
+	for (i = 0; i < N(sub); i++) {
+		ck_assert_msg(lstat(P(sub[i]), &st) == 0 && S_ISDIR(st.st_mode),
+		    "%s is not a directory", sub[i]);
+		ck_assert_msg((st.st_mode & 07777) == 0700, "%s mode %o, want 700",
+		    sub[i], (unsigned)(st.st_mode & 07777));
+	}
+	ck_assert_int_eq(count(P("Maildir/tmp"), NULL, 0), 0);
+	ck_assert_int_eq(count(P("Maildir/cur"), NULL, 0), 0);
+	ck_assert_int_eq(count(P("Maildir/new"), first, sizeof first), 1);
+	ck_assert_str_eq(first, name);
+	snprintf(first, sizeof first, "Maildir/new/%s", name);
+	ck_assert_int_eq(lstat(P(first), &st), 0);
+	ck_assert(S_ISREG(st.st_mode));
+	got = slurp(P(first), &len);
+	ck_assert_uint_eq(len, strlen(HEAD) + strlen(src) - 8);
+	ck_assert_str_eq(got, HEAD "Hello, world\n\xe9\xff 8-bit\n");
+	check_name(name, "mx.test", 42, st.st_size, t0, t1);
+	free(got);
+	close(m.srcfd);
+}
+END_TEST
+
+/* a slice of a large spool with every octet value, across many buffers */
+START_TEST(test_large_slice_exact)
+{
+	size_t total = 300000, off = 70001, n = 200000, len, i;
+	unsigned char *src = malloc(total);
+	char name[MAILDIR_NAME_MAX], path[400], *got;
+	struct maildir_msg m;
+
+	ck_assert_ptr_nonnull(src);
+	for (i = 0; i < total; i++)
+		src[i] = (unsigned char)(i * 7 + i / 256);
+	m = msg(spool(src, total), off, n, 1);
+	ck_assert_int_eq(maildir_deliver(P("Maildir"), &m, "mx.test", name, sizeof name), 0);
+	snprintf(path, sizeof path, "Maildir/new/%s", name);
+	got = slurp(P(path), &len);
+	ck_assert_uint_eq(len, strlen(HEAD) + n);
+	ck_assert(memcmp(got, HEAD, strlen(HEAD)) == 0);
+	ck_assert_msg(memcmp(got + strlen(HEAD), src + off, n) == 0,
+	    "body differs from spool bytes [%zu, %zu)", off, off + n);
+	check_name(name, "mx.test", 1, (long long)len, 0, time(NULL));
+	free(got);
+	free(src);
+	close(m.srcfd);
+}
+END_TEST
+
+START_TEST(test_empty_slice)
+{
+	char name[MAILDIR_NAME_MAX], path[400], *got;
+	struct maildir_msg m = msg(spool("abc", 3), 3, 0, 2);
+	size_t len;
+
+	ck_assert_int_eq(maildir_deliver(P("Maildir"), &m, "mx.test", name, sizeof name), 0);
+	snprintf(path, sizeof path, "Maildir/new/%s", name);
+	got = slurp(P(path), &len);
+	ck_assert_str_eq(got, HEAD);
+	check_name(name, "mx.test", 2, (long long)strlen(HEAD), 0, time(NULL));
+	free(got);
+	close(m.srcfd);
+}
+END_TEST
+
+/* a spool shorter than promised is never delivered short */
+START_TEST(test_short_spool_refused)
+{
+	char name[MAILDIR_NAME_MAX];
+	struct maildir_msg m = msg(spool("0123456789", 10), 4, 100, 3);
+
+	ck_assert_int_ne(maildir_deliver(P("Maildir"), &m, "mx.test", name, sizeof name), 0);
+	ck_assert_int_eq(count(P("Maildir/new"), NULL, 0), 0);
+	ck_assert_int_eq(count(P("Maildir/tmp"), NULL, 0), 0);
+	close(m.srcfd);
+}
+END_TEST
+
+/* two processes, same seq numbers, same second: every name distinct */
+START_TEST(test_unique_names)
+{
+	enum { PER = 150 };
+	static char names[PER][MAILDIR_NAME_MAX];
+	char name[MAILDIR_NAME_MAX];
+	struct maildir_msg m = msg(spool("body\n", 5), 0, 5, 0);
+	unsigned long i, j;
+	int status, bad = 0;
+	pid_t kid;
+
+	ck_assert_int_eq(maildir_deliver(P("Maildir"), &m, "mx.test", name, sizeof name), 0);
+	kid = fork();
+	ck_assert_int_ge(kid, 0);
+	for (i = 0; i < PER; i++) {
+		m.seq = i + 1;
+		if (maildir_deliver(P("Maildir"), &m, "mx.test", kid ? names[i] : name,
+		    MAILDIR_NAME_MAX) != 0)
+			bad++;
+	}
+	if (kid == 0)
+		_exit(bad);
+	ck_assert_int_eq(waitpid(kid, &status, 0), kid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "child's deliveries failed");
+	ck_assert_int_eq(bad, 0);
+	for (i = 0; i < PER; i++)
+		for (j = i + 1; j < PER; j++)
+			if (strcmp(names[i], names[j]) == 0)
+				ck_abort_msg("name %s twice", names[i]);
+	/* the first delivery plus both processes' messages, none overwritten */
+	ck_assert_int_eq(count(P("Maildir/new"), NULL, 0), 1 + 2 * PER);
+	ck_assert_int_eq(count(P("Maildir/tmp"), NULL, 0), 0);
+	close(m.srcfd);
+}
+END_TEST
+
+/* '/' and ':' in the host name are encoded as \057 and \072 */
+static const struct { const char *host, *enc; } hosts[] = {
+	{ "mx.test", "mx.test" },
+	{ "a/b:c", "a\\057b\\072c" },
+	{ "::/", "\\072\\072\\057" },
+	{ "x.y:25", "x.y\\07225" },
+};
+
+START_TEST(test_host_encoding)
+{
+	char name[MAILDIR_NAME_MAX], path[400];
+	struct maildir_msg m = msg(spool("hi\n", 3), 0, 3, 9);
+	struct stat st;
+
+	ck_assert_int_eq(maildir_deliver(P("Maildir"), &m, hosts[_i].host, name,
+	    sizeof name), 0);
+	ck_assert_msg(strchr(name, '/') == NULL && strchr(name, ':') == NULL,
+	    "name %s holds / or :", name);
+	snprintf(path, sizeof path, "Maildir/new/%s", name);
+	ck_assert_int_eq(stat(P(path), &st), 0);
+	check_name(name, hosts[_i].enc, 9, st.st_size, 0, time(NULL));
+	close(m.srcfd);
+}
+END_TEST
+
+/* ---- symlinks ---------------------------------------------------------- */
+
+static const struct {
+	const char *link;	/* what is a symlink to tmp/elsewhere */
+	const char *dirs;	/* real directories made first */
+} links[] = {
+	{ "Maildir", "" },
+	{ "Maildir/tmp", "Maildir Maildir/new Maildir/cur" },
+	{ "Maildir/new", "Maildir Maildir/tmp Maildir/cur" },
+	{ "Maildir/tmp", "Maildir" },	/* planted before the first delivery */
+	{ "Maildir/new", "Maildir" },
+};
+
+START_TEST(test_symlink_refused)
+{
+	char dirs[128], *d, *save = NULL, name[MAILDIR_NAME_MAX];
+	struct maildir_msg m = msg(spool("evil\n", 5), 0, 5, 1);
+	struct stat st;
+	int r;
+
+	snprintf(dirs, sizeof dirs, "%s", links[_i].dirs);
+	for (d = strtok_r(dirs, " ", &save); d; d = strtok_r(NULL, " ", &save))
+		ck_assert_int_eq(mkdir(P(d), 0700), 0);
+	ck_assert_int_eq(mkdir(P("elsewhere"), 0700), 0);
+	ck_assert_int_eq(symlink(P("elsewhere"), P(links[_i].link)), 0);
+	r = maildir_deliver(P("Maildir"), &m, "mx.test", name, sizeof name);
+	ck_assert_msg(r == ELOOP, "symlink %s (dirs: %s): got %d (%s), want ELOOP",
+	    links[_i].link, links[_i].dirs[0] ? links[_i].dirs : "none", r, strerror(r));
+	ck_assert_msg(count(P("elsewhere"), name, sizeof name) == 0,
+	    "%s written through the link", name);
+	ck_assert_int_eq(lstat(P(links[_i].link), &st), 0);
+	ck_assert(S_ISLNK(st.st_mode));
+	if (lstat(P("Maildir/new"), &st) == 0 && S_ISDIR(st.st_mode))
+		ck_assert_int_eq(count(P("Maildir/new"), NULL, 0), 0);
+	if (lstat(P("Maildir/tmp"), &st) == 0 && S_ISDIR(st.st_mode))
+		ck_assert_int_eq(count(P("Maildir/tmp"), NULL, 0), 0);
+	close(m.srcfd);
+}
+END_TEST
+
+/* a dangling symlink as the Maildir: its target is never created */
+START_TEST(test_dangling_symlink)
+{
+	char name[MAILDIR_NAME_MAX];
+	struct maildir_msg m = msg(spool("evil\n", 5), 0, 5, 1);
+	struct stat st;
+
+	ck_assert_int_eq(symlink(P("target"), P("Maildir")), 0);
+	ck_assert_int_eq(maildir_deliver(P("Maildir"), &m, "mx.test", name, sizeof name),
+	    ELOOP);
+	ck_assert_int_ne(lstat(P("target"), &st), 0);
+	close(m.srcfd);
+}
+END_TEST
+
+/* ---- storage faults through the seam ----------------------------------- */
+
+enum { OP_WRITE, OP_FSYNC, OP_RENAME };
+static int f_op, f_nth, f_err, f_hit, f_dir;	/* f_dir: failed fsync was a dir */
+static int n_write, n_fsync, n_rename;
+static size_t f_max = (size_t)-1;		/* cap on one write's length */
+
+static ssize_t f_write(int fd, const void *b, size_t n)
+{
+	if (++n_write == f_nth && f_op == OP_WRITE) {
+		f_hit = 1, errno = f_err;
+		return -1;
+	}
+	return write(fd, b, n < f_max ? n : f_max);
+}
+
+static int f_fsync(int fd)
+{
+	struct stat st;
+
+	if (++n_fsync == f_nth && f_op == OP_FSYNC) {
+		f_hit = 1, errno = f_err;
+		f_dir = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
+		return -1;
+	}
+	return fsync(fd);
+}
+
+static int f_renameat(int od, const char *o, int nd, const char *n)
+{
+	if (++n_rename == f_nth && f_op == OP_RENAME) {
+		f_hit = 1, errno = f_err;
+		return -1;
+	}
+	return renameat(od, o, nd, n);
+}
+
+static const struct maildir_ops fault_ops = { f_write, f_fsync, f_renameat };
+
+static const struct { int op, nth; const char *what; } faults[] = {
+	{ OP_WRITE, 1, "write of the head" },
+	{ OP_WRITE, 2, "write of the body (after the head)" },
+	{ OP_FSYNC, 1, "fsync of the file" },
+	{ OP_FSYNC, 2, "fsync of new/" },
+	{ OP_RENAME, 1, "renameat tmp -> new" },
+};
+static const int errs[] = { ENOSPC, EDQUOT, EIO };
+
+START_TEST(test_storage_fault)
+{
+	size_t big = 150000, i;
+	char *src = malloc(big), name[MAILDIR_NAME_MAX];
+	struct maildir_msg m;
+	int r;
+
+	ck_assert_ptr_nonnull(src);
+	for (i = 0; i < big; i++)
+		src[i] = 'a' + i % 26;
+	m = msg(spool(src, big), 0, big, 5);
+	f_op = faults[_i / N(errs)].op, f_nth = faults[_i / N(errs)].nth;
+	f_err = errs[_i % N(errs)];
+	maildir_set_ops(&fault_ops);
+	r = maildir_deliver(P("Maildir"), &m, "mx.test", name, sizeof name);
+	maildir_set_ops(NULL);
+	ck_assert_msg(f_hit, "fault at %s never reached", faults[_i / N(errs)].what);
+	ck_assert_msg(r == f_err, "%s failing with %s: got %d (%s)",
+	    faults[_i / N(errs)].what, strerror(f_err), r, strerror(r));
+	if (f_op == OP_FSYNC)
+		ck_assert_msg(f_dir == (f_nth == 2), "fsync #%d %s a directory", f_nth,
+		    f_dir ? "was" : "was not");
+	ck_assert_int_eq(count(P("Maildir/new"), name, sizeof name), 0);
+	ck_assert_int_eq(count(P("Maildir/tmp"), name, sizeof name), 0);
+	/* the real calls are back: the same message now goes through */
+	ck_assert_int_eq(maildir_deliver(P("Maildir"), &m, "mx.test", name, sizeof name), 0);
+	ck_assert_int_eq(count(P("Maildir/new"), NULL, 0), 1);
+	free(src);
+	close(m.srcfd);
+}
+END_TEST
+
+/* short writes are resumed; a write that returns 0 is an error */
+START_TEST(test_short_writes)
+{
+	const char *src = "line one\nline two is longer\n";
+	char name[MAILDIR_NAME_MAX], path[400], *got;
+	struct maildir_msg m = msg(spool(src, strlen(src)), 0, strlen(src), 6);
+	size_t len;
+
+	f_max = 3;
+	maildir_set_ops(&fault_ops);
+	ck_assert_int_eq(maildir_deliver(P("Maildir"), &m, "mx.test", name, sizeof name), 0);
+	snprintf(path, sizeof path, "Maildir/new/%s", name);
+	got = slurp(P(path), &len);
+	ck_assert_str_eq(got, HEAD "line one\nline two is longer\n");
+	free(got);
+	ck_assert_int_eq(unlink(P(path)), 0);
+	f_max = 0;	/* every write now "succeeds" with 0 octets */
+	ck_assert_int_ne(maildir_deliver(P("Maildir"), &m, "mx.test", name, sizeof name), 0);
+	maildir_set_ops(NULL);
+	ck_assert_int_eq(count(P("Maildir/new"), NULL, 0), 0);
+	ck_assert_int_eq(count(P("Maildir/tmp"), NULL, 0), 0);
+	close(m.srcfd);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("maildir");
+	TCase *tc = tcase_create("deliver");
+
+	tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_creates_maildir);
+	tcase_add_test(tc, test_large_slice_exact);
+	tcase_add_test(tc, test_empty_slice);
+	tcase_add_test(tc, test_short_spool_refused);
+	tcase_add_test(tc, test_unique_names);
+	tcase_add_loop_test(tc, test_host_encoding, 0, N(hosts));
+	tcase_add_loop_test(tc, test_symlink_refused, 0, N(links));
+	tcase_add_test(tc, test_dangling_symlink);
+	tcase_add_loop_test(tc, test_storage_fault, 0, N(faults) * N(errs));
+	tcase_add_test(tc, test_short_writes);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

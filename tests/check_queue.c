@@ -1,0 +1,611 @@
+/*
+ * check_queue.c - unit tests for queue.c (Check).
+ *
+ *   make tests/check_queue && ./tests/check_queue
+ *
+ * Each test gets a world below the suite's mkdtemp directory: a spool,
+ * a virtual users file and Maildir homes.  queue_run() tests use a real
+ * deliverer (deliverer_start forks it).  As root the deliverer writes as
+ * uid/gid 65534, so the directories are 0755 and the Maildir parents
+ * belong to 65534; otherwise everything is ours.  The `now` given to
+ * queue_run() stands in for waiting.  Set SMTPD_TEST_LOG=1 to see logs.
+ */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "deliver.h"
+#include "queue.h"
+
+#define N(a)	(sizeof(a) / sizeof((a)[0]))
+#define MSG	"Return-Path: <s@example.org>\nSubject: queued\n\nbody line\n"
+#define MSG_REST "Subject: queued\n\nbody line\n"
+
+static char base[64];		/* the suite's directory, made by the runner */
+static char tmp[128];		/* this test's directory */
+static uid_t mail_uid;		/* owner of Maildir homes */
+static gid_t mail_gid;
+static struct spool sp;		/* 64 KiB buffer: not on the stack */
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+	(void)st, (void)flag, (void)f;
+	remove(p);
+	return 0;
+}
+
+static void suite_setup(void)
+{
+	strcpy(base, "/tmp/check_queue.XXXXXX");
+	if (!mkdtemp(base) || chmod(base, 0755) < 0)
+		abort();
+}
+
+static void suite_teardown(void)
+{
+	nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* tmp/rel, in one of four rotating buffers */
+static const char *P(const char *rel)
+{
+	static char buf[4][1024];
+	static int slot;
+	char *b = buf[slot++ & 3];
+
+	snprintf(b, sizeof buf[0], "%s/%s", tmp, rel);
+	return b;
+}
+
+/* a directory for Maildir homes, owned by the mail user */
+static void home(const char *rel)
+{
+	ck_assert_int_eq(mkdir(P(rel), 0755), 0);
+	ck_assert_int_eq(chown(P(rel), mail_uid, mail_gid), 0);
+}
+
+static void put_file(const char *rel, const char *text, size_t len)
+{
+	FILE *f = fopen(P(rel), "w");
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite(text, 1, len, f), len);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+static int exists(const char *rel)
+{
+	struct stat st;
+
+	return lstat(P(rel), &st) == 0;
+}
+
+/* whole file, NUL-ended, malloc'd; NULL if missing */
+static char *slurp(const char *path, size_t *len)
+{
+	struct stat st;
+	char *b;
+	int fd = open(path, O_RDONLY);
+
+	if (fd < 0)
+		return NULL;
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	b = malloc(st.st_size + 1);
+	ck_assert_ptr_nonnull(b);
+	ck_assert_int_eq(read(fd, b, st.st_size), st.st_size);
+	b[st.st_size] = '\0';
+	close(fd);
+	if (len)
+		*len = st.st_size;
+	return b;
+}
+
+/* entries of a directory without . and ..; the first one's name */
+static int count(const char *path, char *first, size_t cap)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.' && n++ == 0 && first)
+			snprintf(first, cap, "%s", de->d_name);
+	closedir(d);
+	return n;
+}
+
+/* the one message in a Maildir's new/, as text */
+static char *only_message(const char *maildir)
+{
+	char dir[512], name[300], path[900];
+
+	snprintf(dir, sizeof dir, "%s/new", P(maildir));
+	ck_assert_int_eq(count(dir, name, sizeof name), 1);
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	return slurp(path, NULL);
+}
+
+/* config_load on writable copies (set_pair() splits its argument) */
+static void load(const char *const *args, int n)
+{
+	static char store[32][320];
+	char *argv[33];
+	int i, mode;
+
+	ck_assert_int_le(n, 32);
+	for (i = 0; i < n; i++)
+		argv[i] = strcpy(store[i], args[i]);
+	argv[n] = NULL;
+	optind = 1;
+	ck_assert_int_eq(config_load(n, argv, &mode), 0);
+}
+
+/* tmp world + config_load with the standard settings */
+static void setup(void)
+{
+	char vu[300], sd[300], users[1024];
+	const char *args[] = { "t", "-e", "-o", vu, "-o", "local_domains=example.test",
+	    "-o", sd, "-o", "hostname=mx.test", "-o", "queue_retry=1",
+	    "-o", "postmaster=alice" };
+
+	if (!getenv("SMTPD_TEST_LOG"))
+		dup2(open("/dev/null", O_WRONLY), 2);
+	snprintf(tmp, sizeof tmp, "%s/t.XXXXXX", base);
+	ck_assert_ptr_nonnull(mkdtemp(tmp));
+	ck_assert_int_eq(chmod(tmp, 0755), 0);
+	mail_uid = getuid() == 0 ? 65534 : getuid();
+	mail_gid = getuid() == 0 ? 65534 : getgid();
+	ck_assert_int_eq(mkdir(P("spool"), 0700), 0);
+	home("alice");		/* bob's home is made by the tests that want it */
+	snprintf(users, sizeof users, "# name:uid:gid:maildir\n"
+	    "alice:%ld:%ld:%s/alice/Maildir\nbob:%ld:%ld:%s/bob/Maildir\n",
+	    (long)mail_uid, (long)mail_gid, tmp, (long)mail_uid, (long)mail_gid, tmp);
+	put_file("users", users, strlen(users));
+	snprintf(vu, sizeof vu, "virtual_users=%s", P("users"));
+	snprintf(sd, sizeof sd, "spool_dir=%s", P("spool"));
+	load(args, (int)N(args));
+	ck_assert_str_eq(cfg.spool_dir, P("spool"));
+	ck_assert_str_eq(cfg.postmaster, "alice");
+}
+
+static void teardown(void)
+{
+	nftw(tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* a kept message for these recipients; its id into `id` */
+static void queue_msg(char *id, char *const *rcpt, int n)
+{
+	static unsigned long seq;
+
+	ck_assert_int_eq(spool_create(&sp, ++seq), 0);
+	spool_put(&sp, MSG, strlen(MSG));
+	ck_assert_int_eq(spool_keep(&sp, rcpt, n), 0);
+	spool_close(&sp);
+	strcpy(id, sp.id);
+}
+
+/* the envelope's T, attempts and next-try; its R lines joined by ',' */
+static void read_env(const char *id, long long *t, long *a, long long *next,
+    char *rcpts, size_t cap)
+{
+	char rel[64], *text, *line, *save = NULL;
+
+	snprintf(rel, sizeof rel, "spool/%s.env", id);
+	text = slurp(P(rel), NULL);
+	ck_assert_msg(text != NULL, "%s missing", rel);
+	ck_assert_msg(sscanf(text, "T %lld\nA %ld %lld\n", t, a, next) == 3,
+	    "envelope header: %s", text);
+	rcpts[0] = '\0';
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		if (line[0] == 'R')
+			snprintf(rcpts + strlen(rcpts), cap - strlen(rcpts), "%s%s",
+			    rcpts[0] ? "," : "", line);
+	free(text);
+}
+
+/* ---- queue ids and the spool -------------------------------------------- */
+
+static int cmp_id(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+START_TEST(test_queue_id)
+{
+	enum { NID = 2000 };
+	static char ids[NID][QID_MAX];
+	char again[QID_MAX];
+	int i, bad = 0;
+
+	/* a tight loop, no assertions (each is a syscall): same microseconds */
+	for (i = 0; i < NID; i++)
+		bad += queue_id(ids[i], QID_MAX, (unsigned long)i + 1) != 0;
+	ck_assert_int_eq(bad, 0);
+	for (i = 0; i < NID; i++)
+		if (ids[i][0] == '\0' || ids[i][strspn(ids[i], "0123456789"
+		    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")] != '\0')
+			ck_abort_msg("id \"%s\" is not alphanumeric", ids[i]);
+	qsort(ids, NID, QID_MAX, cmp_id);
+	for (i = 1; i < NID; i++)
+		if (strcmp(ids[i - 1], ids[i]) == 0)
+			ck_abort_msg("id %s twice", ids[i]);
+	/* same counter a little later: time makes it new */
+	ck_assert_int_eq(queue_id(ids[0], QID_MAX, 1), 0);
+	usleep(2000);
+	ck_assert_int_eq(queue_id(again, sizeof again, 1), 0);
+	ck_assert_str_ne(again, ids[0]);
+	/* too small a buffer is an error, not a truncated id */
+	ck_assert_int_eq(queue_id(again, 8, 1), -1);
+}
+END_TEST
+
+START_TEST(test_spool_bytes_exact)
+{
+	static const size_t chunks[] = { 1, 7, 65536, 65535, 100000, 3, 80000 };
+	size_t total = 0, off = 0, len, i;
+	unsigned char *data;
+	char rel[64], *got;
+	struct stat st;
+
+	for (i = 0; i < N(chunks); i++)
+		total += chunks[i];
+	data = malloc(total);
+	ck_assert_ptr_nonnull(data);
+	for (i = 0; i < total; i++)
+		data[i] = (unsigned char)(i * 13 + i / 251);	/* all 256 values */
+	ck_assert_int_eq(spool_create(&sp, 1), 0);
+	ck_assert_int_ge(sp.fd, 0);
+	for (i = 0; i < N(chunks); i++) {
+		spool_put(&sp, (char *)data + off, chunks[i]);
+		off += chunks[i];
+	}
+	ck_assert_int_eq(spool_flush(&sp), 0);
+	ck_assert_int_eq(sp.size, (off_t)total);
+	snprintf(rel, sizeof rel, "spool/%s", sp.id);
+	ck_assert_int_eq(lstat(P(rel), &st), 0);
+	ck_assert(S_ISREG(st.st_mode));
+	ck_assert_uint_eq(st.st_mode & 077, 0);
+	got = slurp(P(rel), &len);
+	ck_assert_uint_eq(len, total);
+	ck_assert_msg(memcmp(got, data, total) == 0, "spool bytes differ");
+	spool_close(&sp);
+	ck_assert_int_eq(sp.fd, -1);
+	ck_assert(exists(rel));		/* close keeps the file */
+	free(got);
+	free(data);
+}
+END_TEST
+
+START_TEST(test_spool_discard)
+{
+	char rel[64];
+
+	ck_assert_int_eq(spool_create(&sp, 7), 0);
+	spool_put(&sp, MSG, strlen(MSG));
+	snprintf(rel, sizeof rel, "spool/%s", sp.id);
+	ck_assert(exists(rel));
+	spool_discard(&sp);
+	ck_assert_int_eq(sp.fd, -1);
+	ck_assert(!exists(rel));
+	ck_assert_int_eq(count(P("spool"), NULL, 0), 0);
+	spool_discard(&sp);	/* twice is harmless */
+}
+END_TEST
+
+START_TEST(test_spool_keep)
+{
+	char *rcpt[] = { "alice@example.test", "bob@example.test", "carol@example.test" };
+	char rel[64], rcpts[512], *data;
+	long long t, next;
+	time_t before = time(NULL);
+	long a;
+
+	ck_assert_int_eq(spool_create(&sp, 3), 0);
+	spool_put(&sp, MSG, strlen(MSG));	/* still buffered: keep flushes */
+	ck_assert_int_eq(spool_keep(&sp, rcpt, 2), 0);	/* carol: not pending */
+	spool_close(&sp);
+	read_env(sp.id, &t, &a, &next, rcpts, sizeof rcpts);
+	ck_assert(t >= before && t <= time(NULL));
+	ck_assert_int_eq(a, 0);
+	ck_assert_int_eq(next, t + cfg.queue_retry);
+	ck_assert_str_eq(rcpts, "R alice@example.test,R bob@example.test");
+	snprintf(rel, sizeof rel, "spool/%s.tmp", sp.id);
+	ck_assert_msg(!exists(rel), "%s left behind", rel);
+	snprintf(rel, sizeof rel, "spool/%s", sp.id);
+	data = slurp(P(rel), NULL);
+	ck_assert_ptr_nonnull(data);
+	ck_assert_str_eq(data, MSG);
+	ck_assert_int_eq(count(P("spool"), NULL, 0), 2);
+	free(data);
+}
+END_TEST
+
+/* ---- queue runs ---------------------------------------------------------- */
+
+/* temporary failure, retry with back-off, then delivery */
+START_TEST(test_retry_then_deliver)
+{
+	char *rcpt[] = { "bob@example.test" }, id[QID_MAX], rel[64], rcpts[256];
+	char *got;
+	long long t, next, t2, next2;
+	long a;
+	struct deliverer d;
+	struct stat st;
+
+	queue_msg(id, rcpt, 1);
+	ck_assert_int_eq(deliverer_start(&d, 2), 0);
+	read_env(id, &t, &a, &next, rcpts, sizeof rcpts);
+
+	ck_assert_int_eq(queue_run(&d, next - 1), 0);		/* not due yet */
+	read_env(id, &t2, &a, &next2, rcpts, sizeof rcpts);
+	ck_assert_int_eq(a, 0);
+	ck_assert_int_eq(next2, next);
+
+	ck_assert_int_eq(queue_run(&d, next), 0);		/* bob/ missing */
+	read_env(id, &t2, &a, &next2, rcpts, sizeof rcpts);
+	ck_assert_int_eq(t2, t);
+	ck_assert_int_eq(a, 1);
+	ck_assert_int_gt(next2, next);
+	ck_assert_str_eq(rcpts, "R bob@example.test");
+	snprintf(rel, sizeof rel, "spool/%s", id);
+	ck_assert(exists(rel));
+	ck_assert(!exists("bob"));
+
+	home("bob");
+	ck_assert_int_eq(queue_run(&d, next2 - 1), 0);		/* not due again */
+	ck_assert(!exists("bob/Maildir"));
+	read_env(id, &t2, &a, &next2, rcpts, sizeof rcpts);
+	ck_assert_int_eq(a, 1);
+
+	ck_assert_int_eq(queue_run(&d, next2), 0);		/* delivered */
+	deliverer_stop(&d);
+	ck_assert_msg(!exists(rel), "%s still queued", rel);
+	snprintf(rel, sizeof rel, "spool/%s.env", id);
+	ck_assert(!exists(rel));
+	ck_assert_int_eq(count(P("spool"), NULL, 0), 0);
+	got = only_message("bob/Maildir");
+	ck_assert_str_eq(got, "Return-Path: <s@example.org>\n"
+	    "Delivered-To: bob@example.test\n" MSG_REST);
+	ck_assert_int_eq(stat(P("bob/Maildir"), &st), 0);
+	ck_assert_uint_eq(st.st_uid, mail_uid);
+	free(got);
+}
+END_TEST
+
+/* past queue_lifetime the message goes to the postmaster */
+START_TEST(test_lifetime_to_postmaster)
+{
+	char *rcpt[] = { "bob@example.test" }, id[QID_MAX], rcpts[256], *got;
+	long long t, next;
+	long a;
+	struct deliverer d;
+
+	queue_msg(id, rcpt, 1);
+	ck_assert_int_eq(deliverer_start(&d, 2), 0);
+	read_env(id, &t, &a, &next, rcpts, sizeof rcpts);
+	ck_assert_int_eq(queue_run(&d, t + cfg.queue_lifetime), 0);	/* not past */
+	read_env(id, &t, &a, &next, rcpts, sizeof rcpts);
+	ck_assert_int_eq(a, 1);
+	ck_assert_int_eq(count(P("alice"), NULL, 0), 0);
+	ck_assert_int_eq(queue_run(&d, t + cfg.queue_lifetime + 100000), 0);
+	deliverer_stop(&d);
+	ck_assert_int_eq(count(P("spool"), NULL, 0), 0);
+	ck_assert(!exists("bob"));
+	got = only_message("alice/Maildir");
+	ck_assert_str_eq(got, "Return-Path: <s@example.org>\n"
+	    "Delivered-To: postmaster\n" MSG_REST);
+	free(got);
+}
+END_TEST
+
+/* one recipient delivered, one still failing: only that one stays */
+START_TEST(test_partial_retry)
+{
+	char *rcpt[] = { "bob@example.test", "alice@example.test" };
+	char id[QID_MAX], rcpts[256], *got;
+	long long t, next;
+	long a;
+	struct deliverer d;
+
+	home("bob");
+	ck_assert_int_eq(rmdir(P("alice")), 0);		/* alice: temporary failure */
+	queue_msg(id, rcpt, 2);
+	ck_assert_int_eq(deliverer_start(&d, 2), 0);
+	read_env(id, &t, &a, &next, rcpts, sizeof rcpts);
+	ck_assert_int_eq(queue_run(&d, next), 0);
+	deliverer_stop(&d);
+	read_env(id, &t, &a, &next, rcpts, sizeof rcpts);
+	ck_assert_int_eq(a, 1);
+	ck_assert_str_eq(rcpts, "R alice@example.test");
+	got = only_message("bob/Maildir");
+	ck_assert_ptr_nonnull(strstr(got, "Delivered-To: bob@example.test\n"));
+	free(got);
+}
+END_TEST
+
+/* a permanent failure gives up at once: to the postmaster */
+START_TEST(test_permanent_to_postmaster)
+{
+	char *rcpt[] = { "nosuch@example.test", "bob@example.test" };
+	char id[QID_MAX], rcpts[256], *got;
+	long long t, next;
+	long a;
+	struct deliverer d;
+
+	home("bob");
+	queue_msg(id, rcpt, 2);
+	ck_assert_int_eq(deliverer_start(&d, 2), 0);
+	read_env(id, &t, &a, &next, rcpts, sizeof rcpts);
+	ck_assert_int_eq(queue_run(&d, next), 0);
+	deliverer_stop(&d);
+	ck_assert_int_eq(count(P("spool"), NULL, 0), 0);
+	got = only_message("bob/Maildir");
+	ck_assert_ptr_nonnull(strstr(got, "Delivered-To: bob@example.test\n"));
+	free(got);
+	got = only_message("alice/Maildir");
+	ck_assert_ptr_nonnull(strstr(got, "Delivered-To: postmaster\n"));
+	free(got);
+}
+END_TEST
+
+/* leftovers of crashed sessions go once they are old enough */
+START_TEST(test_stale_cleanup)
+{
+	static const struct { const char *name; int age, kept; } files[] = {
+		{ "AAAA1", 2000, 0 },		/* data file, no envelope: old */
+		{ "BBBB2.tmp", 2000, 0 },	/* envelope being written: old */
+		{ "CCCC3", 1400, 1 },		/* young: a session may own it */
+		{ "DDDD4.tmp", 10, 1 },
+		{ "EEEE5", 2000, 1 },		/* queued: has EEEE5.env */
+		{ "EEEE5.env", 2000, 1 },
+		{ "FFFF6.xyz", 2000, 1 },	/* not a name we make */
+	};
+	struct deliverer none = { 0, -1 };
+	time_t now = time(NULL);
+	char env[128];
+	size_t i;
+
+	/* 2 * data_timeout + cmd_timeout = 1500 seconds with the defaults */
+	ck_assert_int_eq(2 * cfg.data_timeout + cfg.cmd_timeout, 1500);
+	snprintf(env, sizeof env, "T %lld\nA 0 %lld\nR bob@example.test\n",
+	    (long long)now - 2000, (long long)now + 100000);
+	for (i = 0; i < N(files); i++) {
+		char rel[64];
+		struct timeval tv[2] = { { now - files[i].age, 0 }, { now - files[i].age, 0 } };
+
+		snprintf(rel, sizeof rel, "spool/%s", files[i].name);
+		if (strstr(rel, ".env"))
+			put_file(rel, env, strlen(env));
+		else
+			put_file(rel, MSG, strlen(MSG));
+		ck_assert_int_eq(utimes(P(rel), tv), 0);
+	}
+	ck_assert_int_eq(queue_run(&none, now), 0);
+	for (i = 0; i < N(files); i++) {
+		char rel[64];
+
+		snprintf(rel, sizeof rel, "spool/%s", files[i].name);
+		ck_assert_msg(exists(rel) == files[i].kept, "%s (%d s old) %s",
+		    files[i].name, files[i].age, files[i].kept ? "removed" : "kept");
+	}
+}
+END_TEST
+
+/* envelopes that do not parse are left for the administrator */
+static const struct { const char *what, *text; size_t len; } bad_envs[] = {
+#define E(w, s)	{ w, s, sizeof(s) - 1 }
+	E("empty", ""),
+	E("garbage", "garbage\n"),
+	E("truncated", "T 1\n"),
+	E("bad attempts", "T 1\nA x 0\nR bob@example.test\n"),
+	E("bad address", "T 1\nA 0 0\nR not an address\n"),
+	E("no blank after R", "T 1\nA 0 0\nRbob@example.test\n"),
+	E("NUL", "T 1\nA 0 0\nR bob@example.test\0\nR x@example.test\n"),
+#undef E
+	{ "too many recipients", NULL, 0 },
+	{ "too long", NULL, 1 },
+};
+
+START_TEST(test_malformed_envelope)
+{
+	struct deliverer d;
+	char rel[64], *text, *got;
+	size_t len = bad_envs[_i].len, i;
+
+	if (bad_envs[_i].text) {
+		text = malloc(len + 1);
+		ck_assert_ptr_nonnull(text);
+		memcpy(text, bad_envs[_i].text, len);
+	} else {
+		text = malloc(200000);
+		ck_assert_ptr_nonnull(text);
+		len = (size_t)sprintf(text, "T 1\nA 0 0\n");
+		if (bad_envs[_i].len)	/* one line, longer than any envelope */
+			len += sprintf(text + len, "R %0150000d\n", 1);
+		else			/* rcpt_limit + 1 recipients */
+			for (i = 0; i <= (size_t)cfg.rcpt_limit; i++)
+				len += sprintf(text + len, "R bob@example.test\n");
+	}
+	home("bob");
+	put_file("spool/MALF1", MSG, strlen(MSG));
+	put_file("spool/MALF1.env", text, len);
+	ck_assert_int_eq(deliverer_start(&d, 2), 0);
+	ck_assert_int_eq(queue_run(&d, time(NULL) + 1000000), 0);
+	deliverer_stop(&d);
+	ck_assert_msg(exists("spool/MALF1"), "%s: data file removed", bad_envs[_i].what);
+	snprintf(rel, sizeof rel, "spool/MALF1.env");
+	got = slurp(P(rel), &i);
+	ck_assert_msg(got != NULL, "%s: envelope removed", bad_envs[_i].what);
+	ck_assert_msg(i == len && memcmp(got, text, len) == 0, "%s: envelope changed",
+	    bad_envs[_i].what);
+	ck_assert_msg(!exists("bob/Maildir"), "%s: delivered anyway", bad_envs[_i].what);
+	free(got);
+	free(text);
+}
+END_TEST
+
+/* an envelope whose data file is gone is left alone, not a crash */
+START_TEST(test_missing_data_file)
+{
+	struct deliverer none = { 0, -1 };
+	const char *env = "T 1\nA 0 0\nR bob@example.test\n";
+
+	put_file("spool/GONE1.env", env, strlen(env));
+	ck_assert_int_eq(queue_run(&none, time(NULL)), 0);
+	ck_assert(exists("spool/GONE1.env"));
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("queue");
+	TCase *tc = tcase_create("spool");
+	TCase *run = tcase_create("run");
+
+	tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_queue_id);
+	tcase_add_test(tc, test_spool_bytes_exact);
+	tcase_add_test(tc, test_spool_discard);
+	tcase_add_test(tc, test_spool_keep);
+	suite_add_tcase(s, tc);
+
+	tcase_add_unchecked_fixture(run, suite_setup, suite_teardown);
+	tcase_add_checked_fixture(run, setup, teardown);
+	tcase_set_timeout(run, 30);
+	tcase_add_test(run, test_retry_then_deliver);
+	tcase_add_test(run, test_lifetime_to_postmaster);
+	tcase_add_test(run, test_partial_retry);
+	tcase_add_test(run, test_permanent_to_postmaster);
+	tcase_add_test(run, test_stale_cleanup);
+	tcase_add_loop_test(run, test_malformed_envelope, 0, N(bad_envs));
+	tcase_add_test(run, test_missing_data_file);
+	suite_add_tcase(s, run);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
