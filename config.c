@@ -54,6 +54,7 @@ static const struct setting settings[] = {
 	N(hop_limit, 50, 5, 500, "Received: lines that mean a loop"),
 	N(queue_lifetime, 432000, 60, 8640000, "seconds before giving up"),
 	N(queue_retry, 300, 1, 86400, "first retry back-off, seconds"),
+	N(spool_memory, 1048576, 0, 67108864, "octets spooled in memory first, 0 = disk"),
 	N(listen_port, 25, 1, 65535, "port for -l ADDR without :PORT"),
 	N(workers, 4, 1, 1000, "prefork: idle workers kept ready"),
 	N(max_sessions, 100, 1, 10000, "sessions at once, all clients"),

@@ -40,6 +40,7 @@ struct config {
 	long hop_limit;			/* Received: lines before 554 5.4.6 */
 	long queue_lifetime;		/* seconds before a queued message gives up */
 	long queue_retry;		/* seconds of the first retry back-off */
+	long spool_memory;		/* octets a message may spool in memory */
 	long listen_port;		/* port for -l ADDR without one */
 	long workers;			/* prefork: idle workers kept ready */
 	long max_sessions;		/* sessions at once, all clients */

@@ -10,7 +10,12 @@
  * with its Return-Path line), ID.env (envelope), ID.tmp (an envelope
  * being written).  Envelope lines: "T arrival", "A attempts next-try",
  * then one "R address" per pending recipient.
- * Durability: spool_keep() fsyncs the data, writes the envelope to
+ * Messages up to spool_memory octets are spooled in an anonymous memory
+ * file (memfd): the common case, delivered at once, then touches the disk
+ * only in the Maildirs.  A larger message moves to spool_dir/ID as it
+ * grows, so memory stays bounded whatever the size.
+ * Durability: spool_keep() writes a memory spool to spool_dir/ID, fsyncs
+ * the data, writes the envelope to
  * ID.tmp, fsyncs it, renames it to ID.env and fsyncs the directory; only
  * then may the session answer 250.  A message delivered to everyone at
  * once is never fsync'd here: its copies in new/ already are.
@@ -22,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <syslog.h>
@@ -55,34 +61,94 @@ static int spool_path(char *dst, size_t cap, const char *id, const char *suffix)
 	return (n < 0 || (size_t)n >= cap) ? -1 : 0;
 }
 
-/* spool_create - open a new data file; 0 or an errno value */
-int spool_create(struct spool *s, unsigned long seq)
+/* disk_fd - create the named data file spool_dir/ID */
+static int disk_fd(const char *id)
 {
 	char path[CFG_STR_MAX + QID_MAX + 8];
 
+	if (spool_path(path, sizeof path, id, "") < 0) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+}
+
+/* mem_fd - an anonymous file in memory; -1 where the system has none */
+static int mem_fd(void)
+{
+	return memfd_create("smtpd-spool", MFD_CLOEXEC);
+}
+
+/* spool_create - open a new data file; 0 or an errno value */
+int spool_create(struct spool *s, unsigned long seq)
+{
 	s->fd = -1, s->err = 0, s->size = 0, s->used = 0;
-	if (queue_id(s->id, sizeof s->id, seq) < 0 ||
-	    spool_path(path, sizeof path, s->id, "") < 0)
+	if (queue_id(s->id, sizeof s->id, seq) < 0)
 		return ENAMETOOLONG;
-	s->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	s->disk = cfg.spool_memory == 0 || (s->fd = mem_fd()) < 0;
+	if (s->disk)
+		s->fd = disk_fd(s->id);
 	return s->fd < 0 ? errno : 0;
+}
+
+/* write_all - write n octets, retrying short writes; 0 or an errno */
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? errno : EIO;
+		p += w, n -= w;
+	}
+	return 0;
+}
+
+/* unlink_data - remove spool_dir/ID */
+static void unlink_data(const char *id)
+{
+	char path[CFG_STR_MAX + QID_MAX + 8];
+
+	if (spool_path(path, sizeof path, id, "") == 0)
+		unlink(path);
+}
+
+/* to_disk - move a memory spool's written octets into spool_dir/ID */
+static int to_disk(struct spool *s)
+{
+	char buf[65536];
+	off_t off = 0, end = s->size - s->used;
+	int fd = disk_fd(s->id), err = 0;
+
+	if (fd < 0)
+		return errno;
+	while (!err && off < end) {
+		ssize_t r = pread(s->fd, buf, sizeof buf, off);
+
+		if (r <= 0)
+			err = r < 0 ? errno : EIO;
+		else if ((err = write_all(fd, buf, r)) == 0)
+			off += r;
+	}
+	if (err) {
+		close(fd);
+		unlink_data(s->id);
+		return err;
+	}
+	close(s->fd);
+	s->fd = fd, s->disk = 1;
+	return 0;
 }
 
 /* spool_flush - write out the buffer; the sticky error, or 0 */
 int spool_flush(struct spool *s)
 {
-	size_t off = 0;
-
-	while (!s->err && off < s->used) {
-		ssize_t w = write(s->fd, s->buf + off, s->used - off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			s->err = w < 0 ? errno : EIO;
-		else
-			off += w;
-	}
+	if (!s->err && !s->disk && s->size > cfg.spool_memory)
+		s->err = to_disk(s);	/* too big for memory: bounded RSS */
+	if (!s->err)
+		s->err = write_all(s->fd, s->buf, s->used);
 	s->used = 0;
 	return s->err;
 }
@@ -90,12 +156,11 @@ int spool_flush(struct spool *s)
 /* spool_put - buffer message octets; errors stick until the end */
 void spool_put(struct spool *s, const char *p, size_t n)
 {
-	s->size += n;
 	while (n > 0 && !s->err) {
 		size_t room = sizeof s->buf - s->used, k = n < room ? n : room;
 
 		memcpy(s->buf + s->used, p, k);
-		s->used += k, p += k, n -= k;
+		s->used += k, s->size += k, p += k, n -= k;
 		if (s->used == sizeof s->buf)
 			spool_flush(s);
 	}
@@ -109,16 +174,14 @@ void spool_close(struct spool *s)
 	s->fd = -1;
 }
 
-/* spool_discard - close and remove the data file and any envelope */
+/* spool_discard - close and remove the data file */
 void spool_discard(struct spool *s)
 {
-	char path[CFG_STR_MAX + QID_MAX + 8];
-
 	if (s->fd < 0)
 		return;
 	spool_close(s);
-	if (spool_path(path, sizeof path, s->id, "") == 0)
-		unlink(path);
+	if (s->disk)
+		unlink_data(s->id);
 }
 
 /* fsync_dir - make the spool directory's entries durable */
@@ -178,6 +241,8 @@ int spool_keep(struct spool *s, char *const *rcpts, int n)
 	int err;
 
 	if ((err = spool_flush(s)) != 0)
+		return err;
+	if (!s->disk && (err = to_disk(s)) != 0)
 		return err;
 	if (fsync(s->fd) < 0)
 		return errno;

@@ -16,6 +16,7 @@
 struct spool {
 	int fd;			/* data file, -1 when none; reset per txn */
 	int err;		/* first write error (errno), sticky; 0 = none */
+	int disk;		/* 1: data is in the named file spool_dir/ID */
 	off_t size;		/* octets written, including buffered */
 	size_t used;		/* octets waiting in buf */
 	char id[QID_MAX];	/* queue id, also the data file's name */
