@@ -173,20 +173,43 @@ int sd_listen_fds(void)
 
 /* Set by the worker's signal handlers; read between connections. */
 static volatile sig_atomic_t worker_stop;
+/* The worker's copies of the listeners, for its SIGTERM handler. */
+static int worker_lfd[LISTEN_MAX], worker_nlisten;
 
-/* on_worker_term - SIGTERM: finish the current session, then exit */
+/*
+ * on_worker_term - SIGTERM: stop accepting, finish the session, exit.
+ * Closing our copies of the listeners (close is async-signal-safe) means
+ * that once the supervisor closed its own, the kernel refuses new
+ * connections instead of queueing them for nobody; it also wakes poll().
+ */
 static void on_worker_term(int sig)
 {
+	int i;
+
 	(void)sig;
 	worker_stop = 1;
+	for (i = 0; i < worker_nlisten; i++)
+		close(worker_lfd[i]);
+	worker_nlisten = 0;
 }
 
 /* on_worker_kill - SIGUSR1: the grace time is over; 421 and exit */
 static void on_worker_kill(int sig)
 {
-	(void)sig;
-	worker_stop = 1;
+	on_worker_term(sig);
 	smtpd_stop = 1;
+}
+
+/* signals_blocked - block (1) or unblock (0) the signals we handle */
+static void signals_blocked(int block)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM), sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP), sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGUSR1);
+	sigprocmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
 }
 
 /* accept_next - wait for a connection on any listener; -1 when told to stop */
@@ -216,10 +239,15 @@ static int admit(int chan, const char *addr)
 {
 	char msg[ADDR_TEXT + 2], ans = 'N';
 
+	ssize_t n;
+
 	snprintf(msg, sizeof msg, "B %s", addr);
-	if (send(chan, msg, strlen(msg), 0) < 0 || recv(chan, &ans, 1, 0) != 1)
+	if (send(chan, msg, strlen(msg), 0) < 0)
 		return 0;
-	return ans == 'Y';
+	do	/* a SIGTERM (retiring) must not turn into a refusal */
+		n = recv(chan, &ans, 1, 0);
+	while (n < 0 && errno == EINTR);
+	return n == 1 && ans == 'Y';
 }
 
 /* serve_one - one connection: PROXY header, admission, the session */
@@ -228,8 +256,12 @@ static void serve_one(int fd, int chan, struct deliverer *d)
 	static const char busy[] = "421 4.7.0 Too many connections, try again later\r\n";
 	char addr[ADDR_TEXT];
 
+	if (send(chan, "A", 1, 0) < 0)	/* busy now: a spare may be needed */
+		worker_stop = 1;
 	if (connection_addr(fd, addr, sizeof addr) < 0) {
 		close(fd);
+		if (send(chan, "I", 1, 0) < 0)
+			worker_stop = 1;
 		return;
 	}
 	if (!admit(chan, addr)) {
@@ -238,12 +270,14 @@ static void serve_one(int fd, int chan, struct deliverer *d)
 			/* the client left already */
 		}
 		close(fd);
+		if (send(chan, "I", 1, 0) < 0)
+			worker_stop = 1;
 		return;
 	}
 	session_run(fd, fd, addr, d);
-	close(fd);
-	if (send(chan, "I", 1, 0) < 0)
+	if (send(chan, "I", 1, 0) < 0)	/* before close: the client may be back at once */
 		worker_stop = 1;	/* supervisor gone */
+	close(fd);
 }
 
 /* worker_main - a prefork worker: own deliverer, no privileges, serve */
@@ -252,11 +286,14 @@ static void worker_main(struct supervisor *sv, int chan)
 	struct deliverer d;
 	long served;
 
+	for (worker_nlisten = 0; worker_nlisten < sv->nlisten; worker_nlisten++)
+		worker_lfd[worker_nlisten] = sv->lfd[worker_nlisten];
 	catch(SIGTERM, on_worker_term);
 	catch(SIGINT, on_worker_term);
 	catch(SIGUSR1, on_worker_kill);
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGCHLD, SIG_DFL);
+	signals_blocked(0);	/* blocked by spawn() until our handlers exist */
 	close(sv->sigpipe[0]);
 	close(sv->sigpipe[1]);
 	if (deliverer_start(&d, 2) < 0)
@@ -290,7 +327,9 @@ static int spawn(struct supervisor *sv)
 	if (!w || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
 		return -1;
 	memset(w, 0, sizeof *w);
+	signals_blocked(1);	/* no signal may reach the supervisor's handler in the child */
 	if ((w->pid = fork()) < 0) {
+		signals_blocked(0);
 		close(sp[0]), close(sp[1]);
 		w->pid = 0;
 		return -1;
@@ -302,6 +341,7 @@ static int spawn(struct supervisor *sv)
 		close(sp[0]);
 		worker_main(sv, sp[1]);
 	}
+	signals_blocked(0);
 	close(sp[1]);
 	w->chan = sp[0];
 	return 0;
@@ -362,12 +402,13 @@ static void on_message(struct supervisor *sv, struct worker *w)
 		return;
 	}
 	buf[n] = '\0';
-	if (buf[0] == 'I') {
-		w->busy = 0;
+	if (buf[0] == 'I' || buf[0] == 'A') {
+		w->busy = buf[0] == 'A';	/* accepted; address not known yet */
+		w->addr[0] = '\0';
 		return;
 	}
 	for (i = 0; i < sv->nslots; i++) {
-		if (!sv->w[i].pid || !sv->w[i].busy)
+		if (!sv->w[i].pid || !sv->w[i].busy || &sv->w[i] == w)
 			continue;
 		total++;
 		same += strcmp(sv->w[i].addr, buf + 2) == 0;
@@ -443,11 +484,20 @@ static void run_queue(struct supervisor *sv, time_t now)
 	sv->next_queue = now + cfg.queue_interval;
 	if (sv->queue_pid || cfg.queue_interval == 0)
 		return;
+	signals_blocked(1);
 	if ((sv->queue_pid = fork()) == 0) {
+		int i;
+
 		signal(SIGTERM, SIG_DFL);
+		signal(SIGINT, SIG_DFL);
 		signal(SIGHUP, SIG_IGN);
+		signal(SIGCHLD, SIG_DFL);
+		signals_blocked(0);
+		for (i = 0; i < sv->nlisten; i++)
+			close(sv->lfd[i]);
 		_exit(queue_child());
 	}
+	signals_blocked(0);
 	if (sv->queue_pid < 0)
 		sv->queue_pid = 0;
 }
