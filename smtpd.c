@@ -176,7 +176,23 @@ struct session {
 /* what read_line() and fill() return */
 enum { LINE_OK, LINE_LONG, LINE_EOF = -1, LINE_TIMEOUT = -2, LINE_SHUTDOWN = -3 };
 
-/* out_flush - write pending replies; on failure the session is over */
+/* writable - wait until fd takes more output; 0 on timeout or stop */
+static int writable(int fd)
+{
+	struct pollfd pfd = { fd, POLLOUT, 0 };
+	int r;
+
+	do
+		r = poll(&pfd, 1, cfg.cmd_timeout * 1000);
+	while (r < 0 && errno == EINTR && !smtpd_stop);
+	return r > 0;
+}
+
+/*
+ * out_flush - write pending replies.  The descriptor is non-blocking, so
+ * a client that stops reading is timed out like one that stops writing;
+ * on failure the session is over.
+ */
 static void out_flush(struct session *s)
 {
 	size_t off = 0;
@@ -184,9 +200,12 @@ static void out_flush(struct session *s)
 	while (off < s->outlen) {
 		ssize_t w = write(s->out, s->outbuf + off, s->outlen - off);
 
-		if (w < 0 && errno == EINTR)
+		if (w < 0 && (errno == EINTR || (errno == EAGAIN && writable(s->out))))
 			continue;
 		if (w <= 0) {
+			if (s->state != S_QUIT)
+				logmsg(LOG_INFO, "%s lost client=%s reason=write: %s", s->id,
+				    s->addr, w < 0 ? strerror(errno) : "closed");
 			s->state = S_QUIT;
 			break;
 		}
@@ -226,6 +245,8 @@ static int fill(struct session *s, long timeout)
 	do
 		n = read(s->in, s->inbuf + s->inlen, sizeof s->inbuf - s->inlen);
 	while (n < 0 && errno == EINTR);
+	if (n < 0 && errno == EAGAIN)
+		return 0;	/* spurious wake-up: the caller polls again */
 	if (n <= 0)
 		return LINE_EOF;
 	s->inlen += n;
@@ -994,6 +1015,7 @@ int session_run(int in, int out, const char *addr, struct deliverer *d)
 	if (!s || !(s->t.rcpt = calloc(cfg.rcpt_limit, sizeof *s->t.rcpt)))
 		fatal("session memory");
 	s->in = in, s->out = out, s->d = d, s->t.spool.fd = -1;
+	fcntl(out, F_SETFL, fcntl(out, F_GETFL) | O_NONBLOCK);
 	s->t.declared = -1, s->state = S_GREET;
 	snprintf(s->addr, sizeof s->addr, "%s", addr);
 	queue_id(s->id, sizeof s->id, 0);
