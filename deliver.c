@@ -14,10 +14,16 @@
  *    identity, writes, and takes root back (no fork per message, since a
  *    fork costs more than the durable write itself on our machines);
  *  - it never writes as root: users_resolve() refuses uid 0.
- * Protocol: SOCK_SEQPACKET, one datagram each way.  Request "QID RCPT";
+ * Exactly once: each copy's file name carries a tag made of the queue id
+ * and a hash of the recipient.  A retry (queue run) first looks for that
+ * tag in new/ and cur/, so a deliverer killed after the rename but before
+ * its reply does not cause a second copy.
+ * Protocol: SOCK_SEQPACKET, one datagram each way.  Request "D QID RCPT"
+ * (first try) or "R QID RCPT" (retry);
  * reply "C TEXT" where C is DELIVER_OK/TEMP/PERM and TEXT the Maildir
  * file name, or an enhanced status code and reason.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -87,11 +93,21 @@ static size_t first_line(int fd, char *buf, size_t cap)
 	return nl - buf + 1;
 }
 
+/* make_tag - "QID-HASH": the (message, recipient) pair, for file names */
+static void make_tag(char *dst, size_t cap, const char *qid, const char *rcpt)
+{
+	unsigned long long h = 0xcbf29ce484222325ULL;	/* FNV-1a, 64 bits */
+
+	for (; *rcpt; rcpt++)
+		h = (h ^ (unsigned char)tolower((unsigned char)*rcpt)) * 0x100000001b3ULL;
+	snprintf(dst, cap, "%.32s-%016llx", qid, h);
+}
+
 /* deliver_one - write the spool into the user's Maildir; result line */
-static void deliver_one(int spool, const char *qid, const char *rcpt,
+static void deliver_one(int spool, const char *qid, const char *rcpt, int retry,
     unsigned long seq, char *out, size_t cap)
 {
-	char head[FIRSTLINE_MAX + ADDR_MAX + 32], name[MAILDIR_NAME_MAX];
+	char head[FIRSTLINE_MAX + ADDR_MAX + 32], name[MAILDIR_NAME_MAX], tag[64];
 	struct maildir_msg m;
 	struct user u;
 	struct stat st;
@@ -112,9 +128,18 @@ static void deliver_one(int spool, const char *qid, const char *rcpt,
 	    "Delivered-To: %s\n", rcpt);
 	m.head = head, m.srcfd = spool, m.srcoff = first;
 	m.srclen = st.st_size - first, m.seq = seq;
+	make_tag(tag, sizeof tag, qid, rcpt);
+	m.tag = tag;
 	if (become(&u) < 0) {
 		unbecome();
 		snprintf(out, cap, "4 4.3.0 Cannot take user identity");
+		return;
+	}
+	if (retry && maildir_has_tag(u.maildir, tag)) {
+		unbecome();
+		snprintf(out, cap, "2 already delivered (tag %s)", tag);
+		logmsg(LOG_INFO, "%s delivery to=<%s> user=%s result=%s", qid, rcpt,
+		    u.name, out);
 		return;
 	}
 	err = maildir_deliver(u.maildir, &m, cfg.hostname, name, sizeof name);
@@ -174,12 +199,13 @@ static void serve(int fd)
 	int spool;
 
 	while (recv_request(fd, req, sizeof req, &spool) == 0) {
-		char *sp = strchr(req, ' ');
+		char *qid = req + 2, *sp = strchr(qid, ' ');
 
-		if (!sp || !valid_qid(req, sp - req))
+		if ((req[0] != 'D' && req[0] != 'R') || req[1] != ' ' || !sp ||
+		    !valid_qid(qid, sp - qid))
 			fatalx("deliverer: malformed request");
 		*sp = '\0';
-		deliver_one(spool, req, sp + 1, ++seq, out, sizeof out);
+		deliver_one(spool, qid, sp + 1, req[0] == 'R', ++seq, out, sizeof out);
 		close(spool);
 		if (send(fd, out, strlen(out), 0) < 0)
 			fatal("deliverer: reply");
@@ -217,14 +243,14 @@ int deliverer_start(struct deliverer *d, int keep_fd)
 
 /* deliverer_deliver - one delivery request; DELIVER_* and `why` */
 int deliverer_deliver(struct deliverer *d, int spoolfd, const char *qid,
-    const char *rcpt, char *why, size_t cap)
+    const char *rcpt, int retry, char *why, size_t cap)
 {
 	char req[REQ_MAX], ctl[CMSG_SPACE(sizeof(int))], rep[REPLY_MAX];
 	struct iovec iov;
 	struct msghdr mh = { 0 };
 	struct cmsghdr *c;
 	ssize_t n;
-	int len = snprintf(req, sizeof req, "%s %s", qid, rcpt);
+	int len = snprintf(req, sizeof req, "%c %s %s", retry ? 'R' : 'D', qid, rcpt);
 
 	if (!deliverer_alive(d))
 		goto broken;

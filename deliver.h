@@ -17,7 +17,7 @@ enum { DELIVER_OK = '2', DELIVER_TEMP = '4', DELIVER_PERM = '5' };
 
 int deliverer_start(struct deliverer *d, int keep_fd);
 int deliverer_deliver(struct deliverer *d, int spoolfd, const char *qid,
-    const char *rcpt, char *why, size_t cap);
+    const char *rcpt, int retry, char *why, size_t cap);
 void deliverer_stop(struct deliverer *d);
 int deliverer_alive(const struct deliverer *d);
 

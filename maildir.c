@@ -8,6 +8,8 @@
  *    fsync'd before we report success, so the name survives a crash;
  *  - names are unique across processes and hosts: time, microseconds,
  *    pid, a per-process counter and the host name, plus ",S=<size>";
+ *    the caller's tag (queue id and recipient) goes in too, so a retry
+ *    after a crash can see that the copy had already landed;
  *  - files left in tmp/ by a crash are removed after 36 hours, as the
  *    specification asks, by an occasional scan during delivery;
  *  - no symlink is followed at the Maildir, tmp/, new/ or the file
@@ -88,8 +90,9 @@ static void safe_host(char *dst, size_t cap, const char *host)
 	dst[n] = '\0';
 }
 
-/* maildir_unique - "SECS.MusecPpidQseq.host" (Maildir unique name) */
-int maildir_unique(char *dst, size_t cap, const char *host, unsigned long seq)
+/* maildir_unique - "SECS.MusecPpidQseq[_TAG].host" (Maildir unique name) */
+int maildir_unique(char *dst, size_t cap, const char *host, unsigned long seq,
+    const char *tag)
 {
 	char h[128];
 	struct timeval tv;
@@ -97,9 +100,36 @@ int maildir_unique(char *dst, size_t cap, const char *host, unsigned long seq)
 
 	gettimeofday(&tv, NULL);
 	safe_host(h, sizeof h, host);
-	n = snprintf(dst, cap, "%lld.M%06ldP%ldQ%lu.%s", (long long)tv.tv_sec,
-	    (long)tv.tv_usec, (long)getpid(), seq, h);
+	n = snprintf(dst, cap, "%lld.M%06ldP%ldQ%lu%s%s.%s", (long long)tv.tv_sec,
+	    (long)tv.tv_usec, (long)getpid(), seq, tag ? "_" : "", tag ? tag : "", h);
 	return (n < 0 || (size_t)n >= cap) ? -1 : 0;
+}
+
+/* dir_has - does DIR/sub hold a name containing "_TAG."? */
+static int dir_has(const char *dir, const char *sub, const char *mark)
+{
+	char path[4096];
+	struct dirent *de;
+	DIR *d;
+	int found = 0;
+
+	if (snprintf(path, sizeof path, "%s/%s", dir, sub) >= (int)sizeof path ||
+	    !(d = opendir(path)))
+		return 0;
+	while (!found && (de = readdir(d)) != NULL)
+		found = strstr(de->d_name, mark) != NULL;
+	closedir(d);
+	return found;
+}
+
+/* maildir_has_tag - was a copy with this tag already delivered? */
+int maildir_has_tag(const char *dir, const char *tag)
+{
+	char mark[MAILDIR_NAME_MAX];
+
+	if (snprintf(mark, sizeof mark, "_%s.", tag) >= (int)sizeof mark)
+		return 0;
+	return dir_has(dir, "new", mark) || dir_has(dir, "cur", mark);
 }
 
 /* write_all - write n bytes through the seam, retrying short writes */
@@ -217,7 +247,7 @@ int maildir_deliver(const char *dir, const struct maildir_msg *m,
 	if (m->seq % 128 == 1)
 		maildir_clean_tmp(tmpfd, time(NULL));
 	err = EINVAL;
-	if (maildir_unique(tmpname, sizeof tmpname, host, m->seq) < 0)
+	if (maildir_unique(tmpname, sizeof tmpname, host, m->seq, m->tag) < 0)
 		goto out;
 	n = snprintf(name, cap, "%s,S=%lld", tmpname,
 	    (long long)(m->headlen + m->srclen));

@@ -30,12 +30,15 @@ struct maildir_msg {
 	off_t srcoff;
 	off_t srclen;
 	unsigned long seq;	/* caller's counter, for unique names */
+	const char *tag;	/* marks the (message, recipient); NULL: none */
 };
 
 int maildir_deliver(const char *dir, const struct maildir_msg *m,
     const char *host, char *name, size_t cap);
 int maildir_open(const char *dir, int *tmpfd, int *newfd);
 int maildir_clean_tmp(int tmpfd, time_t now);
-int maildir_unique(char *dst, size_t cap, const char *host, unsigned long seq);
+int maildir_unique(char *dst, size_t cap, const char *host, unsigned long seq,
+    const char *tag);
+int maildir_has_tag(const char *dir, const char *tag);
 
 #endif

@@ -319,7 +319,7 @@ static int retry(struct deliverer *d, const char *id, int data, struct envelope 
 	int i, kept = 0, r;
 
 	for (i = 0; i < e->n; i++) {
-		r = deliverer_deliver(d, data, id, e->rcpt[i], why, sizeof why);
+		r = deliverer_deliver(d, data, id, e->rcpt[i], 1, why, sizeof why);
 		logmsg(LOG_INFO, "%s retry to=<%s> result=%c %s", id, e->rcpt[i],
 		    r, why);
 		if (r == DELIVER_PERM)
@@ -334,7 +334,7 @@ static int retry(struct deliverer *d, const char *id, int data, struct envelope 
 static int give_up(struct deliverer *d, const char *id, int data)
 {
 	char why[256];
-	int r = deliverer_deliver(d, data, id, "postmaster", why, sizeof why);
+	int r = deliverer_deliver(d, data, id, "postmaster", 1, why, sizeof why);
 
 	logmsg(LOG_WARNING, "%s gave up; to postmaster result=%c %s", id, r, why);
 	return r == DELIVER_OK;

@@ -782,7 +782,7 @@ static enum reply_id deliver_all(struct session *s)
 
 	for (i = 0; i < t->nrcpt; i++) {
 		int res = deliverer_deliver(s->d, t->spool.fd, t->spool.id, t->rcpt[i],
-		    why, sizeof why);
+		    0, why, sizeof why);
 
 		if (res == DELIVER_OK) {
 			ok++;

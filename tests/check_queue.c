@@ -268,6 +268,7 @@ START_TEST(test_spool_bytes_exact)
 	ck_assert_ptr_nonnull(data);
 	for (i = 0; i < total; i++)
 		data[i] = (unsigned char)(i * 13 + i / 251);	/* all 256 values */
+	cfg.spool_memory = 0;		/* straight to spool_dir/ID */
 	ck_assert_int_eq(spool_create(&sp, 1), 0);
 	ck_assert_int_ge(sp.fd, 0);
 	for (i = 0; i < N(chunks); i++) {
@@ -295,6 +296,7 @@ START_TEST(test_spool_discard)
 {
 	char rel[64];
 
+	cfg.spool_memory = 0;
 	ck_assert_int_eq(spool_create(&sp, 7), 0);
 	spool_put(&sp, MSG, strlen(MSG));
 	snprintf(rel, sizeof rel, "spool/%s", sp.id);
@@ -304,6 +306,35 @@ START_TEST(test_spool_discard)
 	ck_assert(!exists(rel));
 	ck_assert_int_eq(count(P("spool"), NULL, 0), 0);
 	spool_discard(&sp);	/* twice is harmless */
+}
+END_TEST
+
+/* a small message stays in memory; past spool_memory it moves to disk */
+START_TEST(test_spool_memory)
+{
+	char rel[64], buf[300000], *got;
+	size_t len, i;
+
+	for (i = 0; i < sizeof buf; i++)
+		buf[i] = (char)(i % 251);
+	cfg.spool_memory = 200000;
+	ck_assert_int_eq(spool_create(&sp, 9), 0);
+	spool_put(&sp, buf, 1000);
+	ck_assert_int_eq(spool_flush(&sp), 0);
+	ck_assert_int_eq(count(P("spool"), NULL, 0), 0);	/* nothing on disk */
+	ck_assert_int_eq(pread(sp.fd, buf + 100000, 1000, 0), 1000);
+	for (i = 0; i < sizeof buf; i++)
+		buf[i] = (char)(i % 251);
+	spool_put(&sp, buf + 1000, sizeof buf - 1000);
+	ck_assert_int_eq(spool_flush(&sp), 0);
+	snprintf(rel, sizeof rel, "spool/%s", sp.id);
+	ck_assert(exists(rel));
+	got = slurp(P(rel), &len);
+	ck_assert_uint_eq(len, sizeof buf);
+	ck_assert(memcmp(got, buf, sizeof buf) == 0);
+	free(got);
+	spool_discard(&sp);
+	ck_assert(!exists(rel));
 }
 END_TEST
 
@@ -582,6 +613,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_queue_id);
 	tcase_add_test(tc, test_spool_bytes_exact);
 	tcase_add_test(tc, test_spool_discard);
+	tcase_add_test(tc, test_spool_memory);
 	tcase_add_test(tc, test_spool_keep);
 	suite_add_tcase(s, tc);
 

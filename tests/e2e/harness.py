@@ -385,7 +385,7 @@ class Env:
 
 # ---------------------------------------------------------------- stored mail
 
-NAME_RE = re.compile(r"^(\d+)\.M(\d+)P(\d+)Q(\d+)\.%s,S=(\d+)$" % re.escape(HOST))
+NAME_RE = re.compile(r"^(\d+)\.M(\d+)P(\d+)Q(\d+)(?:_[A-Za-z0-9]+-[0-9a-f]{16})?\.%s,S=(\d+)$" % re.escape(HOST))
 QID_RE = re.compile(r"^250 2\.0\.0 Ok: queued as ([A-Za-z0-9]+)$")
 
 
