@@ -40,6 +40,7 @@
 
 #define ENV_LINE_MAX	(ADDR_MAX + 8)
 #define BACKOFF_MAX	14400	/* seconds: retry at least every 4 hours */
+#define TIME_SANE	(1LL << 40)	/* larger times in an envelope are bad */
 
 /* queue_id - unique on this host: time, microseconds, pid, counter */
 int queue_id(char *dst, size_t cap, unsigned long seq)
@@ -268,8 +269,10 @@ static int parse_env(struct envelope *e, int max)
 	struct path p;
 
 	e->n = 0;
-	if (sscanf(line, "T %lld\nA %ld %lld\n", &t, &e->attempts, &nx) != 3)
-		return -1;
+	if (sscanf(line, "T %lld\nA %ld %lld\n", &t, &e->attempts, &nx) != 3 ||
+	    t < 0 || t > TIME_SANE || nx < 0 || nx > TIME_SANE ||
+	    e->attempts < 0 || e->attempts > 1000000)
+		return -1;	/* written by a session: trust no number */
 	e->arrival = t, e->next = nx;
 	for (; (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
 		*nl = '\0';
