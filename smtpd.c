@@ -698,9 +698,9 @@ static size_t data_bytes(struct txn *t, const char *p, size_t n)
 static enum reply_id data_start(struct session *s)
 {
 	struct txn *t = &s->t;
-	char head[ADDR_MAX + 1024];
+	char head[2 * ADDR_MAX + 2 * CFG_STR_MAX + DOMAIN_MAX + 256]; /* fits any */
 	struct received rc;
-	size_t n;
+	size_t n, k;
 	int err;
 
 	if ((err = spool_create(&t->spool, ++s->seq)) != 0) {
@@ -712,7 +712,9 @@ static enum reply_id data_start(struct session *s)
 	rc.id = t->spool.id, rc.when = time(NULL);
 	rc.rcpt = t->nrcpt == 1 ? t->rcpt[0] : NULL;
 	n = snprintf(head, sizeof head, "Return-Path: <%s>\n", t->sender);
-	n += rfc822_received(head + n, sizeof head - n, &rc);
+	n += (k = rfc822_received(head + n, sizeof head - n, &rc));
+	if (k == 0)
+		fatalx("Received: line does not fit");	/* cannot happen */
 	spool_put(&t->spool, head, n);
 	t->ds = D_BOL, t->err = R_OKAY, t->line_len = 0, t->octets = 0;
 	t->in_headers = 1, t->hlen = 0, t->hops = 0, t->loop = 0;
