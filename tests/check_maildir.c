@@ -129,7 +129,7 @@ static int spool(const void *data, size_t len)
 
 static struct maildir_msg msg(int fd, off_t off, off_t len, unsigned long seq)
 {
-	struct maildir_msg m;
+	struct maildir_msg m = { 0 };	/* no tag */
 
 	m.head = HEAD, m.headlen = strlen(HEAD);
 	m.srcfd = fd, m.srcoff = off, m.srclen = len, m.seq = seq;
@@ -324,6 +324,24 @@ static const struct {
 	{ "Maildir/new", "Maildir" },
 };
 
+/* a tagged copy carries the tag in its name; has_tag finds it in new/ and cur/ */
+START_TEST(test_tag)
+{
+	struct maildir_msg m = msg(spool("hi\n", 3), 0, 3, 5);
+	char name[MAILDIR_NAME_MAX], from[400], to[400];
+
+	m.tag = "6B0Ap1s2-0123456789abcdef";
+	ck_assert_int_eq(maildir_deliver(P("Maildir"), &m, "mx.test", name, sizeof name), 0);
+	ck_assert_ptr_nonnull(strstr(name, "_6B0Ap1s2-0123456789abcdef.mx.test,S="));
+	ck_assert_int_eq(maildir_has_tag(P("Maildir"), m.tag), 1);
+	ck_assert_int_eq(maildir_has_tag(P("Maildir"), "6B0Ap1s2-fedcba9876543210"), 0);
+	snprintf(from, sizeof from, "%s/new/%s", P("Maildir"), name);
+	snprintf(to, sizeof to, "%s/cur/%s:2,S", P("Maildir"), name);
+	ck_assert_int_eq(rename(from, to), 0);	/* a reader moved it */
+	ck_assert_int_eq(maildir_has_tag(P("Maildir"), m.tag), 1);
+}
+END_TEST
+
 START_TEST(test_symlink_refused)
 {
 	char dirs[128], *d, *save = NULL, name[MAILDIR_NAME_MAX];
@@ -486,6 +504,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_unique_names);
 	tcase_add_loop_test(tc, test_host_encoding, 0, N(hosts));
 	tcase_add_loop_test(tc, test_symlink_refused, 0, N(links));
+	tcase_add_test(tc, test_tag);
 	tcase_add_test(tc, test_dangling_symlink);
 	tcase_add_loop_test(tc, test_storage_fault, 0, N(faults) * N(errs));
 	tcase_add_test(tc, test_short_writes);
