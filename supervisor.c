@@ -634,6 +634,7 @@ int supervisor_run(int argc, char **argv)
 	}
 	if (cfg.pid_file[0] && cfg.detach)
 		unlink(cfg.pid_file);
+	free(sv.w);
 	logmsg(LOG_INFO, "supervisor stopped");
 	return 0;
 }
