@@ -1,0 +1,105 @@
+#!/bin/sh
+# install-deps.sh - what bench/run.sh needs, on Debian (12):
+#   postfix     /usr/sbin/smtp-source (load generator) and the comparison
+#               server; bench/run.sh runs its own instance with its own
+#               config directory, never the system one
+#   valgrind    callgrind instruction counts
+#   gcc make libc6-dev   build smtpd, bench/ceiling.c, bench/smtpload.c
+#   python3     the harness (bench/bench.py, bench/reaper.py)
+#   systemd     /usr/bin/systemd-socket-activate (inetd-style launcher;
+#               systemd need not be booted)
+#   procps passwd strace   ps, useradd, the syscall profile
+# Idempotent: nothing happens when every package is installed; apt-get
+# update runs only when a package is unknown or the lists are missing.
+# Postfix must not leave system daemons running: a temporary policy-rc.d
+# (exit 101) keeps invoke-rc.d from starting it, debconf is told "No
+# configuration", and a system Postfix that the install started anyway is
+# stopped (only when this script installed Postfix).
+set -eu
+
+PKGS="postfix valgrind gcc make libc6-dev python3 systemd procps passwd strace"
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+
+missing=""
+for p in $PKGS; do
+	installed "$p" || missing="$missing $p"
+done
+if [ -z "$missing" ]; then
+	echo "install-deps(bench): all packages present"
+	exit 0
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+	SUDO=""
+elif command -v sudo >/dev/null 2>&1; then
+	SUDO="sudo"
+else
+	echo "install-deps(bench): need root or sudo to install:$missing" >&2
+	exit 1
+fi
+echo "install-deps(bench): installing:$missing"
+
+# policy-rc.d exit 101 = "action forbidden": package scripts start nothing.
+# Put ours in place only if there is none, and remove only ours.
+POLICY=/usr/sbin/policy-rc.d
+ours=""
+if [ ! -e "$POLICY" ]; then
+	printf '#!/bin/sh\n# temporary, from smtpd bench/install-deps.sh\nexit 101\n' |
+		$SUDO tee "$POLICY" >/dev/null
+	$SUDO chmod 755 "$POLICY"
+	ours=1
+fi
+cleanup() { if [ -n "$ours" ]; then $SUDO rm -f "$POLICY"; fi; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+export DEBIAN_FRONTEND=noninteractive
+case " $missing " in
+*" postfix "*)
+	# no /etc/postfix/main.cf, no mail name questions, no service
+	printf 'postfix postfix/main_mailer_type select No configuration\n' |
+		$SUDO debconf-set-selections
+	;;
+esac
+
+need_update=""
+for p in $missing; do
+	apt-cache show "$p" >/dev/null 2>&1 || need_update=1
+done
+if [ -n "$need_update" ] || [ -z "$(ls /var/lib/apt/lists/ 2>/dev/null | grep -v -e lock -e partial)" ]; then
+	$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
+fi
+# shellcheck disable=SC2086
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	--no-install-recommends -o Dpkg::Options::=--force-confdef \
+	-o Dpkg::Options::=--force-confold $missing || {
+	echo "install-deps(bench): apt-get reported an error; checking" >&2
+	$SUDO env DEBIAN_FRONTEND=noninteractive dpkg --configure -a || true
+}
+
+bad=""
+for p in $PKGS; do
+	installed "$p" || bad="$bad $p"
+done
+if [ -n "$bad" ]; then
+	echo "install-deps(bench): not installed:$bad" >&2
+	exit 1
+fi
+
+# A booted systemd may have started the system Postfix despite the policy:
+# stop it if we are the ones who installed it.
+case " $missing " in
+*" postfix "*)
+	if [ -s /var/spool/postfix/pid/master.pid ] &&
+		kill -0 "$(tr -dc 0-9 </var/spool/postfix/pid/master.pid)" 2>/dev/null; then
+		echo "install-deps(bench): stopping the system Postfix the install started" >&2
+		$SUDO postfix stop >/dev/null 2>&1 || true
+	fi
+	if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+		$SUDO systemctl disable --now postfix >/dev/null 2>&1 || true
+	fi
+	;;
+esac
+echo "install-deps(bench): done"
+exit 0
