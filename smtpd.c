@@ -622,11 +622,11 @@ static void end_line(struct txn *t)
 /* text_run - length of the run of octets that need no decision */
 static size_t text_run(const char *p, size_t n)
 {
-	size_t i = 0;
+	const char *cr = memchr(p, '\r', n), *lf;
+	size_t lim = cr ? (size_t)(cr - p) : n;
 
-	while (i < n && p[i] != '\r' && p[i] != '\n')
-		i++;
-	return i;
+	lf = memchr(p, '\n', lim);	/* memchr: the one per-octet pass */
+	return lf ? (size_t)(lf - p) : lim;
 }
 
 /*

@@ -54,8 +54,11 @@ struct worker {
 struct supervisor {
 	int lfd[LISTEN_MAX];	/* listening sockets */
 	int nlisten;
-	struct worker *w;	/* max_sessions slots */
-	int nslots;
+	struct worker *w;	/* nslots slots */
+	int nslots;		/* allocated */
+	int top;		/* slots in use lie below this index */
+	struct pollfd *pfd;	/* poll set: self-pipe + channels, nslots + 1 */
+	struct worker **who;	/* the worker behind each pfd entry */
 	int sigpipe[2];		/* self-pipe: signal numbers as bytes */
 	int stopping;		/* SIGTERM seen */
 	time_t deadline;	/* when stopping: end of the grace time */
@@ -152,8 +155,11 @@ static int open_listeners(struct supervisor *sv)
 		logmsg(LOG_INFO, "listening on %s", spec);
 		sv->nlisten++;
 	}
-	for (i = 0; i < sv->nlisten; i++)
-		fcntl(sv->lfd[i], F_SETFL, fcntl(sv->lfd[i], F_GETFL) | O_NONBLOCK);
+	for (i = 0; i < sv->nlisten; i++) {	/* see accept_next() */
+		int fl = fcntl(sv->lfd[i], F_GETFL);
+
+		fcntl(sv->lfd[i], F_SETFL, sv->nlisten > 1 ? fl | O_NONBLOCK : fl & ~O_NONBLOCK);
+	}
 	return sv->nlisten > 0 ? 0 : -1;
 }
 
@@ -212,7 +218,11 @@ static void signals_blocked(int block)
 	sigprocmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
 }
 
-/* accept_next - wait for a connection on any listener; -1 when told to stop */
+/*
+ * accept_next - wait for a connection; -1 when told to stop.  With one
+ * listener (blocking) the kernel wakes one waiting worker per connection;
+ * with several we poll them all (non-blocking) and the losers see EAGAIN.
+ */
 static int accept_next(struct supervisor *sv)
 {
 	struct pollfd pfd[LISTEN_MAX];
@@ -221,14 +231,19 @@ static int accept_next(struct supervisor *sv)
 	for (i = 0; i < sv->nlisten; i++)
 		pfd[i].fd = sv->lfd[i], pfd[i].events = POLLIN;
 	while (!worker_stop) {
-		if (poll(pfd, sv->nlisten, -1) < 0)
+		if (sv->nlisten == 1) {
+			if ((fd = accept4(sv->lfd[0], NULL, NULL, SOCK_CLOEXEC)) >= 0)
+				return fd;
 			continue;	/* EINTR: look at worker_stop */
+		}
+		if (poll(pfd, sv->nlisten, -1) < 0)
+			continue;
 		for (i = 0; i < sv->nlisten; i++) {
 			if (!(pfd[i].revents & POLLIN))
 				continue;
 			fd = accept4(sv->lfd[i], NULL, NULL, SOCK_CLOEXEC);
 			if (fd >= 0)
-				return fd;	/* EAGAIN: another worker won */
+				return fd;
 		}
 	}
 	return -1;
@@ -324,6 +339,8 @@ static int spawn(struct supervisor *sv)
 	for (i = 0; i < sv->nslots && !w; i++)
 		if (sv->w[i].pid == 0)
 			w = &sv->w[i];
+	if (w && w - sv->w >= sv->top)
+		sv->top = w - sv->w + 1;
 	if (!w || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
 		return -1;
 	memset(w, 0, sizeof *w);
@@ -335,7 +352,7 @@ static int spawn(struct supervisor *sv)
 		return -1;
 	}
 	if (w->pid == 0) {
-		for (i = 0; i < sv->nslots; i++)
+		for (i = 0; i < sv->top; i++)
 			if (sv->w[i].pid && &sv->w[i] != w)
 				close(sv->w[i].chan);
 		close(sp[0]);
@@ -353,7 +370,7 @@ static int count(const struct supervisor *sv, int *idle, int *all)
 	int i, live = 0;
 
 	*idle = *all = 0;
-	for (i = 0; i < sv->nslots; i++) {
+	for (i = 0; i < sv->top; i++) {
 		if (!sv->w[i].pid)
 			continue;
 		++*all;
@@ -378,7 +395,7 @@ static void balance(struct supervisor *sv)
 			break;
 		live++, idle++, all++;
 	}
-	for (i = 0; i < sv->nslots && idle > cfg.workers; i++) {
+	for (i = 0; i < sv->top && idle > cfg.workers; i++) {
 		struct worker *w = &sv->w[i];
 
 		if (w->pid && !w->busy && !w->retiring) {
@@ -407,7 +424,7 @@ static void on_message(struct supervisor *sv, struct worker *w)
 		w->addr[0] = '\0';
 		return;
 	}
-	for (i = 0; i < sv->nslots; i++) {
+	for (i = 0; i < sv->top; i++) {
 		if (!sv->w[i].pid || !sv->w[i].busy || &sv->w[i] == w)
 			continue;
 		total++;
@@ -434,7 +451,7 @@ static void reap(struct supervisor *sv)
 			sv->queue_pid = 0;
 			continue;
 		}
-		for (i = 0; i < sv->nslots; i++) {
+		for (i = 0; i < sv->top; i++) {
 			if (sv->w[i].pid != pid)
 				continue;
 			if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
@@ -444,6 +461,8 @@ static void reap(struct supervisor *sv)
 				close(sv->w[i].chan);
 			memset(&sv->w[i], 0, sizeof sv->w[i]);
 		}
+		while (sv->top > 0 && sv->w[sv->top - 1].pid == 0)
+			sv->top--;
 	}
 }
 
@@ -452,7 +471,7 @@ static void signal_all(struct supervisor *sv, int sig, int retire)
 {
 	int i;
 
-	for (i = 0; i < sv->nslots; i++) {
+	for (i = 0; i < sv->top; i++) {
 		if (!sv->w[i].pid)
 			continue;
 		kill(sv->w[i].pid, sig);
@@ -529,15 +548,13 @@ static void on_signals(struct supervisor *sv, time_t now)
 /* wait_events - poll the self-pipe and every worker channel */
 static void wait_events(struct supervisor *sv, time_t now)
 {
-	struct pollfd *pfd = calloc(sv->nslots + 1, sizeof *pfd);
-	struct worker **who = calloc(sv->nslots + 1, sizeof *who);
+	struct pollfd *pfd = sv->pfd;
+	struct worker **who = sv->who;
 	int i, n = 1;
 	long wait = sv->stopping ? 1 : sv->next_queue - now;
 
-	if (!pfd || !who)
-		fatal("supervisor memory");
 	pfd[0].fd = sv->sigpipe[0], pfd[0].events = POLLIN;
-	for (i = 0; i < sv->nslots; i++) {
+	for (i = 0; i < sv->top; i++) {
 		if (!sv->w[i].pid || sv->w[i].chan < 0)
 			continue;
 		pfd[n].fd = sv->w[i].chan, pfd[n].events = POLLIN;
@@ -552,8 +569,6 @@ static void wait_events(struct supervisor *sv, time_t now)
 		if (pfd[0].revents)
 			on_signals(sv, time(NULL));
 	}
-	free(pfd);
-	free(who);
 }
 
 /* detach - background ourselves and write the pid file */
@@ -594,7 +609,10 @@ static int setup(struct supervisor *sv)
 	signal(SIGUSR1, SIG_IGN);
 	unsetenv("LISTEN_PID"), unsetenv("LISTEN_FDS"), unsetenv("TCPREMOTEIP");
 	sv->nslots = 10000;	/* the largest max_sessions: HUP may raise it */
-	if (!(sv->w = calloc(sv->nslots, sizeof *sv->w)))
+	sv->w = calloc(sv->nslots, sizeof *sv->w);
+	sv->pfd = calloc(sv->nslots + 1, sizeof *sv->pfd);
+	sv->who = calloc(sv->nslots + 1, sizeof *sv->who);
+	if (!sv->w || !sv->pfd || !sv->who)
 		return -1;
 	if (cfg.detach && detach() < 0)
 		return -1;
@@ -635,6 +653,8 @@ int supervisor_run(int argc, char **argv)
 	if (cfg.pid_file[0] && cfg.detach)
 		unlink(cfg.pid_file);
 	free(sv.w);
+	free(sv.pfd);
+	free(sv.who);
 	logmsg(LOG_INFO, "supervisor stopped");
 	return 0;
 }
