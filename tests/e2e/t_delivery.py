@@ -349,3 +349,37 @@ def test_duplicate_recipients_one_copy(T):
     eq(len(got), 1, "files in alice's new/ for one recipient named three ways")
     check(got[0][1].endswith(b"\n\nonce only\n"), "body %r" % got[0][1][-40:])
     check(("id %s" % qid).encode() in got[0][1], "QID %s not in Received" % qid)
+
+
+@test
+def test_system_user_via_getpwnam(T):
+    """a passwd user (not in the virtual file), any case; never root"""
+    if os.getuid() != 0:
+        raise Skip("needs root to create a system account")
+    import pwd
+    name = "smtpde2euser"
+    env = T.env()
+    home = os.path.join(env.dir, "home", name)
+    os.makedirs(home)
+    try:
+        pw = pwd.getpwnam(name)
+        subprocess.run(["usermod", "-d", home, name], check=True)
+    except KeyError:
+        subprocess.run(["useradd", "-M", "-d", home, "-s", "/usr/sbin/nologin", name],
+                       check=True)
+    pw = pwd.getpwnam(name)
+    os.chown(home, pw.pw_uid, pw.pw_gid)
+    c = env.client()
+    send_message(c, "s@remote.test", ["%s@example.test" % name.upper()],
+                 crlf("Subject: sys\n\nhello system user\n"))
+    c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
+    c.cmd("RCPT TO:<root@example.test>", 550, "5.1.1")
+    c.cmd("QUIT", 221, "2.0.0")
+    new = os.path.join(home, "Maildir", "new")
+    files = os.listdir(new)
+    eq(len(files), 1, "files in %s" % new)
+    st = os.stat(os.path.join(new, files[0]))
+    eq((st.st_uid, st.st_gid), (pw.pw_uid, pw.pw_gid), "owner of the delivered file")
+    with open(os.path.join(new, files[0]), "rb") as f:
+        data = f.read()
+    check(data.endswith(b"\n\nhello system user\n"), "body: %r" % data[-60:])
