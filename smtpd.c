@@ -360,8 +360,8 @@ static void txn_reset(struct session *s)
 
 /* Commands ---------------------------------------------------------- */
 
-/* cmd_helo - HELO: plain SMTP, no enhanced codes */
-static void cmd_helo(struct session *s, char *arg)
+/* hello - HELO and EHLO: check the name, reset, remember the dialect */
+static void hello(struct session *s, char *arg, int esmtp)
 {
 	if (!rfc822_helo(arg)) {
 		reply(s, R_SYNTAX);
@@ -369,25 +369,25 @@ static void cmd_helo(struct session *s, char *arg)
 	}
 	txn_reset(s);
 	rfc822_safe(s->helo, sizeof s->helo, arg, strlen(arg));
-	s->esmtp = 0;
+	s->esmtp = esmtp;
 	set_state(s, S_READY);
-	logmsg(LOG_INFO, "%s helo=%s", s->id, s->helo);
-	reply(s, R_HELO, cfg.hostname);
+	logmsg(LOG_INFO, "%s %s=%s", s->id, esmtp ? "ehlo" : "helo", s->helo);
+	if (esmtp)
+		reply(s, R_EHLO, cfg.hostname, cfg.size_limit);
+	else
+		reply(s, R_HELO, cfg.hostname);
+}
+
+/* cmd_helo - HELO: plain SMTP, no enhanced codes */
+static void cmd_helo(struct session *s, char *arg)
+{
+	hello(s, arg, 0);
 }
 
 /* cmd_ehlo - EHLO: list the extensions */
 static void cmd_ehlo(struct session *s, char *arg)
 {
-	if (!rfc822_helo(arg)) {
-		reply(s, R_SYNTAX);
-		return;
-	}
-	txn_reset(s);
-	rfc822_safe(s->helo, sizeof s->helo, arg, strlen(arg));
-	s->esmtp = 1;
-	set_state(s, S_READY);
-	logmsg(LOG_INFO, "%s ehlo=%s", s->id, s->helo);
-	reply(s, R_EHLO, cfg.hostname, cfg.size_limit);
+	hello(s, arg, 1);
 }
 
 /* path_arg - skip "FROM:"/"TO:" and optional blanks; NULL if absent */
