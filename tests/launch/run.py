@@ -759,6 +759,9 @@ def xinetd_config(w, port, attrs, server, server_args):
     a.update({"type": "UNLISTED", "port": str(port), "bind": "127.0.0.1",
               "server": server, "server_args": server_args,
               "log_on_success": "PID HOST EXIT", "log_on_failure": "HOST"})
+    if os.getuid() != 0:    # an ordinary user's xinetd cannot become root
+        import pwd
+        a["user"] = pwd.getpwuid(os.getuid()).pw_name
     p = w.path("xinetd.conf")
     with open(p, "w") as f:
         f.write("defaults\n{\n\tlog_type = FILE %s\n}\n" % w.path("xinetd.log"))
