@@ -57,11 +57,16 @@ int maildir_open(const char *dir, int *tmpfd, int *newfd)
 
 	if (top < 0)
 		return errno == ELOOP || errno == ENOTDIR ? ELOOP : errno;
-	if ((*tmpfd = open_dir(top, "tmp", 1)) < 0)
+	if ((*tmpfd = open_dir(top, "tmp", 0)) < 0 && errno == ENOENT) {
+		/* a new Maildir: make all three (cur/ is only checked here) */
+		if ((*tmpfd = open_dir(top, "tmp", 1)) < 0)
+			err = errno;
+		if ((curfd = open_dir(top, "cur", 1)) < 0 && !err)
+			err = errno;
+	} else if (*tmpfd < 0) {
 		err = errno;
+	}
 	if ((*newfd = open_dir(top, "new", 1)) < 0 && !err)
-		err = errno;
-	if ((curfd = open_dir(top, "cur", 1)) < 0 && !err)
 		err = errno;
 	close(top);
 	if (curfd >= 0)
