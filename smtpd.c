@@ -137,7 +137,6 @@ enum dstate {
 struct txn {
 	char sender[ADDR_MAX];	/* reverse-path address, "" for <> */
 	int utf8;		/* MAIL had SMTPUTF8 */
-	long declared;		/* SIZE= from MAIL, -1 if none */
 	char **rcpt;		/* accepted addresses, rcpt_limit slots */
 	int nrcpt;		/* used slots */
 	struct spool spool;	/* data file; spool.fd < 0 until data */
@@ -352,8 +351,7 @@ static void txn_reset(struct session *s)
 		free(t->rcpt[i]);
 	t->nrcpt = 0;
 	t->sender[0] = '\0';
-	t->utf8 = t->bdat = t->hops = t->loop = 0;
-	t->declared = -1;
+	t->utf8 = t->bdat = 0;	/* the byte machine is reset by data_start */
 	if (s->state & (S_MAIL | S_RCPT | S_BDAT))
 		set_state(s, S_READY);
 }
@@ -429,7 +427,6 @@ static void cmd_mail(struct session *s, char *arg)
 	}
 	rfc822_address(&path, s->t.sender, sizeof s->t.sender);
 	s->t.utf8 = pr.smtputf8;
-	s->t.declared = pr.size;
 	set_state(s, S_MAIL);
 	reply(s, R_SENDER_OK);
 }
@@ -1018,7 +1015,7 @@ int session_run(int in, int out, const char *addr, struct deliverer *d)
 		fatal("session memory");
 	s->in = in, s->out = out, s->d = d, s->t.spool.fd = -1;
 	fcntl(out, F_SETFL, fcntl(out, F_GETFL) | O_NONBLOCK);
-	s->t.declared = -1, s->state = S_GREET;
+	s->state = S_GREET;
 	snprintf(s->addr, sizeof s->addr, "%s", addr);
 	queue_id(s->id, sizeof s->id, 0);
 	logmsg(LOG_INFO, "%s connect client=%s", s->id, s->addr);
