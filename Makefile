@@ -12,10 +12,10 @@ SBINDIR ?= $(PREFIX)/sbin
 B       ?= .
 
 SRCS = smtpd.c rfc822.c queue.c maildir.c config.c deliver.c users.c log.c \
-       supervisor.c proxy.c
+       supervisor.c proxy.c netaddr.c dns.c dnsbl.c door.c
 OBJS = $(SRCS:%.c=$(B)/%.o)
 TESTS = $(B)/tests/check_rfc822 $(B)/tests/check_maildir $(B)/tests/check_queue \
-        $(B)/tests/check_smtpd
+        $(B)/tests/check_smtpd $(B)/tests/check_door
 CHECK_LIBS = $(shell pkg-config --cflags --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -lpthread)
 
 all: $(B)/smtpd
@@ -64,7 +64,7 @@ install: $(B)/smtpd
 
 clean:
 	rm -rf smtpd *.o *.d tests/check_rfc822 tests/check_maildir tests/check_queue \
-	    tests/check_smtpd tests/*.d tests/faultfs.so build-asan
+	    tests/check_smtpd tests/check_door tests/*.d tests/faultfs.so build-asan
 
 .PHONY: all unit e2e launch robust check check-asan demo install clean
 -include $(B)/*.d $(B)/tests/*.d

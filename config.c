@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "door.h"
 
 struct config cfg;
 
@@ -44,6 +45,9 @@ static const struct setting settings[] = {
 	S(listen, "addresses to listen on, ADDR[:PORT] comma list"),
 	S(pid_file, "pid file written by the detached supervisor"),
 	S(proxy_trusted, "PROXY protocol senders (comma list of IPs)"),
+	S(trusted_networks, "networks skipping caps, rate, DNSBL, pregreet (CIDR list)"),
+	S(dnsbl_sites, "DNS lists: ZONE[=127.0.0.[2..11]][*WEIGHT], comma list"),
+	S(dns_server, "resolver for the door's lookups, IP[:PORT]; default resolv.conf"),
 	N(size_limit, 52428800, 4096, 2147483647L, "max message octets"),
 	N(rcpt_limit, 100, 100, 100000, "max recipients per message"),
 	N(cmdline_limit, 512, CMDLINE_MIN, CMDLINE_MAX, "max command line"),
@@ -58,11 +62,20 @@ static const struct setting settings[] = {
 	N(listen_port, 25, 1, 65535, "port for -l ADDR without :PORT"),
 	N(workers, 4, 1, 1000, "prefork: idle workers kept ready"),
 	N(max_sessions, 100, 1, 10000, "sessions at once, all clients"),
-	N(max_per_addr, 10, 1, 10000, "sessions at once from one address"),
+	N(max_per_addr, 50, 1, 10000, "sessions at once from one address"),
 	N(worker_connections, 1000, 1, 1000000, "connections before a worker retires"),
 	N(shutdown_grace, 30, 0, 3600, "seconds sessions get after SIGTERM"),
 	N(detach, 0, 0, 1, "1: supervisor runs in the background"),
 	N(queue_interval, 300, 0, 86400, "seconds between queue runs, 0 = none"),
+	N(dnsbl_threshold, 1, 1, 100000, "DNSBL score that refuses a client"),
+	N(dnsbl_timeout, 5, 1, 60, "seconds the greeting waits for DNS lists"),
+	N(greet_wait, 2, 0, 60, "seconds the greeting is held, 0 = no pregreet test"),
+	N(greet_multiline, 0, 0, 1, "1: send a 220- teaser line before the wait"),
+	N(rdns, 1, 0, 1, "1: look up and confirm the client's PTR name"),
+	N(rdns_missing_weight, 0, -1000, 1000, "score for no confirmed PTR, 0 = off"),
+	N(session_timeout, 3600, 0, 86400, "seconds a whole session may last, 0 = none"),
+	N(min_data_rate, 500, 0, 1000000000, "octets/s DATA must keep up, 0 = none"),
+	N(conn_rate_limit, 0, 0, 1000000, "connections/minute per address, 0 = none"),
 };
 #define NSETTINGS (sizeof settings / sizeof settings[0])
 
@@ -181,6 +194,7 @@ static int set_defaults(void)
 	strcpy(cfg.maildir, "Maildir");
 	strcpy(cfg.log, "syslog");
 	strcpy(cfg.session_user, "nobody");
+	strcpy(cfg.trusted_networks, "127.0.0.0/8, ::1/128");
 	cfg.uid = getuid();
 	if (cfg.uid == 0) {
 		strcpy(cfg.postmaster, "root");
@@ -254,7 +268,7 @@ int config_load(int argc, char **argv, int *mode)
 		fprintf(stderr, "smtpd: log must be syslog or stderr\n");
 		return -1;
 	}
-	return 0;
+	return door_config_ok();
 }
 
 /* config_print - the effective settings, one "name = value" per line */

@@ -30,6 +30,9 @@ struct config {
 	char listen[CFG_STR_MAX];	/* comma list of ADDR[:PORT] (-l) */
 	char pid_file[CFG_STR_MAX];	/* supervisor's pid file when detached */
 	char proxy_trusted[CFG_STR_MAX];/* comma list of PROXY senders; "" = off */
+	char trusted_networks[CFG_STR_MAX];/* CIDR list exempt from the door's checks */
+	char dnsbl_sites[CFG_STR_MAX];	/* postscreen-style ZONE[=FILTER][*WEIGHT] list */
+	char dns_server[CFG_STR_MAX];	/* resolver IP[:PORT]; "" = /etc/resolv.conf */
 	long size_limit;		/* octets of message accepted, SIZE */
 	long rcpt_limit;		/* recipients per transaction */
 	long cmdline_limit;		/* octets of a command line incl. CRLF */
@@ -49,6 +52,15 @@ struct config {
 	long shutdown_grace;		/* seconds sessions get after SIGTERM */
 	long detach;			/* 1: supervisor detaches (-d) */
 	long queue_interval;		/* seconds between queue runs; 0 = none */
+	long dnsbl_threshold;		/* score at which a client is refused */
+	long dnsbl_timeout;		/* seconds the greeting waits for DNS lists */
+	long greet_wait;		/* seconds the greeting is held; 0 = no pregreet test */
+	long greet_multiline;		/* 1: "220-" teaser line before the wait */
+	long rdns;			/* 1: look up the client's PTR name */
+	long rdns_missing_weight;	/* score added when no confirmed name; 0 = off */
+	long session_timeout;		/* seconds a whole session may last; 0 = none */
+	long min_data_rate;		/* octets/s DATA/BDAT must keep up; 0 = none */
+	long conn_rate_limit;		/* connections per minute per address; 0 = none */
 	uid_t uid;			/* derived: who we run as at start */
 };
 
