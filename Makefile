@@ -12,7 +12,7 @@ SBINDIR ?= $(PREFIX)/sbin
 B       ?= .
 
 SRCS = smtpd.c rfc822.c queue.c maildir.c config.c deliver.c users.c log.c \
-       supervisor.c proxy.c netaddr.c dns.c dnsbl.c door.c
+       supervisor.c proxy.c netaddr.c dns.c dnsbl.c door.c rate.c
 OBJS = $(SRCS:%.c=$(B)/%.o)
 TESTS = $(B)/tests/check_rfc822 $(B)/tests/check_maildir $(B)/tests/check_queue \
         $(B)/tests/check_smtpd $(B)/tests/check_door

@@ -15,6 +15,7 @@
 #include "dns.h"
 #include "dnsbl.h"
 #include "netaddr.h"
+#include "rate.h"
 
 #define N(a)	(sizeof(a) / sizeof((a)[0]))
 
@@ -306,6 +307,46 @@ START_TEST(dns_server_values)
 }
 END_TEST
 
+/* ---- rate ------------------------------------------------------------- */
+
+START_TEST(rate_per_minute)
+{
+	struct rate *r = calloc(1, sizeof *r);
+	int i;
+
+	ck_assert_ptr_nonnull(r);
+	for (i = 0; i < 3; i++)
+		ck_assert_int_eq(rate_over(r, "192.0.2.7", 1000 + i, 3), 0);
+	ck_assert_int_eq(rate_over(r, "192.0.2.7", 1010, 3), 1);	/* 4th */
+	ck_assert_int_eq(rate_over(r, "192.0.2.8", 1010, 3), 0);	/* another */
+	ck_assert_int_eq(rate_over(r, "::ffff:192.0.2.7", 1020, 3), 1);	/* same */
+	ck_assert_int_eq(rate_over(r, "192.0.2.7", 1060, 3), 0);	/* new minute */
+	ck_assert_int_eq(rate_over(r, "192.0.2.7", 1060, 0), 0);	/* no limit */
+	ck_assert_int_eq(rate_over(r, "junk", 1060, 1), 0);
+	free(r);
+}
+END_TEST
+
+START_TEST(rate_table_full)
+{
+	struct rate *r = calloc(1, sizeof *r);
+	char a[64];
+	int i;
+
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_eq(rate_over(r, "2001:db8::1", 500, 1), 0);
+	ck_assert_int_eq(rate_over(r, "2001:db8::1", 501, 1), 1);
+	/* more addresses than slots: the oldest window is reused, nobody else's */
+	for (i = 0; i < RATE_SLOTS; i++) {
+		snprintf(a, sizeof a, "10.0.%d.%d", i / 256, i % 256);
+		ck_assert_int_eq(rate_over(r, a, 502, 1), 0);
+	}
+	ck_assert_int_eq(rate_over(r, "10.0.0.0", 503, 1), 1);
+	ck_assert_int_eq(rate_over(r, "2001:db8::1", 503, 1), 0);	/* forgotten */
+	free(r);
+}
+END_TEST
+
 static Suite *door_suite(void)
 {
 	Suite *s = suite_create("door");
@@ -327,6 +368,10 @@ static Suite *door_suite(void)
 	tcase_add_test(tc, dns_reply_records);
 	tcase_add_test(tc, dns_reply_ptr);
 	tcase_add_test(tc, dns_server_values);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("rate");
+	tcase_add_test(tc, rate_per_minute);
+	tcase_add_test(tc, rate_table_full);
 	suite_add_tcase(s, tc);
 	return s;
 }
