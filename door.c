@@ -23,7 +23,8 @@
  * A DNS failure (timeout, SERVFAIL, NXDOMAIN, no resolver) is never a
  * listing; answers outside 127/8 or in 127.255.255.0/24 are logged once
  * per site and ignored.  Without dnsbl_sites or rdns_missing_weight the
- * PTR lookup gets only the greet_wait time: it never delays a client.
+ * PTR lookup gets only the greet_wait time: it never delays a client;
+ * with them, the greeting waits for it (and the forward lookup) too.
  */
 #include <errno.h>
 #include <poll.h>
@@ -47,6 +48,12 @@
 #define TAG_PTR		0x200	/* the client's PTR */
 #define TAG_FWD		0x400	/* A/AAAA of a PTR name */
 #define TAG_COUNTS	0x800	/* the greeting waits for this answer */
+
+/* rdns_counts - does the greeting wait for the reverse lookup? */
+static int rdns_counts(void)
+{
+	return cfg.rdns_missing_weight || cfg.dnsbl_sites[0] ? TAG_COUNTS : 0;
+}
 
 /* now_ms - a monotonic clock in milliseconds */
 static long long now_ms(void)
@@ -108,7 +115,7 @@ static int ask_sites(struct door *dr, const struct netaddr *na)
 static void ask_ptr(struct door *dr, const struct netaddr *na)
 {
 	char rev[NETADDR_REV_MAX], name[DNS_NAME_MAX];
-	int counts = cfg.rdns_missing_weight ? TAG_COUNTS : 0;
+	int counts = rdns_counts();
 
 	if (!cfg.rdns || netaddr_reverse(na, rev, sizeof rev) == 0)
 		return;
@@ -154,7 +161,7 @@ static int valid_host(const char *s)
 /* forward - a PTR answer came: ask for the addresses of its names */
 static void forward(struct door *dr, const struct dns_query *q, int family)
 {
-	int i, counts = cfg.rdns_missing_weight ? TAG_COUNTS : 0;
+	int i, counts = rdns_counts();
 
 	for (i = 0; i < q->r.nptr; i++)
 		if (valid_host(q->r.ptr[i]))

@@ -561,14 +561,15 @@ int rfc822_header_is(const char *line, size_t len, const char *name)
 
 /*
  * rfc822_received - the trace line of RFC 5321 4.4, as stored (LF ends):
- *   Received: from HELO ([ADDR])
+ *   Received: from HELO ([ADDR])        (NAME NULL: no lookup made)
+ *   Received: from HELO (NAME [ADDR])   (NAME: confirmed PTR, or "unknown")
  *   	by BY (smtpd) with WITH id ID
  *   	for <RCPT>; DATE
  * The "for" clause only with one recipient, so Bcc stays private.
  */
 size_t rfc822_received(char *dst, size_t cap, const struct received *r)
 {
-	char helo[DOMAIN_MAX + 1], addr[64], rcpt[ADDR_MAX], date[64];
+	char helo[DOMAIN_MAX + 1], addr[64], rcpt[ADDR_MAX], date[64], name[DOMAIN_MAX + 2];
 	const char *v6 = strchr(r->addr, ':') ? "IPv6:" : "";
 	int n;
 
@@ -581,9 +582,14 @@ size_t rfc822_received(char *dst, size_t cap, const struct received *r)
 		rfc822_safe(rcpt, sizeof rcpt, r->rcpt, strlen(r->rcpt));
 	if (rfc822_date(date, sizeof date, r->when) == 0)
 		return 0;
-	n = snprintf(dst, cap, "Received: from %s ([%s%s])\n"
+	name[0] = '\0';
+	if (r->name && r->name[0]) {
+		rfc822_safe(name, sizeof name - 1, r->name, strlen(r->name));
+		strcat(name, " ");
+	}
+	n = snprintf(dst, cap, "Received: from %s (%s[%s%s])\n"
 	    "\tby %s (smtpd) with %s id %s%s%s%s; %s\n",
-	    helo, v6, addr, r->by, r->with, r->id,
+	    helo, name, v6, addr, r->by, r->with, r->id,
 	    r->rcpt ? "\n\tfor <" : "", r->rcpt ? rcpt : "",
 	    r->rcpt ? ">" : "", date);
 	return (n < 0 || (size_t)n >= cap) ? 0 : (size_t)n;

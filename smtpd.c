@@ -39,6 +39,7 @@
 
 #include "config.h"
 #include "deliver.h"
+#include "door.h"
 #include "log.h"
 #include "queue.h"
 #include "rfc822.h"
@@ -72,7 +73,8 @@ enum reply_id {
 	R_NO_ARGS, R_BAD_SENDER, R_BAD_RCPT, R_NOT_IMPL, R_SEQUENCE,
 	R_BDAT_MIXED, R_NO_SUCH_USER, R_RELAY, R_SIZE_MAIL, R_SIZE_DATA,
 	R_NO_UTF8, R_PARAM_UNKNOWN, R_LOOP, R_BARE_EOL, R_TEXT_LINE,
-	R_TEMP_DELIVERY, R_MAILBOX_FULL, R_NUL,
+	R_TEMP_DELIVERY, R_MAILBOX_FULL, R_NUL, R_GREET_TEASER, R_PREGREET,
+	R_DNSBL, R_SESSION_DEADLINE, R_DATA_RATE,
 };
 
 static const char *const replies[] = {
@@ -118,6 +120,11 @@ static const char *const replies[] = {
 	[R_TEMP_DELIVERY] = "451 4.3.0 Local delivery failed, try again later",
 	[R_MAILBOX_FULL] = "452 4.2.2 Mailbox full",
 	[R_NUL] = "500 5.5.2 NUL octet in command",
+	[R_GREET_TEASER] = "220-%s ESMTP smtpd",
+	[R_PREGREET] = "554 5.5.1 Protocol error",
+	[R_DNSBL] = "554 5.7.1 Service unavailable; client [%s] blocked using %s",
+	[R_SESSION_DEADLINE] = "421 4.4.2 %s Session time limit exceeded, closing connection",
+	[R_DATA_RATE] = "421 4.4.2 %s Data rate too low, closing connection",
 };
 
 /* The one exception to "no globals": a flag a signal handler sets. */
@@ -163,6 +170,9 @@ struct session {
 	char addr[64];		/* client address text */
 	char helo[DOMAIN_MAX + 1];	/* HELO/EHLO argument, safe text */
 	struct deliverer *d;	/* our deliverer */
+	struct door door;	/* what the checks at the door found */
+	long long deadline;	/* session_timeout's end, ms (monotonic); 0 = none */
+	long long data_deadline;/* DATA/BDAT request's end, ms; 0 outside data */
 	struct txn t;		/* current transaction; reset by txn_reset */
 	size_t inpos, inlen;	/* unread input is inbuf[inpos, inlen) */
 	size_t outlen;		/* octets waiting in outbuf */
@@ -173,7 +183,33 @@ struct session {
 /* I/O -------------------------------------------------------------- */
 
 /* what read_line() and fill() return */
-enum { LINE_OK, LINE_LONG, LINE_EOF = -1, LINE_TIMEOUT = -2, LINE_SHUTDOWN = -3 };
+enum { LINE_OK, LINE_LONG, LINE_EOF = -1, LINE_TIMEOUT = -2, LINE_SHUTDOWN = -3,
+	LINE_DEADLINE = -4, LINE_SLOW = -5 };
+
+/* now_ms - a monotonic clock in milliseconds, for the deadlines */
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * wait_ms - how long fill() may wait: the read timeout, cut short by the
+ * session's deadline and the data request's; *why is what ends it then.
+ */
+static long long wait_ms(const struct session *s, long timeout, int *why)
+{
+	long long now = now_ms(), w = timeout * 1000LL;
+
+	*why = LINE_TIMEOUT;
+	if (s->deadline && s->deadline - now <= w)
+		w = s->deadline - now, *why = LINE_DEADLINE;
+	if (s->data_deadline && s->data_deadline - now <= w)
+		w = s->data_deadline - now, *why = LINE_SLOW;
+	return w < 0 ? 0 : w;
+}
 
 /* writable - wait until fd takes more output; 0 on timeout or stop */
 static int writable(int fd)
@@ -229,18 +265,18 @@ static int fill(struct session *s, long timeout)
 {
 	struct pollfd pfd = { s->in, POLLIN, 0 };
 	ssize_t n;
-	int r;
+	int r, why;
 
 	out_flush(s);
 	if (s->inpos == s->inlen)
 		s->inpos = s->inlen = 0;
 	do
-		r = poll(&pfd, 1, timeout * 1000);
+		r = poll(&pfd, 1, (int)wait_ms(s, timeout, &why));
 	while (r < 0 && errno == EINTR && !smtpd_stop);
 	if (smtpd_stop)
 		return LINE_SHUTDOWN;
-	if (r == 0)
-		return LINE_TIMEOUT;
+	if (r == 0 || (why != LINE_TIMEOUT && wait_ms(s, timeout, &why) == 0))
+		return why;	/* a trickle of bytes does not reset a deadline */
 	do
 		n = read(s->in, s->inbuf + s->inlen, sizeof s->inbuf - s->inlen);
 	while (n < 0 && errno == EINTR);
@@ -249,6 +285,8 @@ static int fill(struct session *s, long timeout)
 	if (n <= 0)
 		return LINE_EOF;
 	s->inlen += n;
+	if (s->data_deadline)	/* min_data_rate: each octet buys time */
+		s->data_deadline += n * 1000LL / cfg.min_data_rate;
 	return 0;
 }
 
@@ -326,8 +364,13 @@ static void lost(struct session *s, int r)
 		reply(s, R_TIMEOUT, cfg.hostname);
 	else if (r == LINE_SHUTDOWN)
 		reply(s, R_SHUTDOWN, cfg.hostname);
+	else if (r == LINE_DEADLINE)
+		reply(s, R_SESSION_DEADLINE, cfg.hostname);
+	else if (r == LINE_SLOW)
+		reply(s, R_DATA_RATE, cfg.hostname);
 	logmsg(LOG_INFO, "%s lost client=%s reason=%s%s", s->id, s->addr,
-	    r == LINE_TIMEOUT ? "timeout" : r == LINE_SHUTDOWN ? "shutdown" : "eof",
+	    r == LINE_TIMEOUT ? "timeout" : r == LINE_SHUTDOWN ? "shutdown" :
+	    r == LINE_DEADLINE ? "session-deadline" : r == LINE_SLOW ? "data-rate" : "eof",
 	    s->t.spool.fd >= 0 ? " during data" : "");
 	s->state = S_QUIT;
 }
@@ -465,6 +508,8 @@ static enum reply_id check_rcpt(struct session *s, const char *arg, char *addr)
 		return R_TOO_MANY_RCPTS;
 	if (rfc822_local_unquote(&path, local, sizeof local) == 0)
 		return R_NO_SUCH_USER;
+	if (door_refuses_rcpt(&s->door, local))
+		return R_DNSBL;
 	r = users_lookup(local, &u);
 	if (r != USER_FOUND)
 		return r == USER_TEMPFAIL ? R_TEMP_LOOKUP : R_NO_SUCH_USER;
@@ -489,7 +534,10 @@ static void cmd_rcpt(struct session *s, char *arg)
 	}
 	if (r == R_RCPT_OK)
 		set_state(s, S_RCPT);
-	reply(s, r);
+	if (r == R_DNSBL)
+		reply(s, r, s->addr, s->door.site);
+	else
+		reply(s, r);
 }
 
 /* cmd_rset - RSET: abandon the transaction */
@@ -695,7 +743,7 @@ static size_t data_bytes(struct txn *t, const char *p, size_t n)
 static enum reply_id data_start(struct session *s)
 {
 	struct txn *t = &s->t;
-	char head[2 * ADDR_MAX + 2 * CFG_STR_MAX + DOMAIN_MAX + 256]; /* fits any */
+	char head[2 * ADDR_MAX + 2 * CFG_STR_MAX + 2 * DOMAIN_MAX + 256]; /* fits any */
 	struct received rc;
 	size_t n, k;
 	int err;
@@ -708,6 +756,7 @@ static enum reply_id data_start(struct session *s)
 	rc.with = !s->esmtp ? "SMTP" : t->utf8 ? "UTF8SMTP" : "ESMTP";
 	rc.id = t->spool.id, rc.when = time(NULL);
 	rc.rcpt = t->nrcpt == 1 ? t->rcpt[0] : NULL;
+	rc.name = door_name(&s->door);
 	n = snprintf(head, sizeof head, "Return-Path: <%s>\n", t->sender);
 	n += (k = rfc822_received(head + n, sizeof head - n, &rc));
 	if (k == 0)
@@ -718,18 +767,28 @@ static enum reply_id data_start(struct session *s)
 	return R_OKAY;
 }
 
+/* data_clock - start (1) or stop (0) a DATA/BDAT request's deadline */
+static void data_clock(struct session *s, int on)
+{
+	s->data_deadline = on && cfg.min_data_rate ?
+	    now_ms() + cfg.data_timeout * 1000LL : 0;
+}
+
 /* read_data - DATA octets up to CR LF . CR LF; 0, or LINE_EOF/TIMEOUT */
 static int read_data(struct session *s)
 {
 	int r;
 
+	data_clock(s, 1);
 	for (;;) {
 		s->inpos += data_bytes(&s->t, s->inbuf + s->inpos, s->inlen - s->inpos);
 		if (s->t.ds == D_END)
-			return 0;
+			break;
 		if ((r = fill(s, cfg.data_timeout)) < 0)
 			return r;
 	}
+	data_clock(s, 0);
+	return 0;
 }
 
 /* read_chunk - exactly n BDAT octets (n may be 0); 0 or LINE_EOF/TIMEOUT */
@@ -737,6 +796,7 @@ static int read_chunk(struct session *s, long n, int keep)
 {
 	int r;
 
+	data_clock(s, 1);
 	while (n > 0) {
 		size_t avail = s->inlen - s->inpos;
 		size_t take = (long)avail < n ? avail : (size_t)n;
@@ -747,6 +807,7 @@ static int read_chunk(struct session *s, long n, int keep)
 		if (n > 0 && (r = fill(s, cfg.data_timeout)) < 0)
 			return r;
 	}
+	data_clock(s, 0);
 	return 0;
 }
 
@@ -1003,6 +1064,32 @@ int connection_addr(int fd, char *addr, size_t cap)
 	return 0;
 }
 
+/*
+ * greet - the checks at the door (door.c) while the greeting is held,
+ * then the greeting; a client that talked first gets 554 and is closed.
+ */
+static void greet(struct session *s)
+{
+	if (cfg.session_timeout)
+		s->deadline = now_ms() + cfg.session_timeout * 1000LL;
+	if (door_start(&s->door, s->in, s->addr) && cfg.greet_multiline) {
+		reply(s, R_GREET_TEASER, cfg.hostname);
+		out_flush(s);
+	}
+	switch (door_wait(&s->door, s->in, s->id, s->addr)) {
+	case DOOR_PREGREET:
+		s->esmtp = 1;	/* no dialogue to negotiate: keep 5.5.1, as postscreen */
+		reply(s, R_PREGREET);
+		set_state(s, S_QUIT);
+		break;
+	case DOOR_GONE:
+		lost(s, LINE_EOF);
+		break;
+	default:
+		reply(s, R_GREETING, cfg.hostname);
+	}
+}
+
 /* session_run - one SMTP session on in/out; returns the exit status */
 int session_run(int in, int out, const char *addr, struct deliverer *d)
 {
@@ -1019,7 +1106,7 @@ int session_run(int in, int out, const char *addr, struct deliverer *d)
 	snprintf(s->addr, sizeof s->addr, "%s", addr);
 	queue_id(s->id, sizeof s->id, 0);
 	logmsg(LOG_INFO, "%s connect client=%s", s->id, s->addr);
-	reply(s, R_GREETING, cfg.hostname);
+	greet(s);
 	while (s->state != S_QUIT) {
 		r = read_line(s, line, cfg.cmdline_limit, &len);
 		if (r < 0)

@@ -8,8 +8,8 @@
  * and reads no network bytes.  Each worker starts its own deliverer,
  * drops to cfg.session_user, then serves connections one at a time.
  * Before serving, a worker asks the supervisor for admission ("B addr"),
- * which enforces max_sessions and max_per_addr; over a cap the client
- * gets 421 4.7.0.  When every worker is busy, the supervisor forks more,
+ * which enforces max_sessions, max_per_addr and conn_rate_limit (the last
+ * two not for trusted_networks); over a cap the client gets 421 4.7.0.  When every worker is busy, the supervisor forks more,
  * up to max_sessions; past that, connections wait in the listen backlog.
  * Signals (through a self-pipe into the poll loop):
  *   SIGTERM, SIGINT  stop accepting; sessions get shutdown_grace seconds,
@@ -37,6 +37,8 @@
 
 #include "config.h"
 #include "log.h"
+#include "netaddr.h"
+#include "rate.h"
 #include "smtpd.h"
 #include "supervisor.h"
 
@@ -64,6 +66,7 @@ struct supervisor {
 	time_t deadline;	/* when stopping: end of the grace time */
 	time_t next_queue;	/* next queue run */
 	pid_t queue_pid;	/* running queue child, or 0 */
+	struct rate *rate;	/* connections per minute per address */
 	char **argv;		/* for SIGHUP re-reading */
 	int argc;
 };
@@ -249,8 +252,8 @@ static int accept_next(struct supervisor *sv)
 	return -1;
 }
 
-/* admit - ask the supervisor whether this client may have a session */
-static int admit(int chan, const char *addr)
+/* admit - ask the supervisor for a session: 'Y', 'N' (a cap) or 'R' (rate) */
+static char admit(int chan, const char *addr)
 {
 	char msg[ADDR_TEXT + 2], ans = 'N';
 
@@ -258,18 +261,20 @@ static int admit(int chan, const char *addr)
 
 	snprintf(msg, sizeof msg, "B %s", addr);
 	if (send(chan, msg, strlen(msg), 0) < 0)
-		return 0;
+		return 'N';
 	do	/* a SIGTERM (retiring) must not turn into a refusal */
 		n = recv(chan, &ans, 1, 0);
 	while (n < 0 && errno == EINTR);
-	return n == 1 && ans == 'Y';
+	return n == 1 ? ans : 'N';
 }
 
 /* serve_one - one connection: PROXY header, admission, the session */
 static void serve_one(int fd, int chan, struct deliverer *d)
 {
 	static const char busy[] = "421 4.7.0 Too many connections, try again later\r\n";
-	char addr[ADDR_TEXT];
+	static const char fast[] = "421 4.7.0 Too many connections from your address "
+	    "this minute, try again later\r\n";
+	char addr[ADDR_TEXT], ans;
 
 	if (send(chan, "A", 1, 0) < 0)	/* busy now: a spare may be needed */
 		worker_stop = 1;
@@ -279,9 +284,11 @@ static void serve_one(int fd, int chan, struct deliverer *d)
 			worker_stop = 1;
 		return;
 	}
-	if (!admit(chan, addr)) {
-		logmsg(LOG_NOTICE, "refused client=%s reason=connection-limit", addr);
-		if (write(fd, busy, sizeof busy - 1) < 0) {
+	if ((ans = admit(chan, addr)) != 'Y') {
+		logmsg(LOG_NOTICE, "refused client=%s reason=%s", addr,
+		    ans == 'R' ? "rate-limit" : "connection-limit");
+		if (write(fd, ans == 'R' ? fast : busy,
+		    ans == 'R' ? sizeof fast - 1 : sizeof busy - 1) < 0) {
 			/* the client left already */
 		}
 		close(fd);
@@ -410,7 +417,7 @@ static void balance(struct supervisor *sv)
 static void on_message(struct supervisor *sv, struct worker *w)
 {
 	char buf[ADDR_TEXT + 2];
-	int i, total = 0, same = 0;
+	int i, total = 0, same = 0, trusted, fast;
 	ssize_t n = recv(w->chan, buf, sizeof buf - 1, 0);
 
 	if (n <= 0) {
@@ -430,9 +437,15 @@ static void on_message(struct supervisor *sv, struct worker *w)
 		total++;
 		same += strcmp(sv->w[i].addr, buf + 2) == 0;
 	}
-	if (buf[0] != 'B' || total >= cfg.max_sessions || same >= cfg.max_per_addr ||
-	    sv->stopping) {
+	trusted = netaddr_match(buf + 2, cfg.trusted_networks);
+	fast = !trusted && rate_over(sv->rate, buf + 2, time(NULL), cfg.conn_rate_limit);
+	if (buf[0] != 'B' || total >= cfg.max_sessions || sv->stopping ||
+	    (!trusted && same >= cfg.max_per_addr)) {
 		send(w->chan, "N", 1, 0);
+		return;
+	}
+	if (fast) {
+		send(w->chan, "R", 1, 0);
 		return;
 	}
 	w->busy = 1;
@@ -612,7 +625,8 @@ static int setup(struct supervisor *sv)
 	sv->w = calloc(sv->nslots, sizeof *sv->w);
 	sv->pfd = calloc(sv->nslots + 1, sizeof *sv->pfd);
 	sv->who = calloc(sv->nslots + 1, sizeof *sv->who);
-	if (!sv->w || !sv->pfd || !sv->who)
+	sv->rate = calloc(1, sizeof *sv->rate);
+	if (!sv->w || !sv->pfd || !sv->who || !sv->rate)
 		return -1;
 	if (cfg.detach && detach() < 0)
 		return -1;
@@ -655,6 +669,7 @@ int supervisor_run(int argc, char **argv)
 	free(sv.w);
 	free(sv.pfd);
 	free(sv.who);
+	free(sv.rate);
 	logmsg(LOG_INFO, "supervisor stopped");
 	return 0;
 }

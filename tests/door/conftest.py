@@ -1,0 +1,349 @@
+"""conftest.py - fixtures for the door suite (DNSBL, pregreet, rates,
+trusted networks, slow clients, fail2ban).
+
+A real dnsmasq (Debian's) on a free loopback port with its own
+configuration (dnsmasq.conf.in), started once for the suite; smtpd's
+prefork supervisor started per test with its own settings; a raw SMTP
+client that can put a PROXY v1/v2 header first, so a trusted test client
+(127.0.0.1) speaks for any address.  Every wait is bounded; everything
+started is stopped, also when a test fails.  Loopback only.
+
+smtpd logs to stderr; the harness writes each line into a log file with a
+timestamp and host in front, as rsyslog writes /var/log/mail.log, so
+fail2ban-regex can read it.
+"""
+import datetime
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+SMTPD = os.path.abspath(os.environ.get("SMTPD", os.path.join(ROOT, "smtpd")))
+HOST = "mx.test"
+DOMAIN = "example.test"
+WAIT = 15                       # seconds any single network wait may take
+IS_ROOT = os.geteuid() == 0
+MAIL_UID, MAIL_GID = (65534, 65534) if IS_ROOT else (os.getuid(), os.getgid())
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    s = socket.socket(socket.AF_INET, kind)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def stop_group(p, timeout=10):
+    """SIGTERM the process group, then SIGKILL; reap"""
+    if p.poll() is None:
+        try:
+            os.killpg(p.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait(5)
+    try:
+        os.killpg(p.pid, signal.SIGKILL)    # leftovers (workers, deliverers)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+# ---------------------------------------------------------------- DNS
+
+def dns_query(port, name, qtype=1, timeout=2):
+    """one query to 127.0.0.1:port; (rcode, answer count) or None"""
+    q = struct.pack(">HHHHHH", 4321, 0x0100, 1, 0, 0, 0)
+    for label in name.split("."):
+        q += bytes([len(label)]) + label.encode()
+    q += b"\0" + struct.pack(">HH", qtype, 1)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(timeout)
+    try:
+        s.sendto(q, ("127.0.0.1", port))
+        d, _ = s.recvfrom(2048)
+        return d[3] & 15, struct.unpack(">H", d[6:8])[0]
+    except OSError:
+        return None
+    finally:
+        s.close()
+
+
+class Dnsmasq:
+    def __init__(self, tmp):
+        # the zone that never answers: a UDP socket nobody reads
+        self.hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.hole.bind(("127.0.0.1", 0))
+        self.conf = os.path.join(tmp, "dnsmasq.conf")
+        self.log = os.path.join(tmp, "dnsmasq.log")
+        with open(os.path.join(HERE, "dnsmasq.conf.in")) as f:
+            self.template = f.read()
+        self.proc = None
+        for _ in range(5):
+            self.port = free_port(socket.SOCK_DGRAM)
+            with open(self.conf, "w") as f:
+                f.write(self.template.replace("@PORT@", str(self.port))
+                        .replace("@BLACKHOLE@", str(self.hole.getsockname()[1])))
+            self.proc = subprocess.Popen(
+                ["dnsmasq", "-k", "-C", self.conf,
+                 "--pid-file=" + os.path.join(tmp, "dnsmasq.pid")],
+                stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,
+                start_new_session=True)
+            end = time.time() + 10
+            while time.time() < end and self.proc.poll() is None:
+                if dns_query(self.port, "7.2.0.192.bl.test", timeout=0.3) == (0, 1):
+                    return
+                time.sleep(0.1)
+            stop_group(self.proc)
+        raise RuntimeError("dnsmasq did not start: " + open(self.log).read()[-2000:])
+
+    @property
+    def server(self):
+        return "127.0.0.1:%d" % self.port
+
+    def stop(self):
+        if self.proc:
+            stop_group(self.proc)
+        self.hole.close()
+
+
+@pytest.fixture(scope="session")
+def dns(tmp_path_factory):
+    if not shutil.which("dnsmasq") and not os.path.exists("/usr/sbin/dnsmasq"):
+        pytest.fail("dnsmasq not installed (run tests/install-deps.sh)")
+    os.environ["PATH"] += ":/usr/sbin:/sbin"
+    d = Dnsmasq(str(tmp_path_factory.mktemp("dnsmasq")))
+    yield d
+    d.stop()
+
+
+# ---------------------------------------------------------------- smtpd
+
+class Smtpd:
+    """one prefork supervisor on 127.0.0.1:port with its own world"""
+
+    def __init__(self, tmp, settings):
+        self.dir = tmp
+        os.chmod(self.dir, 0o755)
+        self.log_path = os.path.join(tmp, "mail.log")
+        self.users = {}
+        home = os.path.join(tmp, "home")
+        os.mkdir(home, 0o755)
+        with open(os.path.join(tmp, "users"), "w") as f:
+            for n in ("alice", "bob"):
+                h = os.path.join(home, n)
+                os.mkdir(h, 0o755)
+                if IS_ROOT:
+                    os.chown(h, MAIL_UID, MAIL_GID)
+                self.users[n] = os.path.join(h, "Maildir")
+                f.write("%s:%d:%d:%s\n" % (n, MAIL_UID, MAIL_GID, self.users[n]))
+        os.chmod(os.path.join(tmp, "users"), 0o644)
+        self.settings = {
+            "hostname": HOST, "local_domains": DOMAIN,
+            "virtual_users": os.path.join(tmp, "users"),
+            "spool_dir": os.path.join(tmp, "spool"), "postmaster": "alice",
+            "queue_interval": "0", "workers": "2",
+        }
+        if IS_ROOT:
+            self.settings["session_user"] = "nobody"
+        self.settings.update({k: str(v) for k, v in settings.items()})
+        self.lines = []
+        self.lock = threading.Lock()
+        self.proc = None
+        self.start()
+
+    def start(self):
+        for _ in range(5):
+            self.port = free_port()
+            argv = [SMTPD, "-e", "-l", "127.0.0.1:%d" % self.port]
+            for k, v in self.settings.items():
+                argv += ["-o", "%s=%s" % (k, v)]
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                         cwd=self.dir, start_new_session=True)
+            self.reader = threading.Thread(target=self._read, daemon=True)
+            self.reader.start()
+            if self.wait_log(r"supervisor started", 10, fail=False):
+                return
+            stop_group(self.proc)
+        raise RuntimeError("smtpd did not start:\n" + self.log_tail())
+
+    def _read(self):
+        """copy stderr into the log, each line stamped as rsyslog does"""
+        with open(self.log_path, "ab") as f:
+            for raw in self.proc.stderr:
+                line = raw.decode("utf-8", "replace").rstrip("\n")
+                stamp = datetime.datetime.now(datetime.timezone.utc).astimezone()
+                f.write(("%s %s %s\n" % (stamp.isoformat(timespec="microseconds"),
+                                         "mx", line)).encode())
+                f.flush()
+                with self.lock:
+                    self.lines.append(line)
+
+    def log(self):
+        with self.lock:
+            return "\n".join(self.lines)
+
+    def log_tail(self, n=40):
+        with self.lock:
+            return "\n".join(self.lines[-n:])
+
+    def count(self, pattern):
+        return len(re.findall(pattern, self.log(), re.M))
+
+    def wait_log(self, pattern, timeout=WAIT, count=1, fail=True):
+        end = time.time() + timeout
+        while time.time() < end:
+            if self.count(pattern) >= count:
+                return True
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        if fail:
+            raise AssertionError("log never had %d x %r; tail:\n%s" %
+                                 (count, pattern, self.log_tail()))
+        return False
+
+    def maildir_files(self, user):
+        new = os.path.join(self.users[user], "new")
+        if not os.path.isdir(new):
+            return []
+        return [open(os.path.join(new, f), "rb").read() for f in sorted(os.listdir(new))]
+
+    def stop(self):
+        if self.proc:
+            stop_group(self.proc)
+            self.reader.join(5)
+
+
+@pytest.fixture
+def smtpd():
+    """smtpd(settings) -> a started Smtpd; stopped and removed after the test
+    (its own temp directory, readable by the unprivileged session_user)"""
+    started = []
+
+    def start(**settings):
+        d = tempfile.mkdtemp(prefix="smtpd-door-")
+        started.append(d)
+        s = Smtpd(d, settings)
+        started.append(s)
+        return s
+    yield start
+    for s in started:
+        if isinstance(s, Smtpd):
+            s.stop()
+    for d in started:
+        if isinstance(d, str):
+            shutil.rmtree(d, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- client
+
+def proxy_v1(src, sport=4000):
+    fam = "TCP6" if ":" in src else "TCP4"
+    dst = "::1" if ":" in src else "127.0.0.1"
+    return ("PROXY %s %s %s %d 25\r\n" % (fam, src, dst, sport)).encode()
+
+
+def proxy_v2(src, sport=4000):
+    sig = b"\r\n\r\n\0\r\nQUIT\n"
+    if ":" in src:
+        body = (socket.inet_pton(socket.AF_INET6, src) +
+                socket.inet_pton(socket.AF_INET6, "::1") + struct.pack(">HH", sport, 25))
+        return sig + bytes([0x21, 0x21]) + struct.pack(">H", len(body)) + body
+    body = (socket.inet_aton(src) + socket.inet_aton("127.0.0.1") +
+            struct.pack(">HH", sport, 25))
+    return sig + bytes([0x21, 0x11]) + struct.pack(">H", len(body)) + body
+
+
+class Reply:
+    def __init__(self, lines):
+        self.lines = lines
+        self.code = int(lines[-1][:3]) if lines and lines[-1][:3].isdigit() else 0
+        self.text = lines[-1] if lines else ""
+
+    def __repr__(self):
+        return "Reply(%r)" % self.lines
+
+
+class Client:
+    """a raw SMTP client; header (PROXY) is sent right after connecting"""
+
+    def __init__(self, port, header=b"", timeout=WAIT):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.timeout = timeout
+        self.buf = b""
+        if header:
+            self.sock.sendall(header)
+
+    def line(self, timeout=None):
+        self.sock.settimeout(timeout or self.timeout)
+        while b"\r\n" not in self.buf:
+            d = self.sock.recv(4096)
+            if not d:
+                raise EOFError("connection closed; pending %r" % self.buf)
+            self.buf += d
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line.decode("utf-8", "replace")
+
+    def reply(self, timeout=None):
+        lines = [self.line(timeout)]
+        while len(lines[-1]) > 3 and lines[-1][3] == "-":
+            lines.append(self.line(timeout))
+        return Reply(lines)
+
+    def send(self, data):
+        self.sock.sendall(data if isinstance(data, bytes) else data.encode())
+
+    def cmd(self, line, want=None):
+        self.send(line + "\r\n")
+        r = self.reply()
+        if want is not None:
+            assert r.code == want, "%s -> %r" % (line, r.lines)
+        return r
+
+    def eof(self, timeout=5):
+        """True when the server closes (after any pending bytes); a reset
+        counts: closing with our unread bytes in its buffer sends RST"""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                d = self.sock.recv(4096)
+                if not d:
+                    return True
+                self.buf += d
+        except ConnectionResetError:
+            return True
+        except socket.timeout:
+            return False
+
+    def close(self):
+        self.sock.close()
+
+
+def message(c, sender, rcpts, body="Subject: t\r\n\r\nhello\r\n"):
+    """MAIL, RCPT..., DATA; returns the RCPT replies and the final reply"""
+    c.cmd("MAIL FROM:<%s>" % sender, 250)
+    rr = [c.cmd("RCPT TO:<%s>" % r) for r in rcpts]
+    if not any(r.code == 250 for r in rr):
+        c.cmd("RSET", 250)
+        return rr, None
+    c.cmd("DATA", 354)
+    c.send(body + ".\r\n")
+    return rr, c.reply()
