@@ -2,6 +2,7 @@
 #   make            the program          make check      every test suite
 #   make unit       Check unit tests     make e2e        end-to-end, real clients
 #   make launch     launchers, supervisor, PROXY          make robust   crashes, hostile clients
+#   make door       DNSBL, pregreet, rates, slow clients, fail2ban (pytest, dnsmasq)
 #   make check-asan the suites against an ASan/UBSan build (in build-asan/)
 #   make fuzz       libFuzzer targets, FUZZTIME seconds each
 CC      ?= cc
@@ -43,14 +44,18 @@ launch: $(B)/smtpd
 robust: $(B)/smtpd
 	python3 tests/robust/run.py $(B)/smtpd
 
-check: unit e2e launch robust
+# the checks at the door: DNSBL (a real dnsmasq), pregreet, rates, fail2ban
+door: $(B)/smtpd
+	SMTPD=$(B)/smtpd /usr/bin/python3 -m pytest -q tests/door
+
+check: unit e2e launch robust door
 
 ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
              -fno-sanitize-recover=all
 # every suite but memory_bound, whose RSS figures mean nothing under ASan
 ROBUST_ASAN = silent trickle pipelining unread nul binary lone endless half idle crash
 check-asan:
-	$(MAKE) B=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" unit e2e launch
+	$(MAKE) B=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" unit e2e launch door
 	$(MAKE) B=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" build-asan/smtpd
 	python3 tests/robust/run.py build-asan/smtpd $(ROBUST_ASAN)
 
@@ -66,6 +71,6 @@ clean:
 	rm -rf smtpd *.o *.d tests/check_rfc822 tests/check_maildir tests/check_queue \
 	    tests/check_smtpd tests/check_door tests/*.d tests/faultfs.so build-asan
 
-.PHONY: all unit e2e launch robust check check-asan demo install clean
+.PHONY: all unit e2e launch robust door check check-asan demo install clean
 -include $(B)/*.d $(B)/tests/*.d
 -include fuzz/fuzz.mk
