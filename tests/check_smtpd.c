@@ -96,7 +96,8 @@ static void conf(const char *const *extra)
 	char *argv[41];
 	const char *std[] = { "t", "-e", "-o", "virtual_users=", "-o",
 	    "local_domains=example.test", "-o", "spool_dir=", "-o",
-	    "hostname=mx.test", "-o", "queue_retry=1", "-o", "postmaster=alice" };
+	    "hostname=mx.test", "-o", "queue_retry=1", "-o", "postmaster=alice",
+	    "-o", "rdns=0", "-o", "greet_wait=0" };	/* the door: tests/door */
 	int n = 0, mode;
 	size_t i;
 
