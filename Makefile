@@ -11,8 +11,8 @@ PREFIX  ?= /usr/local
 SBINDIR ?= $(PREFIX)/sbin
 B       ?= .
 
-SRCS = smtpd.c rfc822.c queue.c maildir.c config.c deliver.c users.c log.c \
-       supervisor.c proxy.c
+SRCS = smtpd.c data.c replies.c rfc822.c queue.c maildir.c storage.c config.c \
+       deliver.c users.c log.c supervisor.c worker.c proc.c peer.c proxy.c
 OBJS = $(SRCS:%.c=$(B)/%.o)
 TESTS = $(B)/tests/check_rfc822 $(B)/tests/check_maildir $(B)/tests/check_queue \
         $(B)/tests/check_smtpd
