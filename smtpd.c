@@ -6,7 +6,7 @@
  * the prefork supervisor).  smtpd_stop, set from a signal handler, ends
  * the session with 421.
  *
- * Shape (STYLE.md): one command table with the states in which each verb
+ * Shape (DESIGN.md, "Code shape"): one command table with the states in which each verb
  * is allowed; one bounded line reader; DATA and BDAT bytes go through one
  * byte-level state machine; transaction errors are sticky and become one
  * reply; every reply text lives in one table.
@@ -436,16 +436,20 @@ static void log_rcpt(struct session *s, const char *arg, enum reply_id r)
 {
 	char to[CMDLINE_MAX * 4 + 1], why[1024 * 4];
 	const char *p = path_arg(arg, "TO:");
+	size_t n;
 
 	p = p ? p : arg;
-	log_escape(to, sizeof to, p, strcspn(p, " "));
+	p += *p == '<';
+	n = strcspn(p, " ");
+	n -= n > 0 && p[n - 1] == '>';
+	log_escape(to, sizeof to, p, n);
 	if (r == R_RCPT_OK) {
-		logmsg(LOG_INFO, "%s rcpt client=%s to=%s result=accepted", s->id,
+		logmsg(LOG_INFO, "%s rcpt client=%s to=<%s> result=accepted", s->id,
 		    s->addr, to);
 		return;
 	}
 	reply_words(s, why, sizeof why, r);
-	logmsg(LOG_INFO, "%s rcpt client=%s to=%s result=rejected reply=\"%s\"",
+	logmsg(LOG_INFO, "%s rcpt client=%s to=<%s> result=rejected reply=\"%s\"",
 	    s->id, s->addr, to, why);
 }
 
