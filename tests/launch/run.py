@@ -101,7 +101,7 @@ def stop_supervisor(w, sup, timeout=10):
     eq(rc, 0, "supervisor exit status")
     check(L.wait_gone(sup.members(), 5), "processes left after the supervisor exited: %r"
           % [(p, L.cmdline(p)[:1]) for p in sup.members()])
-    w.wait_log(r"supervisor stopped", 5)
+    w.wait_log(r"supervisor result=stopped", 5)
 
 
 def smtplib_send(port, tok, host="127.0.0.1", conn=None, helo="client.test"):
@@ -670,7 +670,7 @@ def no_zombies():
         except ProcessLookupError:
             time.sleep(0.05)
     sup.kill(signal.SIGHUP)
-    w.wait_log(r"configuration reloaded")
+    w.wait_log(r"reload result=ok")
     for _ in range(3):
         deliver_one(w, port)
     time.sleep(1.5)               # a queue run or two (queue_interval=1)
@@ -1139,7 +1139,7 @@ def etc_smtpd_activated_accept_no():
     with open(conf, "w") as f:
         f.write(text.replace("hostname = %s" % L.HOST, "hostname = reloaded.test"))
     exec_reload(svc, sa.pid)
-    w.wait_log(r"SIGHUP: configuration reloaded")
+    w.wait_log(r"reload result=ok")
     time.sleep(0.3)
     deliver_one(w, port, by="reloaded.test")
     took = mixed_stop(w, sa, int(svc["Service"].get("TimeoutStopSec", "60")))
@@ -1160,7 +1160,7 @@ def etc_smtpd_service_listens_itself():
     deliver_one(w, port, "127.0.0.1")
     deliver_one(w, port, "::1")
     exec_reload(svc, sup.pid)
-    w.wait_log(r"SIGHUP: configuration reloaded")
+    w.wait_log(r"reload result=ok")
     deliver_one(w, port)
     took = mixed_stop(w, sup, int(svc["Service"].get("TimeoutStopSec", "60")))
     check(took < 5, "stop took %.1f s" % took)
