@@ -16,6 +16,9 @@ SRCS = smtpd.c data.c replies.c rfc822.c queue.c maildir.c storage.c config.c \
 OBJS = $(SRCS:%.c=$(B)/%.o)
 TESTS = $(B)/tests/check_rfc822 $(B)/tests/check_data $(B)/tests/check_maildir $(B)/tests/check_queue \
         $(B)/tests/check_smtpd
+# pytest from Debian's python3-pytest (a pyenv python3 earlier in PATH may lack it)
+PYTHON  ?= $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo python3)
+PYTEST   = $(PYTHON) -m pytest -q -p no:cacheprovider
 CHECK_LIBS = $(shell pkg-config --cflags --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -lpthread)
 
 all: $(B)/smtpd
@@ -43,7 +46,11 @@ launch: $(B)/smtpd
 robust: $(B)/smtpd
 	python3 tests/robust/run.py $(B)/smtpd
 
-check: unit arrows e2e launch robust
+# queue tools, log format, the demo
+admin: $(B)/smtpd
+	SMTPD=$(abspath $(B)/smtpd) $(PYTEST) tests/admin
+
+check: unit arrows e2e launch robust admin
 
 ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
              -fno-sanitize-recover=all
@@ -70,6 +77,6 @@ clean:
 	rm -rf smtpd *.o *.d tests/check_rfc822 tests/check_maildir tests/check_queue \
 	    tests/check_smtpd tests/check_data tests/*.d tests/faultfs.so build-asan demo
 
-.PHONY: all unit arrows e2e launch robust check check-asan demo install clean
+.PHONY: all unit arrows admin e2e launch robust check check-asan demo install clean
 -include $(B)/*.d $(B)/tests/*.d
 -include fuzz/fuzz.mk

@@ -435,13 +435,14 @@ static enum reply_id check_rcpt(struct session *s, const char *arg, char *addr)
 static void log_rcpt(struct session *s, const char *arg, enum reply_id r)
 {
 	char to[CMDLINE_MAX * 4 + 1], why[1024 * 4];
-	const char *p = path_arg(arg, "TO:");
+	const char *p = path_arg(arg, "TO:"), *end;
+	struct path path;
 	size_t n;
 
 	p = p ? p : arg;
-	p += *p == '<';
-	n = strcspn(p, " ");
-	n -= n > 0 && p[n - 1] == '>';
+	n = rfc822_path(p, &path, &end) == 0 ? (size_t)(end - p) : strlen(p);
+	if (n >= 2 && p[0] == '<' && p[n - 1] == '>')
+		p++, n -= 2;
 	log_escape(to, sizeof to, p, n);
 	if (r == R_RCPT_OK) {
 		logmsg(LOG_INFO, "%s rcpt client=%s to=<%s> result=accepted", s->id,
