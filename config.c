@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,9 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "door.h"
+#include "dns.h"
+#include "dnsbl.h"
+#include "netaddr.h"
 
 struct config cfg;
 
@@ -226,6 +229,29 @@ static int add_listen(const char *addr)
 	return 0;
 }
 
+/* door_settings_ok - the checks at the door's lists parse; 0, or -1 and why */
+static int door_settings_ok(void)
+{
+	struct dnsbl_site sites[DNSBL_SITES_MAX];
+	struct sockaddr_in6 sa;
+	unsigned len;
+
+	if (dnsbl_parse(cfg.dnsbl_sites, sites, DNSBL_SITES_MAX) < 0) {
+		fprintf(stderr, "smtpd: dnsbl_sites: malformed entry or more than %d\n",
+		    DNSBL_SITES_MAX);
+		return -1;
+	}
+	if (!netaddr_list_ok(cfg.trusted_networks)) {
+		fprintf(stderr, "smtpd: trusted_networks: not a list of networks\n");
+		return -1;
+	}
+	if (cfg.dns_server[0] && dns_server_parse(cfg.dns_server, &sa, &len) < 0) {
+		fprintf(stderr, "smtpd: dns_server: not IP[:PORT]\n");
+		return -1;
+	}
+	return 0;
+}
+
 /* config_load - defaults, then -c file, then -o pairs; sets *mode */
 int config_load(int argc, char **argv, int *mode)
 {
@@ -236,7 +262,7 @@ int config_load(int argc, char **argv, int *mode)
 		return -1;
 	}
 	*mode = MODE_SESSION;
-	while ((c = getopt(argc, argv, "c:o:l:deqnh")) != -1) {
+	while ((c = getopt(argc, argv, "c:o:l:deqQDnh")) != -1) {
 		switch (c) {
 		case 'c':
 			if (read_file(optarg) < 0)
@@ -255,20 +281,28 @@ int config_load(int argc, char **argv, int *mode)
 				return -1;
 			break;
 		case 'q': *mode = MODE_QUEUE; break;
+		case 'Q': *mode = MODE_LIST; break;
+		case 'D': *mode = MODE_DELETE; break;
 		case 'n': *mode = MODE_CHECK; break;
 		case 'h': *mode = MODE_HELP; return 0;
 		default: return -1;
 		}
 	}
-	if (optind != argc) {
+	/* -q and -D take a queue id after the options; argv[optind] */
+	if (optind != argc && !((*mode == MODE_QUEUE || *mode == MODE_DELETE) &&
+	    optind + 1 == argc)) {
 		fprintf(stderr, "smtpd: unexpected argument: %s\n", argv[optind]);
+		return -1;
+	}
+	if (*mode == MODE_DELETE && optind == argc) {
+		fprintf(stderr, "smtpd: -D needs a queue id\n");
 		return -1;
 	}
 	if (strcmp(cfg.log, "syslog") != 0 && strcmp(cfg.log, "stderr") != 0) {
 		fprintf(stderr, "smtpd: log must be syslog or stderr\n");
 		return -1;
 	}
-	return door_config_ok();
+	return door_settings_ok();
 }
 
 /* config_print - the effective settings, one "name = value" per line */
@@ -317,9 +351,10 @@ void config_help(FILE *f)
 
 	for (i = 0; i < NSETTINGS; i++) {
 		if (settings[i].str)
-			fprintf(f, "  %-16s %s\n", settings[i].name, settings[i].help);
+			fprintf(f, "  %-18s %s (default \"%s\")\n", settings[i].name,
+			    settings[i].help, settings[i].str);
 		else
-			fprintf(f, "  %-16s %s (default %ld, %ld..%ld)\n",
+			fprintf(f, "  %-18s %s (default %ld, %ld..%ld)\n",
 			    settings[i].name, settings[i].help, settings[i].def,
 			    settings[i].min, settings[i].max);
 	}

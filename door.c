@@ -64,29 +64,6 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* door_config_ok - check the door's settings at load; 0 ok, -1 with a message */
-int door_config_ok(void)
-{
-	struct dnsbl_site sites[DNSBL_SITES_MAX];
-	struct sockaddr_storage ss;
-	unsigned len;
-
-	if (dnsbl_parse(cfg.dnsbl_sites, sites, DNSBL_SITES_MAX) < 0) {
-		fprintf(stderr, "smtpd: dnsbl_sites: malformed entry or more than %d\n",
-		    DNSBL_SITES_MAX);
-		return -1;
-	}
-	if (!netaddr_list_ok(cfg.trusted_networks)) {
-		fprintf(stderr, "smtpd: trusted_networks: not a list of networks\n");
-		return -1;
-	}
-	if (cfg.dns_server[0] && dns_server_parse(cfg.dns_server, &ss, &len) < 0) {
-		fprintf(stderr, "smtpd: dns_server: not IP[:PORT]\n");
-		return -1;
-	}
-	return 0;
-}
-
 /* is_socket - is fd a socket (the pregreet test needs a real client)? */
 static int is_socket(int fd)
 {

@@ -25,7 +25,6 @@ struct door {
 
 enum { DOOR_OK, DOOR_PREGREET, DOOR_GONE };
 
-int door_config_ok(void);
 int door_start(struct door *dr, int in, const char *addr);
 int door_wait(struct door *dr, int in, const char *id, const char *addr);
 int door_refuses_rcpt(const struct door *dr, const char *local);

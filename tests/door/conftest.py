@@ -179,7 +179,7 @@ class Smtpd:
                                          cwd=self.dir, start_new_session=True)
             self.reader = threading.Thread(target=self._read, daemon=True)
             self.reader.start()
-            if self.wait_log(r"supervisor started", 10, fail=False):
+            if self.wait_log(r"supervisor (?:result=)?started", 10, fail=False):
                 return
             stop_group(self.proc)
         raise RuntimeError("smtpd did not start:\n" + self.log_tail())

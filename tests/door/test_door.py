@@ -57,7 +57,9 @@ def test_listed_client_refused_at_every_rcpt_but_postmaster(smtpd, dns):
     assert len(lines) == 1, lines
     assert "score=5 " in lines[0] and "sites=bl.test*3,bl2.test*2 " in lines[0], lines
     assert lines[0].endswith("result=listed")
-    assert srv.count(r"reject client=192\.0\.2\.7 reply=\"554 5\.7\.1 ") == 2
+    assert srv.count(r"rcpt client=192\.0\.2\.7 to=<[a-z]+@example\.test> result=rejected "
+                     r"reply=\"554 5\.7\.1 Service unavailable; client \[192\.0\.2\.7\] "
+                     r"blocked using bl\.test\"$") == 2
     # the confirmed PTR name is in the log and in Received:
     assert srv.count(r"rdns client=192\.0\.2\.7 name=mail\.client\.test$") == 1
     msgs = srv.maildir_files("alice")      # postmaster@ and <Postmaster>: 2 copies
@@ -359,14 +361,14 @@ def test_hundred_slow_clients_do_not_starve_a_normal_one(smtpd):
         c.cmd("QUIT", 221)
         assert took < 10, "normal client waited %.1f s" % took
     finally:
-        srv.wait_log(r"lost client=127\.0\.0\.1 reason=session-deadline$", count=n,
+        srv.wait_log(r"lost client=127\.0\.0\.1 reason=session-deadline stage=command$", count=n,
                      timeout=20, fail=False)
         time.sleep(1.5)         # one more round of the trickle collects the replies
         stop.set()
         t.join(5)
         for s in socks:
             s.close()
-    assert srv.count(r"lost client=127\.0\.0\.1 reason=session-deadline$") == n
+    assert srv.count(r"lost client=127\.0\.0\.1 reason=session-deadline stage=command$") == n
     # no EHLO finished, so no enhanced status code (RFC 2034)
     want = b"421 mx.test Session time limit exceeded, closing connection\r\n"
     assert sum(1 for g in got if g.startswith(b"220 ") and g.endswith(want)) == n, got[:3]
@@ -399,7 +401,7 @@ def test_data_rate_too_low(smtpd):
     took = time.time() - t0
     assert r.text == "421 4.4.2 mx.test Data rate too low, closing connection", r
     assert 1.5 <= took < 8, took
-    srv.wait_log(r"lost client=127\.0\.0\.1 reason=data-rate during data$")
+    srv.wait_log(r"lost client=127\.0\.0\.1 reason=data-rate stage=data$")
     assert srv.maildir_files("alice") == []
     # BDAT: a chunk that trickles in is cut off the same way
     c = Client(srv.port)
