@@ -1,0 +1,243 @@
+#!/usr/bin/env python3
+"""door_bench.py - what the checks at the door cost: connect + EHLO + QUIT
+per second (bench/smtpload.c -m conn), 8 clients, against
+
+  smtpd-off       smtpd's supervisor, client trusted (the door skipped)
+  smtpd-rdns      client untrusted, no DNS lists, reverse DNS on
+  smtpd-dnsbl3    client untrusted, three DNSBL sites, reverse DNS on
+  postfix-psN     Postfix 3.7: postscreen with the same three sites in
+                  front of its smtpd; N = 0 cache (every connection
+                  queried) or the default cache (a clean client is
+                  queried once, then remembered)
+
+The three lists are answered by a local dnsmasq (cache off, so every
+query is answered afresh) on 127.0.0.54:53; the client (127.0.0.1) is on
+none of them, as most connections are.  Postfix's resolver reads
+/etc/resolv.conf and knows no port, so Postfix runs in its own mount
+namespace where /etc/resolv.conf says "nameserver 127.0.0.54"; smtpd
+gets dns_server = 127.0.0.54.  greet_wait = 0 everywhere (the pregreet
+wait is a fixed delay, not a cost); postscreen_greet_action = ignore.
+
+usage (root, loopback only):  python3 bench/door_bench.py [SECONDS]
+Prints one table; keeps logs in $BENCH_DIR (default /var/tmp/smtpd-door-bench).
+"""
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+SMTPD = os.path.join(ROOT, "smtpd")
+WORK = os.environ.get("BENCH_DIR", "/var/tmp/smtpd-door-bench")
+DNS_ADDR = "127.0.0.54"
+SECS = int(sys.argv[1]) if len(sys.argv) > 1 else 10
+CONC = 8
+SITES = ["bl1.test", "bl2.test", "bl3.test"]
+
+DNSMASQ_CONF = """\
+port=53
+listen-address=%s
+bind-interfaces
+no-resolv
+no-hosts
+no-poll
+cache-size=0
+no-negcache
+%s
+local=/in-addr.arpa/
+address=/2.0.0.127.bl1.test/127.0.0.2
+""" % (DNS_ADDR, "\n".join("local=/%s/" % z for z in SITES))
+
+MASTER_CF = """\
+{listen} inet n - n - 1 postscreen
+smtpd     pass  -       -       n       -       -       smtpd
+dnsblog   unix  -       -       n       -       0       dnsblog
+tlsproxy  unix  -       -       n       -       0       tlsproxy
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+proxymap  unix  -       -       n       -       -       proxymap
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+"""
+
+MAIN_CF = """\
+compatibility_level = 3.6
+queue_directory = {pf}/queue
+data_directory = {pf}/data
+myhostname = mx.test
+mydestination = example.test
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.2/32
+maillog_file = {pf}/maillog
+alias_maps =
+alias_database =
+smtpd_peername_lookup = no
+postscreen_access_list =
+postscreen_dnsbl_sites = {sites}
+postscreen_dnsbl_threshold = 1
+postscreen_dnsbl_action = enforce
+postscreen_greet_action = ignore
+postscreen_dnsbl_min_ttl = {ttl}
+postscreen_dnsbl_max_ttl = {ttl}
+"""
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_port(port, limit=20):
+    end = time.time() + limit
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def stop(p):
+    if p and p.poll() is None:
+        try:
+            os.killpg(p.pid, signal.SIGTERM)
+            p.wait(15)
+        except (OSError, subprocess.TimeoutExpired):
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait(5)
+
+
+def load(port, tag):
+    out = subprocess.run([os.path.join(WORK, "smtpload"), "-p", str(port), "-c", str(CONC),
+                          "-d", str(SECS), "-m", "conn", "-w", "1"],
+                         capture_output=True, text=True, timeout=SECS + 120).stdout
+    kv = dict(re.findall(r'(\w+)=("[^"]*"|\S+)', out))
+    with open(os.path.join(WORK, tag + ".load"), "w") as f:
+        f.write(out)
+    return float(kv.get("rate", 0)), int(kv.get("errors", 0)), kv.get("p50", "-")
+
+
+def smtpd_case(tag, extra):
+    port = free_port()
+    spool = os.path.join(WORK, "spool-" + tag)
+    argv = [SMTPD, "-e", "-o", "hostname=mx.test", "-o", "local_domains=example.test",
+            "-o", "spool_dir=" + spool, "-o", "queue_interval=0", "-o", "workers=%d" % CONC,
+            "-o", "max_per_addr=1000", "-o", "greet_wait=0", "-o", "dns_server=" + DNS_ADDR,
+            "-l", "127.0.0.1:%d" % port]
+    for k, v in extra.items():
+        argv += ["-o", "%s=%s" % (k, v)]
+    lf = open(os.path.join(WORK, tag + ".log"), "w")
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=lf, stderr=subprocess.STDOUT,
+                         start_new_session=True)
+    try:
+        if not wait_port(port):
+            raise RuntimeError("smtpd did not listen")
+        return load(port, tag)
+    finally:
+        stop(p)
+
+
+def postfix_case(tag, ttl):
+    port = free_port()
+    pf = os.path.join(WORK, "postfix-" + tag)
+    shutil.rmtree(pf, ignore_errors=True)
+    for d in ("conf", "queue", "data"):
+        os.makedirs(os.path.join(pf, d))
+    os.chmod(pf, 0o755)
+    pw = __import__("pwd").getpwnam("postfix")
+    os.chown(os.path.join(pf, "data"), pw.pw_uid, pw.pw_gid)
+    conf = os.path.join(pf, "conf")
+    with open(os.path.join(conf, "main.cf"), "w") as f:
+        f.write(MAIN_CF.format(pf=pf, sites=", ".join("%s*1" % s for s in SITES), ttl=ttl))
+    with open(os.path.join(conf, "master.cf"), "w") as f:
+        f.write(MASTER_CF.format(listen="127.0.0.1:%d" % port))
+    resolv = os.path.join(WORK, "resolv.conf")
+    with open(resolv, "w") as f:
+        f.write("nameserver %s\n" % DNS_ADDR)
+    start = ("mount --bind %s /etc/resolv.conf && postfix -c %s start" % (resolv, conf))
+    subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", start],
+                   check=True, timeout=60, capture_output=True)
+    try:
+        if not wait_port(port):
+            raise RuntimeError("postfix did not listen")
+        return load(port, tag)
+    finally:
+        subprocess.run(["postfix", "-c", conf, "stop"], timeout=60, capture_output=True)
+
+
+def dns_queries(path):
+    try:
+        with open(path) as f:
+            return sum(1 for l in f if " query[" in l)
+    except OSError:
+        return 0
+
+
+def main():
+    if os.geteuid() != 0:
+        sys.exit("door_bench: run as root (Postfix, a mount namespace, port 53)")
+    os.makedirs(WORK, exist_ok=True)
+    subprocess.run(["cc", "-O2", "-pthread", "-o", os.path.join(WORK, "smtpload"),
+                    os.path.join(HERE, "smtpload.c")], check=True)
+    subprocess.run(["make", "-C", ROOT, "smtpd"], check=True, capture_output=True)
+    conf = os.path.join(WORK, "dnsmasq.conf")
+    with open(conf, "w") as f:
+        f.write(DNSMASQ_CONF + "log-queries\nlog-facility=%s\n" %
+                os.path.join(WORK, "dnsmasq.log"))
+    dns = subprocess.Popen(["dnsmasq", "-k", "-C", conf, "--pid-file=" +
+                            os.path.join(WORK, "dnsmasq.pid")],
+                           start_new_session=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    sites = ", ".join("%s*1" % s for s in SITES)
+    untrusted = {"trusted_networks": "::1/128"}
+    cases = [
+        ("smtpd-off", lambda t: smtpd_case(t, {"rdns": 0})),
+        ("smtpd-rdns", lambda t: smtpd_case(t, dict(untrusted, rdns=1))),
+        ("smtpd-dnsbl3", lambda t: smtpd_case(t, dict(untrusted, rdns=1, dnsbl_sites=sites))),
+        ("smtpd-dnsbl3-nordns", lambda t: smtpd_case(t, dict(untrusted, rdns=0,
+                                                               dnsbl_sites=sites))),
+        ("postfix-ps-nocache", lambda t: postfix_case(t, "1s")),
+        ("postfix-ps-cache", lambda t: postfix_case(t, "1h")),
+    ]
+    rows = []
+    try:
+        time.sleep(0.5)
+        for tag, fn in cases:
+            before = dns_queries(os.path.join(WORK, "dnsmasq.log"))
+            rate, errors, p50 = fn(tag)
+            q = dns_queries(os.path.join(WORK, "dnsmasq.log")) - before
+            rows.append((tag, rate, errors, p50, q))
+            log("%-22s %8.0f/s errors=%d p50=%s dns-queries=%d" % (tag, rate, errors, p50, q))
+    finally:
+        stop(dns)
+    base = rows[0][1] or 1
+    print("door benchmark: connect+EHLO+QUIT, %d clients, %d s each, loopback" % (CONC, SECS))
+    print("%-22s %10s %8s %8s %12s %7s" % ("server", "conn/s", "x off", "p50", "dns queries",
+                                           "errors"))
+    for tag, rate, errors, p50, q in rows:
+        print("%-22s %10.0f %8.2f %8s %12d %7d" % (tag, rate, rate / base, p50, q, errors))
+
+
+if __name__ == "__main__":
+    main()
