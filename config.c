@@ -72,6 +72,7 @@ static const struct setting settings[] = {
 	N(queue_interval, 300, 0, 86400, "seconds between queue runs, 0 = none"),
 	N(dnsbl_threshold, 1, 1, 100000, "DNSBL score that refuses a client"),
 	N(dnsbl_timeout, 5, 1, 60, "seconds the greeting waits for DNS lists"),
+	N(dnsbl_cache_ttl, 60, 0, 86400, "seconds a worker remembers a DNSBL verdict, 0 = off"),
 	N(greet_wait, 2, 0, 60, "seconds the greeting is held, 0 = no pregreet test"),
 	N(greet_multiline, 0, 0, 1, "1: send a 220- teaser line before the wait"),
 	N(rdns, 1, 0, 1, "1: look up and confirm the client's PTR name"),

@@ -54,6 +54,7 @@ struct config {
 	long queue_interval;		/* seconds between queue runs; 0 = none */
 	long dnsbl_threshold;		/* score at which a client is refused */
 	long dnsbl_timeout;		/* seconds the greeting waits for DNS lists */
+	long dnsbl_cache_ttl;		/* seconds a worker remembers a verdict; 0 = off */
 	long greet_wait;		/* seconds the greeting is held; 0 = no pregreet test */
 	long greet_multiline;		/* 1: "220-" teaser line before the wait */
 	long rdns;			/* 1: look up the client's PTR name */

@@ -25,6 +25,11 @@
  * per site and ignored.  Without dnsbl_sites or rdns_missing_weight the
  * PTR lookup gets only the greet_wait time: it never delays a client;
  * with them, the greeting waits for it (and the forward lookup) too.
+ * The cache: each process remembers the last DOOR_CACHE_SLOTS complete
+ * verdicts (score, listing sites, confirmed name) for dnsbl_cache_ttl
+ * seconds, as postscreen does, so a client that reconnects at once costs
+ * no DNS queries.  It is the one piece of state the door keeps between
+ * sessions; a worker's cache dies with the worker (SIGHUP replaces them).
  */
 #include <errno.h>
 #include <poll.h>
@@ -54,6 +59,21 @@ static int rdns_counts(void)
 {
 	return cfg.rdns_missing_weight || cfg.dnsbl_sites[0] ? TAG_COUNTS : 0;
 }
+
+#define DOOR_CACHE_SLOTS	64	/* verdicts one process remembers */
+
+/* One remembered verdict */
+struct verdict {
+	char addr[64];			/* client address text; "" = free */
+	long long at;			/* when it was made, ms (monotonic) */
+	int score, listed, looked_up;
+	char site[DNSBL_ZONE_MAX + 1];
+	char name[DNS_NAME_MAX];
+	char hits[256];
+};
+
+/* The per-process verdict cache (see the file comment); door.c's only. */
+static struct verdict cache[DOOR_CACHE_SLOTS];
 
 /* now_ms - a monotonic clock in milliseconds */
 static long long now_ms(void)
@@ -102,6 +122,49 @@ static void ask_ptr(struct door *dr, const struct netaddr *na)
 		dr->looked_up = 1;
 }
 
+/* recall - a fresh verdict for addr from the cache; 1 if found */
+static int recall(struct door *dr, const char *addr)
+{
+	int i;
+
+	for (i = 0; i < DOOR_CACHE_SLOTS && cfg.dnsbl_cache_ttl; i++) {
+		const struct verdict *v = &cache[i];
+
+		if (strcmp(v->addr, addr) != 0 || dr->t0 - v->at >= cfg.dnsbl_cache_ttl * 1000)
+			continue;
+		dr->score = v->score, dr->listed = v->listed, dr->looked_up = v->looked_up;
+		snprintf(dr->site, sizeof dr->site, "%s", v->site);
+		snprintf(dr->name, sizeof dr->name, "%s", v->name);
+		snprintf(dr->hits, sizeof dr->hits, "%s", v->hits);
+		return dr->cached = 1;
+	}
+	return 0;
+}
+
+/* remember - keep a complete verdict, in its address's slot or the oldest */
+static void remember(const struct door *dr, const char *addr)
+{
+	struct verdict *v = &cache[0];
+	int i;
+
+	if (!cfg.dnsbl_cache_ttl || strlen(addr) >= sizeof v->addr)
+		return;
+	for (i = 0; i < DOOR_CACHE_SLOTS; i++) {
+		if (strcmp(cache[i].addr, addr) == 0) {
+			v = &cache[i];
+			break;
+		}
+		if (cache[i].at < v->at)
+			v = &cache[i];
+	}
+	snprintf(v->addr, sizeof v->addr, "%s", addr);
+	v->at = dr->t0;
+	v->score = dr->score, v->listed = dr->listed, v->looked_up = dr->looked_up;
+	snprintf(v->site, sizeof v->site, "%s", dr->site);
+	snprintf(v->name, sizeof v->name, "%s", dr->name);
+	snprintf(v->hits, sizeof v->hits, "%s", dr->hits);
+}
+
 /* door_start - trusted or not; fire the queries; 1 if the greeting is held */
 int door_start(struct door *dr, int in, const char *addr)
 {
@@ -113,6 +176,8 @@ int door_start(struct door *dr, int in, const char *addr)
 		dr->trusted = netaddr_match(addr, cfg.trusted_networks);
 		return 0;
 	}
+	if (recall(dr, addr))
+		return cfg.greet_wait > 0 && is_socket(in);
 	if ((cfg.dnsbl_sites[0] || cfg.rdns) && (dr->dns = malloc(sizeof *dr->dns))) {
 		if (dns_open(dr->dns, cfg.dns_server) < 0) {
 			free(dr->dns);
@@ -261,25 +326,23 @@ static int judge(const struct dns_query *q, const struct dnsbl_site *site,
 }
 
 /* add_hit - count a listing: score, the log's list, the reply's site */
-static void add_hit(struct door *dr, char *hits, size_t cap, const char *zone,
-    int weight, int *best)
+static void add_hit(struct door *dr, const char *zone, int weight, int *best)
 {
-	size_t n = strlen(hits);
+	size_t n = strlen(dr->hits), cap = sizeof dr->hits;
 
 	dr->score += weight;
 	if (n + strlen(zone) + 16 < cap)
-		snprintf(hits + n, cap - n, "%s%s*%d", n ? "," : "", zone, weight);
+		snprintf(dr->hits + n, cap - n, "%s%s*%d", n ? "," : "", zone, weight);
 	if (weight > *best) {
 		*best = weight;
 		snprintf(dr->site, sizeof dr->site, "%s", zone);
 	}
 }
 
-/* score - add up the weights; decide; one log line */
+/* score - add up the weights of the sites that list the client; decide */
 static void score(struct door *dr, const char *id, const char *addr)
 {
 	struct dnsbl_site sites[DNSBL_SITES_MAX];
-	char hits[512] = "";
 	int n = dnsbl_parse(cfg.dnsbl_sites, sites, DNSBL_SITES_MAX), i, best = 0;
 
 	for (i = 0; i < dr->dns->n; i++) {
@@ -287,17 +350,24 @@ static void score(struct door *dr, const char *id, const char *addr)
 		const struct dnsbl_site *site = &sites[q->tag & 0xff];
 
 		if ((q->tag & TAG_SITE) && (q->tag & 0xff) < n && judge(q, site, id, addr))
-			add_hit(dr, hits, sizeof hits, site->zone, site->weight, &best);
+			add_hit(dr, site->zone, site->weight, &best);
 	}
 	if (cfg.rdns_missing_weight && dr->looked_up && !dr->name[0])
-		add_hit(dr, hits, sizeof hits, "rdns", (int)cfg.rdns_missing_weight, &best);
-	if (n <= 0 && !cfg.rdns_missing_weight)
-		return;
+		add_hit(dr, "rdns", (int)cfg.rdns_missing_weight, &best);
 	dr->listed = dr->score >= cfg.dnsbl_threshold && dr->site[0];
-	logmsg(dr->listed ? LOG_NOTICE : LOG_INFO,
-	    "%s dnsbl client=%s score=%d threshold=%ld sites=%s result=%s", id, addr,
-	    dr->score, cfg.dnsbl_threshold, hits[0] ? hits : "-",
-	    dr->listed ? "listed" : "pass");
+}
+
+/* verdict_log - the dnsbl line (when lists count) and the rdns line */
+static void verdict_log(const struct door *dr, const char *id, const char *addr)
+{
+	if (cfg.dnsbl_sites[0] || cfg.rdns_missing_weight)
+		logmsg(dr->listed ? LOG_NOTICE : LOG_INFO, "%s dnsbl client=%s score=%d "
+		    "threshold=%ld sites=%s cached=%s result=%s", id, addr, dr->score,
+		    cfg.dnsbl_threshold, dr->hits[0] ? dr->hits : "-",
+		    dr->cached ? "yes" : "no", dr->listed ? "listed" : "pass");
+	if (dr->looked_up)
+		logmsg(LOG_INFO, "%s rdns client=%s name=%s", id, addr,
+		    dr->name[0] ? dr->name : "unknown");
 }
 
 /*
@@ -317,12 +387,13 @@ int door_wait(struct door *dr, int in, const char *id, const char *addr)
 	if (r == DOOR_PREGREET)
 		logmsg(LOG_NOTICE, "%s refused client=%s reason=pregreet after=%.3f", id,
 		    addr, (now_ms() - dr->t0) / 1000.0);
-	if (dr->dns && r == DOOR_OK) {
+	if (r == DOOR_OK && dr->dns) {
 		score(dr, id, addr);
-		if (dr->looked_up)
-			logmsg(LOG_INFO, "%s rdns client=%s name=%s", id, addr,
-			    dr->name[0] ? dr->name : "unknown");
+		if (dns_pending(dr->dns, ~0) == 0)
+			remember(dr, addr);	/* complete: nothing timed out */
 	}
+	if (r == DOOR_OK && (dr->dns || dr->cached))
+		verdict_log(dr, id, addr);
 	door_end(dr);
 	return r;
 }

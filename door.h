@@ -19,6 +19,8 @@ struct door {
 	int listed;			/* score >= dnsbl_threshold: refuse RCPT */
 	char site[DNSBL_ZONE_MAX + 1];	/* the site named in the refusal */
 	char name[DNS_NAME_MAX];	/* forward-confirmed PTR name, or "" */
+	char hits[256];			/* the listing sites, "ZONE*W,...", for the log */
+	int cached;			/* the verdict came from the cache */
 	long long t0;			/* door_start's time, ms (monotonic) */
 	struct dns *dns;		/* queries while the greeting is held */
 };

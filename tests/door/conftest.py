@@ -113,6 +113,14 @@ class Dnsmasq:
             stop_group(self.proc)
         raise RuntimeError("dnsmasq did not start: " + open(self.log).read()[-2000:])
 
+    def queries(self, name):
+        """how many times dnsmasq was asked for name (its log-queries lines)"""
+        try:
+            with open(self.log, errors="replace") as f:
+                return sum(1 for l in f if re.search(r"query\[\w+\] %s from" % re.escape(name), l))
+        except OSError:
+            return 0
+
     @property
     def server(self):
         return "127.0.0.1:%d" % self.port

@@ -56,7 +56,7 @@ def test_listed_client_refused_at_every_rcpt_but_postmaster(smtpd, dns):
     lines = re.findall(r"^.* dnsbl client=192\.0\.2\.7 .*$", srv.log(), re.M)
     assert len(lines) == 1, lines
     assert "score=5 " in lines[0] and "sites=bl.test*3,bl2.test*2 " in lines[0], lines
-    assert lines[0].endswith("result=listed")
+    assert lines[0].endswith("cached=no result=listed")
     assert srv.count(r"rcpt client=192\.0\.2\.7 to=<[a-z]+@example\.test> result=rejected "
                      r"reply=\"554 5\.7\.1 Service unavailable; client \[192\.0\.2\.7\] "
                      r"blocked using bl\.test\"$") == 2
@@ -76,7 +76,7 @@ def test_allowlist_outweighs_blocklist(smtpd, dns):
     c.cmd("QUIT", 221)
     srv.wait_log(r"dnsbl client=192\.0\.2\.8 ")
     assert srv.count(r"dnsbl client=192\.0\.2\.8 score=-1 threshold=1 "
-                     r"sites=bl\.test\*3,wl\.test\*-4 result=pass$") == 1
+                     r"sites=bl\.test\*3,wl\.test\*-4 cached=no result=pass$") == 1
     (msg,) = srv.maildir_files("alice")
     assert b"Received: from relay.test (relay.client.test [192.0.2.8])\n" in msg
 
@@ -89,7 +89,7 @@ def test_clean_client_and_unconfirmed_ptr(smtpd, dns):
     c.cmd("QUIT", 221)
     srv.wait_log(r"disconnect client=192\.0\.2\.9")
     assert srv.count(r"dnsbl client=192\.0\.2\.9 score=0 threshold=1 sites=- "
-                     r"result=pass$") == 1
+                     r"cached=no result=pass$") == 1
     # forged.client.test points elsewhere: not confirmed, so "unknown"
     assert srv.count(r"rdns client=192\.0\.2\.9 name=unknown$") == 1
     (msg,) = srv.maildir_files("bob")
@@ -125,7 +125,7 @@ def test_answer_outside_127_and_outside_filter(smtpd, dns):
                      r"reason=not-a-listing$") == 1
     assert srv.count(r"dnsbl client=192\.0\.2\.12 score=0 .*result=pass$") == 1
     assert srv.count(r"dnsbl client=192\.0\.2\.11 score=2 threshold=1 "
-                     r"sites=bl2\.test\*2 result=listed$") == 1
+                     r"sites=bl2\.test\*2 cached=no result=listed$") == 1
 
 
 def test_ipv6_client_by_nibbles(smtpd, dns):
@@ -138,6 +138,30 @@ def test_ipv6_client_by_nibbles(smtpd, dns):
         c.cmd("QUIT", 221)
     srv.wait_log(r"rdns client=2001:db8::7 name=v6\.client\.test$", count=2)
     assert srv.count(r"dnsbl client=2001:db8::7 score=3 .*result=listed$") == 2
+
+
+def test_verdict_cache(smtpd, dns):
+    """a client that comes back within dnsbl_cache_ttl costs no DNS query"""
+    srv = door(smtpd, dns, workers=1, max_sessions=1)
+    asked = lambda: dns.queries("7.2.0.192.bl.test")
+    before = asked()
+    for i in range(3):
+        c = session(srv, "192.0.2.7")
+        c.cmd("MAIL FROM:<s@remote.test>", 250)
+        assert c.cmd("RCPT TO:<alice@example.test>").code == 554
+        c.cmd("QUIT", 221)
+        srv.wait_log(r"disconnect client=192\.0\.2\.7 ", count=i + 1)
+    assert asked() - before == 1
+    assert srv.count(r"dnsbl client=192\.0\.2\.7 score=5 .* cached=no result=listed$") == 1
+    assert srv.count(r"dnsbl client=192\.0\.2\.7 score=5 .* cached=yes result=listed$") == 2
+    assert srv.count(r"rdns client=192\.0\.2\.7 name=mail\.client\.test$") == 3
+    # dnsbl_cache_ttl = 0: every session asks
+    srv = door(smtpd, dns, workers=1, max_sessions=1, dnsbl_cache_ttl=0)
+    before = asked()
+    for i in range(2):
+        session(srv, "192.0.2.7").cmd("QUIT", 221)
+        srv.wait_log(r"disconnect client=192\.0\.2\.7 ", count=i + 1)
+    assert asked() - before == 2
 
 
 def test_threshold(smtpd, dns):
@@ -163,7 +187,7 @@ def test_zone_that_never_answers_times_out(smtpd, dns):
         c.cmd("QUIT", 221)
     assert srv.count(r"dnsbl client=192\.0\.2\.9 site=slow\.test reason=timeout$") == 1
     assert srv.count(r"dnsbl client=192\.0\.2\.7 score=3 .*sites=bl\.test\*3 "
-                     r"result=listed$") == 1
+                     r"cached=no result=listed$") == 1
 
 
 def test_rdns_missing_weight(smtpd, dns):
@@ -179,7 +203,7 @@ def test_rdns_missing_weight(smtpd, dns):
     c.cmd("QUIT", 221)
     srv.wait_log(r"dnsbl client=192\.0\.2\.8 score=0 .*result=pass$")
     assert srv.count(r"dnsbl client=192\.0\.2\.9 score=1 threshold=1 sites=rdns\*1 "
-                     r"result=listed$") == 1
+                     r"cached=no result=listed$") == 1
 
 
 def test_trusted_network_skips_the_door(smtpd, dns):
