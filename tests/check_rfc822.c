@@ -810,6 +810,21 @@ START_TEST(received_format)
 	r.helo = "";
 	received_is(&r, "Received: from unknown ([IPv6:2001:db8::1])\n"
 	    BY "; " D_EXAMPLE "\n");
+	/* the client's confirmed PTR name, or "unknown" after a lookup */
+	r.helo = "mx.example.org";
+	r.name = "mail.example.org";
+	received_is(&r, "Received: from mx.example.org (mail.example.org [IPv6:2001:db8::1])\n"
+	    BY "; " D_EXAMPLE "\n");
+	r.name = "unknown";
+	r.addr = "192.0.2.1";
+	received_is(&r, "Received: from mx.example.org (unknown [192.0.2.1])\n"
+	    BY "; " D_EXAMPLE "\n");
+	r.name = "bad\r\nX-Injected: 1";	/* cannot happen (door.c checks), still safe */
+	received_is(&r, "Received: from mx.example.org (bad??X-Injected: 1 [192.0.2.1])\n"
+	    BY "; " D_EXAMPLE "\n");
+	r.name = "";
+	received_is(&r, "Received: from mx.example.org ([192.0.2.1])\n"
+	    BY "; " D_EXAMPLE "\n");
 }
 END_TEST
 
