@@ -12,10 +12,12 @@ SBINDIR ?= $(PREFIX)/sbin
 B       ?= .
 
 SRCS = smtpd.c data.c replies.c rfc822.c queue.c maildir.c storage.c config.c \
-       deliver.c users.c log.c supervisor.c worker.c proc.c peer.c proxy.c
+       deliver.c users.c log.c supervisor.c worker.c proc.c peer.c proxy.c \
+       aliases.c quota.c lmtp.c
 OBJS = $(SRCS:%.c=$(B)/%.o)
 TESTS = $(B)/tests/check_rfc822 $(B)/tests/check_maildir $(B)/tests/check_queue \
-        $(B)/tests/check_smtpd
+        $(B)/tests/check_smtpd $(B)/tests/check_aliases $(B)/tests/check_quota \
+        $(B)/tests/check_lmtp
 CHECK_LIBS = $(shell pkg-config --cflags --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -lpthread)
 
 all: $(B)/smtpd
