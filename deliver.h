@@ -37,6 +37,8 @@ struct deliver_result {
 int deliverer_start(struct deliverer *d, int keep_fd);
 int deliverer_deliver(struct deliverer *d, int spoolfd, const char *qid,
     const char *rcpt, int retry, struct deliver_result *res);
+int deliverer_quota(struct deliverer *d, const char *entry,
+    struct deliver_result *res);
 int deliver_why_errno(int err);
 const char *deliver_status_word(int status);
 void deliverer_stop(struct deliverer *d);
