@@ -48,6 +48,7 @@ struct entry {
 struct alias_table {
 	struct entry *e;	/* sorted by key */
 	size_t n, cap;
+	char fname[CFG_STR_MAX];	/* for messages */
 };
 
 /* parse state of one file */
@@ -303,6 +304,7 @@ struct alias_table *aliases_parse(const char *text, size_t len,
 		return NULL;
 	}
 	p->t = t, p->fname = fname, p->err = err, p->errcap = cap;
+	snprintf(t->fname, sizeof t->fname, "%s", fname);
 	while (r == 0 && s < end) {
 		nl = memchr(s, '\n', end - s);
 		r = physical_line(p, s, (nl ? nl : end) - s, ++lineno);
@@ -440,6 +442,51 @@ int aliases_expand(const struct alias_table *t, const char *local,
 	return w.n ? w.n : ALIAS_NONE;
 }
 
+/* aliases_verify - expand every entry once: the first that loops, nests
+ * too deep or reaches too many mailboxes is "FILE:LINE: why"; -1 then */
+int aliases_verify(const struct alias_table *t, char *err, size_t cap)
+{
+	struct alias_leaf *out = malloc(ALIAS_FANOUT * sizeof *out);
+	char local[KEY_MAX + 1], *at;
+	size_t i;
+	int r = 0;
+
+	for (i = 0; out && r >= 0 && i < t->n; i++) {
+		snprintf(local, sizeof local, "%s", t->e[i].key);
+		if ((at = strchr(local, '@')) != NULL)
+			*at++ = '\0';
+		r = aliases_expand(t, local, at ? at : "", out, ALIAS_FANOUT);
+		if (r < 0)
+			snprintf(err, cap, "%s:%ld: alias %s %s", t->fname, t->e[i].line,
+			    t->e[i].key, r == ALIAS_LOOP ? "loops back to itself" :
+			    r == ALIAS_DEEP ? "nests more than 8 aliases deep" :
+			    "reaches more than 100 mailboxes");
+	}
+	free(out);
+	return r < 0 ? -1 : 0;
+}
+
+/* aliases_leaves - call fn for each final local part of every entry
+ * (for "smtpd -n": are they all mailboxes?) */
+void aliases_leaves(const struct alias_table *t,
+    void (*fn)(const char *file, long line, const char *key, const char *leaf))
+{
+	struct alias_leaf *out = malloc(ALIAS_FANOUT * sizeof *out);
+	char local[KEY_MAX + 1], *at;
+	size_t i;
+	int n, k;
+
+	for (i = 0; out && i < t->n; i++) {
+		snprintf(local, sizeof local, "%s", t->e[i].key);
+		if ((at = strchr(local, '@')) != NULL)
+			*at++ = '\0';
+		n = aliases_expand(t, local, at ? at : "", out, ALIAS_FANOUT);
+		for (k = 0; k < n; k++)
+			fn(t->fname, t->e[i].line, t->e[i].key, out[k].local);
+	}
+	free(out);
+}
+
 /* read_all - a whole regular file into a malloc'd buffer, bounded */
 static char *read_all(int fd, const struct stat *st, size_t *len)
 {
@@ -504,30 +551,13 @@ static int same_file(const struct stat *a, const struct stat *b)
 	    a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
 }
 
-/* escape_text - our own text for reason="...": spaces kept, the rest as
- * logformat.md says (a file name or line may hold anything) */
-static void escape_text(char *dst, size_t cap, const char *s)
-{
-	size_t n = 0;
-
-	for (; *s && n + 5 < cap; s++) {
-		unsigned char c = *s;
-
-		if (c == ' ' || (c > 0x20 && c < 0x7f && !strchr("=\"<>\\", c)))
-			dst[n++] = c;
-		else
-			n += snprintf(dst + n, cap - n, "\\x%02X", c);
-	}
-	dst[n] = '\0';
-}
-
 /* aliases_current - the table to use now, re-read when the file changed */
 const struct alias_table *aliases_current(const char *id)
 {
 	static struct alias_table *good;
 	static struct stat tried;	/* the version last parsed, good or not */
 	static int have_tried;
-	char err[ALIAS_ERR_MAX], safe[2 * ALIAS_ERR_MAX];
+	char err[ALIAS_ERR_MAX], safe[4 * ALIAS_ERR_MAX], file[4 * CFG_STR_MAX];
 	struct alias_table *t;
 	struct stat st;
 	int fd;
@@ -550,12 +580,14 @@ const struct alias_table *aliases_current(const char *id)
 	if (t) {
 		aliases_free(good);
 		good = t;
+		log_escape(file, sizeof file, cfg.aliases, strlen(cfg.aliases));
 		logmsg(LOG_INFO, "%s aliases file=%s entries=%zu result=loaded", id,
-		    cfg.aliases, t->n);
+		    file, t->n);
 		return good;
 	}
-	escape_text(safe, sizeof safe, err);
+	log_text(safe, sizeof safe, err);
+	log_escape(file, sizeof file, cfg.aliases, strlen(cfg.aliases));
 	logmsg(LOG_ERR, "%s aliases file=%s result=rejected kept=%zu reason=\"%s\"",
-	    id, cfg.aliases, aliases_count(good), safe);
+	    id, file, aliases_count(good), safe);
 	return good;
 }

@@ -31,6 +31,9 @@ void aliases_free(struct alias_table *t);
 size_t aliases_count(const struct alias_table *t);
 int aliases_expand(const struct alias_table *t, const char *local,
     const char *domain, struct alias_leaf *out, int max);
+int aliases_verify(const struct alias_table *t, char *err, size_t cap);
+void aliases_leaves(const struct alias_table *t,
+    void (*fn)(const char *file, long line, const char *key, const char *leaf));
 struct alias_table *aliases_load(const char *path, char *err, size_t cap);
 const struct alias_table *aliases_current(const char *id);
 

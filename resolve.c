@@ -27,6 +27,7 @@
  */
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <syslog.h>
@@ -256,4 +257,64 @@ int resolve_rcpt(const char *id, const struct path *p, struct target *out, int m
 	if (f == USER_TEMPFAIL)
 		return RESOLVE_TEMPFAIL;
 	return f == USER_FOUND ? r.n : RESOLVE_UNKNOWN;
+}
+
+/* check_leaf - "smtpd -n": an alias target that is nobody's mailbox */
+static void check_leaf(const char *file, long line, const char *key, const char *leaf)
+{
+	struct user u;
+
+	if (users_lookup(leaf, &u) != USER_FOUND)
+		fprintf(stderr, "%s:%ld: warning: alias %s: target %s is not a mailbox "
+		    "here (fine only for LMTP domains)\n", file, line, key, leaf);
+}
+
+/* check_aliases - "smtpd -n": the aliases file parses and expands */
+static int check_aliases(void)
+{
+	char err[ALIAS_ERR_MAX];
+	struct alias_table *t;
+
+	if (!cfg.aliases[0])
+		return 0;
+	if (!(t = aliases_load(cfg.aliases, err, sizeof err)) ||
+	    aliases_verify(t, err, sizeof err) < 0) {
+		fprintf(stderr, "%s\n", err);
+		aliases_free(t);
+		return 1;
+	}
+	aliases_leaves(t, check_leaf);
+	aliases_free(t);
+	return 0;
+}
+
+/* resolve_check - "smtpd -n": aliases, delivery, catch-all, postmaster;
+ * problems on stderr, 1 if any is an error */
+int resolve_check(void)
+{
+	char spec[CFG_STR_MAX], list[CFG_STR_MAX], *item, *save = NULL, *colon;
+	struct target t[ALIAS_FANOUT];
+	struct path p;
+	struct user u;
+	int bad = check_aliases(), n;
+
+	if (resolve_route(NULL, spec, sizeof spec) < 0) {
+		fprintf(stderr, "smtpd: delivery = %s: each item must be maildir, "
+		    "lmtp:unix:/path, lmtp:HOST:PORT, or DOMAIN= one of those\n", cfg.delivery);
+		bad = 1;
+	}
+	snprintf(list, sizeof list, "%s", cfg.catchall);
+	for (item = strtok_r(list, ", \t", &save); item; item = strtok_r(NULL, ", \t", &save))
+		if (!(colon = strchr(item, ':')) || users_lookup(colon + 1, &u) != USER_FOUND) {
+			fprintf(stderr, "smtpd: catchall %s: want DOMAIN:USER with a "
+			    "local USER\n", item);
+			bad = 1;
+		}
+	if (rfc822_mailbox("postmaster", &p) < 0 ||
+	    (n = resolve_rcpt("check", &p, t, ALIAS_FANOUT)) <= 0) {
+		fprintf(stderr, "smtpd: postmaster (account %s, or the alias) cannot "
+		    "receive mail\n", cfg.postmaster);
+		bad = 1;
+	}
+	return bad;
 }

@@ -26,6 +26,7 @@ enum { RESOLVE_UNKNOWN = 0, RESOLVE_TEMPFAIL = -1, RESOLVE_LOOP = -2 };
 int resolve_rcpt(const char *id, const struct path *p, struct target *out, int max);
 int resolve_route(const char *domain, char *spec, size_t cap);
 int resolve_folder_ok(const char *tag);
+int resolve_check(void);
 int resolve_entry(const char *entry, char *mailbox, char *addr);
 
 #endif

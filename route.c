@@ -166,19 +166,23 @@ static int lmtp_rcpt(struct route *rt, const char *id, const char *sender,
 static int check_target(struct route *rt, struct deliverer *d, const char *id,
     const char *sender, const struct target *t, const char *entry, int index)
 {
-	char why[128];
+	struct deliver_result r;
 
 	if (t->lmtp[0])
 		return lmtp_rcpt(rt, id, sender, t, index);
 	if (!cfg.quota)
 		return ROUTE_OK;
-	switch (deliverer_quota(d, entry, why, sizeof why)) {
+	switch (deliverer_quota(d, entry, &r)) {
 	case DELIVER_OK:
 		return ROUTE_OK;
+	case DELIVER_TEMP:
+		if (r.why == WHY_AGENT)
+			return ROUTE_OK;	/* unknown now: checked again at delivery */
+		return r.why == WHY_QUOTA ? ROUTE_FULL : ROUTE_TEMP;
 	case DELIVER_PERM:
 		return ROUTE_UNKNOWN;
 	default:
-		return strncmp(why, "4.2.2", 5) == 0 ? ROUTE_FULL : ROUTE_TEMP;
+		return r.why == WHY_QUOTA ? ROUTE_FULL : ROUTE_TEMP;
 	}
 }
 
@@ -225,36 +229,38 @@ int route_rcpt(struct route *rt, struct deliverer *d, const char *id,
 	return got ? ROUTE_OK : res;
 }
 
-/* route_loops - does a Delivered-To: value name a mailbox of the txn? */
-int route_mailbox_is(const char *entry, const char *id, const char *addr)
+/* route_loops - does a Delivered-To: value (an address) resolve to a
+ * mailbox the transaction delivers to?  Compared by mailbox, so case,
+ * quoting, tags and aliases do not hide a loop */
+int route_loops(char *const *entries, int n, const char *value)
 {
 	struct target t[TARGETS_MAX];
-	char key[ADDR_MAX + 2];
 	struct path p;
 	int nt, i;
 
-	if (rfc822_mailbox(addr, &p) < 0 || p.null ||
+	if (rfc822_mailbox(value, &p) < 0 || p.null ||
 	    (p.domain[0] && !is_local_domain(p.domain)))
 		return 0;
-	entry_key(entry, key, sizeof key);
-	nt = resolve_rcpt(id, &p, t, TARGETS_MAX);
+	nt = resolve_rcpt("loop-check", &p, t, TARGETS_MAX);
 	for (i = 0; i < nt; i++)
-		if (strcasecmp(t[i].key, key) == 0)
+		if (have_key(entries, n, t[i].key))
 			return 1;
 	return 0;
 }
 
-/* result_of - an LMTP reply code as DELIVER_* */
-static int result_of(int code)
+/* set_result - an LMTP reply (code, text; code < 0: lost) as a result */
+static void set_result(struct deliver_result *r, int code, const char *text)
 {
-	if (code / 100 == 2)
-		return DELIVER_OK;
-	return code / 100 == 5 ? DELIVER_PERM : DELIVER_TEMP;
+	r->status = code / 100 == 2 ? DELIVER_OK : code / 100 == 5 ? DELIVER_PERM :
+	    DELIVER_TEMP;
+	r->why = code / 100 == 2 ? WHY_NONE : code == 452 ? WHY_QUOTA :
+	    code == 552 ? WHY_OVERQUOTA : WHY_REMOTE;
+	snprintf(r->text, sizeof r->text, "%s", code < 0 ? "LMTP server lost" : text);
 }
 
 /* data_one - the message to one LMTP session; results for its entries */
-static void data_one(struct route_conn *c, int spool, size_t off, int n, int *res,
-    char (*why)[256])
+static void data_one(struct route_conn *c, int spool, size_t off, int n,
+    struct deliver_result *res)
 {
 	char text[LMTP_REPLY_MAX];
 	int k, i, r, code;
@@ -268,9 +274,7 @@ static void data_one(struct route_conn *c, int spool, size_t off, int n, int *re
 			code = -1;	/* lost: every recipient left is pending */
 		if ((i = c->idx[k]) >= n)
 			continue;
-		res[i] = r < 0 ? DELIVER_TEMP : result_of(r);
-		snprintf(why[i], sizeof why[i], "%s", r < 0 ? "4.4.1 LMTP server lost" :
-		    strlen(text) > 4 ? text + 4 : text);
+		set_result(&res[i], r, text);
 	}
 	if (code < 0)
 		lmtp_close(&c->l);
@@ -295,9 +299,9 @@ size_t route_body_offset(int spool, char *sender, size_t cap)
 }
 
 /* route_data - end of data: each LMTP server gets the message once;
- * res[i]/why[i] set for the LMTP entries, the others left alone */
+ * res[i] set for the LMTP entries, the others left alone */
 void route_data(struct route *rt, int spool, char *const *entries, int n,
-    int *res, char (*why)[256])
+    struct deliver_result *res)
 {
 	char sender[ADDR_MAX];
 	size_t off = route_body_offset(spool, sender, sizeof sender);
@@ -310,7 +314,7 @@ void route_data(struct route *rt, int spool, char *const *entries, int n,
 			rt->c[i].nidx = 0;
 			continue;
 		}
-		data_one(&rt->c[i], spool, off, n, res, why);
+		data_one(&rt->c[i], spool, off, n, res);
 	}
 }
 
@@ -356,8 +360,8 @@ static int entry_spec(const char *entry, char *spec, size_t cap)
 }
 
 /* retry_rcpt - RCPT TO for one pending entry on c (NULL: server down) */
-static void retry_rcpt(struct route_conn *c, const char *entry, int i, int *res,
-    char (*why)[256])
+static void retry_rcpt(struct route_conn *c, const char *entry, int i,
+    struct deliver_result *res)
 {
 	char arg[ADDR_MAX + 8], text[LMTP_REPLY_MAX];
 	int code = -1;
@@ -367,15 +371,13 @@ static void retry_rcpt(struct route_conn *c, const char *entry, int i, int *res,
 		code = lmtp_command(&c->l, "RCPT", arg, text, sizeof text);
 	if (code / 100 == 2 && note_idx(c, i) == 0)
 		return;
-	res[i] = code < 0 ? DELIVER_TEMP : result_of(code);
-	snprintf(why[i], sizeof why[i], "%s", code >= 0 ? text : c ?
-	    "4.4.1 LMTP server lost" : "4.4.1 LMTP server unavailable");
+	set_result(&res[i], code, code >= 0 ? text : "LMTP server unavailable");
 }
 
-/* route_retry - the queue run's LMTP entries: res[i] = DELIVER_* for
- * them (-1 on entry for "not done yet"), the others left alone */
+/* route_retry - the queue run's LMTP entries: res[i] set for them
+ * (res[i].status 0 on entry: not done yet), the others left alone */
 void route_retry(const char *id, int spool, char *const *entries, int n,
-    int *res, char (*why)[256])
+    struct deliver_result *res)
 {
 	char spec[CFG_STR_MAX], other[CFG_STR_MAX], sender[ADDR_MAX];
 	size_t off = route_body_offset(spool, sender, sizeof sender);
@@ -384,15 +386,15 @@ void route_retry(const char *id, int spool, char *const *entries, int n,
 	int i, k;
 
 	for (i = 0; i < n && off; i++) {
-		if (res[i] != -1 || entry_spec(entries[i], spec, sizeof spec) < 0)
+		if (res[i].status || entry_spec(entries[i], spec, sizeof spec) < 0)
 			continue;
 		c = conn_for(&rt, id, spec, sender);
 		for (k = i; k < n; k++)
-			if (res[k] == -1 && entry_spec(entries[k], other, sizeof other) == 0 &&
+			if (!res[k].status && entry_spec(entries[k], other, sizeof other) == 0 &&
 			    strcmp(other, spec) == 0)
-				retry_rcpt(c, entries[k], k, res, why);
+				retry_rcpt(c, entries[k], k, res);
 		if (c)
-			data_one(c, spool, off, n, res, why);
+			data_one(c, spool, off, n, res);
 	}
 	route_close(&rt);
 }

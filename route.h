@@ -33,13 +33,13 @@ enum route_result {
 int route_rcpt(struct route *rt, struct deliverer *d, const char *id,
     const char *sender, const struct path *p, char **entries, int *n, int max);
 int route_is_lmtp(const char *entry);
-int route_mailbox_is(const char *entry, const char *id, const char *addr);
+int route_loops(char *const *entries, int n, const char *value);
 void route_data(struct route *rt, int spool, char *const *entries, int n,
-    int *res, char (*why)[256]);
+    struct deliver_result *res);
 void route_end(struct route *rt);
 void route_close(struct route *rt);
 void route_retry(const char *id, int spool, char *const *entries, int n,
-    int *res, char (*why)[256]);
+    struct deliver_result *res);
 size_t route_body_offset(int spool, char *sender, size_t cap);
 
 #endif
