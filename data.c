@@ -1,5 +1,5 @@
 /*
- * data.c - the DATA/BDAT byte machine (STYLE.md 4, 20).
+ * data.c - the DATA/BDAT byte machine (DESIGN.md, "Code shape").
  *
  * Interface: data_start() resets the machine for one message,
  * data_bytes() feeds it octets as they arrive (in any split) and says

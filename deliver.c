@@ -4,7 +4,7 @@
  * Interface: deliverer_start() forks it, deliverer_deliver() sends one
  * (queue id, recipient, spool fd) request and waits for the one-line
  * result, deliverer_stop() ends it.
- * Invariants (DESIGN.md, process model):
+ * Invariants (DESIGN.md, "Process model"):
  *  - the deliverer reads no network bytes: it gets a queue id and a
  *    recipient address, validates both again itself, and reads the
  *    spool file through the descriptor it is handed (SCM_RIGHTS), so it

@@ -1,6 +1,6 @@
 /*
  * main.c - smtpd's entry point: choose a start-up mode and chain its
- * steps (STYLE.md 19).  The dialogue (smtpd.c) never starts itself.
+ * steps (DESIGN.md, "Module arrows").  The dialogue (smtpd.c) never starts itself.
  *
  * Modes:
  *   (none)      one session on fd 0/1: inetd, xinetd, tcpserver, or

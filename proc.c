@@ -5,7 +5,7 @@
  * Interface: each start-up mode (inetd session, prefork worker, queue
  * run) calls proc_start_deliverer(), which forks the deliverer while we
  * still hold the privileges it needs and then drops the rest of us to
- * session_user for good (STYLE.md 14: one function changes privilege,
+ * session_user for good (DESIGN.md, "Process model": one function changes privilege,
  * and checks that root cannot come back).
  */
 #include <errno.h>

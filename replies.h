@@ -1,6 +1,6 @@
 /*
  * replies.h - every reply smtpd sends, in one table an administrator can
- * grep (STYLE.md 6).  The session, the worker and the start-up code all
+ * grep (DESIGN.md, "Code shape").  The session, the worker and the start-up code all
  * take their texts from here.
  */
 #ifndef REPLIES_H

@@ -6,7 +6,7 @@
  * the prefork supervisor).  smtpd_stop, set from a signal handler, ends
  * the session with 421.
  *
- * Shape (STYLE.md): one command table with the states in which each verb
+ * Shape (DESIGN.md, "Code shape"): one command table with the states in which each verb
  * is allowed; one bounded line reader; DATA and BDAT bytes go through one
  * byte-level state machine; transaction errors are sticky and become one
  * reply; every reply text lives in one table.
@@ -442,17 +442,22 @@ static enum reply_id check_rcpt(struct session *s, const char *arg)
 static void log_rcpt(struct session *s, const char *arg, enum reply_id r)
 {
 	char to[CMDLINE_MAX * 4 + 1], why[1024 * 4];
-	const char *p = path_arg(arg, "TO:");
+	const char *p = path_arg(arg, "TO:"), *end;
+	struct path path;
+	size_t n;
 
 	p = p ? p : arg;
-	log_escape(to, sizeof to, p, strcspn(p, " "));
+	n = rfc822_path(p, &path, &end) == 0 ? (size_t)(end - p) : strlen(p);
+	if (n >= 2 && p[0] == '<' && p[n - 1] == '>')
+		p++, n -= 2;
+	log_escape(to, sizeof to, p, n);
 	if (r == R_RCPT_OK) {
-		logmsg(LOG_INFO, "%s rcpt client=%s to=%s result=accepted", s->id,
+		logmsg(LOG_INFO, "%s rcpt client=%s to=<%s> result=accepted", s->id,
 		    s->addr, to);
 		return;
 	}
 	reply_words(s, why, sizeof why, r);
-	logmsg(LOG_INFO, "%s rcpt client=%s to=%s result=rejected reply=\"%s\"",
+	logmsg(LOG_INFO, "%s rcpt client=%s to=<%s> result=rejected reply=\"%s\"",
 	    s->id, s->addr, to, why);
 }
 

@@ -2,7 +2,7 @@
  * storage.h - the storage seam: every call that can lose a message.
  *
  * maildir.c and queue.c write through this table, so the tests can force
- * ENOSPC, EDQUOT and EIO at each step of either path (STYLE.md 13).
+ * ENOSPC, EDQUOT and EIO at each step of either path (DESIGN.md, "Durability").
  */
 #ifndef STORAGE_H
 #define STORAGE_H

@@ -65,6 +65,7 @@ struct supervisor {
 	time_t deadline;	/* when stopping: end of the grace time */
 	time_t next_queue;	/* next queue run */
 	pid_t queue_pid;	/* running queue child, or 0 */
+	char id[QID_MAX];	/* our id, first on each of our log lines */
 	char **argv;		/* for SIGHUP re-reading */
 	int argc;
 };
@@ -139,10 +140,11 @@ static int open_listeners(struct supervisor *sv)
 	snprintf(list, sizeof list, "%s", cfg.listen);
 	for (spec = strtok_r(list, ",", &save); spec; spec = strtok_r(NULL, ",", &save)) {
 		if (sv->nlisten == LISTEN_MAX || (sv->lfd[sv->nlisten] = listen_one(spec)) < 0) {
-			logmsg(LOG_CRIT, "cannot listen on %s: %s", spec, strerror(errno));
+			logmsg(LOG_CRIT, "%s listen address=%s result=error reason=\"%s\"",
+			    sv->id, spec, strerror(errno));
 			return -1;
 		}
-		logmsg(LOG_INFO, "listening on %s", spec);
+		logmsg(LOG_INFO, "%s listen address=%s result=ok", sv->id, spec);
 		sv->nlisten++;
 	}
 	for (i = 0; i < sv->nlisten; i++) {	/* see accept_next() */
@@ -282,8 +284,8 @@ static void reap(struct supervisor *sv)
 			if (sv->w[i].pid != pid)
 				continue;
 			if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-				logmsg(LOG_WARNING, "worker %ld died (status %d); replacing it",
-				    (long)pid, st);
+				logmsg(LOG_WARNING, "%s worker pid=%ld result=died status=%d",
+				    sv->id, (long)pid, st);
 			if (sv->w[i].chan >= 0)
 				close(sv->w[i].chan);
 			memset(&sv->w[i], 0, sizeof sv->w[i]);
@@ -316,11 +318,12 @@ static void reload(struct supervisor *sv)
 	optind = 1;
 	if (config_load(sv->argc, sv->argv, &mode) < 0) {
 		cfg = old;
-		logmsg(LOG_ERR, "SIGHUP: configuration has errors; keeping the old one");
+		logmsg(LOG_ERR, "%s reload result=error reason=\"configuration has "
+		    "errors; keeping the old one\"", sv->id);
 		return;
 	}
 	snprintf(cfg.listen, sizeof cfg.listen, "%s", old.listen);	/* sockets stay */
-	logmsg(LOG_INFO, "SIGHUP: configuration reloaded; replacing workers");
+	logmsg(LOG_INFO, "%s reload result=ok", sv->id);
 	signal_all(sv, SIGTERM, 1);
 }
 
@@ -360,8 +363,7 @@ static void on_signals(struct supervisor *sv, time_t now)
 		} else if (sig[i] == SIGHUP && !sv->stopping) {
 			reload(sv);
 		} else if ((sig[i] == SIGTERM || sig[i] == SIGINT) && !sv->stopping) {
-			logmsg(LOG_INFO, "stopping: sessions have %lds to finish",
-			    cfg.shutdown_grace);
+			logmsg(LOG_INFO, "%s stopping grace=%ld", sv->id, cfg.shutdown_grace);
 			sv->stopping = 1;
 			sv->deadline = now + cfg.shutdown_grace;
 			for (i = 0; i < sv->nlisten; i++)
@@ -430,12 +432,18 @@ int supervisor_run(int argc, char **argv)
 	int idle, all, hard = 0;
 
 	sv.argc = argc, sv.argv = argv;
+	queue_id(sv.id, sizeof sv.id, 0);
+	log_set_id(sv.id);
+	if (!log_sink_ok())
+		fprintf(stderr, "smtpd: warning: log = syslog but /dev/log is not a "
+		    "socket: log lines will be lost (set log = stderr, or -e)\n");
 	if (setup(&sv) < 0) {
-		logmsg(LOG_CRIT, "supervisor cannot start: %s", strerror(errno));
+		logmsg(LOG_CRIT, "%s supervisor result=error reason=\"cannot start: %s\"",
+		    sv.id, strerror(errno));
 		return 111;
 	}
-	logmsg(LOG_INFO, "supervisor started pid=%ld workers=%ld max_sessions=%ld",
-	    (long)getpid(), cfg.workers, cfg.max_sessions);
+	logmsg(LOG_INFO, "%s supervisor result=started pid=%ld workers=%ld max_sessions=%ld",
+	    sv.id, (long)getpid(), cfg.workers, cfg.max_sessions);
 	sv.next_queue = time(NULL) + 1;
 	for (;;) {
 		time_t now = time(NULL);
@@ -459,6 +467,6 @@ int supervisor_run(int argc, char **argv)
 	free(sv.w);
 	free(sv.pfd);
 	free(sv.who);
-	logmsg(LOG_INFO, "supervisor stopped");
+	logmsg(LOG_INFO, "%s supervisor result=stopped", sv.id);
 	return 0;
 }
