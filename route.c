@@ -235,9 +235,13 @@ int route_rcpt(struct route *rt, struct deliverer *d, const char *id,
 int route_loops(char *const *entries, int n, const char *value)
 {
 	struct target t[TARGETS_MAX];
+	const char *a;
 	struct path p;
 	int nt, i;
 
+	for (i = 0; i < n; i++)	/* the address as given, any case */
+		if (strcasecmp((a = strchr(entries[i], ' ')) ? a + 1 : entries[i], value) == 0)
+			return 1;
 	if (rfc822_mailbox(value, &p) < 0 || p.null ||
 	    (p.domain[0] && !is_local_domain(p.domain)))
 		return 0;
