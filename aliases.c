@@ -6,7 +6,9 @@
  * its domain) into the local parts it finally reaches;
  * aliases_current() is what the session asks at RCPT: it re-reads
  * cfg.aliases when the file changed and keeps the last good table when
- * the new text is broken (one log line says why).
+ * the new text is broken (one log line says why).  The last good text
+ * is also kept in spool_dir/.aliases.good, so a prefork worker that
+ * never saw it still gets it.
  * Syntax (sendmail's, trimmed to what a receiver may do):
  *   # comment                       ('#' to the end of any line)
  *   name: target, target, ...       (blank lines end an entry)
@@ -551,7 +553,55 @@ static int same_file(const struct stat *a, const struct stat *b)
 	    a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
 }
 
-/* aliases_current - the table to use now, re-read when the file changed */
+/* snapshot_path - where the last good text is kept for every process */
+static int snapshot_path(char *dst, size_t cap, const char *suffix)
+{
+	return snprintf(dst, cap, "%s/.aliases.good%s", cfg.spool_dir, suffix) <
+	    (int)cap ? 0 : -1;
+}
+
+/* save_snapshot - the text of a table just accepted, for other processes
+ * (prefork workers each keep a table; one that first meets a broken
+ * file takes the newest good one any process saw from here) */
+static void save_snapshot(void)
+{
+	char tmp[CFG_STR_MAX + 32], dst[CFG_STR_MAX + 32], buf[65536];
+	int in, out, ok = 1;
+	ssize_t n;
+
+	if (!cfg.spool_dir[0] || snapshot_path(tmp, sizeof tmp, ".tmp") < 0 ||
+	    snapshot_path(dst, sizeof dst, "") < 0 ||
+	    (in = open(cfg.aliases, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0)
+		return;
+	if ((out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+	    0644)) < 0) {
+		close(in);
+		return;
+	}
+	while ((n = read(in, buf, sizeof buf)) > 0)
+		ok &= write(out, buf, n) == n;
+	ok &= n == 0 && fchmod(out, 0644) == 0;
+	ok &= close(out) == 0;
+	close(in);
+	if (!ok || rename(tmp, dst) < 0)
+		unlink(tmp);
+}
+
+/* load_snapshot - the newest good table any process saw, or NULL */
+static struct alias_table *load_snapshot(void)
+{
+	char path[CFG_STR_MAX + 32], err[ALIAS_ERR_MAX];
+	struct alias_table *t;
+
+	if (!cfg.spool_dir[0] || snapshot_path(path, sizeof path, "") < 0 ||
+	    !(t = aliases_load(path, err, sizeof err)))
+		return NULL;
+	snprintf(t->fname, sizeof t->fname, "%s", cfg.aliases);
+	return t;
+}
+
+/* aliases_current - the table to use now, re-read when the file changed;
+ * a broken file keeps the last good table (ours, or the snapshot) */
 const struct alias_table *aliases_current(const char *id)
 {
 	static struct alias_table *good;
@@ -577,16 +627,20 @@ const struct alias_table *aliases_current(const char *id)
 		close(fd);
 	}
 	have_tried = 1, tried = st;
+	log_escape(file, sizeof file, cfg.aliases, strlen(cfg.aliases));
 	if (t) {
 		aliases_free(good);
 		good = t;
-		log_escape(file, sizeof file, cfg.aliases, strlen(cfg.aliases));
+		save_snapshot();
 		logmsg(LOG_INFO, "%s aliases file=%s entries=%zu result=loaded", id,
 		    file, t->n);
 		return good;
 	}
+	if ((t = load_snapshot()) != NULL) {
+		aliases_free(good);
+		good = t;
+	}
 	log_text(safe, sizeof safe, err);
-	log_escape(file, sizeof file, cfg.aliases, strlen(cfg.aliases));
 	logmsg(LOG_ERR, "%s aliases file=%s result=rejected kept=%zu reason=\"%s\"",
 	    id, file, aliases_count(good), safe);
 	return good;
