@@ -52,14 +52,18 @@ robust: $(B)/smtpd
 admin: $(B)/smtpd
 	SMTPD=$(abspath $(B)/smtpd) $(PYTEST) tests/admin
 
-check: unit arrows e2e launch robust admin
+# where mail goes: aliases, subaddresses, quota, LMTP to a real Dovecot (root)
+route: $(B)/smtpd
+	SMTPD=$(abspath $(B)/smtpd) $(PYTEST) tests/route
+
+check: unit arrows e2e launch robust admin route
 
 ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
              -fno-sanitize-recover=all
 # every suite but memory_bound, whose RSS figures mean nothing under ASan
 ROBUST_ASAN = silent trickle pipelining unread nul binary lone endless half idle crash
 check-asan:
-	$(MAKE) B=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" unit e2e launch
+	$(MAKE) B=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" unit e2e launch route
 	$(MAKE) B=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" build-asan/smtpd
 	python3 tests/robust/run.py build-asan/smtpd $(ROBUST_ASAN)
 
@@ -77,8 +81,9 @@ install: $(B)/smtpd
 
 clean:
 	rm -rf smtpd *.o *.d tests/check_rfc822 tests/check_maildir tests/check_queue \
-	    tests/check_smtpd tests/check_data tests/*.d tests/faultfs.so build-asan demo
+	    tests/check_smtpd tests/check_data tests/check_aliases tests/check_quota \
+	    tests/check_lmtp tests/*.d tests/faultfs.so build-asan demo
 
-.PHONY: all unit arrows admin e2e launch robust check check-asan demo install clean
+.PHONY: all unit arrows admin route e2e launch robust check check-asan demo install clean
 -include $(B)/*.d $(B)/tests/*.d
 -include fuzz/fuzz.mk
