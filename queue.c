@@ -366,9 +366,19 @@ static int retry(struct deliverer *d, const char *id, int data, struct envelope 
 /* give_up - hand an undeliverable message to the postmaster */
 static int give_up(struct deliverer *d, const char *id, int data)
 {
-	struct deliver_result r;
+	char entry[ENTRY_MAX], *one[1] = { entry };
+	struct deliver_result r = { 0 };
+	struct target t[1];
+	struct path p;
 
-	deliverer_deliver(d, data, id, "postmaster", 1, &r);
+	/* a postmaster whose mailbox is behind LMTP gets it from there */
+	if (rfc822_mailbox("postmaster", &p) == 0 &&
+	    resolve_rcpt(id, &p, t, 1) == 1 && t[0].lmtp[0]) {
+		snprintf(entry, sizeof entry, "%s %s", LMTP_MAILBOX, t[0].addr);
+		route_retry(id, data, one, 1, &r);
+	} else {
+		deliverer_deliver(d, data, id, "postmaster", 1, &r);
+	}
 	log_attempt(id, "gaveup", "postmaster", &r);
 	return r.status == DELIVER_OK;
 }

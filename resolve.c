@@ -160,13 +160,15 @@ static int add_lmtp(struct res *r, const char *name, size_t base)
 static int expand_alias(struct res *r, const char *name)
 {
 	struct alias_leaf leaves[ALIAS_FANOUT];
+	char safe[LOCAL_MAX * 4 + 1];
 	int n = aliases_expand(aliases_current(r->id), name, r->domain, leaves,
 	    ALIAS_FANOUT), i, found = 0, f;
 
 	if (n == ALIAS_NONE)
 		return USER_UNKNOWN;
+	log_escape(safe, sizeof safe, name, strlen(name));
 	if (n < 0) {
-		logmsg(LOG_ERR, "%s alias name=%s result=rejected reason=%s", r->id, name,
+		logmsg(LOG_ERR, "%s alias name=%s result=rejected reason=%s", r->id, safe,
 		    n == ALIAS_LOOP ? "loop" : n == ALIAS_DEEP ? "too-deep" : "too-many-targets");
 		return RESOLVE_LOOP;
 	}
@@ -178,8 +180,8 @@ static int expand_alias(struct res *r, const char *name)
 		if (f == USER_FOUND)
 			found++;
 		else
-			logmsg(LOG_WARNING, "%s alias name=%s target=%s result=rejected reason=no-such-user",
-			    r->id, name, leaves[i].local);
+			logmsg(LOG_WARNING, "%s alias name=%s target=%s result=rejected "
+			    "reason=no-such-user", r->id, safe, leaves[i].local);
 	}
 	return found ? USER_FOUND : USER_UNKNOWN;
 }

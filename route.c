@@ -85,6 +85,21 @@ static int have_key(char *const *entries, int n, const char *key)
 	return 0;
 }
 
+/* log_lmtp - one line about an LMTP exchange; `what` is our own word
+ * list ("result=failed", "command=mail result=failed", ...) */
+static void log_lmtp(int prio, const char *id, const char *spec, const char *to,
+    const char *what, const char *text)
+{
+	char srv[CFG_STR_MAX * 4], rcpt[ADDR_MAX * 4] = "", why[LMTP_REPLY_MAX * 4];
+
+	log_escape(srv, sizeof srv, spec, strlen(spec));
+	if (to)
+		log_escape(rcpt, sizeof rcpt, to, strlen(to));
+	log_text(why, sizeof why, text);
+	logmsg(prio, "%s lmtp server=%s%s%s%s %s reply=\"%s\"", id, srv,
+	    to ? " to=<" : "", rcpt, to ? ">" : "", what, why);
+}
+
 /* conn_for - the transaction's LMTP session to `spec`, opened and with
  * MAIL FROM sent; NULL when the server cannot be used now */
 static struct route_conn *conn_for(struct route *rt, const char *id,
@@ -104,15 +119,13 @@ static struct route_conn *conn_for(struct route *rt, const char *id,
 	if (c->l.fd < 0 && (code = lmtp_open(&c->l, spec, cfg.hostname,
 	    cfg.lmtp_timeout, text, sizeof text)) != 250) {
 		snprintf(c->l.spec, sizeof c->l.spec, "%s", spec);
-		logmsg(LOG_WARNING, "%s lmtp server=%s result=failed reply=\"%s\"", id,
-		    spec, text);
+		log_lmtp(LOG_WARNING, id, spec, NULL, "result=failed", text);
 		return NULL;
 	}
 	if (!c->mail) {
 		snprintf(arg, sizeof arg, "FROM:<%s>", sender);
 		if ((code = lmtp_command(&c->l, "MAIL", arg, text, sizeof text)) != 250) {
-			logmsg(LOG_WARNING, "%s lmtp server=%s command=mail result=failed reply=\"%s\"",
-			    id, spec, text);
+			log_lmtp(LOG_WARNING, id, spec, NULL, "command=mail result=failed", text);
 			lmtp_close(&c->l);
 			return NULL;
 		}
@@ -153,8 +166,7 @@ static int lmtp_rcpt(struct route *rt, const char *id, const char *sender,
 		return ROUTE_LMTP_DOWN;
 	}
 	if (code / 100 != 2)
-		logmsg(LOG_INFO, "%s lmtp server=%s to=<%s> result=rejected reply=\"%s\"",
-		    id, t->lmtp, t->addr, text);
+		log_lmtp(LOG_INFO, id, t->lmtp, t->addr, "result=rejected", text);
 	if (code / 100 == 2)
 		return note_idx(c, index) < 0 ? ROUTE_TEMP : ROUTE_OK;
 	if (code == 452 || code == 552)
