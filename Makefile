@@ -80,7 +80,7 @@ install: $(B)/smtpd
 	install -m 755 $(B)/smtpd $(DESTDIR)$(SBINDIR)/smtpd
 	install -m 644 man/smtpd.8 $(DESTDIR)$(MANDIR)/man8/smtpd.8
 	install -m 644 man/smtpd.conf.5 $(DESTDIR)$(MANDIR)/man5/smtpd.conf.5
-	install -m 644 etc/* $(DESTDIR)$(DOCDIR)/examples/
+	install -m 644 $(filter-out etc/demo.sh,$(wildcard etc/*)) $(DESTDIR)$(DOCDIR)/examples/
 
 docs-check: $(B)/smtpd
 	SMTPD=$(B)/smtpd $(PYTEST) -q tests/docs

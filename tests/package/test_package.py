@@ -273,7 +273,8 @@ def test_delivery_socket_activated(package, mailuser):
         send_and_check(port, mailuser, "activated")
     finally:
         log = stop(proc)
-    assert "delivery to=<%s@localhost>" % mailuser.pw_name in log, log[-2000:]
+    assert "delivery to=<%s@localhost> user=%s result=delivered" % (
+        mailuser.pw_name, mailuser.pw_name) in log, log[-2000:]
 
 
 def test_delivery_inetd_style(package, mailuser):
