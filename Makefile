@@ -73,7 +73,6 @@ arrows: $(B)/smtpd
 # docs-check: the man pages lint clean and name every setting and option.
 MANDIR  ?= $(PREFIX)/share/man
 DOCDIR  ?= $(PREFIX)/share/doc/smtpd
-PYTEST  ?= $(shell command -v pytest-3 || echo python3 -m pytest)
 install: $(B)/smtpd
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 \
 	    $(DESTDIR)$(DOCDIR)/examples
@@ -83,11 +82,11 @@ install: $(B)/smtpd
 	install -m 644 $(filter-out etc/demo.sh,$(wildcard etc/*)) $(DESTDIR)$(DOCDIR)/examples/
 
 docs-check: $(B)/smtpd
-	SMTPD=$(B)/smtpd $(PYTEST) -q tests/docs
+	SMTPD=$(abspath $(B)/smtpd) $(PYTEST) tests/docs
 
 # package-check: build the .deb, install it, deliver through it, purge it (root)
 package-check:
-	$(PYTEST) -q -rs tests/package
+	$(PYTEST) -rs tests/package
 
 check: docs-check
 .PHONY: docs-check package-check

@@ -108,8 +108,9 @@ def test_no_unknown_settings_in_smtpd_conf_5():
 
 @pytest.mark.parametrize("name", table_settings())
 def test_setting_in_help(name):
-    assert re.search(r"(^|\s)%s(\s|$)" % re.escape(name), help_text(), re.M), \
-        "setting %s missing from smtpd -h" % name
+    line = re.search(r"^\s*%s\s.*$" % re.escape(name), help_text(), re.M)
+    assert line, "setting %s has no line of its own in smtpd -h" % name
+    assert "default" in line.group(0), "smtpd -h shows no default for %s" % name
 
 
 @pytest.mark.parametrize("letter", option_letters())
@@ -119,15 +120,7 @@ def test_option_in_smtpd_8(letter):
         "option -%s has no `.It Fl %s` entry in man/smtpd.8" % (letter, letter)
 
 
-# LEAD: smtpd -h on main lacks -l and -d; the lead's -h rework (issue 10)
-# adds them.  Until it is merged those two cases are expected to fail;
-# once merged they pass (xfail is not strict), and this mark can go.
-PENDING_HELP = {"l", "d"}
-
-
-@pytest.mark.parametrize("letter", [
-    pytest.param(x, marks=pytest.mark.xfail(reason="lead: smtpd -h gains -l/-d"))
-    if x in PENDING_HELP else x for x in option_letters()])
+@pytest.mark.parametrize("letter", option_letters())
 def test_option_in_help(letter):
     """Each option has its own line in smtpd -h: "  -x ..."."""
     assert re.search(r"^\s*-%s(\s|$)" % letter, help_text(), re.M), \
