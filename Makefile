@@ -57,7 +57,7 @@ ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 # every suite but memory_bound, whose RSS figures mean nothing under ASan
 ROBUST_ASAN = silent trickle pipelining unread nul binary lone endless half idle crash
 check-asan:
-	$(MAKE) B=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" unit e2e launch
+	$(MAKE) B=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" unit e2e launch admin
 	$(MAKE) B=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" build-asan/smtpd
 	python3 tests/robust/run.py build-asan/smtpd $(ROBUST_ASAN)
 
