@@ -63,7 +63,7 @@ ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 # every suite but memory_bound, whose RSS figures mean nothing under ASan
 ROBUST_ASAN = silent trickle pipelining unread nul binary lone endless half idle crash
 check-asan:
-	$(MAKE) B=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" unit e2e launch route
+	$(MAKE) B=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" unit e2e launch admin route
 	$(MAKE) B=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" build-asan/smtpd
 	python3 tests/robust/run.py build-asan/smtpd $(ROBUST_ASAN)
 
@@ -75,9 +75,27 @@ demo: $(B)/smtpd
 arrows: $(B)/smtpd
 	python3 tests/arrows/check_arrows.py $(B)/main.o $(OBJS)
 
+# install: the program, its man pages, and etc/ as examples (DESTDIR= works).
+# docs-check: the man pages lint clean and name every setting and option.
+MANDIR  ?= $(PREFIX)/share/man
+DOCDIR  ?= $(PREFIX)/share/doc/smtpd
 install: $(B)/smtpd
-	install -d $(DESTDIR)$(SBINDIR)
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 \
+	    $(DESTDIR)$(DOCDIR)/examples
 	install -m 755 $(B)/smtpd $(DESTDIR)$(SBINDIR)/smtpd
+	install -m 644 man/smtpd.8 $(DESTDIR)$(MANDIR)/man8/smtpd.8
+	install -m 644 man/smtpd.conf.5 $(DESTDIR)$(MANDIR)/man5/smtpd.conf.5
+	install -m 644 $(filter-out etc/demo.sh,$(wildcard etc/*)) $(DESTDIR)$(DOCDIR)/examples/
+
+docs-check: $(B)/smtpd
+	SMTPD=$(abspath $(B)/smtpd) $(PYTEST) tests/docs
+
+# package-check: build the .deb, install it, deliver through it, purge it (root)
+package-check:
+	$(PYTEST) -rs tests/package
+
+check: docs-check
+.PHONY: docs-check package-check
 
 clean:
 	rm -rf smtpd *.o *.d tests/check_rfc822 tests/check_maildir tests/check_queue \

@@ -353,6 +353,7 @@ static void serve(int fd)
 		    !valid_qid(qid, sp - qid) || ((req[0] == 'Q') != (spool < 0)))
 			fatalx("deliverer: malformed request");
 		*sp = '\0';
+		log_set_id(qid);
 		if (req[0] == 'Q')
 			quota_one(sp + 1, out, sizeof out);
 		else

@@ -536,10 +536,28 @@ static void to_spool(void *arg, const char *p, size_t n)
 	spool_put(arg, p, n);
 }
 
-/* storage_reply - the one map from a storage errno to a reply */
+/*
+ * why_reply - the one map from a reason (deliver.h WHY_*) to a temporary
+ * reply; `spool`: the failure was in our own spool, not a mailbox.
+ */
+static enum reply_id why_reply(int why, int spool)
+{
+	switch (why) {
+	case WHY_STORAGE:
+		return R_NO_STORAGE;
+	case WHY_QUOTA:
+		return spool ? R_NO_STORAGE : R_MAILBOX_FULL;
+	case WHY_REMOTE:
+		return R_LMTP_DOWN;
+	default:
+		return spool ? R_TEMP_STORE : R_TEMP_DELIVERY;
+	}
+}
+
+/* storage_reply - a spool errno as a reply */
 static enum reply_id storage_reply(int err)
 {
-	return err == ENOSPC ? R_NO_STORAGE : R_TEMP_STORE;
+	return why_reply(deliver_why_errno(err), 1);
 }
 
 /* data_begin - open the spool, write Return-Path and Received; R_OKAY */
@@ -622,25 +640,13 @@ static enum reply_id data_reply(enum data_result r)
 	return R_INTERNAL;
 }
 
-/*
- * delivery_reply - the one map from a failed delivery to a reply:
- * permanent -> 550; temporary -> 452 for storage and quota, else 451.
- */
+/* delivery_reply - a failed delivery as a reply: permanent -> 550 */
 static enum reply_id delivery_reply(const struct deliver_result *res)
 {
 	if (res->status == DELIVER_PERM)
 		return res->why == WHY_OVERQUOTA ? R_OVER_QUOTA :
 		    res->why == WHY_REMOTE ? R_REMOTE_REFUSED : R_NO_SUCH_USER;
-	switch (res->why) {
-	case WHY_REMOTE:
-		return R_LMTP_DOWN;
-	case WHY_STORAGE:
-		return R_NO_STORAGE;
-	case WHY_QUOTA:
-		return R_MAILBOX_FULL;
-	default:
-		return R_TEMP_DELIVERY;
-	}
+	return why_reply(res->why, 0);
 }
 
 /* deliver_all - hand the message over; the reply it earns */
@@ -659,7 +665,7 @@ static enum reply_id deliver_all(struct session *s)
 		r = R_QUEUED;
 		break;
 	case ACCEPT_SPOOL:
-		r = res.why == WHY_STORAGE ? R_NO_STORAGE : R_TEMP_STORE;
+		r = why_reply(res.why, 1);
 		break;
 	default:
 		r = delivery_reply(&res);
