@@ -260,7 +260,7 @@ static void deliver_one(int spool, const char *qid, const char *entry, int retry
 			result(out, cap, DELIVER_TEMP, WHY_LOOKUP, "user lookup failed");
 		else
 			result(out, cap, DELIVER_PERM, WHY_NOUSER, "no such user");
-		log_delivery(qid, entry, "-", out);
+		log_delivery(qid, resolve_entry_addr(entry), "-", out);
 		return;
 	}
 	if (prepare(&m, head, sizeof head, spool, addr) < 0) {

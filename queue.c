@@ -327,6 +327,7 @@ static void log_attempt(const char *id, const char *event, const char *rcpt,
 {
 	char to[ADDR_MAX * 4], why[sizeof r->text * 4];
 
+	rcpt = resolve_entry_addr(rcpt);
 	log_escape(to, sizeof to, rcpt, strlen(rcpt));
 	log_text(why, sizeof why, r->text);
 	logmsg(r->status == DELIVER_OK ? LOG_INFO : LOG_WARNING,
@@ -578,7 +579,8 @@ static void list_one(FILE *out, const char *id, int fd, time_t now)
 		    (long)(now - e.arrival), (long long)size, e.attempts, from);
 		fprintf(out, "    last error: %s\n", e.why[0] ? e.why : "-");
 		for (i = 0; i < e.n; i++) {
-			log_escape(to, sizeof to, e.rcpt[i], strlen(e.rcpt[i]));
+			log_escape(to, sizeof to, resolve_entry_addr(e.rcpt[i]),
+			    strlen(resolve_entry_addr(e.rcpt[i])));
 			fprintf(out, "    to=<%s>\n", to);
 		}
 	} else {

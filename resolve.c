@@ -99,6 +99,14 @@ int resolve_entry(const char *entry, char *mailbox, char *addr)
 	return 0;
 }
 
+/* resolve_entry_addr - the address part of an entry (for logs, -Q) */
+const char *resolve_entry_addr(const char *entry)
+{
+	const char *sp = strchr(entry, ' ');
+
+	return sp ? sp + 1 : entry;
+}
+
 /* walk state for one RCPT */
 struct res {
 	const char *id;

@@ -27,6 +27,7 @@ int resolve_rcpt(const char *id, const struct path *p, struct target *out, int m
 int resolve_route(const char *domain, char *spec, size_t cap);
 int resolve_folder_ok(const char *tag);
 int resolve_check(void);
+const char *resolve_entry_addr(const char *entry);
 int resolve_entry(const char *entry, char *mailbox, char *addr);
 
 #endif
