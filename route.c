@@ -198,6 +198,18 @@ static int check_target(struct route *rt, struct deliverer *d, const char *id,
 	}
 }
 
+/* orphan - forget that entry i was accepted (it could not be kept);
+ * its slot stays, so later replies still pair with their recipients */
+static void orphan(struct route *rt, int i)
+{
+	int k, j;
+
+	for (k = 0; k < rt->nc; k++)
+		for (j = 0; j < rt->c[k].nidx; j++)
+			if (rt->c[k].idx[j] == i)
+				rt->c[k].idx[j] = -1;
+}
+
 /* worse - which of two RCPT outcomes to report when none was accepted */
 static int worse(int a, int b)
 {
@@ -222,20 +234,22 @@ int route_rcpt(struct route *rt, struct deliverer *d, const char *id,
 		return ROUTE_LOOP;
 	if (nt == RESOLVE_UNKNOWN)
 		return ROUTE_UNKNOWN;
+	if (*n + nt > max)
+		return ROUTE_TOO_MANY;	/* all of an alias, or none of it */
 	for (i = 0; i < nt; i++) {
 		if (have_key(entries, *n, t[i].key)) {
 			got++;	/* one copy per mailbox: this RCPT is still fine */
 			continue;
 		}
-		if (*n >= max)
-			return ROUTE_TOO_MANY;
 		snprintf(entry, sizeof entry, "%s %s", t[i].mailbox, t[i].addr);
 		if ((r = check_target(rt, d, id, sender, &t[i], entry, *n)) != ROUTE_OK) {
 			res = worse(res, r);
 			continue;
 		}
-		if (!(entries[*n] = strdup(entry)))
-			return ROUTE_TEMP;	/* an LMTP RCPT without entry: see route_data */
+		if (!(entries[*n] = strdup(entry))) {
+			orphan(rt, *n);	/* the LMTP server's reply will be ignored */
+			return ROUTE_TEMP;
+		}
 		(*n)++, got++;
 	}
 	return got ? ROUTE_OK : res;
@@ -288,7 +302,7 @@ static void data_one(struct route_conn *c, int spool, size_t off, int n,
 		r = code == 0 ? lmtp_read_reply(&c->l, text, sizeof text) : code;
 		if (r < 0)
 			code = -1;	/* lost: every recipient left is pending */
-		if ((i = c->idx[k]) >= n)
+		if ((i = c->idx[k]) < 0 || i >= n)
 			continue;
 		set_result(&res[i], r, text);
 	}
