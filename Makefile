@@ -14,10 +14,12 @@ B       ?= .
 
 SRCS = smtpd.c data.c replies.c rfc822.c queue.c maildir.c storage.c config.c \
        deliver.c users.c log.c supervisor.c worker.c proc.c peer.c proxy.c \
-       netaddr.c dns.c dnsbl.c door.c rate.c
+       aliases.c quota.c lmtp.c resolve.c route.c netaddr.c dns.c dnsbl.c door.c \
+       rate.c
 OBJS = $(SRCS:%.c=$(B)/%.o)
 TESTS = $(B)/tests/check_rfc822 $(B)/tests/check_data $(B)/tests/check_maildir $(B)/tests/check_queue \
-        $(B)/tests/check_smtpd $(B)/tests/check_door
+        $(B)/tests/check_smtpd $(B)/tests/check_aliases $(B)/tests/check_quota \
+        $(B)/tests/check_lmtp $(B)/tests/check_door
 # pytest from Debian's python3-pytest (a pyenv python3 earlier in PATH may lack it)
 PYTHON  ?= $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo python3)
 PYTEST   = $(PYTHON) -m pytest -q -p no:cacheprovider
@@ -56,14 +58,18 @@ admin: $(B)/smtpd
 door: $(B)/smtpd
 	SMTPD=$(abspath $(B)/smtpd) $(PYTEST) tests/door
 
-check: unit arrows e2e launch robust admin door
+# where mail goes: aliases, subaddresses, quota, LMTP to a real Dovecot (root)
+route: $(B)/smtpd
+	SMTPD=$(abspath $(B)/smtpd) $(PYTEST) tests/route
+
+check: unit arrows e2e launch robust admin route door
 
 ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
              -fno-sanitize-recover=all
 # every suite but memory_bound, whose RSS figures mean nothing under ASan
 ROBUST_ASAN = silent trickle pipelining unread nul binary lone endless half idle crash
 check-asan:
-	$(MAKE) B=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" unit e2e launch admin door
+	$(MAKE) B=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" unit e2e launch admin route door
 	$(MAKE) B=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" build-asan/smtpd
 	python3 tests/robust/run.py build-asan/smtpd $(ROBUST_ASAN)
 
@@ -75,14 +81,33 @@ demo: $(B)/smtpd
 arrows: $(B)/smtpd
 	python3 tests/arrows/check_arrows.py $(B)/main.o $(OBJS)
 
+# install: the program, its man pages, and etc/ as examples (DESTDIR= works).
+# docs-check: the man pages lint clean and name every setting and option.
+MANDIR  ?= $(PREFIX)/share/man
+DOCDIR  ?= $(PREFIX)/share/doc/smtpd
 install: $(B)/smtpd
-	install -d $(DESTDIR)$(SBINDIR)
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 \
+	    $(DESTDIR)$(DOCDIR)/examples
 	install -m 755 $(B)/smtpd $(DESTDIR)$(SBINDIR)/smtpd
+	install -m 644 man/smtpd.8 $(DESTDIR)$(MANDIR)/man8/smtpd.8
+	install -m 644 man/smtpd.conf.5 $(DESTDIR)$(MANDIR)/man5/smtpd.conf.5
+	install -m 644 $(filter-out etc/demo.sh,$(wildcard etc/*)) $(DESTDIR)$(DOCDIR)/examples/
+
+docs-check: $(B)/smtpd
+	SMTPD=$(abspath $(B)/smtpd) $(PYTEST) tests/docs
+
+# package-check: build the .deb, install it, deliver through it, purge it (root)
+package-check:
+	$(PYTEST) -rs tests/package
+
+check: docs-check
+.PHONY: docs-check package-check
 
 clean:
 	rm -rf smtpd *.o *.d tests/check_rfc822 tests/check_maildir tests/check_queue \
-	    tests/check_smtpd tests/check_data tests/check_door tests/*.d tests/faultfs.so build-asan demo
+	    tests/check_smtpd tests/check_data tests/check_aliases tests/check_quota \
+	    tests/check_lmtp tests/check_door tests/*.d tests/faultfs.so build-asan demo
 
-.PHONY: all unit arrows admin e2e launch robust door check check-asan demo install clean
+.PHONY: all unit arrows admin route e2e launch robust door check check-asan demo install clean
 -include $(B)/*.d $(B)/tests/*.d
 -include fuzz/fuzz.mk

@@ -30,6 +30,10 @@ struct config {
 	char listen[CFG_STR_MAX];	/* comma list of ADDR[:PORT] (-l) */
 	char pid_file[CFG_STR_MAX];	/* supervisor's pid file when detached */
 	char proxy_trusted[CFG_STR_MAX];/* comma list of PROXY senders; "" = off */
+	char aliases[CFG_STR_MAX];	/* aliases file, or "" */
+	char recipient_delimiter[CFG_STR_MAX];/* "+" etc: user+tag; "" = off */
+	char catchall[CFG_STR_MAX];	/* comma list of domain:user; "" = off */
+	char delivery[CFG_STR_MAX];	/* maildir | lmtp:SPEC, [domain=]... list */
 	char trusted_networks[CFG_STR_MAX];/* CIDR list exempt from the door's checks */
 	char dnsbl_sites[CFG_STR_MAX];	/* postscreen-style ZONE[=FILTER][*WEIGHT] list */
 	char dns_server[CFG_STR_MAX];	/* resolver IP[:PORT]; "" = /etc/resolv.conf */
@@ -52,6 +56,9 @@ struct config {
 	long shutdown_grace;		/* seconds sessions get after SIGTERM */
 	long detach;			/* 1: supervisor detaches (-d) */
 	long queue_interval;		/* seconds between queue runs; 0 = none */
+	long min_uid;			/* lowest uid of a system-user recipient */
+	long quota;			/* 1: honour Maildir++ maildirsize */
+	long lmtp_timeout;		/* seconds for each LMTP wait */
 	long dnsbl_threshold;		/* score at which a client is refused */
 	long dnsbl_timeout;		/* seconds the greeting waits for DNS lists */
 	long dnsbl_cache_ttl;		/* seconds a worker remembers a verdict; 0 = off */

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "peer.h"
 #include "proc.h"
+#include "resolve.h"
 #include "queue.h"
 #include "replies.h"
 #include "smtpd.h"
@@ -57,15 +58,10 @@ static void usage(FILE *f)
 static int check_config(void)
 {
 	struct passwd *pw = getpwnam(cfg.session_user);
-	struct user u;
-	int bad = 0;
+	int bad;
 
 	config_print();
-	if (users_lookup("postmaster", &u) != USER_FOUND) {
-		fprintf(stderr, "smtpd: postmaster account %s cannot receive mail\n",
-		    cfg.postmaster);
-		bad = 1;
-	}
+	bad = resolve_check();	/* aliases (FILE:LINE), delivery, postmaster */
 	if (cfg.uid == 0 && (!pw || pw->pw_uid == 0)) {
 		fprintf(stderr, "smtpd: session_user %s unusable\n", cfg.session_user);
 		bad = 1;

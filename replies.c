@@ -58,6 +58,10 @@ static const char *const replies[R_COUNT] = {
 	[R_INTERNAL] = "451 4.3.0 Internal error",
 	[R_UNAVAILABLE] = "421 4.3.0 Service not available",
 	[R_BUSY] = "421 4.7.0 Too many connections, try again later",
+	[R_LMTP_DOWN] = "451 4.4.1 Mailbox server unavailable, try again later",
+	[R_ALIAS_CONFIG] = "451 4.3.5 Alias configuration error, try again later",
+	[R_OVER_QUOTA] = "552 5.2.2 Mailbox full: message exceeds the quota",
+	[R_REMOTE_REFUSED] = "554 5.0.0 Mailbox server refused the message",
 	[R_RATE] = "421 4.7.0 Too many connections from your address this minute, "
 	    "try again later",
 	[R_GREET_TEASER] = "220-%s ESMTP smtpd",

@@ -570,7 +570,7 @@ START_TEST(test_partial_kept)
 	n = fread(env, 1, sizeof env - 1, f);
 	env[n] = '\0';
 	fclose(f);
-	ck_assert_msg(strstr(env, "\nA 0 ") && strstr(env, "\nR carol@example.test\nE ") &&
+	ck_assert_msg(strstr(env, "\nA 0 ") && strstr(env, "\nR carol carol@example.test\nE ") &&
 	    !strstr(env, "alice"), "envelope:\n%s", env);
 }
 END_TEST
