@@ -1,5 +1,5 @@
 """BDAT (CHUNKING, RFC 3030)"""
-from harness import (check, check_stored, eq, expect, qid_of, test)
+from smtptest import check, eq, expect, qid_of
 
 
 def start(c, rcpts=("alice@example.test",)):
@@ -14,7 +14,6 @@ def bdat(c, chunk, last=False):
     return r
 
 
-@test
 def test_bdat_two_chunks(T):
     env = T.env()
     c = env.client()
@@ -27,11 +26,10 @@ def test_bdat_two_chunks(T):
     qid = qid_of(bdat(c, ch2, last=True))
     c.cmd("QUIT", 221, "2.0.0")
     env.wait_sessions()
-    check_stored(env, "alice", "b@remote.test", "alice@example.test", "client.test", qid,
+    env.check_stored("alice", "b@remote.test", "alice@example.test", "client.test", qid,
                  (ch1 + ch2).replace(b"\r\n", b"\n"))
 
 
-@test
 def test_bdat_single_last(T):
     env = T.env()
     c = env.client()
@@ -41,11 +39,10 @@ def test_bdat_single_last(T):
     c.cmd("QUIT", 221, "2.0.0")
     env.wait_sessions()
     for u in ("alice", "bob"):
-        check_stored(env, u, "b@remote.test", "%s@example.test" % u, "client.test", qid,
+        env.check_stored(u, "b@remote.test", "%s@example.test" % u, "client.test", qid,
                      ch.replace(b"\r\n", b"\n"), single=False)
 
 
-@test
 def test_bdat_zero_last(T):
     env = T.env()
     c = env.client()
@@ -56,11 +53,10 @@ def test_bdat_zero_last(T):
     qid = qid_of(bdat(c, b"", last=True))
     c.cmd("QUIT", 221, "2.0.0")
     env.wait_sessions()
-    check_stored(env, "alice", "b@remote.test", "alice@example.test", "client.test", qid,
+    env.check_stored("alice", "b@remote.test", "alice@example.test", "client.test", qid,
                  ch.replace(b"\r\n", b"\n"))
 
 
-@test
 def test_bdat_crlf_split_across_chunks(T):
     env = T.env()
     c = env.client()
@@ -71,11 +67,10 @@ def test_bdat_crlf_split_across_chunks(T):
     qid = qid_of(bdat(c, ch2, last=True))
     c.cmd("QUIT", 221, "2.0.0")
     env.wait_sessions()
-    check_stored(env, "alice", "b@remote.test", "alice@example.test", "client.test", qid,
+    env.check_stored("alice", "b@remote.test", "alice@example.test", "client.test", qid,
                  b"Subject: split\n\nfirst line\nsecond line\n")
 
 
-@test
 def test_bdat_pipelined(T):
     env = T.env()
     c = env.client()
@@ -88,13 +83,12 @@ def test_bdat_pipelined(T):
     expect(c.reply(), 250, None, "BDAT 1")
     qid = qid_of(c.reply())
     expect(c.reply(), 221, "2.0.0", "QUIT")
-    c.expect_eof()
+    c.read_to_eof()
     env.wait_sessions()
-    check_stored(env, "bob", "b@remote.test", "bob@example.test", "client.test", qid,
+    env.check_stored("bob", "b@remote.test", "bob@example.test", "client.test", qid,
                  b"Subject: piped bdat\n\nchunks\n")
 
 
-@test
 def test_data_after_bdat(T):
     env = T.env()
     c = env.client()
@@ -107,7 +101,6 @@ def test_data_after_bdat(T):
     env.assert_nothing_stored()
 
 
-@test
 def test_bdat_bad_sequence_consumes_chunk(T):
     env = T.env()
     c = env.client()
@@ -123,7 +116,6 @@ def test_bdat_bad_sequence_consumes_chunk(T):
     env.assert_nothing_stored()
 
 
-@test
 def test_bdat_bare_lf_kept_or_rejected(T):
     """BDAT data is binary-clean apart from CRLF -> LF; a bare LF must never
     end or split the message: it is either rejected (554 5.6.0) or stored"""

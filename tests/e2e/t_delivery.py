@@ -6,9 +6,9 @@ import smtplib
 import stat
 import subprocess
 
-from harness import (MAIL_GID, MAIL_UID, TIMEOUT, Skip,
-                     check, check_stored, crlf, eq, expect, qid_of, send_message,
-                     test, wait_files)
+import pytest
+
+from smtptest import MAIL_GID, MAIL_UID, TIMEOUT, check, crlf, eq, expect, qid_of
 
 BODY1 = ("From: Sender <sender@remote.test>\nTo: alice@example.test\n"
          "Subject: hello\n\nHello Alice.\n.leading dot\n..two dots\n.\nend\n")
@@ -28,7 +28,6 @@ def smtplib_qid(resp):
     return m.group(1)
 
 
-@test
 def test_smtplib_delivery(T):
     env = T.env()
     s = smtplib.SMTP("127.0.0.1", env.port, local_hostname="client.test", timeout=TIMEOUT)
@@ -47,21 +46,20 @@ def test_smtplib_delivery(T):
         check(resp.startswith(b"2.0.0"), "QUIT reply lacks 2.0.0: %r" % resp)
     finally:
         s.close()
-    _, data1 = check_stored(env, "alice", "sender@remote.test", "alice@example.test",
+    _, data1 = env.check_stored("alice", "sender@remote.test", "alice@example.test",
                             "client.test", None, BODY1)
-    check_stored(env, "bob", "other@remote.test", "bob@example.test", "client.test",
+    env.check_stored("bob", "other@remote.test", "bob@example.test", "client.test",
                  qid2, BODY2)
     check(file_qid(data1) != qid2, "two messages got the same QID %s" % qid2)
 
 
-@test
 def test_maildir_created_0700(T):
     env = T.env()
     check(not os.path.exists(env.maildir("alice")), "Maildir existed before the test")
     c = env.client()
-    send_message(c, "s@remote.test", ["alice@example.test"], crlf("Subject: x\n\nx\n"))
+    c.send_message("s@remote.test", ["alice@example.test"], crlf("Subject: x\n\nx\n"))
     c.cmd("QUIT", 221, "2.0.0")
-    wait_files(env, "alice", 1)
+    env.wait_files(1, "alice")
     for sub in ("", "tmp", "new", "cur"):
         p = os.path.join(env.maildir("alice"), sub)
         check(os.path.isdir(p), "%s missing" % p)
@@ -73,11 +71,10 @@ def test_maildir_created_0700(T):
     eq(env.files("bob"), [], "bob's new/ (nothing sent to bob)")
 
 
-@test
 def test_curl_delivery(T):
     curl = shutil.which("curl")
     if not curl:
-        raise Skip("curl not installed")
+        pytest.skip("curl not installed")
     env = T.env()
     body = ("From: curl@remote.test\nTo: alice@example.test\nSubject: via curl\n\n"
             "Body sent by curl.\n.a dot line curl must stuff\nlast line\n")
@@ -91,15 +88,14 @@ def test_curl_delivery(T):
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
     eq(p.returncode, 0, "curl exit status (output %r)" % p.stdout[-300:])
     env.wait_sessions()
-    check_stored(env, "alice", "curl@remote.test", "alice@example.test", "client.test",
+    env.check_stored("alice", "curl@remote.test", "alice@example.test", "client.test",
                  None, body)
 
 
-@test
 def test_swaks_delivery(T):
     swaks = shutil.which("swaks")
     if not swaks:
-        raise Skip("swaks not installed")
+        pytest.skip("swaks not installed")
     env = T.env()
     # swaks turns LF into CRLF, stuffs dots, and adds CRLF . CRLF after the
     # last line; a final newline in the file would become an extra line
@@ -120,24 +116,22 @@ def test_swaks_delivery(T):
               "swaks transcript lacks '250 2.0.0 Ok: queued as': %r" % out[-400:])
     env.wait_sessions()
     for user in ("bob", "alice"):
-        check_stored(env, user, "swaks@remote.test", "%s@example.test" % user, "client.test",
+        env.check_stored(user, "swaks@remote.test", "%s@example.test" % user, "client.test",
                      None, text + "\n")
 
 
-@test
 def test_helo_gives_with_smtp(T):
     env = T.env()
     c = env.client(ehlo=None)
     c.cmd("HELO old.client.test", 250)
     body = crlf("Subject: helo\n\nsent after HELO\n")
-    r = send_message(c, "s@remote.test", ["alice@example.test"], body, enh=False)
+    r = c.send_message("s@remote.test", ["alice@example.test"], body, esmtp=False)
     qid = qid_of(r, enh=False)
     c.cmd("QUIT", 221)
-    check_stored(env, "alice", "s@remote.test", "alice@example.test", "old.client.test",
+    env.check_stored("alice", "s@remote.test", "alice@example.test", "old.client.test",
                  qid, "Subject: helo\n\nsent after HELO\n", with_="SMTP")
 
 
-@test
 def test_received_helo_made_safe(T):
     env = T.env()
     c = env.client(ehlo=None)
@@ -148,59 +142,55 @@ def test_received_helo_made_safe(T):
         c.cmd("EHLO client.test", 250)
         return
     expect(r, 250, None, "EHLO with control characters")
-    r = send_message(c, "s@remote.test", ["alice@example.test"], crlf("Subject: c\n\nc\n"))
+    r = c.send_message("s@remote.test", ["alice@example.test"], crlf("Subject: c\n\nc\n"))
     qid = qid_of(r)
     c.cmd("QUIT", 221, "2.0.0")
-    check_stored(env, "alice", "s@remote.test", "alice@example.test", "bad?na?me", qid,
+    env.check_stored("alice", "s@remote.test", "alice@example.test", "bad?na?me", qid,
                  "Subject: c\n\nc\n")
 
 
-@test
 def test_tcpremoteip_in_received(T):
     env = T.env(tcpremoteip="192.0.2.45")
     c = env.client()
-    r = send_message(c, "s@remote.test", ["alice@example.test"], crlf("Subject: ip\n\nip\n"))
+    r = c.send_message("s@remote.test", ["alice@example.test"], crlf("Subject: ip\n\nip\n"))
     qid = qid_of(r)
     c.cmd("QUIT", 221, "2.0.0")
-    check_stored(env, "alice", "s@remote.test", "alice@example.test", "client.test", qid,
+    env.check_stored("alice", "s@remote.test", "alice@example.test", "client.test", qid,
                  "Subject: ip\n\nip\n", ip="192.0.2.45")
 
 
-@test
 def test_two_recipients_one_message(T):
     env = T.env()
     c = env.client()
     body = "Subject: both\n\nfor alice and bob\n"
-    r = send_message(c, "s@remote.test", ["alice@example.test", "bob@example.test"], crlf(body))
+    r = c.send_message("s@remote.test", ["alice@example.test", "bob@example.test"], crlf(body))
     qid = qid_of(r)
     c.cmd("QUIT", 221, "2.0.0")
     for u in ("alice", "bob"):
-        check_stored(env, u, "s@remote.test", "%s@example.test" % u, "client.test", qid, body,
+        env.check_stored(u, "s@remote.test", "%s@example.test" % u, "client.test", qid, body,
                      single=False)
 
 
-@test
 def test_null_sender(T):
     env = T.env()
     c = env.client()
     body = "Subject: bounce\n\nnull sender\n"
-    r = send_message(c, "", ["bob@example.test"], crlf(body))
+    r = c.send_message("", ["bob@example.test"], crlf(body))
     qid = qid_of(r)
     c.cmd("QUIT", 221, "2.0.0")
-    check_stored(env, "bob", "", "bob@example.test", "client.test", qid, body)
+    env.check_stored("bob", "", "bob@example.test", "client.test", qid, body)
 
 
-@test
 def test_postmaster_always_accepted(T):
     env = T.env()
     c = env.client()
     rcpts = ["postmaster", "PostMaster", "postmaster@example.test", "POSTMASTER@EXAMPLE.TEST"]
     qids = []
     for i, rc in enumerate(rcpts):
-        r = send_message(c, "s@remote.test", [rc], crlf("Subject: pm %d\n\nto %s\n" % (i, rc)))
+        r = c.send_message("s@remote.test", [rc], crlf("Subject: pm %d\n\nto %s\n" % (i, rc)))
         qids.append(qid_of(r))
     c.cmd("QUIT", 221, "2.0.0")
-    wait_files(env, "alice", len(rcpts))
+    env.wait_files(len(rcpts), "alice")
     got = env.read_new("alice")
     eq(len(got), len(rcpts), "files in alice's (postmaster's) new/")
     eq(env.files("bob"), [], "bob's new/")
@@ -215,7 +205,6 @@ def test_postmaster_always_accepted(T):
               "Delivered-To of postmaster mail: %r" % dt)
 
 
-@test
 def test_recipient_case_insensitive(T):
     env = T.env()
     c = env.client()
@@ -231,7 +220,7 @@ def test_recipient_case_insensitive(T):
     qid_of(c.reply())
     c.cmd("QUIT", 221, "2.0.0")
     for u, want in (("alice", b"upper\n"), ("bob", b"mixed\n")):
-        wait_files(env, u, 1)
+        env.wait_files(1, u)
         got = env.read_new(u)
         eq(len(got), 1, "files in %s's new/" % u)
         check(got[0][1].endswith(b"\n\n" + want), "%s's message body: %r" % (u, got[0][1][-40:]))
@@ -240,7 +229,6 @@ def test_recipient_case_insensitive(T):
               "Delivered-To line %r" % dt)
 
 
-@test
 def test_8bit_body_byte_exact(T):
     env = T.env()
     c = env.client()
@@ -252,14 +240,13 @@ def test_8bit_body_byte_exact(T):
             + b"tab\there  trailing spaces   \r\n\r\n\r\n"
             + b"\x1b[1m escape and \x7f del\r\n"
             + b"last line\r\n")
-    r = send_message(c, "s@remote.test", ["alice@example.test"], body, mail_params="BODY=8BITMIME")
+    r = c.send_message("s@remote.test", ["alice@example.test"], body, params="BODY=8BITMIME")
     qid = qid_of(r)
     c.cmd("QUIT", 221, "2.0.0")
-    check_stored(env, "alice", "s@remote.test", "alice@example.test", "client.test", qid,
+    env.check_stored("alice", "s@remote.test", "alice@example.test", "client.test", qid,
                  body.replace(b"\r\n", b"\n"))
 
 
-@test
 def test_dot_unstuffing(T):
     env = T.env()
     c = env.client()
@@ -280,10 +267,9 @@ def test_dot_unstuffing(T):
     qid = qid_of(c.reply())
     c.cmd("QUIT", 221, "2.0.0")
     want = b"Subject: dots\n\n.\n..\n.leading\n..two\nsingle\nx.y\n .space\nend.\n"
-    check_stored(env, "alice", "s@remote.test", "alice@example.test", "client.test", qid, want)
+    env.check_stored("alice", "s@remote.test", "alice@example.test", "client.test", qid, want)
 
 
-@test
 def test_10mb_message(T):
     env = T.env()
     c = env.client()
@@ -301,16 +287,15 @@ def test_10mb_message(T):
     c.cmd("MAIL FROM:<big@remote.test> SIZE=%d" % len(body), 250, "2.1.0")
     c.cmd("RCPT TO:<alice@example.test>", 250, "2.1.5")
     c.cmd("DATA", 354)
-    c.sock.settimeout(60)
+    c.set_timeout(60)
     c.send(body + b".\r\n")
     qid = qid_of(c.reply())
-    c.sock.settimeout(TIMEOUT)
+    c.set_timeout(TIMEOUT)
     c.cmd("QUIT", 221, "2.0.0")
-    check_stored(env, "alice", "big@remote.test", "alice@example.test", "client.test", qid,
+    env.check_stored("alice", "big@remote.test", "alice@example.test", "client.test", qid,
                  body.replace(b"\r\n", b"\n"))
 
 
-@test
 def test_100_recipients(T):
     users = ["u%d" % i for i in range(100)] + ["alice"]
     env = T.env(users=users)
@@ -326,12 +311,11 @@ def test_100_recipients(T):
     c.cmd("QUIT", 221, "2.0.0")
     env.wait_sessions()
     for i in range(100):
-        check_stored(env, "u%d" % i, "list@remote.test", "u%d@example.test" % i, "client.test",
+        env.check_stored("u%d" % i, "list@remote.test", "u%d@example.test" % i, "client.test",
                      qid, body, single=False)
     eq(env.files("alice"), [], "alice's new/ (the refused 101st recipient)")
 
 
-@test
 def test_duplicate_recipients_one_copy(T):
     env = T.env()
     c = env.client()
@@ -344,18 +328,17 @@ def test_duplicate_recipients_one_copy(T):
     qid = qid_of(c.reply())
     c.cmd("QUIT", 221, "2.0.0")
     env.wait_sessions()
-    wait_files(env, "alice", 1)
+    env.wait_files(1, "alice")
     got = env.read_new("alice")
     eq(len(got), 1, "files in alice's new/ for one recipient named three ways")
     check(got[0][1].endswith(b"\n\nonce only\n"), "body %r" % got[0][1][-40:])
     check(("id %s" % qid).encode() in got[0][1], "QID %s not in Received" % qid)
 
 
-@test
 def test_system_user_via_getpwnam(T):
     """a passwd user (not in the virtual file), any case; never root"""
     if os.getuid() != 0:
-        raise Skip("needs root to create a system account")
+        pytest.skip("needs root to create a system account")
     import pwd
     name = "smtpde2euser"
     env = T.env()
@@ -370,7 +353,7 @@ def test_system_user_via_getpwnam(T):
     pw = pwd.getpwnam(name)
     os.chown(home, pw.pw_uid, pw.pw_gid)
     c = env.client()
-    send_message(c, "s@remote.test", ["%s@example.test" % name.upper()],
+    c.send_message("s@remote.test", ["%s@example.test" % name.upper()],
                  crlf("Subject: sys\n\nhello system user\n"))
     c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
     c.cmd("RCPT TO:<root@example.test>", 550, "5.1.1")

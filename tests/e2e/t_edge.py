@@ -4,12 +4,12 @@ import re
 import threading
 import time
 
-import harness
-from harness import (IS_ROOT, SESSION_UID, check, check_stored, crlf, eq,
-                     expect, qid_of, send_message, test)
+import pytest
+
+import smtptest as S
+from smtptest import IS_ROOT, SESSION_UID, check, crlf, eq, expect, qid_of
 
 
-@test
 def test_end_of_data_split_across_writes(T):
     env = T.env()
     c = env.client()
@@ -24,11 +24,10 @@ def test_end_of_data_split_across_writes(T):
     qid = qid_of(c.reply())
     c.cmd("QUIT", 221, "2.0.0")
     env.wait_sessions()
-    check_stored(env, "alice", "s@remote.test", "alice@example.test", "client.test", qid,
+    env.check_stored("alice", "s@remote.test", "alice@example.test", "client.test", qid,
                  b"Subject: split\n\nbody\n..dotted\nx\n")
 
 
-@test
 def test_first_line_dot_stuffed(T):
     env = T.env()
     c = env.client()
@@ -39,11 +38,10 @@ def test_first_line_dot_stuffed(T):
     qid = qid_of(c.reply())
     c.cmd("QUIT", 221, "2.0.0")
     env.wait_sessions()
-    check_stored(env, "alice", "s@remote.test", "alice@example.test", "client.test", qid,
+    env.check_stored("alice", "s@remote.test", "alice@example.test", "client.test", qid,
                  b".first line starts with a dot\n\nbody\n")
 
 
-@test
 def test_received_in_body_is_not_a_hop(T):
     env = T.env(opts={"hop_limit": "5"})
     c = env.client()
@@ -51,30 +49,28 @@ def test_received_in_body_is_not_a_hop(T):
                     % (i, i + 1) for i in range(10))
     body = (b"Subject: quoting a loop\r\n\r\nthe body quotes headers:\r\n" + hops +
             b"Delivered-To: alice@example.test\r\n")
-    qid = qid_of(send_message(c, "s@remote.test", ["alice@example.test"], body))
+    qid = qid_of(c.send_message("s@remote.test", ["alice@example.test"], body))
     c.cmd("QUIT", 221, "2.0.0")
     env.wait_sessions()
-    check_stored(env, "alice", "s@remote.test", "alice@example.test", "client.test", qid,
+    env.check_stored("alice", "s@remote.test", "alice@example.test", "client.test", qid,
                  body.replace(b"\r\n", b"\n"))
 
 
-@test
 def test_loop_header_names_case_insensitive(T):
     env = T.env(opts={"hop_limit": "5"})
     c = env.client()
     hops = b"".join(b"RECEIVED: from h%d.test by h%d.test; Thu, 1 Jan 2025 00:00:00 +0000\r\n"
                     % (i, i + 1) for i in range(8))
-    send_message(c, "s@remote.test", ["alice@example.test"],
-                 hops + b"Subject: upper\r\n\r\nx\r\n", expect_code=554, expect_enh="5.4.6")
-    send_message(c, "s@remote.test", ["alice@example.test"],
+    c.send_message("s@remote.test", ["alice@example.test"],
+                 hops + b"Subject: upper\r\n\r\nx\r\n", code=554, enh="5.4.6")
+    c.send_message("s@remote.test", ["alice@example.test"],
                  b"delivered-to: ALICE@EXAMPLE.TEST\r\nSubject: y\r\n\r\ny\r\n",
-                 expect_code=554, expect_enh="5.4.6")
+                 code=554, enh="5.4.6")
     c.cmd("QUIT", 221, "2.0.0")
     env.wait_sessions()
     env.assert_nothing_stored()
 
 
-@test
 def test_rejected_rcpts_do_not_count_to_limit(T):
     users = ["u%d" % i for i in range(100)] + ["alice"]
     env = T.env(users=users)
@@ -87,7 +83,6 @@ def test_rejected_rcpts_do_not_count_to_limit(T):
     c.cmd("RCPT TO:<alice@example.test>", 452, "4.5.3", "101st accepted RCPT")
 
 
-@test
 def test_verbs_case_insensitive(T):
     env = T.env()
     c = env.client(ehlo=None)
@@ -99,11 +94,10 @@ def test_verbs_case_insensitive(T):
     qid = qid_of(c.reply())
     c.cmd("quit", 221, "2.0.0")
     env.wait_sessions()
-    check_stored(env, "alice", "s@remote.test", "alice@example.test", "client.test", qid,
+    env.check_stored("alice", "s@remote.test", "alice@example.test", "client.test", qid,
                  b"Subject: lower\n\nlower-case verbs\n")
 
 
-@test
 def test_ehlo_resets_transaction(T):
     env = T.env()
     c = env.client()
@@ -116,7 +110,6 @@ def test_ehlo_resets_transaction(T):
     env.assert_nothing_stored()
 
 
-@test
 def test_bad_mail_parameters(T):
     env = T.env()
     c = env.client()
@@ -125,7 +118,6 @@ def test_bad_mail_parameters(T):
     c.cmd("MAIL FROM:<s@remote.test> BODY=7BIT SIZE=100", 250, "2.1.0")
 
 
-@test
 def test_bdat_bad_arguments(T):
     env = T.env()
     c = env.client()
@@ -136,7 +128,6 @@ def test_bdat_bad_arguments(T):
     c.cmd("NOOP", 250, "2.0.0")
 
 
-@test
 def test_bdat_oversize(T):
     env = T.env(opts={"size_limit": "10000"})
     c = env.client()
@@ -152,18 +143,15 @@ def test_bdat_oversize(T):
     env.assert_nothing_stored()
 
 
-@test
 def test_partial_command_then_timeout(T):
     env = T.env(opts={"cmd_timeout": "1"})
     c = env.client()
     c.send(b"MAIL FROM:<s@rem")
-    c.sock.settimeout(8)
-    expect(c.reply(), 421, "4.4.2", "timeout inside a command line")
-    c.expect_eof()
+    expect(c.reply(timeout=8), 421, "4.4.2", "timeout inside a command line")
+    c.read_to_eof()
     env.wait_sessions()
 
 
-@test
 def test_concurrent_sessions_same_maildir(T):
     env = T.env()
     nthreads, nmsg = 6, 5
@@ -174,7 +162,7 @@ def test_concurrent_sessions_same_maildir(T):
             c = env.client()
             for j in range(nmsg):
                 body = crlf("Subject: t%d m%d\n\nthread %d message %d\n" % (k, j, k, j))
-                qids.append(qid_of(send_message(c, "t%d@remote.test" % k,
+                qids.append(qid_of(c.send_message("t%d@remote.test" % k,
                                                 ["alice@example.test"], body)))
             c.cmd("QUIT", 221, "2.0.0")
         except Exception as e:          # noqa: BLE001
@@ -195,14 +183,13 @@ def test_concurrent_sessions_same_maildir(T):
                   for j in range(nmsg))
     eq(bodies, want, "bodies")
     for fn, d in got:
-        harness.check_name(env, "alice", fn, d)
+        S.check_name(fn, d)
     eq(env.files("alice", "tmp"), [], "alice's tmp/")
 
 
-@test
 def test_session_runs_as_session_user(T):
     if not IS_ROOT:
-        raise harness.Skip("not root: no privileges to drop")
+        pytest.skip("not root: no privileges to drop")
     env = T.env()
     c = env.client()
     c.cmd("NOOP", 250, "2.0.0")
@@ -212,14 +199,13 @@ def test_session_runs_as_session_user(T):
     uids = re.search(r"^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", status, re.M).groups()
     gids = re.search(r"^Gid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", status, re.M).groups()
     eq(set(map(int, uids)), {SESSION_UID}, "session process uids (real, eff, saved, fs)")
-    eq(set(map(int, gids)), {harness.SESSION_GID}, "session process gids")
+    eq(set(map(int, gids)), {S.SESSION_GID}, "session process gids")
     groups = re.search(r"^Groups:(.*)$", status, re.M).group(1).split()
-    check(all(int(g) == harness.SESSION_GID for g in groups),
+    check(all(int(g) == S.SESSION_GID for g in groups),
           "session keeps supplementary groups %r" % groups)
     c.cmd("QUIT", 221, "2.0.0")
 
 
-@test
 def test_no_session_processes_left(T):
     env = T.env()
     c = env.client()
@@ -243,7 +229,6 @@ def test_no_session_processes_left(T):
     eq(mine, [], "smtpd processes still running after the client left")
 
 
-@test
 def test_command_bytes_one_at_a_time(T):
     env = T.env()
     c = env.client()
@@ -257,7 +242,6 @@ def test_command_bytes_one_at_a_time(T):
     expect(c.reply(), 250, "2.0.0", "NOOP with CR and LF in separate writes")
 
 
-@test
 def test_many_pipelined_commands(T):
     env = T.env()
     c = env.client()
@@ -265,10 +249,9 @@ def test_many_pipelined_commands(T):
     for i in range(1000):
         expect(c.reply(), 250, "2.0.0", "pipelined NOOP %d" % i)
     expect(c.reply(), 221, "2.0.0", "QUIT after 1000 NOOPs")
-    c.expect_eof()
+    c.read_to_eof()
 
 
-@test
 def test_many_messages_one_session(T):
     """more messages than a process has descriptors by default: leaks show"""
     env = T.env()
@@ -298,19 +281,17 @@ def test_many_messages_one_session(T):
     eq(env.spool_files(), [], "spool")
 
 
-@test
 def test_quoted_sender_kept_in_return_path(T):
     env = T.env()
     c = env.client()
     body = "Subject: quoted\n\nq\n"
-    qid = qid_of(send_message(c, '"john doe"@remote.test', ["alice@example.test"], crlf(body)))
+    qid = qid_of(c.send_message('"john doe"@remote.test', ["alice@example.test"], crlf(body)))
     c.cmd("QUIT", 221, "2.0.0")
     env.wait_sessions()
-    check_stored(env, "alice", '"john doe"@remote.test', "alice@example.test", "client.test",
+    env.check_stored("alice", '"john doe"@remote.test', "alice@example.test", "client.test",
                  qid, body)
 
 
-@test
 def test_users_file_missing_is_temporary(T):
     env = T.env(opts={"virtual_users": "/nonexistent/smtpd-e2e-users"})
     c = env.client()
@@ -319,7 +300,6 @@ def test_users_file_missing_is_temporary(T):
     c.cmd("QUIT", 221, "2.0.0")
 
 
-@test
 def test_spool_missing_refuses_service(T):
     env = T.env(opts={"spool_dir": "/nonexistent/smtpd-e2e-spool"})
     c = env.client(greet=False, ehlo=None)
@@ -335,12 +315,11 @@ def test_spool_missing_refuses_service(T):
     else:
         check(r.code == 421 and (r.enh() or "4.").startswith("4."),
               "greeting with no spool: want 220 or 421, got %r" % r.text)
-        c.expect_eof()
+        c.read_to_eof()
     env.stop()
     env.assert_nothing_stored()
 
 
-@test
 def test_data_after_completed_bdat_and_rset(T):
     env = T.env()
     c = env.client()
@@ -350,16 +329,16 @@ def test_data_after_completed_bdat_and_rset(T):
     expect(c.reply(), 250, None, "BDAT 5")
     c.cmd("RSET", 250, "2.0.0")
     b1 = "Subject: data after bdat+rset\n\none\n"
-    q1 = qid_of(send_message(c, "s@remote.test", ["alice@example.test"], crlf(b1)))
+    q1 = qid_of(c.send_message("s@remote.test", ["alice@example.test"], crlf(b1)))
     c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
     c.cmd("RCPT TO:<bob@example.test>", 250, "2.1.5")
     c.send(b"BDAT 3 LAST\r\nabc")
     qid_of(c.reply())
     b2 = "Subject: data after bdat last\n\ntwo\n"
-    q2 = qid_of(send_message(c, "s@remote.test", ["bob@example.test"], crlf(b2)))
+    q2 = qid_of(c.send_message("s@remote.test", ["bob@example.test"], crlf(b2)))
     c.cmd("QUIT", 221, "2.0.0")
     env.wait_sessions()
-    check_stored(env, "alice", "s@remote.test", "alice@example.test", "client.test", q1, b1)
+    env.check_stored("alice", "s@remote.test", "alice@example.test", "client.test", q1, b1)
     got = env.read_new("bob")
     eq(len(got), 2, "bob's files")
     check(any(d.endswith(b"\n\ntwo\n") and ("id %s" % q2).encode() in d for _, d in got),

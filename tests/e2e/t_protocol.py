@@ -1,11 +1,9 @@
 """the SMTP dialogue: greeting, EHLO, reply codes, sequence, limits"""
 import time
 
-from harness import (TestFailure, check, check_stored, crlf, eq, expect,
-                     qid_of, send_message, test)
+from smtptest import TestFailure, check, crlf, eq, expect, qid_of
 
 
-@test
 def test_greeting_and_ehlo(T):
     env = T.env(opts={"size_limit": "1000000"})
     c = env.client(greet=False, ehlo=None)
@@ -20,20 +18,18 @@ def test_greeting_and_ehlo(T):
         check(want in exts, "EHLO lacks %r; got %r" % (want, sorted(exts)))
     c.cmd("NOOP", 250, "2.0.0")
     c.cmd("QUIT", 221, "2.0.0")
-    c.expect_eof()
+    c.read_to_eof()
 
 
-@test
 def test_session_exits_0_after_quit(T):
     env = T.env()
     c = env.client()
     c.cmd("QUIT", 221, "2.0.0")
-    c.expect_eof()
+    c.read_to_eof()
     c.close()
     eq(env.wait_sessions(), [0], "smtpd exit status after QUIT")
 
 
-@test
 def test_unknown_verb(T):
     env = T.env()
     c = env.client()
@@ -42,7 +38,6 @@ def test_unknown_verb(T):
     c.cmd("NOOP", 250, "2.0.0")
 
 
-@test
 def test_unimplemented_verbs(T):
     env = T.env()
     c = env.client()
@@ -52,7 +47,6 @@ def test_unimplemented_verbs(T):
     c.cmd("NOOP", 250, "2.0.0")
 
 
-@test
 def test_vrfy_help_noop_rset_quit(T):
     env = T.env()
     c = env.client()
@@ -63,10 +57,9 @@ def test_vrfy_help_noop_rset_quit(T):
     c.cmd("noop", 250, "2.0.0", "lower-case noop")
     c.cmd("RSET", 250, "2.0.0")
     c.cmd("QUIT", 221, "2.0.0")
-    c.expect_eof()
+    c.read_to_eof()
 
 
-@test
 def test_bad_arguments(T):
     env = T.env()
     c = env.client()
@@ -80,7 +73,6 @@ def test_bad_arguments(T):
     c.cmd("RCPT TO:<alice@example.test>", 250, "2.1.5")
 
 
-@test
 def test_unknown_user(T):
     env = T.env()
     c = env.client()
@@ -92,7 +84,6 @@ def test_unknown_user(T):
     env.assert_nothing_stored()
 
 
-@test
 def test_relay_denied(T):
     env = T.env()
     c = env.client()
@@ -108,7 +99,6 @@ def test_relay_denied(T):
     env.assert_nothing_stored()
 
 
-@test
 def test_bad_sequence(T):
     env = T.env()
     c = env.client(ehlo=None)
@@ -126,7 +116,6 @@ def test_bad_sequence(T):
     env.assert_nothing_stored()
 
 
-@test
 def test_unknown_parameters(T):
     env = T.env()
     c = env.client()
@@ -137,7 +126,6 @@ def test_unknown_parameters(T):
     c.cmd("RCPT TO:<alice@example.test>", 250, "2.1.5")
 
 
-@test
 def test_size_declared_over_limit(T):
     env = T.env(opts={"size_limit": "10000"})
     c = env.client(ehlo=None)
@@ -148,24 +136,22 @@ def test_size_declared_over_limit(T):
     c.cmd("RCPT TO:<alice@example.test>", 250, "2.1.5")
 
 
-@test
 def test_size_undeclared_oversize(T):
     env = T.env(opts={"size_limit": "10000"})
     c = env.client()
     body = b"Subject: too big\r\n\r\n" + (b"x" * 70 + b"\r\n") * 300
-    send_message(c, "s@remote.test", ["alice@example.test"], body,
-                 expect_code=552, expect_enh="5.3.4")
+    c.send_message("s@remote.test", ["alice@example.test"], body,
+                 code=552, enh="5.3.4")
     c.cmd("NOOP", 250, "2.0.0", "NOOP after the oversize message")
     small = "Subject: small\n\nfits\n"
-    qid = qid_of(send_message(c, "s@remote.test", ["bob@example.test"], crlf(small)))
+    qid = qid_of(c.send_message("s@remote.test", ["bob@example.test"], crlf(small)))
     c.cmd("QUIT", 221, "2.0.0")
     env.wait_sessions()
     env.assert_nothing_stored(["alice"])
-    check_stored(env, "bob", "s@remote.test", "bob@example.test", "client.test", qid, small)
+    env.check_stored("bob", "s@remote.test", "bob@example.test", "client.test", qid, small)
     eq(env.spool_files(), [], "spool after the session")
 
 
-@test
 def test_non_ascii_without_smtputf8(T):
     env = T.env()
     c = env.client()
@@ -174,20 +160,18 @@ def test_non_ascii_without_smtputf8(T):
     c.cmd("RCPT TO:<\u00e5lice@example.test>", 553, "5.6.7")
 
 
-@test
 def test_smtputf8_delivery(T):
     env = T.env()
     c = env.client()
     sender = "j\u00f6s\u00e9@r\u00e9mote.test"
     body = "Subject: \u00fcnicode\n\nSMTPUTF8 body \u2713\n"
-    r = send_message(c, sender, ["alice@example.test"], crlf(body), mail_params="SMTPUTF8")
+    r = c.send_message(sender, ["alice@example.test"], crlf(body), params="SMTPUTF8")
     qid = qid_of(r)
     c.cmd("QUIT", 221, "2.0.0")
-    check_stored(env, "alice", sender, "alice@example.test", "client.test", qid, body,
+    env.check_stored("alice", sender, "alice@example.test", "client.test", qid, body,
                  with_="UTF8SMTP")
 
 
-@test
 def test_pipelining(T):
     env = T.env()
     c = env.client()
@@ -202,13 +186,12 @@ def test_pipelining(T):
     qid = qid_of(c.reply())
     expect(c.reply(), 250, "2.0.0", "pipelined NOOP")
     expect(c.reply(), 221, "2.0.0", "pipelined QUIT")
-    c.expect_eof()
+    c.read_to_eof()
     for u in ("alice", "bob"):
-        check_stored(env, u, "p@remote.test", "%s@example.test" % u, "client.test", qid, body,
+        env.check_stored(u, "p@remote.test", "%s@example.test" % u, "client.test", qid, body,
                      single=False)
 
 
-@test
 def test_pipelined_transactions(T):
     env = T.env()
     c = env.client()
@@ -232,7 +215,6 @@ def test_pipelined_transactions(T):
     eq(bodies, [b"first\n", b"second\n"], "bodies")
 
 
-@test
 def test_rset_discards_transaction(T):
     env = T.env()
     c = env.client()
@@ -241,14 +223,13 @@ def test_rset_discards_transaction(T):
     c.cmd("RSET", 250, "2.0.0")
     c.cmd("DATA", 503, "5.5.1", "DATA after RSET")
     body = "Subject: after rset\n\nonly alice\n"
-    qid = qid_of(send_message(c, "t@remote.test", ["alice@example.test"], crlf(body)))
+    qid = qid_of(c.send_message("t@remote.test", ["alice@example.test"], crlf(body)))
     c.cmd("QUIT", 221, "2.0.0")
     env.wait_sessions()
-    check_stored(env, "alice", "t@remote.test", "alice@example.test", "client.test", qid, body)
+    env.check_stored("alice", "t@remote.test", "alice@example.test", "client.test", qid, body)
     eq(env.files("bob"), [], "bob's new/ after RSET")
 
 
-@test
 def test_command_line_too_long(T):
     env = T.env()
     c = env.client()
@@ -263,7 +244,6 @@ def test_command_line_too_long(T):
     c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0", "MAIL after the long lines")
 
 
-@test
 def test_command_line_limit_boundary(T):
     env = T.env()
     c = env.client()
@@ -278,7 +258,6 @@ def test_command_line_limit_boundary(T):
     expect(c2.reply(), 250, "2.0.0", "907-octet line with cmdline_limit=1000")
 
 
-@test
 def test_error_limit(T):
     env = T.env(opts={"error_limit": "3"})
     c = env.client()
@@ -297,25 +276,22 @@ def test_error_limit(T):
     else:
         raise TestFailure("no 421 after 10 errors with error_limit=3: %r" % seen)
     check(len(seen) <= 4, "421 came only after %d errors with error_limit=3" % (len(seen) - 1))
-    c.expect_eof()
+    c.read_to_eof()
     env.wait_sessions()
 
 
-@test
 def test_command_timeout(T):
     env = T.env(opts={"cmd_timeout": "1"})
     c = env.client()
     t0 = time.time()
-    c.sock.settimeout(8)
-    r = c.reply()
+    r = c.reply(timeout=8)
     dt = time.time() - t0
     expect(r, 421, "4.4.2", "after idling past cmd_timeout=1")
     check(0.5 <= dt <= 6, "timeout reply after %.1fs with cmd_timeout=1" % dt)
-    c.expect_eof()
+    c.read_to_eof()
     env.wait_sessions()
 
 
-@test
 def test_data_timeout(T):
     env = T.env(opts={"data_timeout": "1"})
     c = env.client()
@@ -323,11 +299,10 @@ def test_data_timeout(T):
     c.cmd("RCPT TO:<alice@example.test>", 250, "2.1.5")
     c.cmd("DATA", 354)
     c.send(b"Subject: stalled\r\n\r\nhalf a mess")
-    c.sock.settimeout(8)
-    r = c.reply()
+    r = c.reply(timeout=8)
     check(r.code == 421 and (r.enh() or "").startswith("4."),
           "after stalling past data_timeout=1: want 421 4.x.x, got %r" % r.text)
-    c.expect_eof()
+    c.read_to_eof()
     env.wait_sessions()
     env.assert_nothing_stored()
     eq(env.spool_files(), [], "spool after the data timeout")
