@@ -4,6 +4,7 @@
 #   make launch     launchers, supervisor, PROXY          make robust   crashes, hostile clients
 #   make check-asan the suites against an ASan/UBSan build (in build-asan/)
 #   make fuzz       libFuzzer targets, FUZZTIME seconds each
+#   make e2e PYTEST_ARGS="-k bdat"   a subset of a pytest suite (SMTPD=path: the binary)
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 XCFLAGS  = -std=c99 -D_GNU_SOURCE -Wall -Wextra $(CFLAGS)
@@ -22,6 +23,9 @@ TESTS = $(B)/tests/check_rfc822 $(B)/tests/check_data $(B)/tests/check_maildir $
 PYTHON  ?= $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo python3)
 PYTEST   = $(PYTHON) -m pytest -q -p no:cacheprovider
 CHECK_LIBS = $(shell pkg-config --cflags --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -lpthread)
+# the Python suites run under pytest (python3-pytest): the first python3 that has it
+PYTHON ?= $(shell for p in python3 /usr/bin/python3; do $$p -c 'import pytest' 2>/dev/null && { echo $$p; exit; }; done; echo python3)
+PYTEST = SMTPD=$(abspath $(B)/smtpd) $(PYTHON) -m pytest -q $(PYTEST_ARGS)
 
 all: $(B)/smtpd
 
@@ -40,13 +44,13 @@ unit: $(TESTS)
 	@for t in $(TESTS); do ./$$t || exit 1; done
 
 e2e: $(B)/smtpd
-	python3 tests/e2e/run.py $(B)/smtpd
+	$(PYTEST) tests/e2e
 
 launch: $(B)/smtpd
-	python3 tests/launch/run.py $(B)/smtpd
+	$(PYTEST) tests/launch
 
 robust: $(B)/smtpd
-	python3 tests/robust/run.py $(B)/smtpd
+	$(PYTEST) tests/robust
 
 # queue tools, log format, the demo
 admin: $(B)/smtpd
@@ -60,12 +64,10 @@ check: unit arrows e2e launch robust admin route
 
 ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
              -fno-sanitize-recover=all
-# every suite but memory_bound, whose RSS figures mean nothing under ASan
-ROBUST_ASAN = silent trickle pipelining unread nul binary lone endless half idle crash
+# robust without the memory tests, whose RSS figures mean nothing under ASan
 check-asan:
 	$(MAKE) B=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" unit e2e launch admin route
-	$(MAKE) B=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" build-asan/smtpd
-	python3 tests/robust/run.py build-asan/smtpd $(ROBUST_ASAN)
+	$(MAKE) B=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" PYTEST_ARGS='-m "not memory"' robust
 
 # the README's first command: for root and ordinary users alike
 demo: $(B)/smtpd
