@@ -36,9 +36,10 @@ $(B)/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(XCFLAGS) -MMD -MP -c -o $@ $<
 
-$(B)/tests/check_%: tests/check_%.c $(OBJS)
+# every Check suite links the shared fixture and main() (tests/check_common.c)
+$(B)/tests/check_%: tests/check_%.c $(B)/tests/check_common.o $(OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(XCFLAGS) -I. -o $@ $< $(OBJS) $(CHECK_LIBS)
+	$(CC) $(XCFLAGS) -I. -o $@ $< $(B)/tests/check_common.o $(OBJS) $(CHECK_LIBS)
 
 unit: $(TESTS)
 	@for t in $(TESTS); do ./$$t || exit 1; done
@@ -102,7 +103,7 @@ check: docs-check
 clean:
 	rm -rf smtpd *.o *.d tests/check_rfc822 tests/check_maildir tests/check_queue \
 	    tests/check_smtpd tests/check_data tests/check_aliases tests/check_quota \
-	    tests/check_lmtp tests/*.d tests/faultfs.so build-asan demo
+	    tests/check_lmtp tests/*.o tests/*.d tests/faultfs.so build-asan demo
 
 .PHONY: all unit arrows admin route e2e launch robust check check-asan demo install clean
 -include $(B)/*.d $(B)/tests/*.d

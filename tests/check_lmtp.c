@@ -4,7 +4,6 @@
  * and the data stream (CR LF, dot-stuffing, Return-Path skipped).
  * The server side is a socket pair the test writes into beforehand.
  */
-#include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +11,7 @@
 #include <unistd.h>
 
 #include "lmtp.h"
+#include "tests/check_common.h"
 
 static struct lmtp l;
 static int peer;	/* the "server" end */
@@ -161,14 +161,11 @@ START_TEST(open_unix_fails)
 }
 END_TEST
 
-int main(void)
+Suite *check_suite(void)
 {
 	Suite *s = suite_create("lmtp");
-	TCase *tc = tcase_create("client");
-	SRunner *sr;
-	int failed;
+	TCase *tc = check_tcase(s, "client", setup, teardown, 0);
 
-	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, decode_lines);
 	tcase_add_test(tc, multi_line);
 	tcase_add_test(tc, changing_code);
@@ -179,10 +176,5 @@ int main(void)
 	tcase_add_test(tc, data_stream);
 	tcase_add_test(tc, data_refused);
 	tcase_add_test(tc, open_unix_fails);
-	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return s;
 }
