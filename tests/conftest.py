@@ -77,6 +77,11 @@ class Context:
             w.start()
         return w
 
+    def session(self, greet=True, ehlo="client.test", **kw):
+        """(world, client): T.env(**kw) and a client greeted and after EHLO"""
+        w = self.env(**kw)
+        return w, w.client(greet=greet, ehlo=ehlo)
+
     def finish(self, passed):
         """stop everything; what was still running (for a passed test: a failure)"""
         for fn in self.on_finish:

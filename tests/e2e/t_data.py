@@ -12,16 +12,13 @@ def open_data(c, rcpt="alice@example.test", sender="s@remote.test"):
 
 
 def bare_test(T, body):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     open_data(c)
     c.send(body + b"\r\n.\r\n")
     expect(c.reply(), 554, "5.6.0", "message with a bare CR or LF")
     check(c.nothing_pending(0.3), "extra reply after the 554: %r" % c.buf[:200])
     c.cmd("NOOP", 250, "2.0.0", "NOOP after the rejected message")
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    env.assert_nothing_stored()
+    env.quit_nothing_stored(c)
     eq(env.spool_files(), [], "spool")
 
 
@@ -41,8 +38,7 @@ SMUGGLE = b"MAIL FROM:<evil@remote.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r
 
 
 def smuggle_test(T, fake_end):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     open_data(c)
     c.send(b"Subject: smuggling\r\n\r\nhello" + fake_end + SMUGGLE + b"\r\n.\r\n")
     r = c.reply()
@@ -52,11 +48,11 @@ def smuggle_test(T, fake_end):
     # the session is in a sane state: a clean message to bob goes through
     clean = "Subject: clean\n\nnot smuggled\n"
     qid = qid_of(c.send_message("good@remote.test", ["bob@example.test"], crlf(clean)))
-    c.cmd("QUIT", 221, "2.0.0")
+    c.quit()
     c.read_to_eof()
     env.wait_sessions()
     env.assert_nothing_stored(["alice"])
-    env.check_stored("bob", "good@remote.test", "bob@example.test", "client.test", qid, clean)
+    env.check_stored("bob", qid, clean, sender="good@remote.test")
     eq(env.spool_files(), [], "spool")
 
 
@@ -73,8 +69,7 @@ def test_smuggle(T, fake_end):
 
 
 def test_loop_too_many_received(T):
-    env = T.env(opts={"hop_limit": "5"})
-    c = env.client()
+    env, c = T.session(opts={"hop_limit": "5"})
     hops = b"".join(b"Received: from h%d.test by h%d.test; Thu, 1 Jan 2025 00:00:00 +0000\r\n"
                     % (i, i + 1) for i in range(8))
     body = hops + b"Subject: looping\r\n\r\nloop\r\n"
@@ -84,42 +79,33 @@ def test_loop_too_many_received(T):
                    % (i, i + 1) for i in range(2))
     ok = few + b"Subject: two hops\r\n\r\nfine\r\n"
     qid = qid_of(c.send_message("s@remote.test", ["alice@example.test"], ok))
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    env.check_stored("alice", "s@remote.test", "alice@example.test", "client.test", qid,
-                 ok.replace(b"\r\n", b"\n"))
+    env.quit(c)
+    env.check_stored("alice", qid, ok.replace(b"\r\n", b"\n"))
 
 
 def test_loop_default_hop_limit(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     hops = b"".join(b"Received: from h%d.test by h%d.test; Thu, 1 Jan 2025 00:00:00 +0000\r\n"
                     % (i, i + 1) for i in range(60))
     c.send_message("s@remote.test", ["alice@example.test"],
                  hops + b"Subject: looping\r\n\r\nloop\r\n", code=554, enh="5.4.6")
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    env.assert_nothing_stored()
+    env.quit_nothing_stored(c)
 
 
 def test_loop_delivered_to(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     c.send_message("s@remote.test", ["alice@example.test"],
                  b"Delivered-To: alice@example.test\r\nSubject: loop\r\n\r\nloop\r\n",
                  code=554, enh="5.4.6")
     ok = b"Delivered-To: bob@example.test\r\nSubject: other\r\n\r\nnot a loop for alice\r\n"
     qid = qid_of(c.send_message("s@remote.test", ["alice@example.test"], ok))
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    env.check_stored("alice", "s@remote.test", "alice@example.test", "client.test", qid,
-                 ok.replace(b"\r\n", b"\n"))
+    env.quit(c)
+    env.check_stored("alice", qid, ok.replace(b"\r\n", b"\n"))
     eq(env.files("bob"), [], "bob's new/")
 
 
 def test_text_line_limit(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     body = b"Subject: long line\r\n\r\n" + b"y" * 2000 + b"\r\nend\r\n"
     open_data(c)
     c.send(body + b".\r\n")
@@ -127,20 +113,15 @@ def test_text_line_limit(T):
     check(500 <= r.code <= 599, "2000-octet text line with textline_limit=1000: want 5xx, got %r"
           % r.text)
     check(r.enh() is not None, "reply without enhanced code: %r" % r.text)
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    env.assert_nothing_stored()
+    env.quit_nothing_stored(c)
 
 
 def test_text_line_limit_zero(T):
-    env = T.env(opts={"textline_limit": "0"})
-    c = env.client()
+    env, c = T.session(opts={"textline_limit": "0"})
     body = b"Subject: long line\r\n\r\n" + b"z" * 5000 + b"\r\nend\r\n"
     qid = qid_of(c.send_message("s@remote.test", ["alice@example.test"], body))
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    env.check_stored("alice", "s@remote.test", "alice@example.test", "client.test", qid,
-                 body.replace(b"\r\n", b"\n"))
+    env.quit(c)
+    env.check_stored("alice", qid, body.replace(b"\r\n", b"\n"))
 
 
 def test_direct_pipes_session(T):
@@ -158,46 +139,38 @@ def test_direct_pipes_session(T):
     check(len(qline) == 1, "no queued-as reply: %r" % out[-300:])
     qid = qline[0].split()[-1]
     eq(rc, 0, "exit status")
-    env.check_stored("alice", "p@remote.test", "alice@example.test", "pipe.test", qid, body,
-                 ip="198.51.100.7")
+    env.check_stored("alice", qid, body, sender="p@remote.test", helo="pipe.test", ip="198.51.100.7")
 
 
 def test_text_line_limit_boundary(T):
     """RFC 5321 4.5.3.1.6: 1000 octets per line including CRLF, not
     counting the leading dot duplicated for transparency"""
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     ok = b"x" * 998
     qid = qid_of(c.send_message("s@remote.test", ["alice@example.test"],
                               b"Subject: 998\r\n\r\n" + ok + b"\r\n"))
     c.send_message("s@remote.test", ["bob@example.test"],
                  b"Subject: 999\r\n\r\n" + b"x" * 999 + b"\r\n", code=554,
                  enh="5.6.0")
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    env.check_stored("alice", "s@remote.test", "alice@example.test", "client.test", qid,
-                 b"Subject: 998\n\n" + ok + b"\n")
+    env.quit(c)
+    env.check_stored("alice", qid, b"Subject: 998\n\n" + ok + b"\n")
     eq(env.files("bob"), [], "bob's new/ (999-octet line refused)")
 
 
 def test_text_line_limit_ignores_stuffing_dot(T):
     """a 998-octet line that starts with '.' is 1001 octets on the wire
     once dot-stuffed; it is within the limit (RFC 5321 4.5.3.1.6)"""
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     line = b"." + b"x" * 997
     qid = qid_of(c.send_message("s@remote.test", ["alice@example.test"],
                               b"Subject: dotted\r\n\r\n" + line + b"\r\n"))
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    env.check_stored("alice", "s@remote.test", "alice@example.test", "client.test", qid,
-                 b"Subject: dotted\n\n" + line + b"\n")
+    env.quit(c)
+    env.check_stored("alice", qid, b"Subject: dotted\n\n" + line + b"\n")
 
 
 def test_size_limit_boundary(T):
     """a message of exactly size_limit octets (as sent, RFC 1870) fits"""
-    env = T.env(opts={"size_limit": "10000"})
-    c = env.client()
+    env, c = T.session(opts={"size_limit": "10000"})
     head = b"Subject: exact\r\n\r\n"
     line = b"y" * 98 + b"\r\n"
     n = (10000 - len(head)) // len(line)
@@ -207,19 +180,15 @@ def test_size_limit_boundary(T):
     qid = qid_of(c.send_message("s@remote.test", ["alice@example.test"], body,
                               params="SIZE=10000"))
     c.cmd("MAIL FROM:<s@remote.test> SIZE=10001", 552, "5.3.4")
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    env.check_stored("alice", "s@remote.test", "alice@example.test", "client.test", qid,
-                 body.replace(b"\r\n", b"\n"))
+    env.quit(c)
+    env.check_stored("alice", qid, body.replace(b"\r\n", b"\n"))
 
 
 def test_tcpremoteip_cannot_inject_headers(T):
-    env = T.env(tcpremoteip="1.2.3.4])\nX-Injected: yes\n\tby evil (")
-    c = env.client()
+    env, c = T.session(tcpremoteip="1.2.3.4])\nX-Injected: yes\n\tby evil (")
     body = "Subject: inj\n\nx\n"
     qid = qid_of(c.send_message("s@remote.test", ["alice@example.test"], crlf(body)))
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
+    env.quit(c)
     env.wait_files(1, "alice")
     got = env.read_new("alice")
     eq(len(got), 1, "files in alice's new/")

@@ -46,10 +46,8 @@ def test_smtplib_delivery(T):
         check(resp.startswith(b"2.0.0"), "QUIT reply lacks 2.0.0: %r" % resp)
     finally:
         s.close()
-    _, data1 = env.check_stored("alice", "sender@remote.test", "alice@example.test",
-                            "client.test", None, BODY1)
-    env.check_stored("bob", "other@remote.test", "bob@example.test", "client.test",
-                 qid2, BODY2)
+    _, data1 = env.check_stored("alice", None, BODY1, sender="sender@remote.test")
+    env.check_stored("bob", qid2, BODY2, sender="other@remote.test")
     check(file_qid(data1) != qid2, "two messages got the same QID %s" % qid2)
 
 
@@ -58,7 +56,7 @@ def test_maildir_created_0700(T):
     check(not os.path.exists(env.maildir("alice")), "Maildir existed before the test")
     c = env.client()
     c.send_message("s@remote.test", ["alice@example.test"], crlf("Subject: x\n\nx\n"))
-    c.cmd("QUIT", 221, "2.0.0")
+    c.quit()
     env.wait_files(1, "alice")
     for sub in ("", "tmp", "new", "cur"):
         p = os.path.join(env.maildir("alice"), sub)
@@ -88,8 +86,7 @@ def test_curl_delivery(T):
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
     eq(p.returncode, 0, "curl exit status (output %r)" % p.stdout[-300:])
     env.wait_sessions()
-    env.check_stored("alice", "curl@remote.test", "alice@example.test", "client.test",
-                 None, body)
+    env.check_stored("alice", None, body, sender="curl@remote.test")
 
 
 def test_swaks_delivery(T):
@@ -116,25 +113,21 @@ def test_swaks_delivery(T):
               "swaks transcript lacks '250 2.0.0 Ok: queued as': %r" % out[-400:])
     env.wait_sessions()
     for user in ("bob", "alice"):
-        env.check_stored(user, "swaks@remote.test", "%s@example.test" % user, "client.test",
-                     None, text + "\n")
+        env.check_stored(user, None, text + "\n", sender="swaks@remote.test", rcpt="%s@example.test" % user)
 
 
 def test_helo_gives_with_smtp(T):
-    env = T.env()
-    c = env.client(ehlo=None)
+    env, c = T.session(ehlo=None)
     c.cmd("HELO old.client.test", 250)
     body = crlf("Subject: helo\n\nsent after HELO\n")
     r = c.send_message("s@remote.test", ["alice@example.test"], body, esmtp=False)
     qid = qid_of(r, enh=False)
     c.cmd("QUIT", 221)
-    env.check_stored("alice", "s@remote.test", "alice@example.test", "old.client.test",
-                 qid, "Subject: helo\n\nsent after HELO\n", with_="SMTP")
+    env.check_stored("alice", qid, "Subject: helo\n\nsent after HELO\n", helo="old.client.test", with_="SMTP")
 
 
 def test_received_helo_made_safe(T):
-    env = T.env()
-    c = env.client(ehlo=None)
+    env, c = T.session(ehlo=None)
     c.send(b"EHLO bad\x01na\x7fme\r\n")
     r = c.reply()
     if r.code == 501:
@@ -144,52 +137,45 @@ def test_received_helo_made_safe(T):
     expect(r, 250, None, "EHLO with control characters")
     r = c.send_message("s@remote.test", ["alice@example.test"], crlf("Subject: c\n\nc\n"))
     qid = qid_of(r)
-    c.cmd("QUIT", 221, "2.0.0")
-    env.check_stored("alice", "s@remote.test", "alice@example.test", "bad?na?me", qid,
-                 "Subject: c\n\nc\n")
+    c.quit()
+    env.check_stored("alice", qid, "Subject: c\n\nc\n", helo="bad?na?me")
 
 
 def test_tcpremoteip_in_received(T):
-    env = T.env(tcpremoteip="192.0.2.45")
-    c = env.client()
+    env, c = T.session(tcpremoteip="192.0.2.45")
     r = c.send_message("s@remote.test", ["alice@example.test"], crlf("Subject: ip\n\nip\n"))
     qid = qid_of(r)
-    c.cmd("QUIT", 221, "2.0.0")
-    env.check_stored("alice", "s@remote.test", "alice@example.test", "client.test", qid,
-                 "Subject: ip\n\nip\n", ip="192.0.2.45")
+    c.quit()
+    env.check_stored("alice", qid, "Subject: ip\n\nip\n", ip="192.0.2.45")
 
 
 def test_two_recipients_one_message(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     body = "Subject: both\n\nfor alice and bob\n"
     r = c.send_message("s@remote.test", ["alice@example.test", "bob@example.test"], crlf(body))
     qid = qid_of(r)
-    c.cmd("QUIT", 221, "2.0.0")
+    c.quit()
     for u in ("alice", "bob"):
-        env.check_stored(u, "s@remote.test", "%s@example.test" % u, "client.test", qid, body,
-                     single=False)
+        env.check_stored(u, qid, body, single=False)
 
 
 def test_null_sender(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     body = "Subject: bounce\n\nnull sender\n"
     r = c.send_message("", ["bob@example.test"], crlf(body))
     qid = qid_of(r)
-    c.cmd("QUIT", 221, "2.0.0")
-    env.check_stored("bob", "", "bob@example.test", "client.test", qid, body)
+    c.quit()
+    env.check_stored("bob", qid, body, sender="")
 
 
 def test_postmaster_always_accepted(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     rcpts = ["postmaster", "PostMaster", "postmaster@example.test", "POSTMASTER@EXAMPLE.TEST"]
     qids = []
     for i, rc in enumerate(rcpts):
         r = c.send_message("s@remote.test", [rc], crlf("Subject: pm %d\n\nto %s\n" % (i, rc)))
         qids.append(qid_of(r))
-    c.cmd("QUIT", 221, "2.0.0")
+    c.quit()
     env.wait_files(len(rcpts), "alice")
     got = env.read_new("alice")
     eq(len(got), len(rcpts), "files in alice's (postmaster's) new/")
@@ -206,19 +192,14 @@ def test_postmaster_always_accepted(T):
 
 
 def test_recipient_case_insensitive(T):
-    env = T.env()
-    c = env.client()
-    c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
-    c.cmd("RCPT TO:<ALICE@example.test>", 250, "2.1.5")
-    c.cmd("DATA", 354)
+    env, c = T.session()
+    c.open_data("s@remote.test", "ALICE@example.test")
     c.send(crlf("Subject: case\n\nupper\n") + b".\r\n")
     qid_of(c.reply())
-    c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
-    c.cmd("RCPT TO:<Bob@EXAMPLE.TEST>", 250, "2.1.5")
-    c.cmd("DATA", 354)
+    c.open_data("s@remote.test", "Bob@EXAMPLE.TEST")
     c.send(crlf("Subject: case\n\nmixed\n") + b".\r\n")
     qid_of(c.reply())
-    c.cmd("QUIT", 221, "2.0.0")
+    c.quit()
     for u, want in (("alice", b"upper\n"), ("bob", b"mixed\n")):
         env.wait_files(1, u)
         got = env.read_new(u)
@@ -230,8 +211,7 @@ def test_recipient_case_insensitive(T):
 
 
 def test_8bit_body_byte_exact(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     high = bytes(range(0x80, 0x100))
     body = (b"Subject: 8bit =?x?=\r\nContent-Type: text/plain; charset=iso-8859-1\r\n"
             b"Content-Transfer-Encoding: 8bit\r\n\r\n"
@@ -242,17 +222,13 @@ def test_8bit_body_byte_exact(T):
             + b"last line\r\n")
     r = c.send_message("s@remote.test", ["alice@example.test"], body, params="BODY=8BITMIME")
     qid = qid_of(r)
-    c.cmd("QUIT", 221, "2.0.0")
-    env.check_stored("alice", "s@remote.test", "alice@example.test", "client.test", qid,
-                 body.replace(b"\r\n", b"\n"))
+    c.quit()
+    env.check_stored("alice", qid, body.replace(b"\r\n", b"\n"))
 
 
 def test_dot_unstuffing(T):
-    env = T.env()
-    c = env.client()
-    c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
-    c.cmd("RCPT TO:<alice@example.test>", 250, "2.1.5")
-    c.cmd("DATA", 354)
+    env, c = T.session()
+    c.open_data("s@remote.test", "alice@example.test")
     wire = (b"Subject: dots\r\n\r\n"
             b"..\r\n"               # -> .
             b"...\r\n"              # -> ..
@@ -265,14 +241,13 @@ def test_dot_unstuffing(T):
             b".\r\n")
     c.send(wire)
     qid = qid_of(c.reply())
-    c.cmd("QUIT", 221, "2.0.0")
+    c.quit()
     want = b"Subject: dots\n\n.\n..\n.leading\n..two\nsingle\nx.y\n .space\nend.\n"
-    env.check_stored("alice", "s@remote.test", "alice@example.test", "client.test", qid, want)
+    env.check_stored("alice", qid, want)
 
 
 def test_10mb_message(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     alphabet = bytes(range(33, 127)) * 3
     tails = [alphabet[k:k + 70] for k in range(94)]
     lines = [b"Subject: big\r\n", b"\r\n"]
@@ -291,15 +266,13 @@ def test_10mb_message(T):
     c.send(body + b".\r\n")
     qid = qid_of(c.reply())
     c.set_timeout(TIMEOUT)
-    c.cmd("QUIT", 221, "2.0.0")
-    env.check_stored("alice", "big@remote.test", "alice@example.test", "client.test", qid,
-                 body.replace(b"\r\n", b"\n"))
+    c.quit()
+    env.check_stored("alice", qid, body.replace(b"\r\n", b"\n"), sender="big@remote.test")
 
 
 def test_100_recipients(T):
     users = ["u%d" % i for i in range(100)] + ["alice"]
-    env = T.env(users=users)
-    c = env.client()
+    env, c = T.session(users=users)
     c.cmd("MAIL FROM:<list@remote.test>", 250, "2.1.0")
     for i in range(100):
         c.cmd("RCPT TO:<u%d@example.test>" % i, 250, "2.1.5")
@@ -308,17 +281,14 @@ def test_100_recipients(T):
     body = "Subject: many\n\nto a hundred\n"
     c.send(crlf(body) + b".\r\n")
     qid = qid_of(c.reply())
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
+    env.quit(c)
     for i in range(100):
-        env.check_stored("u%d" % i, "list@remote.test", "u%d@example.test" % i, "client.test",
-                     qid, body, single=False)
+        env.check_stored("u%d" % i, qid, body, sender="list@remote.test", single=False)
     eq(env.files("alice"), [], "alice's new/ (the refused 101st recipient)")
 
 
 def test_duplicate_recipients_one_copy(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
     for rc in ("alice@example.test", "ALICE@example.test", "alice@EXAMPLE.TEST"):
         c.cmd("RCPT TO:<%s>" % rc, 250, "2.1.5")
@@ -326,8 +296,7 @@ def test_duplicate_recipients_one_copy(T):
     body = "Subject: dup\n\nonce only\n"
     c.send(crlf(body) + b".\r\n")
     qid = qid_of(c.reply())
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
+    env.quit(c)
     env.wait_files(1, "alice")
     got = env.read_new("alice")
     eq(len(got), 1, "files in alice's new/ for one recipient named three ways")
@@ -357,7 +326,7 @@ def test_system_user_via_getpwnam(T):
                  crlf("Subject: sys\n\nhello system user\n"))
     c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
     c.cmd("RCPT TO:<root@example.test>", 550, "5.1.1")
-    c.cmd("QUIT", 221, "2.0.0")
+    c.quit()
     new = os.path.join(home, "Maildir", "new")
     files = os.listdir(new)
     eq(len(files), 1, "files in %s" % new)

@@ -153,10 +153,8 @@ def test_dovecot_reads_delivered_mail(T):
             "Read me over IMAP.\n.dotted\n8bit: caf\u00e9\n")
     c = env.client()
     qid = qid_of(c.send_message("s@remote.test", ["alice@example.test"], crlf(body)))
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    _, stored = env.check_stored("alice", "s@remote.test", "alice@example.test",
-                             "client.test", qid, body)
+    env.quit(c)
+    _, stored = env.check_stored("alice", qid, body)
     port = free_port()
     d = os.path.join(env.dir, "dovecot")
     os.mkdir(d, 0o755)

@@ -11,54 +11,40 @@ from smtptest import IS_ROOT, SESSION_UID, check, crlf, eq, expect, qid_of
 
 
 def test_end_of_data_split_across_writes(T):
-    env = T.env()
-    c = env.client()
-    c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
-    c.cmd("RCPT TO:<alice@example.test>", 250, "2.1.5")
-    c.cmd("DATA", 354)
+    env, c = T.session()
+    c.open_data("s@remote.test", "alice@example.test")
     pieces = [b"Subject: split\r\n\r\nbody\r", b"\n.", b"..dotted\r", b"\n", b"x\r\n",
               b".", b"\r", b"\n"]
     for p in pieces:
         c.send(p)
         time.sleep(0.05)
     qid = qid_of(c.reply())
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    env.check_stored("alice", "s@remote.test", "alice@example.test", "client.test", qid,
-                 b"Subject: split\n\nbody\n..dotted\nx\n")
+    env.quit(c)
+    env.check_stored("alice", qid, b"Subject: split\n\nbody\n..dotted\nx\n")
 
 
 def test_first_line_dot_stuffed(T):
-    env = T.env()
-    c = env.client()
-    c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
-    c.cmd("RCPT TO:<alice@example.test>", 250, "2.1.5")
-    c.cmd("DATA", 354)
+    env, c = T.session()
+    c.open_data("s@remote.test", "alice@example.test")
     c.send(b"..first line starts with a dot\r\n\r\nbody\r\n.\r\n")
     qid = qid_of(c.reply())
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    env.check_stored("alice", "s@remote.test", "alice@example.test", "client.test", qid,
-                 b".first line starts with a dot\n\nbody\n")
+    env.quit(c)
+    env.check_stored("alice", qid, b".first line starts with a dot\n\nbody\n")
 
 
 def test_received_in_body_is_not_a_hop(T):
-    env = T.env(opts={"hop_limit": "5"})
-    c = env.client()
+    env, c = T.session(opts={"hop_limit": "5"})
     hops = b"".join(b"Received: from h%d.test by h%d.test; Thu, 1 Jan 2025 00:00:00 +0000\r\n"
                     % (i, i + 1) for i in range(10))
     body = (b"Subject: quoting a loop\r\n\r\nthe body quotes headers:\r\n" + hops +
             b"Delivered-To: alice@example.test\r\n")
     qid = qid_of(c.send_message("s@remote.test", ["alice@example.test"], body))
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    env.check_stored("alice", "s@remote.test", "alice@example.test", "client.test", qid,
-                 body.replace(b"\r\n", b"\n"))
+    env.quit(c)
+    env.check_stored("alice", qid, body.replace(b"\r\n", b"\n"))
 
 
 def test_loop_header_names_case_insensitive(T):
-    env = T.env(opts={"hop_limit": "5"})
-    c = env.client()
+    env, c = T.session(opts={"hop_limit": "5"})
     hops = b"".join(b"RECEIVED: from h%d.test by h%d.test; Thu, 1 Jan 2025 00:00:00 +0000\r\n"
                     % (i, i + 1) for i in range(8))
     c.send_message("s@remote.test", ["alice@example.test"],
@@ -66,15 +52,12 @@ def test_loop_header_names_case_insensitive(T):
     c.send_message("s@remote.test", ["alice@example.test"],
                  b"delivered-to: ALICE@EXAMPLE.TEST\r\nSubject: y\r\n\r\ny\r\n",
                  code=554, enh="5.4.6")
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    env.assert_nothing_stored()
+    env.quit_nothing_stored(c)
 
 
 def test_rejected_rcpts_do_not_count_to_limit(T):
     users = ["u%d" % i for i in range(100)] + ["alice"]
-    env = T.env(users=users)
-    c = env.client()
+    env, c = T.session(users=users)
     c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
     for i in range(5):
         c.cmd("RCPT TO:<nosuch%d@example.test>" % i, 550, "5.1.1")
@@ -84,8 +67,7 @@ def test_rejected_rcpts_do_not_count_to_limit(T):
 
 
 def test_verbs_case_insensitive(T):
-    env = T.env()
-    c = env.client(ehlo=None)
+    env, c = T.session(ehlo=None)
     c.cmd("ehlo client.test", 250)
     c.cmd("mail from:<s@remote.test>", 250, "2.1.0")
     c.cmd("rcpt to:<alice@example.test>", 250, "2.1.5")
@@ -94,58 +76,45 @@ def test_verbs_case_insensitive(T):
     qid = qid_of(c.reply())
     c.cmd("quit", 221, "2.0.0")
     env.wait_sessions()
-    env.check_stored("alice", "s@remote.test", "alice@example.test", "client.test", qid,
-                 b"Subject: lower\n\nlower-case verbs\n")
+    env.check_stored("alice", qid, b"Subject: lower\n\nlower-case verbs\n")
 
 
 def test_ehlo_resets_transaction(T):
-    env = T.env()
-    c = env.client()
-    c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
-    c.cmd("RCPT TO:<alice@example.test>", 250, "2.1.5")
+    env, c = T.session()
+    c.mail_rcpt("s@remote.test", "alice@example.test")
     c.cmd("EHLO again.test", 250)
     c.cmd("DATA", 503, "5.5.1", "DATA after a second EHLO")
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    env.assert_nothing_stored()
+    env.quit_nothing_stored(c)
 
 
 def test_bad_mail_parameters(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     c.cmd("MAIL FROM:<s@remote.test> SIZE=abc", 501, "5.5.4")
     c.cmd("MAIL FROM:<s@remote.test> BODY=9BIT", 501, "5.5.4")
     c.cmd("MAIL FROM:<s@remote.test> BODY=7BIT SIZE=100", 250, "2.1.0")
 
 
 def test_bdat_bad_arguments(T):
-    env = T.env()
-    c = env.client()
-    c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
-    c.cmd("RCPT TO:<alice@example.test>", 250, "2.1.5")
+    env, c = T.session()
+    c.mail_rcpt("s@remote.test", "alice@example.test")
     c.cmd("BDAT", 501, "5.5.4", "BDAT without size")
     c.cmd("BDAT abc", 501, "5.5.4", "BDAT abc")
     c.cmd("NOOP", 250, "2.0.0")
 
 
 def test_bdat_oversize(T):
-    env = T.env(opts={"size_limit": "10000"})
-    c = env.client()
-    c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
-    c.cmd("RCPT TO:<alice@example.test>", 250, "2.1.5")
+    env, c = T.session(opts={"size_limit": "10000"})
+    c.mail_rcpt("s@remote.test", "alice@example.test")
     chunk = b"Subject: big\r\n\r\n" + (b"b" * 78 + b"\r\n") * 250
     c.send(b"BDAT %d LAST\r\n" % len(chunk) + chunk)
     expect(c.reply(), 552, "5.3.4", "BDAT chunk over size_limit")
     check(c.nothing_pending(0.3), "extra replies: %r" % c.buf[:200])
     c.cmd("NOOP", 250, "2.0.0", "NOOP after the oversize chunk (chunk consumed)")
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    env.assert_nothing_stored()
+    env.quit_nothing_stored(c)
 
 
 def test_partial_command_then_timeout(T):
-    env = T.env(opts={"cmd_timeout": "1"})
-    c = env.client()
+    env, c = T.session(opts={"cmd_timeout": "1"})
     c.send(b"MAIL FROM:<s@rem")
     expect(c.reply(timeout=8), 421, "4.4.2", "timeout inside a command line")
     c.read_to_eof()
@@ -164,7 +133,7 @@ def test_concurrent_sessions_same_maildir(T):
                 body = crlf("Subject: t%d m%d\n\nthread %d message %d\n" % (k, j, k, j))
                 qids.append(qid_of(c.send_message("t%d@remote.test" % k,
                                                 ["alice@example.test"], body)))
-            c.cmd("QUIT", 221, "2.0.0")
+            c.quit()
         except Exception as e:          # noqa: BLE001
             errors.append("thread %d: %s" % (k, e))
 
@@ -190,8 +159,7 @@ def test_concurrent_sessions_same_maildir(T):
 def test_session_runs_as_session_user(T):
     if not IS_ROOT:
         pytest.skip("not root: no privileges to drop")
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     c.cmd("NOOP", 250, "2.0.0")
     pid = env.procs[0].pid
     with open("/proc/%d/status" % pid) as f:
@@ -203,12 +171,11 @@ def test_session_runs_as_session_user(T):
     groups = re.search(r"^Groups:(.*)$", status, re.M).group(1).split()
     check(all(int(g) == S.SESSION_GID for g in groups),
           "session keeps supplementary groups %r" % groups)
-    c.cmd("QUIT", 221, "2.0.0")
+    c.quit()
 
 
 def test_no_session_processes_left(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
     c.close()               # vanish without QUIT, between commands
     codes = env.wait_sessions()
@@ -230,8 +197,7 @@ def test_no_session_processes_left(T):
 
 
 def test_command_bytes_one_at_a_time(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     for b in b"MAIL FROM:<slow@remote.test>\r\n":
         c.send(bytes([b]))
         time.sleep(0.005)
@@ -243,8 +209,7 @@ def test_command_bytes_one_at_a_time(T):
 
 
 def test_many_pipelined_commands(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     c.send(b"NOOP\r\n" * 1000 + b"QUIT\r\n")
     for i in range(1000):
         expect(c.reply(), 250, "2.0.0", "pipelined NOOP %d" % i)
@@ -254,8 +219,7 @@ def test_many_pipelined_commands(T):
 
 def test_many_messages_one_session(T):
     """more messages than a process has descriptors by default: leaks show"""
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     n = 1100
     qids = set()
     batch = b""
@@ -271,7 +235,7 @@ def test_many_messages_one_session(T):
                 expect(c.reply(), 250, "2.1.0", "MAIL %d" % len(qids))
                 expect(c.reply(), 250, "2.1.5", "RCPT %d" % len(qids))
                 qids.add(qid_of(c.reply()))
-    c.cmd("QUIT", 221, "2.0.0")
+    c.quit()
     env.wait_sessions(timeout=30)
     eq(len(qids), n, "distinct QIDs")
     got = env.read_new("alice")
@@ -282,33 +246,27 @@ def test_many_messages_one_session(T):
 
 
 def test_quoted_sender_kept_in_return_path(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     body = "Subject: quoted\n\nq\n"
     qid = qid_of(c.send_message('"john doe"@remote.test', ["alice@example.test"], crlf(body)))
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    env.check_stored("alice", '"john doe"@remote.test', "alice@example.test", "client.test",
-                 qid, body)
+    env.quit(c)
+    env.check_stored("alice", qid, body, sender='"john doe"@remote.test')
 
 
 def test_users_file_missing_is_temporary(T):
-    env = T.env(opts={"virtual_users": "/nonexistent/smtpd-e2e-users"})
-    c = env.client()
+    env, c = T.session(opts={"virtual_users": "/nonexistent/smtpd-e2e-users"})
     c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
     c.cmd("RCPT TO:<bob@example.test>", 451, "4.3.0", "RCPT with the users file missing")
-    c.cmd("QUIT", 221, "2.0.0")
+    c.quit()
 
 
 def test_spool_missing_refuses_service(T):
-    env = T.env(opts={"spool_dir": "/nonexistent/smtpd-e2e-spool"})
-    c = env.client(greet=False, ehlo=None)
+    env, c = T.session(greet=False, ehlo=None, opts={"spool_dir": "/nonexistent/smtpd-e2e-spool"})
     r = c.reply()
     if r.code == 220:
         # accepting the session is fine only if DATA then fails temporarily
         c.cmd("EHLO client.test", 250)
-        c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
-        c.cmd("RCPT TO:<alice@example.test>", 250, "2.1.5")
+        c.mail_rcpt("s@remote.test", "alice@example.test")
         c.send(b"DATA\r\n")
         r = c.reply()
         check(400 <= r.code < 500, "DATA with no spool: want 4xx, got %r" % r.text)
@@ -321,24 +279,20 @@ def test_spool_missing_refuses_service(T):
 
 
 def test_data_after_completed_bdat_and_rset(T):
-    env = T.env()
-    c = env.client()
-    c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
-    c.cmd("RCPT TO:<alice@example.test>", 250, "2.1.5")
+    env, c = T.session()
+    c.mail_rcpt("s@remote.test", "alice@example.test")
     c.send(b"BDAT 5\r\nabcde")
     expect(c.reply(), 250, None, "BDAT 5")
     c.cmd("RSET", 250, "2.0.0")
     b1 = "Subject: data after bdat+rset\n\none\n"
     q1 = qid_of(c.send_message("s@remote.test", ["alice@example.test"], crlf(b1)))
-    c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
-    c.cmd("RCPT TO:<bob@example.test>", 250, "2.1.5")
+    c.mail_rcpt("s@remote.test", "bob@example.test")
     c.send(b"BDAT 3 LAST\r\nabc")
     qid_of(c.reply())
     b2 = "Subject: data after bdat last\n\ntwo\n"
     q2 = qid_of(c.send_message("s@remote.test", ["bob@example.test"], crlf(b2)))
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    env.check_stored("alice", "s@remote.test", "alice@example.test", "client.test", q1, b1)
+    env.quit(c)
+    env.check_stored("alice", q1, b1)
     got = env.read_new("bob")
     eq(len(got), 2, "bob's files")
     check(any(d.endswith(b"\n\ntwo\n") and ("id %s" % q2).encode() in d for _, d in got),

@@ -49,7 +49,7 @@ def test_fault(T, faultfs, op, err, code, enh, sub):
     c.quit()
     env.wait_sessions()
     env.assert_nothing_stored(["alice"])
-    env.check_stored("bob", "s@remote.test", "bob@example.test", "client.test", qid, ok)
+    env.check_stored("bob", qid, ok)
     eq(env.spool_files(), [], "spool after a refused message")
 
 
@@ -67,8 +67,7 @@ def test_maildir_cannot_be_created(T):
     check(r.code in (451, 452, 550, 554) and r.enh() is not None,
           "delivery into an impossible Maildir: want 451 4.3.0 (or a 5xx), got %r" % r.text)
     c.cmd("NOOP", 250, "2.0.0")
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
+    env.quit(c)
     eq(env.spool_files(), [], "spool after a refused message")
 
 
@@ -79,11 +78,8 @@ def wait_clean(env, what):
 
 
 def test_client_vanishes_mid_data(T):
-    env = T.env()
-    c = env.client()
-    c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
-    c.cmd("RCPT TO:<alice@example.test>", 250, "2.1.5")
-    c.cmd("DATA", 354)
+    env, c = T.session()
+    c.open_data("s@remote.test", "alice@example.test")
     body = b"Subject: half\r\n\r\n" + (b"0123456789" * 7 + b"\r\n") * 3000
     c.send(body[:len(body) // 2])
     time.sleep(0.3)
@@ -92,10 +88,8 @@ def test_client_vanishes_mid_data(T):
 
 
 def test_client_vanishes_mid_bdat(T):
-    env = T.env()
-    c = env.client()
-    c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
-    c.cmd("RCPT TO:<alice@example.test>", 250, "2.1.5")
+    env, c = T.session()
+    c.mail_rcpt("s@remote.test", "alice@example.test")
     c.cmd("RCPT TO:<bob@example.test>", 250, "2.1.5")
     ch = b"Subject: first\r\n\r\nfirst chunk\r\n"
     c.send(b"BDAT %d\r\n" % len(ch) + ch)
@@ -107,11 +101,8 @@ def test_client_vanishes_mid_bdat(T):
 
 
 def test_client_vanishes_after_data_command(T):
-    env = T.env()
-    c = env.client()
-    c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
-    c.cmd("RCPT TO:<alice@example.test>", 250, "2.1.5")
-    c.cmd("DATA", 354)
+    env, c = T.session()
+    c.open_data("s@remote.test", "alice@example.test")
     # a complete-looking message, but no end-of-data line
     c.send(crlf("Subject: nearly\n\nalmost done\n"))
     time.sleep(0.3)

@@ -5,8 +5,7 @@ from smtptest import TestFailure, check, crlf, eq, expect, qid_of
 
 
 def test_greeting_and_ehlo(T):
-    env = T.env(opts={"size_limit": "1000000"})
-    c = env.client(greet=False, ehlo=None)
+    env, c = T.session(greet=False, ehlo=None, opts={"size_limit": "1000000"})
     r = c.reply()
     eq(r.lines, ["220 mx.test ESMTP smtpd"], "greeting")
     r = c.cmd("EHLO client.test", 250)
@@ -17,30 +16,27 @@ def test_greeting_and_ehlo(T):
                  "SMTPUTF8", "CHUNKING"):
         check(want in exts, "EHLO lacks %r; got %r" % (want, sorted(exts)))
     c.cmd("NOOP", 250, "2.0.0")
-    c.cmd("QUIT", 221, "2.0.0")
+    c.quit()
     c.read_to_eof()
 
 
 def test_session_exits_0_after_quit(T):
-    env = T.env()
-    c = env.client()
-    c.cmd("QUIT", 221, "2.0.0")
+    env, c = T.session()
+    c.quit()
     c.read_to_eof()
     c.close()
     eq(env.wait_sessions(), [0], "smtpd exit status after QUIT")
 
 
 def test_unknown_verb(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     c.cmd("FOOBAR", 500, "5.5.2")
     c.cmd("MAILX FROM:<a@b.test>", 500, "5.5.2")
     c.cmd("NOOP", 250, "2.0.0")
 
 
 def test_unimplemented_verbs(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     for line in ("EXPN alice", "TURN", "SEND FROM:<a@remote.test>", "SOML FROM:<a@remote.test>",
                  "SAML FROM:<a@remote.test>", "ETRN example.test"):
         c.cmd(line, 502, "5.5.1")
@@ -48,21 +44,19 @@ def test_unimplemented_verbs(T):
 
 
 def test_vrfy_help_noop_rset_quit(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     c.cmd("VRFY alice", 252, "2.5.0")
     r = c.cmd("HELP", 214)
     check(r.enh() is not None, "HELP reply without enhanced code: %r" % r.text)
     c.cmd("NOOP", 250, "2.0.0")
     c.cmd("noop", 250, "2.0.0", "lower-case noop")
     c.cmd("RSET", 250, "2.0.0")
-    c.cmd("QUIT", 221, "2.0.0")
+    c.quit()
     c.read_to_eof()
 
 
 def test_bad_arguments(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     c.cmd("EHLO", 501, "5.5.4", "EHLO without argument")
     c.cmd("EHLO client.test", 250)
     c.cmd("MAIL FROM:<not an address>", 501, "5.1.7")
@@ -74,19 +68,15 @@ def test_bad_arguments(T):
 
 
 def test_unknown_user(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
     c.cmd("RCPT TO:<nosuch@example.test>", 550, "5.1.1")
     c.cmd("DATA", 503, "5.5.1", "DATA after only a refused RCPT")
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    env.assert_nothing_stored()
+    env.quit_nothing_stored(c)
 
 
 def test_relay_denied(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
     c.cmd("RCPT TO:<victim@elsewhere.test>", 550, "5.7.1")
     c.cmd("RCPT TO:<alice@example.test.elsewhere.test>", 550, "5.7.1")
@@ -94,14 +84,11 @@ def test_relay_denied(T):
     c.send("RCPT TO:<@example.test:victim@elsewhere.test>\r\n")
     r = c.reply()
     check(r.code in (550, 501), "source-routed relay RCPT: want 550 5.7.1 or 501, got %r" % r.text)
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    env.assert_nothing_stored()
+    env.quit_nothing_stored(c)
 
 
 def test_bad_sequence(T):
-    env = T.env()
-    c = env.client(ehlo=None)
+    env, c = T.session(ehlo=None)
     c.cmd("MAIL FROM:<s@remote.test>", 503, None, "MAIL before EHLO")
     c.cmd("EHLO client.test", 250)
     c.cmd("RCPT TO:<alice@example.test>", 503, "5.5.1", "RCPT before MAIL")
@@ -111,14 +98,11 @@ def test_bad_sequence(T):
     c.cmd("MAIL FROM:<t@remote.test>", 503, "5.5.1", "second MAIL")
     c.cmd("RSET", 250, "2.0.0")
     c.cmd("RCPT TO:<alice@example.test>", 503, "5.5.1", "RCPT after RSET")
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    env.assert_nothing_stored()
+    env.quit_nothing_stored(c)
 
 
 def test_unknown_parameters(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     c.cmd("MAIL FROM:<s@remote.test> FOO=BAR", 555, "5.5.4")
     c.cmd("MAIL FROM:<s@remote.test> NOTIFY=NEVER", 555, "5.5.4", "DSN param not offered")
     c.cmd("MAIL FROM:<s@remote.test> BODY=8BITMIME", 250, "2.1.0")
@@ -127,8 +111,7 @@ def test_unknown_parameters(T):
 
 
 def test_size_declared_over_limit(T):
-    env = T.env(opts={"size_limit": "10000"})
-    c = env.client(ehlo=None)
+    env, c = T.session(ehlo=None, opts={"size_limit": "10000"})
     r = c.cmd("EHLO client.test", 250)
     check("SIZE 10000" in [l[4:] for l in r.lines], "EHLO lacks SIZE 10000: %r" % r.text)
     c.cmd("MAIL FROM:<s@remote.test> SIZE=20000", 552, "5.3.4")
@@ -137,44 +120,38 @@ def test_size_declared_over_limit(T):
 
 
 def test_size_undeclared_oversize(T):
-    env = T.env(opts={"size_limit": "10000"})
-    c = env.client()
+    env, c = T.session(opts={"size_limit": "10000"})
     body = b"Subject: too big\r\n\r\n" + (b"x" * 70 + b"\r\n") * 300
     c.send_message("s@remote.test", ["alice@example.test"], body,
                  code=552, enh="5.3.4")
     c.cmd("NOOP", 250, "2.0.0", "NOOP after the oversize message")
     small = "Subject: small\n\nfits\n"
     qid = qid_of(c.send_message("s@remote.test", ["bob@example.test"], crlf(small)))
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
+    env.quit(c)
     env.assert_nothing_stored(["alice"])
-    env.check_stored("bob", "s@remote.test", "bob@example.test", "client.test", qid, small)
+    env.check_stored("bob", qid, small)
     eq(env.spool_files(), [], "spool after the session")
 
 
 def test_non_ascii_without_smtputf8(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     c.cmd("MAIL FROM:<j\u00f6s\u00e9@remote.test>", 553, "5.6.7")
     c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
     c.cmd("RCPT TO:<\u00e5lice@example.test>", 553, "5.6.7")
 
 
 def test_smtputf8_delivery(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     sender = "j\u00f6s\u00e9@r\u00e9mote.test"
     body = "Subject: \u00fcnicode\n\nSMTPUTF8 body \u2713\n"
     r = c.send_message(sender, ["alice@example.test"], crlf(body), params="SMTPUTF8")
     qid = qid_of(r)
-    c.cmd("QUIT", 221, "2.0.0")
-    env.check_stored("alice", sender, "alice@example.test", "client.test", qid, body,
-                 with_="UTF8SMTP")
+    c.quit()
+    env.check_stored("alice", qid, body, sender=sender, with_="UTF8SMTP")
 
 
 def test_pipelining(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     c.send("MAIL FROM:<p@remote.test>\r\nRCPT TO:<alice@example.test>\r\n"
            "RCPT TO:<nosuch@example.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n")
     for code, enh, what in ((250, "2.1.0", "MAIL"), (250, "2.1.5", "RCPT alice"),
@@ -188,13 +165,11 @@ def test_pipelining(T):
     expect(c.reply(), 221, "2.0.0", "pipelined QUIT")
     c.read_to_eof()
     for u in ("alice", "bob"):
-        env.check_stored(u, "p@remote.test", "%s@example.test" % u, "client.test", qid, body,
-                     single=False)
+        env.check_stored(u, qid, body, sender="p@remote.test", single=False)
 
 
 def test_pipelined_transactions(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     b1, b2 = "Subject: one\n\nfirst\n", "Subject: two\n\nsecond\n"
     c.send("MAIL FROM:<p@remote.test>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n")
     for code in (250, 250, 354):
@@ -207,8 +182,7 @@ def test_pipelined_transactions(T):
     c.send(crlf(b2) + b".\r\n")
     q2 = qid_of(c.reply())
     check(q1 != q2, "same QID for two messages: %s" % q1)
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
+    env.quit(c)
     got = env.read_new("alice")
     eq(len(got), 2, "files in alice's new/")
     bodies = sorted(d.split(b"\n\n", 1)[1] for _, d in got)
@@ -216,23 +190,19 @@ def test_pipelined_transactions(T):
 
 
 def test_rset_discards_transaction(T):
-    env = T.env()
-    c = env.client()
-    c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
-    c.cmd("RCPT TO:<bob@example.test>", 250, "2.1.5")
+    env, c = T.session()
+    c.mail_rcpt("s@remote.test", "bob@example.test")
     c.cmd("RSET", 250, "2.0.0")
     c.cmd("DATA", 503, "5.5.1", "DATA after RSET")
     body = "Subject: after rset\n\nonly alice\n"
     qid = qid_of(c.send_message("t@remote.test", ["alice@example.test"], crlf(body)))
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    env.check_stored("alice", "t@remote.test", "alice@example.test", "client.test", qid, body)
+    env.quit(c)
+    env.check_stored("alice", qid, body, sender="t@remote.test")
     eq(env.files("bob"), [], "bob's new/ after RSET")
 
 
 def test_command_line_too_long(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     c.send(b"NOOP " + b"A" * 600 + b"HELP\r\n")
     r = c.reply()
     expect(r, 500, "5.5.2", "600-octet NOOP line")
@@ -245,8 +215,7 @@ def test_command_line_too_long(T):
 
 
 def test_command_line_limit_boundary(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     line = b"NOOP " + b"x" * (512 - 5 - 2)          # 512 octets with CRLF
     c.send(line + b"\r\n")
     expect(c.reply(), 250, "2.0.0", "NOOP line of exactly 512 octets incl. CRLF")
@@ -259,8 +228,7 @@ def test_command_line_limit_boundary(T):
 
 
 def test_error_limit(T):
-    env = T.env(opts={"error_limit": "3"})
-    c = env.client()
+    env, c = T.session(opts={"error_limit": "3"})
     seen = []
     for i in range(10):
         try:
@@ -281,8 +249,7 @@ def test_error_limit(T):
 
 
 def test_command_timeout(T):
-    env = T.env(opts={"cmd_timeout": "1"})
-    c = env.client()
+    env, c = T.session(opts={"cmd_timeout": "1"})
     t0 = time.time()
     r = c.reply(timeout=8)
     dt = time.time() - t0
@@ -293,11 +260,8 @@ def test_command_timeout(T):
 
 
 def test_data_timeout(T):
-    env = T.env(opts={"data_timeout": "1"})
-    c = env.client()
-    c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
-    c.cmd("RCPT TO:<alice@example.test>", 250, "2.1.5")
-    c.cmd("DATA", 354)
+    env, c = T.session(opts={"data_timeout": "1"})
+    c.open_data("s@remote.test", "alice@example.test")
     c.send(b"Subject: stalled\r\n\r\nhalf a mess")
     r = c.reply(timeout=8)
     check(r.code == 421 and (r.enh() or "").startswith("4."),

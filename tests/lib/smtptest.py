@@ -551,13 +551,16 @@ class Client:
         """send one command line (CRLF added), read its reply, check it"""
         self.send(line + ("\r\n" if isinstance(line, str) else b"\r\n"))
         what = what or (line if isinstance(line, str) else repr(line))[:60]
-        return self.expect(code, enh, what, prefix)
+        r = self.expect(code, enh, what, prefix)
+        verb = line[:5].upper() if isinstance(line, str) else ""
+        if verb in ("EHLO ", "HELO ") and r.code == 250:
+            self.esmtp = verb == "EHLO "     # enhanced codes offered or not
+        return r
 
     def greeting(self, code=220):
         return self.expect(code, what="greeting")
 
     def helo(self, name="client.test", verb="EHLO"):
-        self.esmtp = verb == "EHLO"
         return self.cmd("%s %s" % (verb, name), 250)
 
     def read_to_eof(self, timeout=TIMEOUT):
@@ -588,13 +591,17 @@ class Client:
             pass
 
     # -- transactions
-    def open_data(self, sender, rcpts, params="", enh=None):
-        """MAIL, RCPTs (all accepted), DATA (354); enh: expect enhanced codes"""
+    def mail_rcpt(self, sender, rcpts, params="", enh=None):
+        """MAIL, RCPTs, all accepted; enh: expect enhanced codes (default: after EHLO)"""
         enh = self.esmtp if enh is None else enh
         self.cmd("MAIL FROM:<%s>%s" % (sender, (" " + params) if params else ""), 250,
                  "2.1.0" if enh else None)
         for r in ([rcpts] if isinstance(rcpts, str) else rcpts):
             self.cmd("RCPT TO:<%s>" % r, 250, "2.1.5" if enh else None)
+
+    def open_data(self, sender, rcpts, params="", enh=None):
+        """mail_rcpt, then DATA (354)"""
+        self.mail_rcpt(sender, rcpts, params, enh)
         self.cmd("DATA", 354)
 
     def end_data(self, body_crlf, code=250, enh=None, stuff=True, timeout=None):
@@ -878,11 +885,13 @@ class World:
                 check(self.files(u, sub) == [], "%s: %s/ not empty: %r" %
                       (u, sub, self.files(u, sub)))
 
-    def check_stored(self, user, sender, rcpt, helo, qid, body, with_="ESMTP",
-                     ip="127.0.0.1", single=True, nfiles=1, delivered_to=None,
-                     check_owner=True):
+    def check_stored(self, user, qid, body, sender="s@remote.test", rcpt=None,
+                     helo="client.test", with_="ESMTP", ip="127.0.0.1", single=True,
+                     nfiles=1, delivered_to=None, check_owner=True):
         """user's new/ holds exactly nfiles files, one of them exactly the
-        added headers + body; returns (filename, bytes)"""
+        added headers (for rcpt, default user@DOMAIN; qid None: any) + body;
+        returns (filename, bytes)"""
+        rcpt = rcpt or "%s@%s" % (user, DOMAIN)
         if isinstance(body, str):
             body = body.encode("utf-8")
         got = self.wait_files(nfiles, user, 5)
@@ -1068,6 +1077,16 @@ class World:
             except subprocess.TimeoutExpired:
                 raise TestFailure("smtpd pid %d still running after %ds" % (p.pid, timeout))
         return codes
+
+    def quit(self, c):
+        """QUIT (221) on c; every session exits"""
+        c.quit()
+        self.wait_sessions()
+
+    def quit_nothing_stored(self, c):
+        """quit; no Maildir holds a file"""
+        self.quit(c)
+        self.assert_nothing_stored()
 
     def stop(self):
         for c in self.clients:
