@@ -124,7 +124,7 @@ class Abusive:
     """one inetd-style session under watch: connect, find its process,
     sample its memory; end() checks exit, memory, an honest client next"""
 
-    def __init__(self, env, rcvbuf=None, timeout=15.0):
+    def __init__(self, env, rcvbuf=None, timeout=15.0, greet=True, ehlo=None):
         self.env = env
         n = len(env.procs)
         self.conn = S.Client(env.port, timeout=timeout, rcvbuf=rcvbuf)
@@ -132,6 +132,10 @@ class Abusive:
         self.sampler = HwmSampler(self.proc.pid)
         self.sampler.start()
         self.t0 = time.time()
+        if greet:
+            self.conn.greeting()
+        if ehlo:
+            self.conn.helo(ehlo)
 
     def end(self, exit_within=10.0, honest=True):
         rc = wait_exit(self.proc, exit_within)
@@ -160,7 +164,6 @@ def test_silent_client(T):
     """connect and say nothing: 421 4.4.2 after cmd_timeout; same in DATA"""
     env = slow_env(T)
     a = Abusive(env)
-    a.conn.expect(220, what="greeting")
     t0 = time.time()
     # before EHLO no enhanced codes are offered, so none is sent
     lines = a.conn.expect(421, prefix="421 mx.test Timeout", timeout=8, what="idle client")
@@ -169,9 +172,7 @@ def test_silent_client(T):
     a.conn.read_to_eof(5)
     figs = "cmd_timeout_after=%.2fs " % dt + a.end()
     # silent after EHLO: 421 4.4.2
-    a = Abusive(env)
-    a.conn.expect(220)
-    a.conn.cmd("EHLO quiet.test", 250)
+    a = Abusive(env, ehlo="quiet.test")
     t0 = time.time()
     lines = a.conn.expect(421, prefix="421 4.4.2", timeout=8, what="idle client after EHLO")
     dt = time.time() - t0
@@ -179,13 +180,9 @@ def test_silent_client(T):
     a.conn.read_to_eof(5)
     a.end(honest=False)
     # silent in the middle of DATA: data_timeout, nothing stored
-    a = Abusive(env)
+    a = Abusive(env, ehlo="slow.test")
     c = a.conn
-    c.expect(220)
-    c.cmd("EHLO slow.test", 250)
-    c.cmd("MAIL FROM:<s@client.test>", 250)
-    c.cmd("RCPT TO:<bob@%s>" % DOMAIN, 250)
-    c.cmd("DATA", 354)
+    c.open_data("s@client.test", "bob@" + DOMAIN)
     c.send(b"Subject: stalled\r\n\r\nhalf a messa")
     t0 = time.time()
     c.expect(421, prefix="421 4.4.2", timeout=8, what="client silent in DATA")
@@ -203,10 +200,8 @@ def test_trickle(T):
     """a command trickled at 1 byte/0.5 s is served (the timeout is per
     read); trickling slower than cmd_timeout gets 421 4.4.2"""
     env = slow_env(T)
-    a = Abusive(env)
+    a = Abusive(env, ehlo="slow.test")
     c = a.conn
-    c.expect(220)
-    c.cmd("EHLO slow.test", 250)
     t0 = time.time()
     for b in b"NOOP\r\n":
         c.send(bytes([b]))
@@ -231,7 +226,7 @@ def test_trickle(T):
 def test_pipelining_5000(T):
     """5000 NOOPs pipelined without waiting: 5000 replies in order"""
     env = slow_env(T)
-    a = Abusive(env)
+    a = Abusive(env, greet=False)
     n = 5000
     deadline = time.time() + 25
     rd = Reader(a.conn.sock, deadline)
@@ -255,7 +250,7 @@ def test_unread_replies(T):
     session must still end within a bounded time (cmd_timeout 2 s), not
     block in write(2) forever holding a process"""
     env = slow_env(T)
-    a = Abusive(env, rcvbuf=4096)
+    a = Abusive(env, rcvbuf=4096, greet=False)
     s = a.conn.sock
     s.setblocking(False)
     chunk = b"NOOP\r\n" * 2000
@@ -298,16 +293,14 @@ def test_unread_replies(T):
 def test_nul_bytes(T):
     """NUL octets in commands: 500 5.5.2, the session stays in step"""
     env = slow_env(T)
-    a = Abusive(env)
+    a = Abusive(env, ehlo="nul.test")
     c = a.conn
-    c.expect(220)
-    c.cmd("EHLO nul.test", 250)
     for bad in (b"NOOP\x00\r\n", b"\x00\r\n", b"MAIL FROM:<a\x00@b.test>\r\n",
                 b"EHLO x\x00y\r\n", b"QUIT\x00\r\n"):
         c.send(bad)
         c.expect(500, prefix="500 5.5.2", what=repr(bad))
     c.cmd("MAIL FROM:<a@b.test>", 250, prefix="250 2.1.0", what="MAIL after the NULs")
-    c.cmd("QUIT", 221)
+    c.quit()
     c.read_to_eof(5)
     T.figs = a.end()
 
@@ -316,10 +309,8 @@ def test_nul_bytes(T):
 def test_binary_garbage(T):
     """1 MB of random bytes: error replies, 421 4.7.0 after error_limit (20)"""
     env = slow_env(T)
-    a = Abusive(env)
+    a = Abusive(env, ehlo="garbage.test")
     c = a.conn
-    c.expect(220)
-    c.cmd("EHLO garbage.test", 250)
     rng = random.Random(SUITE_SEED)
     garbage = bytes(rng.getrandbits(8) for _ in range(1 << 20))
     deadline = time.time() + 20
@@ -347,10 +338,8 @@ def test_lone_cr(T):
     """lone CRs never split or end a command: one 5xx reply per line;
     a lone CR in DATA rejects the message (554 5.6.0)"""
     env = slow_env(T)
-    a = Abusive(env)
+    a = Abusive(env, ehlo="cr.test")
     c = a.conn
-    c.expect(220)
-    c.cmd("EHLO cr.test", 250)
     bad = [b"NOOP\rQUIT\r\n", b"RSET\r\r\n", b"\r\r\r\n", b"QUIT\rNOOP\r\n",
            b"MAIL FROM:<a@b.test>\r SIZE=10\r\n", b"\rQUIT\r\n", b"HELO x\ry\r\n"]
     codes = []
@@ -367,12 +356,10 @@ def test_lone_cr(T):
         r = c.reply(timeout=5, eof_ok=True)
         check(r is not None and 500 <= r.code < 600, "pipelined %r got %r" % (b, r))
     c.expect(250, what="pipelined NOOP")
-    c.cmd("MAIL FROM:<s@client.test>", 250)
-    c.cmd("RCPT TO:<bob@%s>" % DOMAIN, 250)
-    c.cmd("DATA", 354)
+    c.open_data("s@client.test", "bob@" + DOMAIN)
     c.send(b"Subject: cr\r\n\r\nline one\rstill line one\r\n.\r\n")
     c.expect(554, prefix="554 5.6.0", what="lone CR in DATA")
-    c.cmd("QUIT", 221)
+    c.quit()
     c.read_to_eof(5)
     env.assert_nothing_stored(["bob"])
     spool_clean(env)
@@ -383,10 +370,8 @@ def test_lone_cr(T):
 def test_endless_line(T):
     """10 MB without LF: 500 5.5.2 Line too long when the LF comes, memory bounded"""
     env = slow_env(T)
-    a = Abusive(env)
+    a = Abusive(env, ehlo="long.test")
     c = a.conn
-    c.expect(220)
-    c.cmd("EHLO long.test", 250)
     t0 = time.time()
     block = b"A" * 65536
     c.sock.settimeout(20)
@@ -396,7 +381,7 @@ def test_endless_line(T):
     c.expect(500, prefix="500 5.5.2 Line too long", timeout=10, what="10 MB line")
     dt = time.time() - t0
     c.cmd("NOOP", 250, what="NOOP after the long line")
-    c.cmd("QUIT", 221)
+    c.quit()
     c.read_to_eof(5)
     T.figs = "10MB_in=%.1fs " % dt + a.end()
 
@@ -407,7 +392,6 @@ def test_half_close(T):
     env = slow_env(T)
     a = Abusive(env)
     c = a.conn
-    c.expect(220)
     c.send(b"EHLO half.test\r\nMAIL FROM:<a@b.test>\r\n")
     c.sock.shutdown(socket.SHUT_WR)
     c.expect(250, prefix="250-mx.test", what="EHLO")
@@ -424,13 +408,9 @@ def test_half_close(T):
 def test_half_close_in_data(T):
     """SHUT_WR in the middle of DATA: no 250, nothing in new/, spool empty"""
     env = slow_env(T)
-    a = Abusive(env)
+    a = Abusive(env, ehlo="half.test")
     c = a.conn
-    c.expect(220)
-    c.cmd("EHLO half.test", 250)
-    c.cmd("MAIL FROM:<a@b.test>", 250)
-    c.cmd("RCPT TO:<bob@%s>" % DOMAIN, 250)
-    c.cmd("DATA", 354)
+    c.open_data("a@b.test", "bob@" + DOMAIN)
     c.send(b"Subject: cut\r\n\r\n" + b"x" * 100000 + b"\r\nthe end is not com")
     c.sock.shutdown(socket.SHUT_WR)
     rest = c.read_to_eof(5)
