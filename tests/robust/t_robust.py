@@ -906,7 +906,7 @@ def describe_dups(env, dup, after):
     log = env.log()
     unlogged = 0
     for a, u in dup:
-        if any(fn not in log for fn in after[(u, a.token)]):
+        if any(S.LOG.file_name(fn) not in log for fn in after[(u, a.token)]):
             unlogged += 1
     a, u = dup[0]
     return (" | %d of %d duplicated copies have a file no delivery log line names "
