@@ -1,7 +1,67 @@
 """the SMTP dialogue: greeting, EHLO, reply codes, sequence, limits"""
 import time
 
+import pytest
+
 from smtptest import TestFailure, check, crlf, eq, expect, qid_of
+
+# One session each: (test, session settings, EHLO name or None, the dialogue
+# as "COMMAND => CODE [ENHANCED]" steps, nothing stored after QUIT?)
+DIALOGUES = [
+    ("unknown_verb", {}, "client.test",
+     "FOOBAR => 500 5.5.2 | MAILX FROM:<a@b.test> => 500 5.5.2 | NOOP => 250 2.0.0", False),
+    ("unimplemented_verbs", {}, "client.test",
+     "EXPN alice => 502 5.5.1 | TURN => 502 5.5.1 | SEND FROM:<a@remote.test> => 502 5.5.1"
+     " | SOML FROM:<a@remote.test> => 502 5.5.1 | SAML FROM:<a@remote.test> => 502 5.5.1"
+     " | ETRN example.test => 502 5.5.1 | NOOP => 250 2.0.0", False),
+    ("bad_arguments", {}, "client.test",
+     "EHLO => 501 5.5.4 | EHLO client.test => 250 | MAIL FROM:<not an address> => 501 5.1.7"
+     " | MAIL FROM:<a@@remote.test> => 501 5.1.7 | MAIL FROM:<s@remote.test> => 250 2.1.0"
+     " | RCPT TO:<bad address@example.test> => 501 5.1.3 | RCPT TO:<alice@> => 501 5.1.3"
+     " | RCPT TO:<alice@example.test> => 250 2.1.5", False),
+    ("unknown_user", {}, "client.test",
+     "MAIL FROM:<s@remote.test> => 250 2.1.0 | RCPT TO:<nosuch@example.test> => 550 5.1.1"
+     " | DATA => 503 5.5.1", True),
+    # MAIL before EHLO: 503 without an enhanced code (none offered yet)
+    ("bad_sequence", {}, None,
+     "MAIL FROM:<s@remote.test> => 503 | EHLO client.test => 250"
+     " | RCPT TO:<alice@example.test> => 503 5.5.1 | DATA => 503 5.5.1"
+     " | MAIL FROM:<s@remote.test> => 250 2.1.0 | DATA => 503 5.5.1"
+     " | MAIL FROM:<t@remote.test> => 503 5.5.1 | RSET => 250 2.0.0"
+     " | RCPT TO:<alice@example.test> => 503 5.5.1", True),
+    # NOTIFY=: DSN is not offered
+    ("unknown_parameters", {}, "client.test",
+     "MAIL FROM:<s@remote.test> FOO=BAR => 555 5.5.4"
+     " | MAIL FROM:<s@remote.test> NOTIFY=NEVER => 555 5.5.4"
+     " | MAIL FROM:<s@remote.test> BODY=8BITMIME => 250 2.1.0"
+     " | RCPT TO:<alice@example.test> XYZZY=1 => 555 5.5.4"
+     " | RCPT TO:<alice@example.test> => 250 2.1.5", False),
+    ("non_ascii_without_smtputf8", {}, "client.test",
+     "MAIL FROM:<j\u00f6s\u00e9@remote.test> => 553 5.6.7 | MAIL FROM:<s@remote.test> => 250 2.1.0"
+     " | RCPT TO:<\u00e5lice@example.test> => 553 5.6.7", False),
+    ("ehlo_resets_transaction", {}, "client.test",
+     "MAIL FROM:<s@remote.test> => 250 2.1.0 | RCPT TO:<alice@example.test> => 250 2.1.5"
+     " | EHLO again.test => 250 | DATA => 503 5.5.1", True),
+    ("bad_mail_parameters", {}, "client.test",
+     "MAIL FROM:<s@remote.test> SIZE=abc => 501 5.5.4"
+     " | MAIL FROM:<s@remote.test> BODY=9BIT => 501 5.5.4"
+     " | MAIL FROM:<s@remote.test> BODY=7BIT SIZE=100 => 250 2.1.0", False),
+    ("bdat_bad_arguments", {}, "client.test",
+     "MAIL FROM:<s@remote.test> => 250 2.1.0 | RCPT TO:<alice@example.test> => 250 2.1.5"
+     " | BDAT => 501 5.5.4 | BDAT abc => 501 5.5.4 | NOOP => 250 2.0.0", False),
+    ("users_file_missing_is_temporary", {"virtual_users": "/nonexistent/smtpd-e2e-users"},
+     "client.test", "MAIL FROM:<s@remote.test> => 250 2.1.0"
+     " | RCPT TO:<bob@example.test> => 451 4.3.0 | QUIT => 221 2.0.0", False),
+]
+
+
+@pytest.mark.parametrize("opts,ehlo,script,nothing_stored", [d[1:] for d in DIALOGUES],
+                         ids=[d[0] for d in DIALOGUES])
+def test_dialogue(T, opts, ehlo, script, nothing_stored):
+    env, c = T.session(ehlo=ehlo, opts=opts)
+    c.dialogue(script)
+    if nothing_stored:
+        env.quit_nothing_stored(c)
 
 
 def test_greeting_and_ehlo(T):
@@ -28,21 +88,6 @@ def test_session_exits_0_after_quit(T):
     eq(env.wait_sessions(), [0], "smtpd exit status after QUIT")
 
 
-def test_unknown_verb(T):
-    env, c = T.session()
-    c.cmd("FOOBAR", 500, "5.5.2")
-    c.cmd("MAILX FROM:<a@b.test>", 500, "5.5.2")
-    c.cmd("NOOP", 250, "2.0.0")
-
-
-def test_unimplemented_verbs(T):
-    env, c = T.session()
-    for line in ("EXPN alice", "TURN", "SEND FROM:<a@remote.test>", "SOML FROM:<a@remote.test>",
-                 "SAML FROM:<a@remote.test>", "ETRN example.test"):
-        c.cmd(line, 502, "5.5.1")
-    c.cmd("NOOP", 250, "2.0.0")
-
-
 def test_vrfy_help_noop_rset_quit(T):
     env, c = T.session()
     c.cmd("VRFY alice", 252, "2.5.0")
@@ -55,26 +100,6 @@ def test_vrfy_help_noop_rset_quit(T):
     c.read_to_eof()
 
 
-def test_bad_arguments(T):
-    env, c = T.session()
-    c.cmd("EHLO", 501, "5.5.4", "EHLO without argument")
-    c.cmd("EHLO client.test", 250)
-    c.cmd("MAIL FROM:<not an address>", 501, "5.1.7")
-    c.cmd("MAIL FROM:<a@@remote.test>", 501, "5.1.7")
-    c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
-    c.cmd("RCPT TO:<bad address@example.test>", 501, "5.1.3")
-    c.cmd("RCPT TO:<alice@>", 501, "5.1.3")
-    c.cmd("RCPT TO:<alice@example.test>", 250, "2.1.5")
-
-
-def test_unknown_user(T):
-    env, c = T.session()
-    c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
-    c.cmd("RCPT TO:<nosuch@example.test>", 550, "5.1.1")
-    c.cmd("DATA", 503, "5.5.1", "DATA after only a refused RCPT")
-    env.quit_nothing_stored(c)
-
-
 def test_relay_denied(T):
     env, c = T.session()
     c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
@@ -85,29 +110,6 @@ def test_relay_denied(T):
     r = c.reply()
     check(r.code in (550, 501), "source-routed relay RCPT: want 550 5.7.1 or 501, got %r" % r.text)
     env.quit_nothing_stored(c)
-
-
-def test_bad_sequence(T):
-    env, c = T.session(ehlo=None)
-    c.cmd("MAIL FROM:<s@remote.test>", 503, None, "MAIL before EHLO")
-    c.cmd("EHLO client.test", 250)
-    c.cmd("RCPT TO:<alice@example.test>", 503, "5.5.1", "RCPT before MAIL")
-    c.cmd("DATA", 503, "5.5.1", "DATA before MAIL")
-    c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
-    c.cmd("DATA", 503, "5.5.1", "DATA before RCPT")
-    c.cmd("MAIL FROM:<t@remote.test>", 503, "5.5.1", "second MAIL")
-    c.cmd("RSET", 250, "2.0.0")
-    c.cmd("RCPT TO:<alice@example.test>", 503, "5.5.1", "RCPT after RSET")
-    env.quit_nothing_stored(c)
-
-
-def test_unknown_parameters(T):
-    env, c = T.session()
-    c.cmd("MAIL FROM:<s@remote.test> FOO=BAR", 555, "5.5.4")
-    c.cmd("MAIL FROM:<s@remote.test> NOTIFY=NEVER", 555, "5.5.4", "DSN param not offered")
-    c.cmd("MAIL FROM:<s@remote.test> BODY=8BITMIME", 250, "2.1.0")
-    c.cmd("RCPT TO:<alice@example.test> XYZZY=1", 555, "5.5.4")
-    c.cmd("RCPT TO:<alice@example.test>", 250, "2.1.5")
 
 
 def test_size_declared_over_limit(T):
@@ -131,13 +133,6 @@ def test_size_undeclared_oversize(T):
     env.assert_nothing_stored(["alice"])
     env.check_stored("bob", qid, small)
     eq(env.spool_files(), [], "spool after the session")
-
-
-def test_non_ascii_without_smtputf8(T):
-    env, c = T.session()
-    c.cmd("MAIL FROM:<j\u00f6s\u00e9@remote.test>", 553, "5.6.7")
-    c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
-    c.cmd("RCPT TO:<\u00e5lice@example.test>", 553, "5.6.7")
 
 
 def test_smtputf8_delivery(T):

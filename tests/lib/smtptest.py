@@ -566,6 +566,13 @@ class Client:
             self.esmtp = verb == "EHLO "     # enhanced codes offered or not
         return r
 
+    def dialogue(self, script):
+        """steps "COMMAND => CODE [ENHANCED]" separated by " | ", each checked"""
+        for step in script.split(" | "):
+            line, want = step.rsplit(" => ", 1)
+            code, _, enh = want.partition(" ")
+            self.cmd(line, int(code), enh or None)
+
     def greeting(self, code=220):
         return self.expect(code, what="greeting")
 
