@@ -1,13 +1,13 @@
 """delivery: smtplib, curl, swaks, raw; added headers; stored bytes"""
 import os
 import re
-import shutil
 import smtplib
 import stat
 import subprocess
 
 import pytest
 
+import smtptest as S
 from smtptest import MAIL_GID, MAIL_UID, TIMEOUT, check, crlf, eq, expect, qid_of
 
 BODY1 = ("From: Sender <sender@remote.test>\nTo: alice@example.test\n"
@@ -70,15 +70,11 @@ def test_maildir_created_0700(T):
 
 
 def test_curl_delivery(T):
-    curl = shutil.which("curl")
-    if not curl:
-        pytest.skip("curl not installed")
+    curl = S.need("curl")
     env = T.env()
     body = ("From: curl@remote.test\nTo: alice@example.test\nSubject: via curl\n\n"
             "Body sent by curl.\n.a dot line curl must stuff\nlast line\n")
-    path = os.path.join(env.dir, "curl-msg.txt")
-    with open(path, "w") as f:
-        f.write(body)
+    path = env.write_file("curl-msg.txt", body)
     p = subprocess.run([curl, "-s", "-S", "--max-time", "20",
                         "--url", "smtp://127.0.0.1:%d/client.test" % env.port,
                         "--mail-from", "curl@remote.test", "--mail-rcpt", "alice@example.test",
@@ -90,17 +86,13 @@ def test_curl_delivery(T):
 
 
 def test_swaks_delivery(T):
-    swaks = shutil.which("swaks")
-    if not swaks:
-        pytest.skip("swaks not installed")
+    swaks = S.need("swaks")
     env = T.env()
     # swaks turns LF into CRLF, stuffs dots, and adds CRLF . CRLF after the
     # last line; a final newline in the file would become an extra line
     text = ("From: swaks@remote.test\nTo: bob@example.test\nSubject: via swaks\n\n"
             "Body sent by swaks.\n.dot line\n\n\nlast line")
-    path = os.path.join(env.dir, "swaks-msg.txt")
-    with open(path, "w") as f:
-        f.write(text)
+    path = env.write_file("swaks-msg.txt", text)
     for user, extra in (("bob", []), ("alice", ["--pipeline"])):
         p = subprocess.run([swaks, "--server", "127.0.0.1:%d" % env.port,
                             "--to", "%s@example.test" % user, "--from", "swaks@remote.test",
@@ -273,9 +265,7 @@ def test_10mb_message(T):
 def test_100_recipients(T):
     users = ["u%d" % i for i in range(100)] + ["alice"]
     env, c = T.session(users=users)
-    c.cmd("MAIL FROM:<list@remote.test>", 250, "2.1.0")
-    for i in range(100):
-        c.cmd("RCPT TO:<u%d@example.test>" % i, 250, "2.1.5")
+    c.mail_rcpt("list@remote.test", ["u%d@example.test" % i for i in range(100)])
     c.cmd("RCPT TO:<alice@example.test>", 452, "4.5.3", "101st RCPT")
     c.cmd("DATA", 354)
     body = "Subject: many\n\nto a hundred\n"

@@ -71,7 +71,11 @@ def test_maildir_cannot_be_created(T):
     eq(env.spool_files(), [], "spool after a refused message")
 
 
-def wait_clean(env, what):
+def vanish(env, c, data, what):
+    """the client sends data and is gone: nothing stored, the spool empty"""
+    c.send(data)
+    time.sleep(0.3)
+    c.close()
     env.wait_sessions()
     env.assert_nothing_stored()
     eq(env.spool_files(), [], "spool after the client vanished %s" % what)
@@ -81,10 +85,7 @@ def test_client_vanishes_mid_data(T):
     env, c = T.session()
     c.open_data("s@remote.test", "alice@example.test")
     body = b"Subject: half\r\n\r\n" + (b"0123456789" * 7 + b"\r\n") * 3000
-    c.send(body[:len(body) // 2])
-    time.sleep(0.3)
-    c.close()
-    wait_clean(env, "mid-DATA")
+    vanish(env, c, body[:len(body) // 2], "mid-DATA")
 
 
 def test_client_vanishes_mid_bdat(T):
@@ -94,17 +95,11 @@ def test_client_vanishes_mid_bdat(T):
     ch = b"Subject: first\r\n\r\nfirst chunk\r\n"
     c.send(b"BDAT %d\r\n" % len(ch) + ch)
     expect(c.reply(), 250, None, "first BDAT")
-    c.send(b"BDAT 100000 LAST\r\n" + b"x" * 50000)
-    time.sleep(0.3)
-    c.close()
-    wait_clean(env, "mid-BDAT")
+    vanish(env, c, b"BDAT 100000 LAST\r\n" + b"x" * 50000, "mid-BDAT")
 
 
 def test_client_vanishes_after_data_command(T):
     env, c = T.session()
     c.open_data("s@remote.test", "alice@example.test")
     # a complete-looking message, but no end-of-data line
-    c.send(crlf("Subject: nearly\n\nalmost done\n"))
-    time.sleep(0.3)
-    c.close()
-    wait_clean(env, "before the end-of-data line")
+    vanish(env, c, crlf("Subject: nearly\n\nalmost done\n"), "before the end-of-data line")

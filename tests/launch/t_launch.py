@@ -237,15 +237,14 @@ def test_per_address_cap(T):
     # another address is not counted with 127.0.0.1
     v6 = S.Client(port, "::1")
     v6.greeting()
-    v6.cmd("QUIT", 221)
-    v6.close()
+    v6.bye()
     # after one closes, a new one is served
     a.cmd("QUIT", 221)
     a.read_to_eof(5)
     a.close()
     # the worker tells the supervisor it is free only after closing the
     # client's socket, so wait for its log line before the strict check
-    w.wait_log(LOG.disconnect("127.0.0.1"), 5)
+    w.wait_log(LOG.disconnect("127.0.0.1", "-"), 5)
     end = time.time() + 5
     while True:
         d = S.Client(port)
@@ -255,10 +254,8 @@ def test_per_address_cap(T):
         d.close()
         time.sleep(0.1)
     eq(r.code, 220, "greeting after one session closed (%s)" % r.text)
-    d.cmd("QUIT", 221)
-    d.close()
-    b.cmd("QUIT", 221)
-    b.close()
+    d.bye()
+    b.bye()
     w.stop_supervisor(sup)
 
 
@@ -449,7 +446,7 @@ def test_sighup_reloads_without_dropping_sessions(T):
     w = T.world("hup")
     conf = w.write_config(extra={"hostname": "one.test", "workers": 2})
     sup, port = w.start_listening(lambda p: [S.smtpd_path(), "-c", conf, "-l", "127.0.0.1:%d" % p], "supervisor")
-    w.wait_log(LOG.started())
+    w.wait_log(LOG.STARTED)
     old = S.Client(port)
     r = old.greeting()
     eq(r.text, "220 one.test ESMTP smtpd", "greeting before HUP")
@@ -470,15 +467,13 @@ def test_sighup_reloads_without_dropping_sessions(T):
     tok_new, _, _ = w.deliver_one(port, by="two.test")
     new = S.Client(port)
     eq(new.greeting().text, "220 two.test ESMTP smtpd", "greeting after HUP")
-    new.cmd("QUIT", 221)
-    new.close()
+    new.bye()
     # the session from before the HUP completes
     tok = S.token()
     old.cmd("DATA", 354)
     r = old.end_data(S.message(tok), code=None)
     eq(r.code, 250, "DATA on the session opened before HUP (%s)" % r.text)
-    old.cmd("QUIT", 221)
-    old.close()
+    old.bye()
     got = w.find_token(tok)
     eq(len(got), 1, "old session's message stored")
     S.check_token(got[0][1], tok, by="one.test")
@@ -514,7 +509,7 @@ def test_sighup_with_o_settings(T):
             opts += ["-o", "%s=%s" % (k, v)]
     sup, port = w.start_listening(lambda p: [S.smtpd_path(), "-c", conf] + opts + ["-l", "127.0.0.1:%d" % p],
         "supervisor")
-    w.wait_log(LOG.started())
+    w.wait_log(LOG.STARTED)
     c = S.Client(port)
     eq(c.greeting().text, "220 one.test ESMTP smtpd", "greeting before HUP")
     c.close()
@@ -639,7 +634,7 @@ def test_detach_pid_file(T):
     st = S.proc_stat(pid)
     eq(st[3], pid, "detached supervisor is a session leader")
     check(S.wait_listen(port), "not listening")
-    w.wait_log(LOG.started(pid))
+    w.wait_log(LOG.started_pid(pid))
     w.deliver_one(port)
     members = S.group_members(pid)
     os.kill(pid, signal.SIGTERM)
@@ -673,7 +668,7 @@ def test_systemd_socket_activate_accept_no(T):
         "socket-activate")
     # systemd-socket-activate execs smtpd on the first connection
     w.deliver_one(port)
-    w.wait_log(LOG.started(sa.pid))
+    w.wait_log(LOG.started_pid(sa.pid))
     w.deliver_one(port)
     eq(len(w.files()), 2, "files")
     check(LOG.LISTENING not in w.log(), "supervisor opened its own socket")
@@ -830,8 +825,7 @@ def test_proxy_raw_headers(T):
     c = S.Client(0, sock=s)
     c.greeting()
     eq(c.reply().code, 250, "EHLO sent with the header")
-    c.cmd("QUIT", 221)
-    c.close()
+    c.bye()
     w.stop_supervisor(sup)
 
 
@@ -903,10 +897,8 @@ def test_proxy_per_address_cap_uses_header_address(T):
     w.wait_log(LOG.refused("203.0.113.7", "connection-limit"))
     c = S.Client(0, sock=raw_conn(port, proxy_v2("203.0.113.8")))
     eq(c.greeting().code, 220, "other source, same proxy")
-    c.cmd("QUIT", 221)
-    c.close()
-    a.cmd("QUIT", 221)
-    a.close()
+    c.bye()
+    a.bye()
     w.stop_supervisor(sup)
 
 
@@ -926,8 +918,7 @@ def test_proxy_pending_headers_do_not_block_others(T):
     r = c.reply(timeout=timeout + 4)
     took = time.time() - t0
     eq(r.code, 220, "greeting")
-    c.cmd("QUIT", 221)
-    c.close()
+    c.bye()
     for s in silent:
         s.close()
     check(took < 2, "greeting came after %.1f s: the two connections waiting for their "
@@ -1057,7 +1048,7 @@ def test_etc_smtpd_activated_accept_no(T):
     argv = exec_argv(svc["Service"]["ExecStart"], conf)
     sa, port = w.start_listening(lambda p: [S.SOCKET_ACTIVATE, "-l", "127.0.0.1:%d" % p] + argv, "socket-activate")
     w.deliver_one(port)
-    w.wait_log(LOG.started(sa.pid))
+    w.wait_log(LOG.started_pid(sa.pid))
     # ExecReload with a changed hostname
     with open(conf) as f:
         text = f.read()
@@ -1079,7 +1070,7 @@ def test_etc_smtpd_service_listens_itself(T):
                                ["127.0.0.1:%d" % p, "[::1]:%d" % p]),
         "smtpd.service")
     check(S.wait_listen(port, 6), "not listening on [::1]")
-    w.wait_log(LOG.started())
+    w.wait_log(LOG.STARTED)
     w.deliver_one(port, "127.0.0.1")
     w.deliver_one(port, "::1")
     exec_reload(svc, sup.pid)

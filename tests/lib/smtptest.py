@@ -81,11 +81,15 @@ def which(name):
 
 
 def need(*tools):
-    """skip the test when a tool is missing (install-deps.sh installs them)"""
+    """skip the test when a tool is missing (install-deps.sh installs them);
+    the path of the last one"""
+    path = None
     for t in tools:
-        if not (os.path.isabs(t) and os.access(t, os.X_OK)) and not which(t):
+        path = t if os.path.isabs(t) and os.access(t, os.X_OK) else which(t)
+        if not path:
             import pytest
             pytest.skip("%s not installed (run tests/install-deps.sh)" % t)
+    return path
 
 
 def wait_until(pred, limit, step=0.02):
@@ -103,51 +107,23 @@ def wait_until(pred, limit, step=0.02):
 # Every log line a test asserts on is written here, as a regex, so that a
 # change of the log format is one edit.  (See smtpd(8) for the format.)
 
+def _pattern(fmt):
+    """a function of the values that fills fmt with them, regex-escaped"""
+    return staticmethod(lambda *v: fmt % tuple(re.escape(str(x)) for x in v))
+
+
 class LOG:
     """regexes (or plain words, where a test looks for a substring) of the
     log lines the suites wait for; smtpd writes "ID EVENT key=value ..."."""
-
-    @staticmethod
-    def connect(client):
-        return r" connect client=%s(?: |$)" % re.escape(client)
-
-    @staticmethod
-    def refused(client, reason):
-        return r" refused client=%s reason=%s(?: |$)" % (re.escape(client), reason)
-
-    @staticmethod
-    def proxy(client, via):
-        return r" proxy client=%s via=%s(?: |$)" % (re.escape(client), re.escape(via))
-
-    @staticmethod
-    def listening(addr):
-        return r" listen address=%s(?: |$)" % re.escape(addr)
-
-    @staticmethod
-    def lost(client, reason):
-        return r" lost client=%s reason=%s(?: |$)" % (re.escape(client), reason)
-
-    @staticmethod
-    def disconnect(client, helo="-"):
-        return r" disconnect client=%s helo=%s " % (re.escape(client), re.escape(helo))
-
-    @staticmethod
-    def started(pid=None):
-        return r"supervisor result=started" + ("" if pid is None else r" pid=%d\b" % pid)
-
-    @staticmethod
-    def worker_died(pid, status):
-        return r" worker pid=%d result=died status=%d\b" % (pid, status)
-
-    @staticmethod
-    def grace(seconds):
-        return r" stopping grace=%d\b" % seconds
-
-    @staticmethod
-    def file_name(fn):
-        """a Maildir file name as a log value (log_escape: '=' is \\x3d)"""
-        return fn.replace("=", "\\x3d")
-
+    connect = _pattern(r" connect client=%s(?: |$)")
+    refused = _pattern(r" refused client=%s reason=%s(?: |$)")
+    proxy = _pattern(r" proxy client=%s via=%s(?: |$)")
+    listening = _pattern(r" listen address=%s(?: |$)")
+    lost = _pattern(r" lost client=%s reason=%s(?: |$)")
+    disconnect = _pattern(r" disconnect client=%s helo=%s ")
+    started_pid = _pattern(r"supervisor result=started pid=%s\b")
+    worker_died = _pattern(r" worker pid=%s result=died status=%s\b")
+    grace = _pattern(r" stopping grace=%s\b")
     STARTED = "supervisor result=started"
     STOPPED = r"supervisor result=stopped"
     LISTENING = " listen address="
@@ -161,6 +137,11 @@ class LOG:
     LOST_IN_DATA = "stage=data"
     # a session's connect line in a log with smtpd's "smtpd[PID]: " prefix
     SESSION_PID = r"smtpd\[(\d+)\]: \S+ connect client="
+
+    @staticmethod
+    def file_name(fn):
+        """a Maildir file name as a log value (log_escape: '=' is \\x3d)"""
+        return fn.replace("=", "\\x3d")
 
 
 # ---------------------------------------------------------------- ports, /proc
@@ -606,6 +587,11 @@ class Client:
         except OSError:
             pass
 
+    def bye(self):
+        """QUIT (221), then close"""
+        self.cmd("QUIT", 221)
+        self.close()
+
     # -- transactions
     def mail_rcpt(self, sender, rcpts, params="", enh=None):
         """MAIL, RCPTs, all accepted; enh: expect enhanced codes (default: after EHLO)"""
@@ -840,6 +826,14 @@ class World:
     def path(self, *parts):
         return os.path.join(self.dir, *parts)
 
+    def write_file(self, name, text, mode=0o644):
+        """a file in the world's directory holding text; its path"""
+        p = self.path(name)
+        with open(p, "w") as f:
+            f.write(text)
+        os.chmod(p, mode)
+        return p
+
     # -- users and Maildirs
     def add_users(self, names):
         home = self.path("home")
@@ -1021,7 +1015,7 @@ class World:
             if ok and v6:
                 ok = wait_listen(port, 6, proc=pr)
             if ok and pr.poll() is None:
-                self.wait_log(LOG.started(pr.pid), 10)
+                self.wait_log(LOG.started_pid(pr.pid), 10)
                 return pr, port
             pr.stop()
             if listen:
