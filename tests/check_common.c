@@ -69,6 +69,13 @@ TCase *check_tcase(Suite *s, const char *name, void (*setup)(void),
 	return tc;
 }
 
+/* check_add - the n tests to tc, in order */
+void check_add(TCase *tc, const TTest *const *tests, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		tcase_add_test(tc, tests[i]);
+}
+
 /* check_test_dir - this test's directory (tmp, 0755) and the Maildir owner */
 void check_test_dir(void)
 {

@@ -26,6 +26,7 @@ Suite *check_suite(void);	/* defined by each suite file */
 
 TCase *check_tcase(Suite *s, const char *name, void (*setup)(void),
     void (*teardown)(void), int timeout);
+void check_add(TCase *tc, const TTest *const *tests, size_t n);
 void check_test_dir(void);
 void check_test_rmdir(void);
 void check_quiet(void);

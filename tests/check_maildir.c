@@ -409,20 +409,16 @@ END_TEST
 
 Suite *check_suite(void)
 {
+	const TTest *tests[] = { test_creates_maildir, test_large_slice_exact, test_empty_slice,
+	    test_short_spool_refused, test_unique_names, test_tag, test_dangling_symlink,
+	    test_short_writes };
 	Suite *s = suite_create("maildir");
 	TCase *tc = check_tcase(s, "deliver", check_test_dir, teardown, 30);
 
-	tcase_add_test(tc, test_creates_maildir);
-	tcase_add_test(tc, test_large_slice_exact);
-	tcase_add_test(tc, test_empty_slice);
-	tcase_add_test(tc, test_short_spool_refused);
-	tcase_add_test(tc, test_unique_names);
+	check_add(tc, tests, N(tests));
 	tcase_add_loop_test(tc, test_host_encoding, 0, N(hosts));
 	tcase_add_loop_test(tc, test_symlink_refused, 0, N(links));
-	tcase_add_test(tc, test_tag);
-	tcase_add_test(tc, test_dangling_symlink);
 	tcase_add_loop_test(tc, test_storage_fault, 0, N(faults) * N(errs));
-	tcase_add_test(tc, test_short_writes);
 	return s;
 }
 

@@ -340,6 +340,21 @@ START_TEST(test_lifetime_to_postmaster)
 }
 END_TEST
 
+/* queue_and_run - queue_msg, then one queue run at its first retry time */
+static void queue_and_run(char *id, char *const *rcpt, int n)
+{
+	char rcpts[256];
+	long long t, next;
+	long a;
+	struct deliverer d;
+
+	queue_msg(id, rcpt, n);
+	ck_assert_int_eq(deliverer_start(&d, 2), 0);
+	read_env(id, &t, &a, &next, rcpts, sizeof rcpts);
+	ck_assert_int_eq(queue_run(&d, next), 0);
+	deliverer_stop(&d);
+}
+
 /* one recipient delivered, one still failing: only that one stays */
 START_TEST(test_partial_retry)
 {
@@ -347,15 +362,10 @@ START_TEST(test_partial_retry)
 	char id[QID_MAX], rcpts[256], *got;
 	long long t, next;
 	long a;
-	struct deliverer d;
 
 	home("bob");
 	ck_assert_int_eq(rmdir(P("alice")), 0);		/* alice: temporary failure */
-	queue_msg(id, rcpt, 2);
-	ck_assert_int_eq(deliverer_start(&d, 2), 0);
-	read_env(id, &t, &a, &next, rcpts, sizeof rcpts);
-	ck_assert_int_eq(queue_run(&d, next), 0);
-	deliverer_stop(&d);
+	queue_and_run(id, rcpt, 2);
 	read_env(id, &t, &a, &next, rcpts, sizeof rcpts);
 	ck_assert_int_eq(a, 1);
 	ck_assert_str_eq(rcpts, "R alice@example.test");
@@ -369,17 +379,10 @@ END_TEST
 START_TEST(test_permanent_to_postmaster)
 {
 	char *rcpt[] = { "nosuch@example.test", "bob@example.test" };
-	char id[QID_MAX], rcpts[256], *got;
-	long long t, next;
-	long a;
-	struct deliverer d;
+	char id[QID_MAX], *got;
 
 	home("bob");
-	queue_msg(id, rcpt, 2);
-	ck_assert_int_eq(deliverer_start(&d, 2), 0);
-	read_env(id, &t, &a, &next, rcpts, sizeof rcpts);
-	ck_assert_int_eq(queue_run(&d, next), 0);
-	deliverer_stop(&d);
+	queue_and_run(id, rcpt, 2);
 	ck_assert_int_eq(count(P("spool"), NULL, 0), 0);
 	got = only_message("bob/Maildir");
 	ck_assert_ptr_nonnull(strstr(got, "Delivered-To: bob@example.test\n"));

@@ -529,27 +529,15 @@ Suite *check_suite(void)
 {
 	Suite *s = suite_create("smtpd");
 	TCase *tc = check_tcase(s, "session", setup, check_test_rmdir, 30);
+	const TTest *tests[] = { test_greeting_quit, test_ehlo_keywords, test_helo_plain_codes,
+	    test_command_table, test_bad_sequence, test_bdat_sequence, test_bad_arguments,
+	    test_mail_parameters, test_rcpt_policy, test_rcpt_limit, test_line_reader,
+	    test_error_limit, test_command_timeout, test_bdat_refused_consumes_chunk,
+	    test_pipelining, test_data_delivered, test_bdat_delivered, test_partial_kept,
+	    test_greeting_numeric_host };
 
-	tcase_add_test(tc, test_greeting_quit);
-	tcase_add_test(tc, test_ehlo_keywords);
-	tcase_add_test(tc, test_helo_plain_codes);
-	tcase_add_test(tc, test_command_table);
-	tcase_add_test(tc, test_bad_sequence);
-	tcase_add_test(tc, test_bdat_sequence);
-	tcase_add_test(tc, test_bad_arguments);
-	tcase_add_test(tc, test_mail_parameters);
-	tcase_add_test(tc, test_rcpt_policy);
-	tcase_add_test(tc, test_rcpt_limit);
-	tcase_add_test(tc, test_line_reader);
-	tcase_add_test(tc, test_error_limit);
-	tcase_add_test(tc, test_command_timeout);
-	tcase_add_test(tc, test_bdat_refused_consumes_chunk);
-	tcase_add_test(tc, test_pipelining);
+	check_add(tc, tests, N(tests));
 	tcase_add_loop_test(tc, test_smuggling, 0, N(smuggle));
-	tcase_add_test(tc, test_data_delivered);
-	tcase_add_test(tc, test_bdat_delivered);
-	tcase_add_test(tc, test_partial_kept);
-	tcase_add_test(tc, test_greeting_numeric_host);
 	return s;
 }
 

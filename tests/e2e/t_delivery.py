@@ -13,6 +13,12 @@ from smtptest import MAIL_GID, MAIL_UID, TIMEOUT, check, crlf, eq, expect, qid_o
 BODY1 = ("From: Sender <sender@remote.test>\nTo: alice@example.test\n"
          "Subject: hello\n\nHello Alice.\n.leading dot\n..two dots\n.\nend\n")
 BODY2 = "Subject: second\n\nSecond message, for Bob.\n"
+CURL_BODY = ("From: curl@remote.test\nTo: alice@example.test\nSubject: via curl\n\n"
+             "Body sent by curl.\n.a dot line curl must stuff\nlast line\n")
+# swaks turns LF into CRLF, stuffs dots, and adds CRLF . CRLF after the
+# last line; a final newline in the file would become an extra line
+SWAKS_TEXT = ("From: swaks@remote.test\nTo: bob@example.test\nSubject: via swaks\n\n"
+              "Body sent by swaks.\n.dot line\n\n\nlast line")
 
 
 def file_qid(data):
@@ -72,9 +78,7 @@ def test_maildir_created_0700(T):
 def test_curl_delivery(T):
     curl = S.need("curl")
     env = T.env()
-    body = ("From: curl@remote.test\nTo: alice@example.test\nSubject: via curl\n\n"
-            "Body sent by curl.\n.a dot line curl must stuff\nlast line\n")
-    path = env.write_file("curl-msg.txt", body)
+    path = env.write_file("curl-msg.txt", CURL_BODY)
     p = subprocess.run([curl, "-s", "-S", "--max-time", "20",
                         "--url", "smtp://127.0.0.1:%d/client.test" % env.port,
                         "--mail-from", "curl@remote.test", "--mail-rcpt", "alice@example.test",
@@ -82,17 +86,13 @@ def test_curl_delivery(T):
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
     eq(p.returncode, 0, "curl exit status (output %r)" % p.stdout[-300:])
     env.wait_sessions()
-    env.check_stored("alice", None, body, sender="curl@remote.test")
+    env.check_stored("alice", None, CURL_BODY, sender="curl@remote.test")
 
 
 def test_swaks_delivery(T):
     swaks = S.need("swaks")
     env = T.env()
-    # swaks turns LF into CRLF, stuffs dots, and adds CRLF . CRLF after the
-    # last line; a final newline in the file would become an extra line
-    text = ("From: swaks@remote.test\nTo: bob@example.test\nSubject: via swaks\n\n"
-            "Body sent by swaks.\n.dot line\n\n\nlast line")
-    path = env.write_file("swaks-msg.txt", text)
+    path = env.write_file("swaks-msg.txt", SWAKS_TEXT)
     for user, extra in (("bob", []), ("alice", ["--pipeline"])):
         p = subprocess.run([swaks, "--server", "127.0.0.1:%d" % env.port,
                             "--to", "%s@example.test" % user, "--from", "swaks@remote.test",
@@ -105,7 +105,7 @@ def test_swaks_delivery(T):
               "swaks transcript lacks '250 2.0.0 Ok: queued as': %r" % out[-400:])
     env.wait_sessions()
     for user in ("bob", "alice"):
-        env.check_stored(user, None, text + "\n", sender="swaks@remote.test", rcpt="%s@example.test" % user)
+        env.check_stored(user, None, SWAKS_TEXT + "\n", sender="swaks@remote.test", rcpt="%s@example.test" % user)
 
 
 def test_helo_gives_with_smtp(T):

@@ -944,6 +944,23 @@ def parse_unit(name):
     return out
 
 
+def socket_units(socket_name, service_name, accept):
+    """etc/'s socket unit (port 25, Accept=accept) and its service unit, parsed"""
+    S.need(S.SOCKET_ACTIVATE)
+    sock = parse_unit(socket_name)
+    eq(sock["Socket"].get("Accept"), accept, "%s Accept" % socket_name)
+    eq(sock["Socket"].get("ListenStream"), "25", "%s ListenStream" % socket_name)
+    return parse_unit(service_name)
+
+
+def etc_file(name, *snippets):
+    """the text of etc/NAME, which holds every snippet the test rewrites"""
+    with open(os.path.join(S.ETC_DIR, name)) as f:
+        src = f.read()
+    check(all(x in src for x in snippets), "unexpected etc/%s" % name)
+    return src
+
+
 def etc_config(w, log_stderr=True, extra=None):
     """etc/smtpd.conf with the test's values; returns its path"""
     vals = {"hostname": S.HOST, "local_domains": S.DOMAIN, "postmaster": "alice",
@@ -1025,10 +1042,7 @@ def test_etc_smtpd_conf(T):
 
 
 def test_etc_smtpd_socket_accept_yes(T):
-    S.need(S.SOCKET_ACTIVATE)
-    sock, svc = parse_unit("smtpd.socket"), parse_unit("smtpd@.service")
-    eq(sock["Socket"].get("Accept"), "yes", "smtpd.socket Accept")
-    eq(sock["Socket"].get("ListenStream"), "25", "smtpd.socket ListenStream")
+    svc = socket_units("smtpd.socket", "smtpd@.service", "yes")
     w = T.world("etc-socket")
     argv = exec_argv(svc["Service"]["ExecStart"], etc_config(w))
     sa, port = w.start_listening(lambda p: [S.SOCKET_ACTIVATE, "-l", "127.0.0.1:%d" % p, "--accept"] + argv,
@@ -1039,10 +1053,7 @@ def test_etc_smtpd_socket_accept_yes(T):
 
 
 def test_etc_smtpd_activated_accept_no(T):
-    S.need(S.SOCKET_ACTIVATE)
-    sock, svc = parse_unit("smtpd-activated.socket"), parse_unit("smtpd-activated.service")
-    eq(sock["Socket"].get("Accept"), "no", "smtpd-activated.socket Accept")
-    eq(sock["Socket"].get("ListenStream"), "25", "ListenStream")
+    svc = socket_units("smtpd-activated.socket", "smtpd-activated.service", "no")
     w = T.world("etc-activated")
     conf = etc_config(w)
     argv = exec_argv(svc["Service"]["ExecStart"], conf)
@@ -1124,8 +1135,7 @@ def test_etc_inetd_conf(T):
 
 def test_etc_tcpserver_sh(T):
     S.need("tcpserver")
-    src = open(os.path.join(S.ETC_DIR, "tcpserver.sh")).read()
-    check("exec tcpserver" in src and " 0.0.0.0 25 " in src, "unexpected tcpserver.sh")
+    src = etc_file("tcpserver.sh", "exec tcpserver", " 0.0.0.0 25 ")
     w = T.world("etc-tcpserver")
     conf = etc_config(w)
 
@@ -1133,10 +1143,7 @@ def test_etc_tcpserver_sh(T):
         s = (src.replace(" 0.0.0.0 25 ", " 127.0.0.1 %d " % p)
              .replace("/usr/local/sbin/smtpd", S.smtpd_path())
              .replace("/etc/smtpd.conf", conf))
-        path = w.path("tcpserver.sh")
-        with open(path, "w") as f:
-            f.write(s)
-        return ["sh", path]
+        return ["sh", w.write_file("tcpserver.sh", s)]
     pr, port = w.start_listening(mk, "tcpserver.sh")
     w.deliver_one(port)
     w.wait_log(LOG.connect("127.0.0.1"))
@@ -1146,8 +1153,7 @@ def test_etc_tcpserver_sh(T):
 
 def test_etc_haproxy_cfg(T):
     S.need("haproxy")
-    src = open(os.path.join(S.ETC_DIR, "haproxy.cfg")).read()
-    check("bind :25" in src and "127.0.0.1:2525" in src, "unexpected haproxy.cfg")
+    src = etc_file("haproxy.cfg", "bind :25", "127.0.0.1:2525")
     w = T.world("etc-haproxy")
     conf = etc_config(w, extra={"proxy_trusted": "127.0.0.1"})
     sup, sport = w.start_listening(lambda p: [S.smtpd_path(), "-c", conf, "-l", "127.0.0.1:%d" % p],
