@@ -42,7 +42,6 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import threading
 import subprocess
 import sys
@@ -51,6 +50,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 SMTPD = os.path.join(ROOT, "smtpd")
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+import smtptest as S  # noqa: E402  free ports, bounded waits, /proc
 WORK = os.environ.get("BENCH_DIR", "/var/tmp/smtpd-bench")
 SECS = float(os.environ.get("BENCH_SECS", "6"))
 CEIL_SECS = float(os.environ.get("BENCH_CEIL_SECS", "2"))
@@ -214,36 +215,6 @@ def count_tmp(users):
     return sum(len(os.listdir(os.path.join(maildir(u), "tmp"))) for u in users)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def listening(port):
-    hexport = ":%04X" % port
-    try:
-        with open("/proc/net/tcp") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) > 3 and parts[1].endswith(hexport) and parts[3] == "0A":
-                    return True
-    except OSError:
-        pass
-    return False
-
-
-def wait_until(pred, limit, step=0.02):
-    end = time.monotonic() + limit
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
-
-
 # -------------------------------------------------------------- postfix
 
 MASTER_CF = """\
@@ -337,7 +308,7 @@ class Server:
 
     def __init__(self, kind, conc, tag):
         self.kind, self.tag = kind, tag
-        self.port = free_port()
+        self.port = S.free_port()
         self.out = os.path.join(WORK, "runs", tag + ".json")
         self.logf = os.path.join(WORK, "runs", tag + ".log")
         self.pf = None
@@ -363,7 +334,7 @@ class Server:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=lf,
                                          stderr=subprocess.STDOUT, start_new_session=True)
         LIVE[self.proc.pid] = self
-        if not wait_until(lambda: listening(self.port), 30):
+        if not S.wait_listen(self.port, timeout=30):
             self.stop()
             raise RuntimeError("%s: nothing listens on port %d (see %s)" %
                                (kind, self.port, self.logf))
@@ -461,7 +432,7 @@ def deliver_run(srv, case, count, tag, expect_base, limit):
     t0 = time.monotonic()
     st, ccpu, _, err = spawn_wait(argv, outf, errf, limit)
     t_client = time.monotonic()
-    done = wait_until(lambda: count_new(users) >= expected, limit, 0.01)
+    done = S.wait_until(lambda: count_new(users) >= expected, limit, 0.01)
     t_end = time.monotonic()
     problems = []
     if st != 0:
@@ -472,7 +443,7 @@ def deliver_run(srv, case, count, tag, expect_base, limit):
         problems.append("timeout: %d of %d files after %.0fs" %
                         (count_new(users) - expect_base, count * case["rcpt"], limit))
     if srv.pf:
-        if not wait_until(lambda: postfix_queue_files(srv.pf) == 0, 30, 0.05):
+        if not S.wait_until(lambda: postfix_queue_files(srv.pf) == 0, 30, 0.05):
             problems.append("postfix queue not empty")
     time.sleep(0.2)
     got = count_new(users)
@@ -711,10 +682,10 @@ def pipe_session(n, size, rcpts, wrap=None, tag="probe", spool="spool-probe"):
     if not wrap:	# under strace or valgrind, /proc shows the tool
         target = pid
         for role in ("session", "deliverer"):
-            st = status_of(target)
+            st = S.proc_memory(target)
             if st:
                 mem[role] = st
-            kids = children_of(target)
+            kids = S.children(target)
             if not kids:
                 break
             target = kids[0]
@@ -725,32 +696,6 @@ def pipe_session(n, size, rcpts, wrap=None, tag="probe", spool="spool-probe"):
     os.close(rout)
     _, st, ru = os.wait4(pid, 0)
     return ru, ok, st, mem
-
-
-def status_of(pid):
-    res = {}
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                k, _, v = line.partition(":")
-                if k in ("VmHWM", "VmRSS", "RssAnon", "RssFile", "RssShmem"):
-                    res[k] = int(v.split()[0])
-        with open("/proc/%d/smaps_rollup" % pid) as f:
-            for line in f:
-                k, _, v = line.partition(":")
-                if k in ("Pss", "Pss_Anon", "Pss_File"):
-                    res[k] = int(v.split()[0])
-    except OSError:
-        return None
-    return res
-
-
-def children_of(pid):
-    try:
-        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
-            return [int(x) for x in f.read().split()]
-    except OSError:
-        return []
 
 
 def probes(res):

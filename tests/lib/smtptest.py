@@ -221,6 +221,26 @@ def proc_status(pid, keys=None):
     return d
 
 
+MEMORY_KEYS = ("VmHWM", "VmRSS", "RssAnon", "RssFile", "RssShmem")
+
+
+def proc_memory(pid):
+    """pid's memory in kB: MEMORY_KEYS from /proc/PID/status (VmHWM: its
+    peak RSS) and Pss, Pss_Anon, Pss_File from smaps_rollup; None if gone"""
+    res = proc_status(pid, MEMORY_KEYS)
+    if res is None:
+        return None
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k in ("Pss", "Pss_Anon", "Pss_File"):
+                    res[k] = int(v.split()[0])
+    except OSError:
+        return None
+    return res
+
+
 def vm_hwm(pid):
     """peak RSS in kB, None when gone or a zombie"""
     v = proc_status(pid).get("VmHWM")
