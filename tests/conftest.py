@@ -46,16 +46,13 @@ def pytest_configure(config):
     signal.signal(signal.SIGTERM, on_term)
 
 
-def pytest_sessionstart(session):
-    smtpd = S.smtpd_path()
-    if not os.access(smtpd, os.X_OK):
-        raise pytest.UsageError("%s is not an executable file (make, or set SMTPD)" % smtpd)
-
-
 class Context:
     """a test's worlds, stopped (and, if it passed, removed) afterwards"""
 
     def __init__(self, name, defaults):
+        smtpd = S.smtpd_path()
+        if not os.access(smtpd, os.X_OK):
+            raise S.TestFailure("%s is not an executable file (make, or set SMTPD)" % smtpd)
         self.name = re.sub(r"[^A-Za-z0-9_.-]+", "-", name)[:60]
         self.defaults = defaults
         self.worlds = []
