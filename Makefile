@@ -38,6 +38,7 @@ $(B)/%.o: %.c
 $(B)/tests/check_%: tests/check_%.c $(B)/tests/check_common.o $(OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(XCFLAGS) -I. -o $@ $< $(B)/tests/check_common.o $(OBJS) $(CHECK_LIBS)
+.SECONDARY: $(B)/tests/check_common.o
 
 unit: $(TESTS)
 	@for t in $(TESTS); do ./$$t || exit 1; done

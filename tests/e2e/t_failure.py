@@ -10,7 +10,7 @@ from smtptest import check, crlf, eq, expect, qid_of
 
 def fault_env(T, faultfs, op, err, user="alice", sub=""):
     env = T.env(start=False)
-    env.extra_env.update(S.faultfs_env(env, op, err, env.maildir(user) + sub))
+    env.extra_env.update(S.faultfs_env(op, err, env.maildir(user) + sub))
     env.start()
     return env
 

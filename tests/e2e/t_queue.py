@@ -13,7 +13,7 @@ def partial_failure(T, faultfs, opts=None):
     o = {"queue_retry": "1"}
     o.update(opts or {})
     env = T.env(start=False, opts=o)
-    env.extra_env.update(S.faultfs_env(env, "fsync", "EIO", env.maildir("alice")))
+    env.extra_env.update(S.faultfs_env("fsync", "EIO", env.maildir("alice")))
     env.start()
     c = env.client()
     body = "Subject: partly\n\nbob now, alice later\n"

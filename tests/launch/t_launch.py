@@ -199,7 +199,7 @@ def test_concurrent_50_clients_500_messages(T):
     by_token = {}
     for fn, data in files:
         m, rest = S.parse_stored(data)
-        tok = rest.split(b"\n", 6)[5].split(b" ", 1)[1].decode()     # "token TOK"
+        tok = S.token_of(rest)
         by_token.setdefault(tok, []).append((fn, data, m))
     qids = set()
     for tok, code, text in results:
@@ -339,7 +339,7 @@ def test_sigterm_during_burst(T):
     count = {}
     for fn, data in files:
         m, rest = S.parse_stored(data)
-        tok = rest.split(b"\n", 6)[5].split(b" ", 1)[1].decode()
+        tok = S.token_of(rest)
         count[tok] = count.get(tok, 0) + 1
     dup = [t for t, n in count.items() if n > 1]
     check(not dup, "messages stored twice: %r" % dup[:5])
@@ -348,7 +348,7 @@ def test_sigterm_during_burst(T):
           (len(missing), missing[:5]))
     stored = {}
     for fn, data in files:
-        stored[S.parse_stored(data)[1].split(b"\n", 6)[5].split(b" ", 1)[1].decode()] = data
+        stored[S.token_of(S.parse_stored(data)[1])] = data
     for tok, _c, _t in accepted:
         S.check_token(stored[tok], tok)
     T.figs = ("%d accepted, %d refused/failed, %d files, stopped in %.1f s" %

@@ -57,6 +57,21 @@ def smtpd_path():
     return os.path.abspath(os.environ.get("SMTPD") or os.path.join(ROOT_DIR, "smtpd"))
 
 
+_sanitized = {}
+
+
+def sanitized():
+    """is the binary under test built with AddressSanitizer (make check-asan)?"""
+    path = smtpd_path()
+    if path not in _sanitized:
+        try:
+            with open(path, "rb") as f:
+                _sanitized[path] = b"__asan_init" in f.read()
+        except OSError:
+            _sanitized[path] = False
+    return _sanitized[path]
+
+
 class TestFailure(AssertionError):
     __test__ = False
     pass
@@ -1207,7 +1222,7 @@ def build_faultfs():
     return None
 
 
-def faultfs_env(world, op, errno_name, match):
+def faultfs_env(op, errno_name, match):
     """environment that makes `op` fail with errno_name under path match"""
     return {"LD_PRELOAD": FAULTFS, "FAULTFS_OP": op, "FAULTFS_MATCH": match,
             "FAULTFS_ERRNO": errno_name}
