@@ -210,15 +210,10 @@ Suite *check_suite(void)
 {
 	Suite *s = suite_create("aliases");
 	TCase *tc = check_tcase(s, "parse", setup, NULL, 0);
+	const TTest *tests[] = { comments_and_continuations, domain_keys, recursion_dedupe_self,
+	    loop_and_depth, fanout, long_entry, empty_file, no_newline_at_end };
 
-	tcase_add_test(tc, comments_and_continuations);
-	tcase_add_test(tc, domain_keys);
-	tcase_add_test(tc, recursion_dedupe_self);
-	tcase_add_test(tc, loop_and_depth);
-	tcase_add_test(tc, fanout);
-	tcase_add_test(tc, long_entry);
-	tcase_add_test(tc, empty_file);
-	tcase_add_test(tc, no_newline_at_end);
+	check_add(tc, tests, N(tests));
 	tcase_add_loop_test(tc, refused, 0, N(bad));
 	return s;
 }

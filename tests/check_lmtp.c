@@ -165,16 +165,10 @@ Suite *check_suite(void)
 {
 	Suite *s = suite_create("lmtp");
 	TCase *tc = check_tcase(s, "client", setup, teardown, 0);
+	const TTest *tests[] = { decode_lines, multi_line, changing_code, too_long, too_many_lines,
+	    eof_and_timeout, command_refuses_line_breaks, data_stream,
+	    data_refused, open_unix_fails };
 
-	tcase_add_test(tc, decode_lines);
-	tcase_add_test(tc, multi_line);
-	tcase_add_test(tc, changing_code);
-	tcase_add_test(tc, too_long);
-	tcase_add_test(tc, too_many_lines);
-	tcase_add_test(tc, eof_and_timeout);
-	tcase_add_test(tc, command_refuses_line_breaks);
-	tcase_add_test(tc, data_stream);
-	tcase_add_test(tc, data_refused);
-	tcase_add_test(tc, open_unix_fails);
+	check_add(tc, tests, N(tests));
 	return s;
 }

@@ -102,11 +102,8 @@ Suite *check_suite(void)
 {
 	Suite *s = suite_create("quota");
 	TCase *tc = check_tcase(s, "maildirsize", check_test_dir, check_test_rmdir, 0);
+	const TTest *tests[] = { parse_forms, parse_bad, check_levels, read_and_add, stale_big_file };
 
-	tcase_add_test(tc, parse_forms);
-	tcase_add_test(tc, parse_bad);
-	tcase_add_test(tc, check_levels);
-	tcase_add_test(tc, read_and_add);
-	tcase_add_test(tc, stale_big_file);
+	check_add(tc, tests, N(tests));
 	return s;
 }
