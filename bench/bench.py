@@ -244,9 +244,9 @@ scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
 """
 
-MAIN_CF = """\
-# Postfix for bench/run.sh: loopback only, Maildir delivery to system
-# accounts, logging to a file (as smtpd -e does), otherwise defaults.
+# what every Postfix the benchmarks run has (bench/lmtp.py uses it too):
+# loopback only, its own queue and log file, no aliases, no DNS lookups
+POSTFIX_BASE = """\
 compatibility_level = 3.6
 queue_directory = {pf}/queue
 data_directory = {pf}/data
@@ -257,21 +257,27 @@ mydestination = {domain}
 inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
 mynetworks = 127.0.0.0/8
-home_mailbox = Maildir/
 alias_maps =
 alias_database =
 maillog_file = {pf}/maillog
 biff = no
 smtpd_peername_lookup = no
+"""
+
+# Postfix for bench/run.sh: Maildir delivery to system accounts, logging to
+# a file (as smtpd -e does), otherwise defaults.
+MAIN_CF = POSTFIX_BASE + """\
+home_mailbox = Maildir/
 message_size_limit = 52428800
 mailbox_size_limit = 0
 """
 
 
-def postfix_config(port):
-    """a fresh config directory and queue for one Postfix instance"""
+def postfix_config(port, main_cf=MAIN_CF, work=WORK, **values):
+    """a fresh config directory and queue for one Postfix instance below
+    work, listening on port, main.cf from main_cf filled with values"""
     global POSTFIX_CONF
-    pf = os.path.join(WORK, "postfix")
+    pf = os.path.join(work, "postfix")
     if os.path.exists(pf):
         shutil.rmtree(pf)
     for d in ("conf", "queue", "data"):
@@ -280,7 +286,7 @@ def postfix_config(port):
     pw = pwd.getpwnam("postfix")
     os.chown(os.path.join(pf, "data"), pw.pw_uid, pw.pw_gid)
     with open(os.path.join(pf, "conf", "main.cf"), "w") as f:
-        f.write(MAIN_CF.format(pf=pf, domain=DOMAIN))
+        f.write(main_cf.format(pf=pf, domain=DOMAIN, **values))
     with open(os.path.join(pf, "conf", "master.cf"), "w") as f:
         f.write(MASTER_CF.format(listen="127.0.0.1:%d" % port))
     POSTFIX_CONF = os.path.join(pf, "conf")
@@ -341,20 +347,26 @@ class Server:
 
     def stop(self):
         """SIGTERM the reaper; its JSON report, or None"""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            log("bench: reaper of %s did not finish; killing its group" % self.tag)
-            kill_group(self.proc.pid)
-            self.proc.wait(timeout=10)
+        stop_reaper(self.proc, self.tag)
         LIVE.pop(self.proc.pid, None)
         try:
             with open(self.out) as f:
                 return json.load(f)
         except (OSError, ValueError):
             return None
+
+
+def stop_reaper(proc, tag):
+    """SIGTERM to a bench/reaper.py (it stops its server and writes its
+    report); its process group killed if it has not finished in 90 s"""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=90)
+    except subprocess.TimeoutExpired:
+        log("bench: reaper of %s did not finish; killing its group" % tag)
+        kill_group(proc.pid)
+        proc.wait(timeout=10)
 
 
 def kill_group(pgid):
