@@ -20,7 +20,6 @@ import json
 import os
 import pwd
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -39,6 +38,8 @@ SIZE = 4096
 USER = "lmtpbench"
 DOMAIN = "example.test"
 REAPER = [sys.executable, os.path.join(HERE, "reaper.py")]
+sys.path.insert(0, HERE)
+from bench import POSTFIX_BASE, S, postfix_config, stop_reaper  # noqa: E402  Postfix; smtptest
 
 DOVECOT_CONF = """\
 base_dir = {d}/run
@@ -70,66 +71,12 @@ service lmtp {{
 }}
 """
 
-POSTFIX_MAIN = """\
-compatibility_level = 3.6
-queue_directory = {pf}/queue
-data_directory = {pf}/data
-myhostname = mx.test
-mydomain = {domain}
-myorigin = {domain}
-mydestination = {domain}
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
+POSTFIX_MAIN = POSTFIX_BASE + """\
 local_transport = lmtp:unix:{sock}
 local_recipient_maps =
-alias_maps =
-alias_database =
-maillog_file = {pf}/maillog
-biff = no
-smtpd_peername_lookup = no
 lmtp_destination_recipient_limit = 1000
 """
 
-POSTFIX_MASTER = """\
-127.0.0.1:{port} inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-smtp      unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-lmtp      unix  -       -       n       -       -       lmtp
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-"""
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_until(pred, limit, step=0.02):
-    end = time.monotonic() + limit
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
 
 
 def connectable(port=None, path=None):
@@ -158,13 +105,7 @@ class Reaped:
                                      stderr=subprocess.STDOUT, start_new_session=True)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
+        stop_reaper(self.proc, self.out)
         self.log.close()
         with open(self.out) as f:
             return json.load(f)["cpu"]
@@ -209,14 +150,14 @@ def dovecot(pw, tag):
         f.write(DOVECOT_CONF.format(d=d))
     sock = os.path.join(d, "run", "lmtp")
     r = Reaped("dovecot-" + tag, ["dovecot", "-F", "-c", conf])
-    if not wait_until(lambda: connectable(path=sock), 30):
+    if not S.wait_until(lambda: connectable(path=sock), 30):
         r.stop()
         raise RuntimeError("dovecot did not start (%s)" % d)
     return r, sock
 
 
 def server(kind, sock, tag):
-    port = free_port()
+    port = S.free_port()
     if kind == "smtpd":
         spool = os.path.join(WORK, "spool")
         argv = [SMTPD, "-e", "-o", "hostname=mx.test", "-o", "local_domains=" + DOMAIN,
@@ -226,22 +167,11 @@ def server(kind, sock, tag):
                 "-l", "127.0.0.1:%d" % port]
         r = Reaped(kind + "-" + tag, argv)
     else:
-        pf = os.path.join(WORK, "postfix")
-        if os.path.exists(pf):
-            shutil.rmtree(pf)
-        for sub in ("conf", "queue", "data"):
-            os.makedirs(os.path.join(pf, sub))
-        os.chmod(pf, 0o755)
-        pw = pwd.getpwnam("postfix")
-        os.chown(os.path.join(pf, "data"), pw.pw_uid, pw.pw_gid)
-        with open(os.path.join(pf, "conf", "main.cf"), "w") as f:
-            f.write(POSTFIX_MAIN.format(pf=pf, domain=DOMAIN, sock=sock))
-        with open(os.path.join(pf, "conf", "master.cf"), "w") as f:
-            f.write(POSTFIX_MASTER.format(port=port))
+        pf = postfix_config(port, POSTFIX_MAIN, WORK, sock=sock)
         conf = os.path.join(pf, "conf")
         r = Reaped(kind + "-" + tag, start="postfix -c %s start" % conf,
                    stop="postfix -c %s stop" % conf)
-    if not wait_until(lambda: connectable(port=port), 30):
+    if not S.wait_until(lambda: connectable(port=port), 30):
         r.stop()
         raise RuntimeError("%s did not listen" % kind)
     return r, port
@@ -261,11 +191,11 @@ def one_run(kind, pw, tag):
     try:
         srv, port = server(kind, sock, tag)
         load(port, WARM)
-        if not wait_until(lambda: count_new(pw) >= WARM, 120):
+        if not S.wait_until(lambda: count_new(pw) >= WARM, 120):
             raise RuntimeError("%s: warm-up not delivered" % kind)
         t0 = time.monotonic()
         load(port, COUNT)
-        ok = wait_until(lambda: count_new(pw) >= WARM + COUNT, 600, 0.005)
+        ok = S.wait_until(lambda: count_new(pw) >= WARM + COUNT, 600, 0.005)
         secs = time.monotonic() - t0
         time.sleep(0.5)
         got = count_new(pw)

@@ -3,15 +3,13 @@
  * FILE:LINE errors, comments and continuation lines, domain keys, and
  * expansion with its loop, depth and fan-out checks.
  */
-#include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "aliases.h"
 #include "config.h"
-
-#define N(a)	(sizeof(a) / sizeof((a)[0]))
+#include "tests/check_common.h"
 
 static char err[ALIAS_ERR_MAX];
 
@@ -208,32 +206,14 @@ START_TEST(no_newline_at_end)
 }
 END_TEST
 
-static Suite *aliases_suite(void)
+Suite *check_suite(void)
 {
 	Suite *s = suite_create("aliases");
-	TCase *tc = tcase_create("parse");
+	TCase *tc = check_tcase(s, "parse", setup, NULL, 0);
+	const TTest *tests[] = { comments_and_continuations, domain_keys, recursion_dedupe_self,
+	    loop_and_depth, fanout, long_entry, empty_file, no_newline_at_end };
 
-	tcase_add_checked_fixture(tc, setup, NULL);
-	tcase_add_test(tc, comments_and_continuations);
-	tcase_add_test(tc, domain_keys);
-	tcase_add_test(tc, recursion_dedupe_self);
-	tcase_add_test(tc, loop_and_depth);
-	tcase_add_test(tc, fanout);
+	check_add(tc, tests, N(tests));
 	tcase_add_loop_test(tc, refused, 0, N(bad));
-	tcase_add_test(tc, long_entry);
-	tcase_add_test(tc, empty_file);
-	tcase_add_test(tc, no_newline_at_end);
-	suite_add_tcase(s, tc);
 	return s;
-}
-
-int main(void)
-{
-	SRunner *sr = srunner_create(aliases_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

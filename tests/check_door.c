@@ -5,19 +5,18 @@
  * format half of dns.c (queries made, answers read, dns_server values).
  */
 #include <arpa/inet.h>
-#include <check.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
+#include "check_common.h"
 #include "dns.h"
 #include "dnsbl.h"
 #include "netaddr.h"
 #include "rate.h"
 
-#define N(a)	(sizeof(a) / sizeof((a)[0]))
 
 /* ---- netaddr ------------------------------------------------------------ */
 
@@ -347,7 +346,8 @@ START_TEST(rate_table_full)
 }
 END_TEST
 
-static Suite *door_suite(void)
+/* check_suite - the door's pure parts (main() is check_common.c's) */
+Suite *check_suite(void)
 {
 	Suite *s = suite_create("door");
 	TCase *tc = tcase_create("netaddr");
@@ -374,15 +374,4 @@ static Suite *door_suite(void)
 	tcase_add_test(tc, rate_table_full);
 	suite_add_tcase(s, tc);
 	return s;
-}
-
-int main(void)
-{
-	SRunner *sr = srunner_create(door_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -4,7 +4,6 @@
  * and the data stream (CR LF, dot-stuffing, Return-Path skipped).
  * The server side is a socket pair the test writes into beforehand.
  */
-#include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +11,7 @@
 #include <unistd.h>
 
 #include "lmtp.h"
+#include "tests/check_common.h"
 
 static struct lmtp l;
 static int peer;	/* the "server" end */
@@ -161,28 +161,14 @@ START_TEST(open_unix_fails)
 }
 END_TEST
 
-int main(void)
+Suite *check_suite(void)
 {
 	Suite *s = suite_create("lmtp");
-	TCase *tc = tcase_create("client");
-	SRunner *sr;
-	int failed;
+	TCase *tc = check_tcase(s, "client", setup, teardown, 0);
+	const TTest *tests[] = { decode_lines, multi_line, changing_code, too_long, too_many_lines,
+	    eof_and_timeout, command_refuses_line_breaks, data_stream,
+	    data_refused, open_unix_fails };
 
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, decode_lines);
-	tcase_add_test(tc, multi_line);
-	tcase_add_test(tc, changing_code);
-	tcase_add_test(tc, too_long);
-	tcase_add_test(tc, too_many_lines);
-	tcase_add_test(tc, eof_and_timeout);
-	tcase_add_test(tc, command_refuses_line_breaks);
-	tcase_add_test(tc, data_stream);
-	tcase_add_test(tc, data_refused);
-	tcase_add_test(tc, open_unix_fails);
-	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	check_add(tc, tests, N(tests));
+	return s;
 }

@@ -2,7 +2,6 @@
  * check_quota.c - unit tests for quota.c (Check): maildirsize parsing,
  * the full/over decisions, and appends.
  */
-#include <check.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,34 +9,12 @@
 #include <unistd.h>
 
 #include "quota.h"
+#include "tests/check_common.h"
 
-static char dir[64];
-
-static void setup(void)
+/* maildirsize - the test directory's maildirsize holds text */
+static void maildirsize(const char *text)
 {
-	strcpy(dir, "/tmp/check_quota.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-}
-
-static void teardown(void)
-{
-	char p[128];
-
-	snprintf(p, sizeof p, "%s/maildirsize", dir);
-	unlink(p);
-	rmdir(dir);
-}
-
-/* put_file - write maildirsize */
-static void put_file(const char *text)
-{
-	char p[128];
-	FILE *f;
-
-	snprintf(p, sizeof p, "%s/maildirsize", dir);
-	ck_assert_ptr_nonnull(f = fopen(p, "w"));
-	fputs(text, f);
-	fclose(f);
+	put_file("maildirsize", text, strlen(text));
 }
 
 START_TEST(parse_forms)
@@ -90,19 +67,19 @@ START_TEST(read_and_add)
 {
 	struct quota q;
 
-	ck_assert_int_eq(quota_read(dir, &q), QUOTA_NONE);
-	ck_assert_int_eq(quota_add(dir, 10, 1), 0);	/* no file: nothing to do */
-	ck_assert_int_eq(quota_read(dir, &q), QUOTA_NONE);
-	put_file("2048S\n1000 1\n");
-	ck_assert_int_eq(quota_read(dir, &q), QUOTA_OK);
+	ck_assert_int_eq(quota_read(tmp, &q), QUOTA_NONE);
+	ck_assert_int_eq(quota_add(tmp, 10, 1), 0);	/* no file: nothing to do */
+	ck_assert_int_eq(quota_read(tmp, &q), QUOTA_NONE);
+	maildirsize("2048S\n1000 1\n");
+	ck_assert_int_eq(quota_read(tmp, &q), QUOTA_OK);
 	ck_assert_int_eq(q.bytes, 1000);
-	ck_assert_int_eq(quota_add(dir, 1100, 1), 0);
-	ck_assert_int_eq(quota_read(dir, &q), QUOTA_OK);
+	ck_assert_int_eq(quota_add(tmp, 1100, 1), 0);
+	ck_assert_int_eq(quota_read(tmp, &q), QUOTA_OK);
 	ck_assert_int_eq(q.bytes, 2100);
 	ck_assert_int_eq(q.count, 2);
 	ck_assert_int_eq(quota_check(&q, 0), QUOTA_FULL);
-	put_file("2048S\n1000 1\n12");	/* being written: not judged */
-	ck_assert_int_eq(quota_read(dir, &q), QUOTA_NONE);
+	maildirsize("2048S\n1000 1\n12");	/* being written: not judged */
+	ck_assert_int_eq(quota_read(tmp, &q), QUOTA_NONE);
 }
 END_TEST
 
@@ -115,29 +92,18 @@ START_TEST(stale_big_file)
 	n += sprintf(big, "100S\n");
 	while (n < QUOTA_FILE_MAX + 10)
 		n += sprintf(big + n, "1 1\n");
-	put_file(big);
-	ck_assert_int_eq(quota_read(dir, &q), QUOTA_NONE);
+	maildirsize(big);
+	ck_assert_int_eq(quota_read(tmp, &q), QUOTA_NONE);
 	free(big);
 }
 END_TEST
 
-int main(void)
+Suite *check_suite(void)
 {
 	Suite *s = suite_create("quota");
-	TCase *tc = tcase_create("maildirsize");
-	SRunner *sr;
-	int failed;
+	TCase *tc = check_tcase(s, "maildirsize", check_test_dir, check_test_rmdir, 0);
+	const TTest *tests[] = { parse_forms, parse_bad, check_levels, read_and_add, stale_big_file };
 
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, parse_forms);
-	tcase_add_test(tc, parse_bad);
-	tcase_add_test(tc, check_levels);
-	tcase_add_test(tc, read_and_add);
-	tcase_add_test(tc, stale_big_file);
-	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	check_add(tc, tests, N(tests));
+	return s;
 }

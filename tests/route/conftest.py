@@ -18,6 +18,8 @@ import time
 
 import pytest
 
+from smtptest import free_port, wait_until  # tests/lib, on the path by tests/conftest.py
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SMTPD = os.environ.get("SMTPD", os.path.join(ROOT, "smtpd"))
 DOMAIN = "example.test"
@@ -29,21 +31,9 @@ PASSWORD = "secret"
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def wait_for(cond, timeout=TIMEOUT, what="condition"):
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
+    if not wait_until(cond, timeout, 0.05):
+        raise AssertionError("timed out waiting for " + what)
 
 
 def wait_port(port, proc=None, path=None, timeout=TIMEOUT):
