@@ -90,6 +90,12 @@ class Dnsmasq:
         # the zone that never answers: a UDP socket nobody reads
         self.hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.hole.bind(("127.0.0.1", 0))
+        # the zone whose server fails: SERVFAIL to every question
+        self.failer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.failer.bind(("127.0.0.1", 0))
+        self.failer.settimeout(0.5)
+        self.stopping = threading.Event()
+        threading.Thread(target=self._servfail, daemon=True).start()
         self.conf = os.path.join(tmp, "dnsmasq.conf")
         self.log = os.path.join(tmp, "dnsmasq.log")
         with open(os.path.join(HERE, "dnsmasq.conf.in")) as f:
@@ -99,7 +105,8 @@ class Dnsmasq:
             self.port = free_port(socket.SOCK_DGRAM)
             with open(self.conf, "w") as f:
                 f.write(self.template.replace("@PORT@", str(self.port))
-                        .replace("@BLACKHOLE@", str(self.hole.getsockname()[1])))
+                        .replace("@BLACKHOLE@", str(self.hole.getsockname()[1]))
+                        .replace("@SERVFAIL@", str(self.failer.getsockname()[1])))
             self.proc = subprocess.Popen(
                 ["dnsmasq", "-k", "-C", self.conf,
                  "--pid-file=" + os.path.join(tmp, "dnsmasq.pid")],
@@ -112,6 +119,16 @@ class Dnsmasq:
                 time.sleep(0.1)
             stop_group(self.proc)
         raise RuntimeError("dnsmasq did not start: " + open(self.log).read()[-2000:])
+
+    def _servfail(self):
+        """answer each query with its own question and RCODE 2"""
+        while not self.stopping.is_set():
+            try:
+                q, peer = self.failer.recvfrom(2048)
+            except OSError:
+                continue
+            if len(q) >= 12:
+                self.failer.sendto(q[:2] + bytes([0x81, 0x82]) + q[4:], peer)
 
     def queries(self, name):
         """how many times dnsmasq was asked for name (its log-queries lines)"""
@@ -128,7 +145,9 @@ class Dnsmasq:
     def stop(self):
         if self.proc:
             stop_group(self.proc)
+        self.stopping.set()
         self.hole.close()
+        self.failer.close()
 
 
 @pytest.fixture(scope="session")

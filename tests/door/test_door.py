@@ -190,6 +190,18 @@ def test_zone_that_never_answers_times_out(smtpd, dns):
                      r"cached=no result=listed$") == 1
 
 
+def test_servfail_is_not_a_listing(smtpd, dns):
+    srv = door(smtpd, dns, dnsbl_sites="servfail.test*5, bl.test*3", dnsbl_timeout=4)
+    t0 = time.time()
+    c = session(srv, "192.0.2.9")
+    assert time.time() - t0 < 3, "the greeting waited for the timeout"
+    c.cmd("MAIL FROM:<s@remote.test>", 250)
+    c.cmd("RCPT TO:<alice@example.test>", 250)
+    c.cmd("QUIT", 221)
+    srv.wait_log(r"dnsbl client=192\.0\.2\.9 score=0 .*result=pass$")
+    assert srv.count(r"dnsbl client=192\.0\.2\.9 site=servfail\.test reason=servfail$") == 1
+
+
 def test_rdns_missing_weight(smtpd, dns):
     srv = door(smtpd, dns, dnsbl_sites="", rdns_missing_weight=1)
     c = session(srv, "192.0.2.9")
