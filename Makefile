@@ -4,6 +4,7 @@
 #   make launch     launchers, supervisor, PROXY          make robust   crashes, hostile clients
 #   make check-asan the suites against an ASan/UBSan build (in build-asan/)
 #   make fuzz       libFuzzer targets, FUZZTIME seconds each
+#   make tls        STARTTLS: the smtpd-tls engine with real clients (pytest)
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 XCFLAGS  = -std=c99 -D_GNU_SOURCE -Wall -Wextra $(CFLAGS)
@@ -12,16 +13,32 @@ SBINDIR ?= $(PREFIX)/sbin
 B       ?= .
 
 SRCS = smtpd.c rfc822.c queue.c maildir.c config.c deliver.c users.c log.c \
-       supervisor.c proxy.c
+       supervisor.c proxy.c starttls.c tlsspawn.c
 OBJS = $(SRCS:%.c=$(B)/%.o)
 TESTS = $(B)/tests/check_rfc822 $(B)/tests/check_maildir $(B)/tests/check_queue \
         $(B)/tests/check_smtpd
 CHECK_LIBS = $(shell pkg-config --cflags --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -lpthread)
 
-all: $(B)/smtpd
+# smtpd-tls, the TLS engine, links libtls (libtls-dev); smtpd itself libc only.
+TLS_OK   := $(shell pkg-config --exists libtls 2>/dev/null && echo yes)
+TLS_LIBS := $(shell pkg-config --libs libtls 2>/dev/null)
+ENGINE   := $(if $(TLS_OK),$(B)/smtpd-tls,tls-missing)
+ENGINE_OBJS = $(B)/tls/smtpd-tls.o $(B)/tls/relay.o
+
+all: $(B)/smtpd $(ENGINE)
 
 $(B)/smtpd: $(B)/main.o $(OBJS)
 	$(CC) $(XCFLAGS) $(LDFLAGS) -o $@ $(B)/main.o $(OBJS)
+
+$(B)/smtpd-tls: $(ENGINE_OBJS)
+	$(CC) $(XCFLAGS) $(LDFLAGS) -o $@ $(ENGINE_OBJS) $(TLS_LIBS)
+
+$(ENGINE_OBJS): XCFLAGS += $(shell pkg-config --cflags libtls 2>/dev/null)
+$(B)/config.o: XCFLAGS += -DTLS_ENGINE='"$(SBINDIR)/smtpd-tls"'
+
+tls-missing:
+	@echo "smtpd-tls NOT built: libtls not found (pkg-config libtls; Debian: libtls-dev)."
+	@echo "smtpd works without it, but cannot offer STARTTLS."
 
 $(B)/%.o: %.c
 	@mkdir -p $(@D)
@@ -43,7 +60,10 @@ launch: $(B)/smtpd
 robust: $(B)/smtpd
 	python3 tests/robust/run.py $(B)/smtpd
 
-check: unit e2e launch robust
+tls: $(B)/smtpd $(B)/smtpd-tls
+	python3 -m pytest -q tests/tls --smtpd=$(B)/smtpd --engine=$(B)/smtpd-tls
+
+check: unit e2e launch robust tls
 
 ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
              -fno-sanitize-recover=all
@@ -52,20 +72,22 @@ ROBUST_ASAN = silent trickle pipelining unread nul binary lone endless half idle
 check-asan:
 	$(MAKE) B=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" unit e2e launch
 	$(MAKE) B=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" build-asan/smtpd
+	$(MAKE) B=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" tls
 	python3 tests/robust/run.py build-asan/smtpd $(ROBUST_ASAN)
 
 demo: $(B)/smtpd
 	@echo "smtpd: 127.0.0.1:2525 -> $$HOME/Maildir (as $$(id -un)); Ctrl-C stops it"
 	$(B)/smtpd -e -o workers=2 -l 127.0.0.1:2525
 
-install: $(B)/smtpd
+install: all
 	install -d $(DESTDIR)$(SBINDIR)
 	install -m 755 $(B)/smtpd $(DESTDIR)$(SBINDIR)/smtpd
+	if [ -f $(B)/smtpd-tls ]; then install -m 755 $(B)/smtpd-tls $(DESTDIR)$(SBINDIR)/smtpd-tls; fi
 
 clean:
-	rm -rf smtpd *.o *.d tests/check_rfc822 tests/check_maildir tests/check_queue \
+	rm -rf smtpd smtpd-tls tls/*.o tls/*.d *.o *.d tests/check_rfc822 tests/check_maildir tests/check_queue \
 	    tests/check_smtpd tests/*.d tests/faultfs.so build-asan
 
-.PHONY: all unit e2e launch robust check check-asan demo install clean
--include $(B)/*.d $(B)/tests/*.d
+.PHONY: all unit e2e launch robust tls tls-missing check check-asan demo install clean
+-include $(B)/*.d $(B)/tests/*.d $(B)/tls/*.d
 -include fuzz/fuzz.mk

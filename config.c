@@ -19,6 +19,10 @@
 
 #include "config.h"
 
+#ifndef TLS_ENGINE
+#define TLS_ENGINE "/usr/local/sbin/smtpd-tls"	/* make sets SBINDIR's */
+#endif
+
 struct config cfg;
 
 struct setting {
@@ -44,6 +48,9 @@ static const struct setting settings[] = {
 	S(listen, "addresses to listen on, ADDR[:PORT] comma list"),
 	S(pid_file, "pid file written by the detached supervisor"),
 	S(proxy_trusted, "PROXY protocol senders (comma list of IPs)"),
+	S(tls_cert, "supervisor: TLS certificate chain file (PEM), empty = no STARTTLS"),
+	S(tls_key, "supervisor: TLS private key file (PEM)"),
+	S(tls_engine, "path of the smtpd-tls engine"),
 	N(size_limit, 52428800, 4096, 2147483647L, "max message octets"),
 	N(rcpt_limit, 100, 100, 100000, "max recipients per message"),
 	N(cmdline_limit, 512, CMDLINE_MIN, CMDLINE_MAX, "max command line"),
@@ -63,6 +70,7 @@ static const struct setting settings[] = {
 	N(shutdown_grace, 30, 0, 3600, "seconds sessions get after SIGTERM"),
 	N(detach, 0, 0, 1, "1: supervisor runs in the background"),
 	N(queue_interval, 300, 0, 86400, "seconds between queue runs, 0 = none"),
+	N(tls_required, 0, 0, 1, "1: refuse MAIL before STARTTLS (private listeners only)"),
 };
 #define NSETTINGS (sizeof settings / sizeof settings[0])
 
@@ -181,6 +189,7 @@ static int set_defaults(void)
 	strcpy(cfg.maildir, "Maildir");
 	strcpy(cfg.log, "syslog");
 	strcpy(cfg.session_user, "nobody");
+	snprintf(cfg.tls_engine, sizeof cfg.tls_engine, "%s", TLS_ENGINE);
 	cfg.uid = getuid();
 	if (cfg.uid == 0) {
 		strcpy(cfg.postmaster, "root");

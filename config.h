@@ -30,6 +30,9 @@ struct config {
 	char listen[CFG_STR_MAX];	/* comma list of ADDR[:PORT] (-l) */
 	char pid_file[CFG_STR_MAX];	/* supervisor's pid file when detached */
 	char proxy_trusted[CFG_STR_MAX];/* comma list of PROXY senders; "" = off */
+	char tls_cert[CFG_STR_MAX];	/* supervisor: certificate chain (PEM); "" = no TLS */
+	char tls_key[CFG_STR_MAX];	/* supervisor: its private key (PEM) */
+	char tls_engine[CFG_STR_MAX];	/* path of the smtpd-tls binary */
 	long size_limit;		/* octets of message accepted, SIZE */
 	long rcpt_limit;		/* recipients per transaction */
 	long cmdline_limit;		/* octets of a command line incl. CRLF */
@@ -49,6 +52,7 @@ struct config {
 	long shutdown_grace;		/* seconds sessions get after SIGTERM */
 	long detach;			/* 1: supervisor detaches (-d) */
 	long queue_interval;		/* seconds between queue runs; 0 = none */
+	long tls_required;		/* 1: MAIL only after STARTTLS (530) */
 	uid_t uid;			/* derived: who we run as at start */
 };
 

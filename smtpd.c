@@ -44,7 +44,9 @@
 #include "rfc822.h"
 #include "proxy.h"
 #include "smtpd.h"
+#include "starttls.h"
 #include "supervisor.h"
+#include "tlsspawn.h"
 #include "users.h"
 
 #define IN_BUF		65536	/* network input buffer, octets */
@@ -72,13 +74,16 @@ enum reply_id {
 	R_NO_ARGS, R_BAD_SENDER, R_BAD_RCPT, R_NOT_IMPL, R_SEQUENCE,
 	R_BDAT_MIXED, R_NO_SUCH_USER, R_RELAY, R_SIZE_MAIL, R_SIZE_DATA,
 	R_NO_UTF8, R_PARAM_UNKNOWN, R_LOOP, R_BARE_EOL, R_TEXT_LINE,
-	R_TEMP_DELIVERY, R_MAILBOX_FULL, R_NUL,
+	R_TEMP_DELIVERY, R_MAILBOX_FULL, R_NUL, R_EHLO_STARTTLS, R_EHLO_EXT,
+	R_TLS_GO, R_TLS_ACTIVE, R_TLS_UNAVAILABLE, R_TLS_REQUIRED,
 };
 
 static const char *const replies[] = {
 	[R_GREETING] = "220 %s ESMTP smtpd",
 	[R_HELO] = "250 %s",
-	[R_EHLO] = "250-%s\r\n250-PIPELINING\r\n250-SIZE %ld\r\n250-8BITMIME\r\n"
+	[R_EHLO] = "250-%s",		/* then R_EHLO_STARTTLS if offered */
+	[R_EHLO_STARTTLS] = "250-STARTTLS",
+	[R_EHLO_EXT] = "250-PIPELINING\r\n250-SIZE %ld\r\n250-8BITMIME\r\n"
 	    "250-ENHANCEDSTATUSCODES\r\n250-SMTPUTF8\r\n250 CHUNKING",
 	[R_OKAY] = "250 2.0.0 Ok",
 	[R_SENDER_OK] = "250 2.1.0 Sender ok",
@@ -118,6 +123,10 @@ static const char *const replies[] = {
 	[R_TEMP_DELIVERY] = "451 4.3.0 Local delivery failed, try again later",
 	[R_MAILBOX_FULL] = "452 4.2.2 Mailbox full",
 	[R_NUL] = "500 5.5.2 NUL octet in command",
+	[R_TLS_GO] = "220 2.0.0 Ready to start TLS",
+	[R_TLS_ACTIVE] = "503 5.5.1 TLS already active",
+	[R_TLS_UNAVAILABLE] = "454 4.7.0 TLS not available due to temporary reason",
+	[R_TLS_REQUIRED] = "530 5.7.0 Must issue a STARTTLS command first",
 };
 
 /* The one exception to "no globals": a flag a signal handler sets. */
@@ -163,6 +172,7 @@ struct session {
 	char addr[64];		/* client address text */
 	char helo[DOMAIN_MAX + 1];	/* HELO/EHLO argument, safe text */
 	struct deliverer *d;	/* our deliverer */
+	struct starttls tls;	/* the TLS engine and what it negotiated */
 	struct txn t;		/* current transaction; reset by txn_reset */
 	size_t inpos, inlen;	/* unread input is inbuf[inpos, inlen) */
 	size_t outlen;		/* octets waiting in outbuf */
@@ -370,9 +380,12 @@ static void hello(struct session *s, char *arg, int esmtp)
 	s->esmtp = esmtp;
 	set_state(s, S_READY);
 	logmsg(LOG_INFO, "%s %s=%s", s->id, esmtp ? "ehlo" : "helo", s->helo);
-	if (esmtp)
-		reply(s, R_EHLO, cfg.hostname, cfg.size_limit);
-	else
+	if (esmtp) {
+		reply(s, R_EHLO, cfg.hostname);
+		if (starttls_offered(&s->tls))
+			reply(s, R_EHLO_STARTTLS);
+		reply(s, R_EHLO_EXT, cfg.size_limit);
+	} else
 		reply(s, R_HELO, cfg.hostname);
 }
 
@@ -409,6 +422,10 @@ static void cmd_mail(struct session *s, char *arg)
 	struct path path;
 	int r;
 
+	if (cfg.tls_required && !s->tls.active) {
+		reply(s, R_TLS_REQUIRED);
+		return;
+	}
 	if (!p || rfc822_path(p, &path, &rest) < 0 || (*rest && *rest != ' ')) {
 		reply(s, R_BAD_SENDER);
 		return;
@@ -516,6 +533,51 @@ static void cmd_quit(struct session *s, char *arg)
 	}
 	reply(s, R_BYE, cfg.hostname);
 	set_state(s, S_QUIT);
+}
+
+/*
+ * cmd_starttls - STARTTLS (RFC 3207): 220, then the engine's handshake.
+ * Whatever the client pipelined after the command is thrown away, never
+ * executed (4.2; the 2011 injection bugs), and the session starts over
+ * as if just connected: no HELO, no transaction.
+ */
+static void cmd_starttls(struct session *s, char *arg)
+{
+	char safe[2 * TLS_REASON_MAX];
+
+	if (*arg) {
+		reply(s, R_NO_ARGS);
+		return;
+	}
+	if (s->tls.active) {
+		reply(s, R_TLS_ACTIVE);
+		return;
+	}
+	if (!starttls_offered(&s->tls)) {
+		reply(s, R_NOT_IMPL);
+		return;
+	}
+	if (starttls_begin(&s->tls, s->in) < 0) {
+		reply(s, R_TLS_UNAVAILABLE);
+		return;
+	}
+	reply(s, R_TLS_GO);
+	out_flush(s);
+	s->inpos = s->inlen = 0;	/* discard: plain text after STARTTLS */
+	if (s->state == S_QUIT || starttls_finish(&s->tls, cfg.cmd_timeout) < 0) {
+		rfc822_safe(safe, sizeof safe, s->tls.info.error, strlen(s->tls.info.error));
+		logmsg(LOG_INFO, "%s starttls client=%s result=failed reason=\"%s\"", s->id,
+		    s->addr, safe);
+		set_state(s, S_QUIT);
+		return;
+	}
+	s->in = s->tls.rd, s->out = s->tls.wr;
+	fcntl(s->out, F_SETFL, fcntl(s->out, F_GETFL) | O_NONBLOCK);
+	txn_reset(s);
+	s->helo[0] = '\0';
+	set_state(s, S_GREET);
+	logmsg(LOG_INFO, "%s starttls client=%s protocol=%s cipher=%s bits=%d", s->id,
+	    s->addr, s->tls.info.protocol, s->tls.info.cipher, s->tls.info.bits);
 }
 
 /* cmd_vrfy - VRFY: we never confirm addresses (RFC 5321 3.5.3) */
@@ -695,7 +757,8 @@ static size_t data_bytes(struct txn *t, const char *p, size_t n)
 static enum reply_id data_start(struct session *s)
 {
 	struct txn *t = &s->t;
-	char head[2 * ADDR_MAX + 2 * CFG_STR_MAX + DOMAIN_MAX + 256]; /* fits any */
+	char head[2 * ADDR_MAX + 2 * CFG_STR_MAX + DOMAIN_MAX + 512]; /* fits any */
+	char using[3 * TLS_TOKEN_MAX];
 	struct received rc;
 	size_t n, k;
 	int err;
@@ -706,6 +769,12 @@ static enum reply_id data_start(struct session *s)
 	}
 	rc.helo = s->helo, rc.addr = s->addr, rc.by = cfg.hostname;
 	rc.with = !s->esmtp ? "SMTP" : t->utf8 ? "UTF8SMTP" : "ESMTP";
+	rc.tls = NULL;
+	if (s->tls.active) {	/* RFC 3848 */
+		rc.with = !s->esmtp ? "SMTP" : t->utf8 ? "UTF8SMTPS" : "ESMTPS";
+		if (starttls_comment(using, sizeof using, &s->tls.info) > 0)
+			rc.tls = using;
+	}
 	rc.id = t->spool.id, rc.when = time(NULL);
 	rc.rcpt = t->nrcpt == 1 ? t->rcpt[0] : NULL;
 	n = snprintf(head, sizeof head, "Return-Path: <%s>\n", t->sender);
@@ -921,6 +990,7 @@ static const struct command commands[] = {
 	{ "RSET", cmd_rset, S_ANY },
 	{ "NOOP", cmd_noop, S_ANY },
 	{ "QUIT", cmd_quit, S_ANY },
+	{ "STARTTLS", cmd_starttls, S_GREET | S_READY },
 	{ "VRFY", cmd_vrfy, S_ANY },
 	{ "HELP", cmd_help, S_ANY },
 	{ "EXPN", cmd_not_impl, S_ANY },
@@ -1016,6 +1086,7 @@ int session_run(int in, int out, const char *addr, struct deliverer *d)
 	s->in = in, s->out = out, s->d = d, s->t.spool.fd = -1;
 	fcntl(out, F_SETFL, fcntl(out, F_GETFL) | O_NONBLOCK);
 	s->state = S_GREET;
+	starttls_open(&s->tls);
 	snprintf(s->addr, sizeof s->addr, "%s", addr);
 	queue_id(s->id, sizeof s->id, 0);
 	logmsg(LOG_INFO, "%s connect client=%s", s->id, s->addr);
@@ -1031,6 +1102,7 @@ int session_run(int in, int out, const char *addr, struct deliverer *d)
 	}
 	out_flush(s);
 	txn_reset(s);
+	starttls_close(&s->tls);
 	logmsg(LOG_INFO, "%s disconnect client=%s helo=%s errors=%d", s->id,
 	    s->addr, s->helo[0] ? s->helo : "-", s->errors);
 	free(s->t.rcpt);
@@ -1078,6 +1150,7 @@ static int spool_setup(void)
 /* check_config - "smtpd -n": print the settings and what is wrong */
 static int check_config(void)
 {
+	char why[4 * CFG_STR_MAX];
 	struct user u;
 	int bad = 0;
 
@@ -1085,6 +1158,10 @@ static int check_config(void)
 	if (users_lookup("postmaster", &u) != USER_FOUND) {
 		fprintf(stderr, "smtpd: postmaster account %s cannot receive mail\n",
 		    cfg.postmaster);
+		bad = 1;
+	}
+	if (tls_check(why, sizeof why) < 0) {
+		fprintf(stderr, "smtpd: %s\n", why);
 		bad = 1;
 	}
 	if (cfg.uid == 0 && (!getpwnam(cfg.session_user) ||

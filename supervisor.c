@@ -14,8 +14,11 @@
  * Signals (through a self-pipe into the poll loop):
  *   SIGTERM, SIGINT  stop accepting; sessions get shutdown_grace seconds,
  *                    then a 421 and close; exit when all workers are gone
- *   SIGHUP           re-read the configuration; new workers replace the
- *                    old ones, which finish their session first
+ *   SIGHUP           re-read the configuration (and check tls_cert and
+ *                    tls_key); new workers replace the old ones, which
+ *                    finish their session first
+ * STARTTLS: a worker sends "T" with the client's socket and its pipes;
+ * we start the TLS engine on them (tlsspawn.c) and answer Y or N.
  *   SIGCHLD          reap; a worker that died is replaced
  * Every queue_interval seconds a child runs the queue (as smtpd -q does).
  */
@@ -38,7 +41,9 @@
 #include "config.h"
 #include "log.h"
 #include "smtpd.h"
+#include "starttls.h"
 #include "supervisor.h"
+#include "tlsspawn.h"
 
 #define LISTEN_MAX	16	/* listening sockets */
 #define ADDR_TEXT	64	/* client address text */
@@ -313,6 +318,7 @@ static void worker_main(struct supervisor *sv, int chan)
 	close(sv->sigpipe[1]);
 	if (deliverer_start(&d, 2) < 0)
 		fatal("worker: cannot start deliverer");
+	starttls_worker(chan);
 	if (cfg.uid == 0)
 		drop_privileges(cfg.session_user);
 	for (served = 0; served < cfg.worker_connections && !worker_stop; served++) {
@@ -406,13 +412,17 @@ static void balance(struct supervisor *sv)
 	}
 }
 
-/* on_message - a worker asks for admission ("B addr") or is idle ("I") */
+/* on_message - admission ("B addr"), idle ("I"), or an engine ("T") */
 static void on_message(struct supervisor *sv, struct worker *w)
 {
 	char buf[ADDR_TEXT + 2];
-	int i, total = 0, same = 0;
-	ssize_t n = recv(w->chan, buf, sizeof buf - 1, 0);
+	int i, total = 0, same = 0, fds[TLS_FDS], nfds;
+	ssize_t n = tls_chan_recv(w->chan, buf, sizeof buf - 1, fds, &nfds);
 
+	if (nfds == TLS_FDS) {
+		send(w->chan, tls_spawn(fds) == 0 ? "Y" : "N", 1, 0);
+		return;
+	}
 	if (n <= 0) {
 		close(w->chan);
 		w->chan = -1;	/* exiting; reaped on SIGCHLD */
@@ -484,6 +494,7 @@ static void signal_all(struct supervisor *sv, int sig, int retire)
 static void reload(struct supervisor *sv)
 {
 	struct config old = cfg;
+	char why[4 * CFG_STR_MAX];
 	int mode;
 
 	optind = 1;
@@ -493,6 +504,11 @@ static void reload(struct supervisor *sv)
 		return;
 	}
 	snprintf(cfg.listen, sizeof cfg.listen, "%s", old.listen);	/* sockets stay */
+	if (tls_check(why, sizeof why) < 0) {
+		cfg = old;
+		logmsg(LOG_ERR, "SIGHUP: %s; keeping the old configuration", why);
+		return;
+	}
 	logmsg(LOG_INFO, "SIGHUP: configuration reloaded; replacing workers");
 	signal_all(sv, SIGTERM, 1);
 }
@@ -623,9 +639,14 @@ static int setup(struct supervisor *sv)
 int supervisor_run(int argc, char **argv)
 {
 	struct supervisor sv = { 0 };
+	char why[4 * CFG_STR_MAX];
 	int idle, all, hard = 0;
 
 	sv.argc = argc, sv.argv = argv;
+	if (tls_check(why, sizeof why) < 0) {
+		logmsg(LOG_CRIT, "supervisor cannot start: %s", why);
+		return 111;
+	}
 	if (setup(&sv) < 0) {
 		logmsg(LOG_CRIT, "supervisor cannot start: %s", strerror(errno));
 		return 111;
