@@ -61,7 +61,7 @@ robust: $(B)/smtpd
 	python3 tests/robust/run.py $(B)/smtpd
 
 tls: $(B)/smtpd $(B)/smtpd-tls
-	python3 -m pytest -q tests/tls --smtpd=$(B)/smtpd --engine=$(B)/smtpd-tls
+	/usr/bin/python3 -m pytest -q tests/tls --smtpd=$(B)/smtpd --engine=$(B)/smtpd-tls
 
 check: unit e2e launch robust tls
 

@@ -329,6 +329,9 @@ int engine_serve(const struct engine *e)
 	if (!(r.c = handshake(e, why, sizeof why))) {
 		if (ask == 'Y')
 			send_error(e->ctl, why);
+		close(e->ctl);		/* EOF: the application gives up now */
+		close(e->to_app);
+		close(e->from_app);
 		return 1;
 	}
 	if (ask == 'Y')

@@ -1,0 +1,97 @@
+"""conftest.py - the STARTTLS suite's fixtures.
+
+Reuses tests/launch/launchlib.py (temp world, processes in their own
+process groups, raw SMTP client, Maildir reading).  Adds: a throwaway CA
+and server certificates made with openssl for the whole session, and
+helpers to start smtpd behind the smtpd-tls wrapper or the supervisor
+with tls_cert/tls_key.  Every process a test starts is stopped after it.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests", "launch"))
+import launchlib as L                                    # noqa: E402
+
+
+def pytest_addoption(parser):
+    parser.addoption("--smtpd", default=os.path.join(ROOT, "smtpd"))
+    parser.addoption("--engine", default=os.path.join(ROOT, "smtpd-tls"))
+
+
+@pytest.fixture(scope="session")
+def bins(request):
+    smtpd = os.path.abspath(request.config.getoption("--smtpd"))
+    engine = os.path.abspath(request.config.getoption("--engine"))
+    for b in (smtpd, engine):
+        if not os.access(b, os.X_OK):
+            pytest.fail("%s not built (make)" % b)
+    L.SMTPD = smtpd
+    return smtpd, engine
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl"] + list(args), cwd=cwd, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
+
+
+def make_cert(d, name, ca, cn="mx.test", curve=True):
+    """key + certificate for cn (and 127.0.0.1) signed by the CA"""
+    key, csr, crt = (os.path.join(d, name + s) for s in (".key", ".csr", ".crt"))
+    if curve:
+        openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                "-out", key, cwd=d)
+    else:
+        openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                "-out", key, cwd=d)
+    openssl("req", "-new", "-key", key, "-subj", "/CN=" + cn, "-out", csr, cwd=d)
+    ext = os.path.join(d, name + ".ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=DNS:%s,DNS:localhost,IP:127.0.0.1\n"
+                "extendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\n" % cn)
+    openssl("x509", "-req", "-in", csr, "-CA", ca + ".crt", "-CAkey", ca + ".key",
+            "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", crt, cwd=d)
+    os.chmod(key, 0o600)      # root only: the engine reads it before dropping
+    return crt, key
+
+
+class PKI:
+    def __init__(self, d):
+        self.dir = d
+        ca = os.path.join(d, "ca")
+        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                "-nodes", "-keyout", ca + ".key", "-out", ca + ".crt", "-days", "2",
+                "-subj", "/CN=smtpd test CA", cwd=d)
+        self.ca = ca + ".crt"
+        self.cert, self.key = make_cert(d, "server", ca)
+        self.cert2, self.key2 = make_cert(d, "server2", ca, cn="mx2.test")
+        self.rsa_cert, self.rsa_key = make_cert(d, "rsa", ca, curve=False)
+
+    def serial(self, crt):
+        out = subprocess.run(["openssl", "x509", "-noout", "-serial", "-in", crt],
+                             capture_output=True, text=True, check=True).stdout
+        return out.strip().split("=", 1)[1].upper()
+
+
+@pytest.fixture(scope="session")
+def pki():
+    d = tempfile.mkdtemp(prefix="smtpd-tls-pki-")
+    os.chmod(d, 0o755)
+    p = PKI(d)
+    yield p
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def world(bins, request):
+    w = L.World("tls-" + request.node.name[:20].replace("[", "-").replace("]", ""))
+    w.engine = bins[1]
+    yield w
+    L.stop_all()
+    shutil.rmtree(w.dir, ignore_errors=True)
