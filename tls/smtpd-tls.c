@@ -95,7 +95,8 @@ static struct tls *load(const struct options *o, char *why, size_t cap)
 		return NULL;
 	}
 	if (tls_configure(srv, tc) < 0) {	/* checks that key and cert match */
-		snprintf(why, cap, "%s", tls_error(srv));
+		snprintf(why, cap, "%s: not a PEM private key, or not the key of %s",
+		    tls_error(srv), o->cert);
 		return NULL;
 	}
 	tls_config_clear_keys(tc);	/* the SSL context keeps its own copy */

@@ -53,7 +53,7 @@ def make_cert(d, name, ca, cn="mx.test", curve=True):
     openssl("req", "-new", "-key", key, "-subj", "/CN=" + cn, "-out", csr, cwd=d)
     ext = os.path.join(d, name + ".ext")
     with open(ext, "w") as f:
-        f.write("subjectAltName=DNS:%s,DNS:localhost,IP:127.0.0.1\n"
+        f.write("subjectAltName=DNS:%s,DNS:mx.test,DNS:localhost,IP:127.0.0.1\n"
                 "extendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\n" % cn)
     openssl("x509", "-req", "-in", csr, "-CA", ca + ".crt", "-CAkey", ca + ".key",
             "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", crt, cwd=d)
