@@ -12,10 +12,11 @@ PREFIX  ?= /usr/local
 SBINDIR ?= $(PREFIX)/sbin
 B       ?= .
 
-SRCS = smtpd.c rfc822.c queue.c maildir.c config.c deliver.c users.c log.c \
-       supervisor.c proxy.c starttls.c tlsspawn.c
+SRCS = smtpd.c data.c replies.c rfc822.c queue.c maildir.c storage.c config.c \
+       deliver.c users.c log.c supervisor.c worker.c proc.c peer.c proxy.c \
+       starttls.c tlsspawn.c
 OBJS = $(SRCS:%.c=$(B)/%.o)
-TESTS = $(B)/tests/check_rfc822 $(B)/tests/check_maildir $(B)/tests/check_queue \
+TESTS = $(B)/tests/check_rfc822 $(B)/tests/check_data $(B)/tests/check_maildir $(B)/tests/check_queue \
         $(B)/tests/check_smtpd
 CHECK_LIBS = $(shell pkg-config --cflags --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -lpthread)
 
@@ -63,7 +64,7 @@ robust: $(B)/smtpd
 tls: $(B)/smtpd $(B)/smtpd-tls
 	/usr/bin/python3 -m pytest -q tests/tls --smtpd=$(B)/smtpd --engine=$(B)/smtpd-tls
 
-check: unit e2e launch robust tls
+check: unit arrows e2e launch robust tls
 
 ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
              -fno-sanitize-recover=all
@@ -75,9 +76,13 @@ check-asan:
 	$(MAKE) B=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" tls
 	python3 tests/robust/run.py build-asan/smtpd $(ROBUST_ASAN)
 
+# the README's first command: for root and ordinary users alike
 demo: $(B)/smtpd
-	@echo "smtpd: 127.0.0.1:2525 -> $$HOME/Maildir (as $$(id -un)); Ctrl-C stops it"
-	$(B)/smtpd -e -o workers=2 -l 127.0.0.1:2525
+	@sh etc/demo.sh $(B)/smtpd $(CURDIR)/demo 2525
+
+# no two modules call each other in a circle (from the objects' symbols)
+arrows: $(B)/smtpd
+	python3 tests/arrows/check_arrows.py $(B)/main.o $(OBJS)
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR)
@@ -86,8 +91,8 @@ install: all
 
 clean:
 	rm -rf smtpd smtpd-tls tls/*.o tls/*.d *.o *.d tests/check_rfc822 tests/check_maildir tests/check_queue \
-	    tests/check_smtpd tests/*.d tests/faultfs.so build-asan
+	    tests/check_smtpd tests/check_data tests/*.d tests/faultfs.so build-asan demo
 
-.PHONY: all unit e2e launch robust tls tls-missing check check-asan demo install clean
+.PHONY: all unit arrows e2e launch robust tls tls-missing check check-asan demo install clean
 -include $(B)/*.d $(B)/tests/*.d $(B)/tls/*.d
 -include fuzz/fuzz.mk

@@ -231,7 +231,7 @@ int config_load(int argc, char **argv, int *mode)
 		return -1;
 	}
 	*mode = MODE_SESSION;
-	while ((c = getopt(argc, argv, "c:o:l:deqnh")) != -1) {
+	while ((c = getopt(argc, argv, "c:o:l:deqQDnh")) != -1) {
 		switch (c) {
 		case 'c':
 			if (read_file(optarg) < 0)
@@ -250,13 +250,21 @@ int config_load(int argc, char **argv, int *mode)
 				return -1;
 			break;
 		case 'q': *mode = MODE_QUEUE; break;
+		case 'Q': *mode = MODE_LIST; break;
+		case 'D': *mode = MODE_DELETE; break;
 		case 'n': *mode = MODE_CHECK; break;
 		case 'h': *mode = MODE_HELP; return 0;
 		default: return -1;
 		}
 	}
-	if (optind != argc) {
+	/* -q and -D take a queue id after the options; argv[optind] */
+	if (optind != argc && !((*mode == MODE_QUEUE || *mode == MODE_DELETE) &&
+	    optind + 1 == argc)) {
 		fprintf(stderr, "smtpd: unexpected argument: %s\n", argv[optind]);
+		return -1;
+	}
+	if (*mode == MODE_DELETE && optind == argc) {
+		fprintf(stderr, "smtpd: -D needs a queue id\n");
 		return -1;
 	}
 	if (strcmp(cfg.log, "syslog") != 0 && strcmp(cfg.log, "stderr") != 0) {
@@ -312,9 +320,10 @@ void config_help(FILE *f)
 
 	for (i = 0; i < NSETTINGS; i++) {
 		if (settings[i].str)
-			fprintf(f, "  %-16s %s\n", settings[i].name, settings[i].help);
+			fprintf(f, "  %-18s %s (default \"%s\")\n", settings[i].name,
+			    settings[i].help, settings[i].str);
 		else
-			fprintf(f, "  %-16s %s (default %ld, %ld..%ld)\n",
+			fprintf(f, "  %-18s %s (default %ld, %ld..%ld)\n",
 			    settings[i].name, settings[i].help, settings[i].def,
 			    settings[i].min, settings[i].max);
 	}

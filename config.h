@@ -66,6 +66,6 @@ int is_local_domain(const char *domain);
 int in_list(const char *item, const char *list);
 
 /* modes chosen on the command line */
-enum { MODE_SESSION, MODE_QUEUE, MODE_CHECK, MODE_HELP };
+enum { MODE_SESSION, MODE_QUEUE, MODE_LIST, MODE_DELETE, MODE_CHECK, MODE_HELP };
 
 #endif

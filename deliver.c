@@ -4,7 +4,7 @@
  * Interface: deliverer_start() forks it, deliverer_deliver() sends one
  * (queue id, recipient, spool fd) request and waits for the one-line
  * result, deliverer_stop() ends it.
- * Invariants (DESIGN.md, process model):
+ * Invariants (DESIGN.md, "Process model"):
  *  - the deliverer reads no network bytes: it gets a queue id and a
  *    recipient address, validates both again itself, and reads the
  *    spool file through the descriptor it is handed (SCM_RIGHTS), so it
@@ -20,8 +20,9 @@
  * its reply does not cause a second copy.
  * Protocol: SOCK_SEQPACKET, one datagram each way.  Request "D QID RCPT"
  * (first try) or "R QID RCPT" (retry);
- * reply "C TEXT" where C is DELIVER_OK/TEMP/PERM and TEXT the Maildir
- * file name, or an enhanced status code and reason.
+ * reply "CW TEXT" where C is DELIVER_OK/TEMP/PERM, W a WHY_* reason
+ * code (the session maps it to a reply; it never parses TEXT), and TEXT
+ * the Maildir file name or the reason, for the log.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -68,17 +69,32 @@ static void unbecome(void)
 		fatal("cannot take back root after delivery");
 }
 
-/* storage_reply - map a storage errno to a temporary result line */
-static void storage_reply(char *out, size_t cap, int err)
+/* deliver_why_errno - the one map from a storage errno to a reason */
+int deliver_why_errno(int err)
 {
-	if (err == ENOSPC)
-		snprintf(out, cap, "%c 4.3.1 Insufficient system storage", DELIVER_TEMP);
-	else if (err == EDQUOT)
-		snprintf(out, cap, "%c 4.2.2 Mailbox full", DELIVER_TEMP);
-	else if (err == ELOOP)
-		snprintf(out, cap, "%c 4.3.0 Maildir path holds a symlink", DELIVER_TEMP);
-	else
-		snprintf(out, cap, "%c 4.3.0 %s", DELIVER_TEMP, strerror(err));
+	switch (err) {
+	case ENOSPC:
+		return WHY_STORAGE;
+	case EDQUOT:
+		return WHY_QUOTA;
+	case ELOOP:
+		return WHY_SYMLINK;
+	default:
+		return WHY_IO;
+	}
+}
+
+/* deliver_status_word - DELIVER_* as the log's result= word */
+const char *deliver_status_word(int status)
+{
+	return status == DELIVER_OK ? "delivered" :
+	    status == DELIVER_PERM ? "failed" : "deferred";
+}
+
+/* result - fill a reply line: status, reason, text */
+static void result(char *out, size_t cap, int status, int why, const char *text)
+{
+	snprintf(out, cap, "%c%c %s", status, why, text);
 }
 
 /* first_line - length of the spool's Return-Path line, or 0 if bad */
@@ -103,6 +119,36 @@ static void make_tag(char *dst, size_t cap, const char *qid, const char *rcpt)
 	snprintf(dst, cap, "%.32s-%016llx", qid, h);
 }
 
+/* log_delivery - the one line per delivery attempt */
+static void log_delivery(const char *qid, const char *rcpt, const char *user,
+    const char *out)
+{
+	char to[ADDR_MAX * 4], why[REPLY_MAX * 4];
+	int ok = out[0] == DELIVER_OK;
+
+	log_escape(to, sizeof to, rcpt, strlen(rcpt));
+	log_text(why, sizeof why, out + 3);
+	logmsg(ok ? LOG_INFO : LOG_WARNING, "%s delivery to=<%s> user=%s result=%s %s=\"%s\"",
+	    qid, to, user, deliver_status_word(out[0]), ok ? "file" : "reason", why);
+}
+
+/* prepare - the spool's Return-Path line plus our Delivered-To line */
+static int prepare(struct maildir_msg *m, char *head, size_t cap, int spool,
+    const char *rcpt)
+{
+	struct stat st;
+	size_t first;
+
+	if (fstat(spool, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    (first = first_line(spool, head, FIRSTLINE_MAX)) == 0)
+		return -1;
+	m->headlen = first + snprintf(head + first, cap - first,
+	    "Delivered-To: %s\n", rcpt);
+	m->head = head, m->srcfd = spool, m->srcoff = first;
+	m->srclen = st.st_size - first;
+	return 0;
+}
+
 /* deliver_one - write the spool into the user's Maildir; result line */
 static void deliver_one(int spool, const char *qid, const char *rcpt, int retry,
     unsigned long seq, char *out, size_t cap)
@@ -110,46 +156,39 @@ static void deliver_one(int spool, const char *qid, const char *rcpt, int retry,
 	char head[FIRSTLINE_MAX + ADDR_MAX + 32], name[MAILDIR_NAME_MAX], tag[64];
 	struct maildir_msg m;
 	struct user u;
-	struct stat st;
-	size_t first;
 	int r, err;
 
 	if ((r = users_resolve(rcpt, &u)) != USER_FOUND) {
-		snprintf(out, cap, r == USER_TEMPFAIL ? "4 4.3.0 User lookup failed" :
-		    "5 5.1.1 No such user");
+		if (r == USER_TEMPFAIL)
+			result(out, cap, DELIVER_TEMP, WHY_LOOKUP, "user lookup failed");
+		else
+			result(out, cap, DELIVER_PERM, WHY_NOUSER, "no such user");
+		log_delivery(qid, rcpt, "-", out);
 		return;
 	}
-	if (fstat(spool, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    (first = first_line(spool, head, FIRSTLINE_MAX)) == 0) {
-		snprintf(out, cap, "4 4.3.0 Spool file unreadable");
+	if (prepare(&m, head, sizeof head, spool, rcpt) < 0) {
+		result(out, cap, DELIVER_TEMP, WHY_IO, "spool file unreadable");
+		log_delivery(qid, rcpt, u.name, out);
 		return;
 	}
-	m.headlen = first + snprintf(head + first, sizeof head - first,
-	    "Delivered-To: %s\n", rcpt);
-	m.head = head, m.srcfd = spool, m.srcoff = first;
-	m.srclen = st.st_size - first, m.seq = seq;
+	m.seq = seq;
 	make_tag(tag, sizeof tag, qid, rcpt);
 	m.tag = tag;
 	if (become(&u) < 0) {
 		unbecome();
-		snprintf(out, cap, "4 4.3.0 Cannot take user identity");
-		return;
-	}
-	if (retry && maildir_has_tag(u.maildir, tag)) {
+		result(out, cap, DELIVER_TEMP, WHY_IO, "cannot take user identity");
+	} else if (retry && maildir_has_tag(u.maildir, tag)) {
 		unbecome();
-		snprintf(out, cap, "2 already delivered (tag %s)", tag);
-		logmsg(LOG_INFO, "%s delivery to=<%s> user=%s result=%s", qid, rcpt,
-		    u.name, out);
-		return;
+		result(out, cap, DELIVER_OK, WHY_NONE, "already-delivered");
+	} else {
+		err = maildir_deliver(u.maildir, &m, cfg.hostname, name, sizeof name);
+		unbecome();
+		if (err)
+			result(out, cap, DELIVER_TEMP, deliver_why_errno(err), strerror(err));
+		else
+			result(out, cap, DELIVER_OK, WHY_NONE, name);
 	}
-	err = maildir_deliver(u.maildir, &m, cfg.hostname, name, sizeof name);
-	unbecome();
-	if (err)
-		storage_reply(out, cap, err);
-	else
-		snprintf(out, cap, "2 %s", name);
-	logmsg(err ? LOG_WARNING : LOG_INFO, "%s delivery to=<%s> user=%s result=%s",
-	    qid, rcpt, u.name, out);
+	log_delivery(qid, rcpt, u.name, out);
 }
 
 /* recv_request - one request datagram and its spool fd; -1 at EOF */
@@ -241,46 +280,61 @@ int deliverer_start(struct deliverer *d, int keep_fd)
 	return 0;
 }
 
-/* deliverer_deliver - one delivery request; DELIVER_* and `why` */
-int deliverer_deliver(struct deliverer *d, int spoolfd, const char *qid,
-    const char *rcpt, int retry, char *why, size_t cap)
+/* send_request - "D|R QID RCPT" with the spool fd attached; 0 or -1 */
+static int send_request(int fd, int spoolfd, const char *req, size_t len)
 {
-	char req[REQ_MAX], ctl[CMSG_SPACE(sizeof(int))], rep[REPLY_MAX];
-	struct iovec iov;
+	char ctl[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { (void *)req, len };
 	struct msghdr mh = { 0 };
 	struct cmsghdr *c;
-	ssize_t n;
-	int len = snprintf(req, sizeof req, "%c %s %s", retry ? 'R' : 'D', qid, rcpt);
 
-	if (!deliverer_alive(d))
-		goto broken;
-	if (len < 0 || (size_t)len >= sizeof req)
-		return DELIVER_PERM;
-	iov.iov_base = req, iov.iov_len = len;
 	mh.msg_iov = &iov, mh.msg_iovlen = 1;
 	mh.msg_control = ctl, mh.msg_controllen = sizeof ctl;
 	c = CMSG_FIRSTHDR(&mh);
 	c->cmsg_level = SOL_SOCKET, c->cmsg_type = SCM_RIGHTS;
 	c->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(c), &spoolfd, sizeof(int));
-	if (sendmsg(d->fd, &mh, MSG_NOSIGNAL) < 0)
+	return sendmsg(fd, &mh, MSG_NOSIGNAL) < 0 ? -1 : 0;
+}
+
+/* valid_reply - status octet, reason octet, space */
+static int valid_reply(const char *rep, ssize_t n)
+{
+	return n >= 3 && (rep[0] == DELIVER_OK || rep[0] == DELIVER_TEMP ||
+	    rep[0] == DELIVER_PERM) && rep[1] > ' ' && rep[2] == ' ';
+}
+
+/* deliverer_deliver - one delivery request; its outcome in *res */
+int deliverer_deliver(struct deliverer *d, int spoolfd, const char *qid,
+    const char *rcpt, int retry, struct deliver_result *res)
+{
+	char req[REQ_MAX], rep[REPLY_MAX];
+	ssize_t n;
+	int len = snprintf(req, sizeof req, "%c %s %s", retry ? 'R' : 'D', qid, rcpt);
+
+	res->status = DELIVER_TEMP, res->why = WHY_AGENT;
+	snprintf(res->text, sizeof res->text, "delivery agent unavailable");
+	if (len < 0 || (size_t)len >= sizeof req) {
+		res->status = DELIVER_PERM, res->why = WHY_NOUSER;
+		return res->status;
+	}
+	if (!deliverer_alive(d) || send_request(d->fd, spoolfd, req, len) < 0)
 		goto broken;
 	do
 		n = recv(d->fd, rep, sizeof rep - 1, 0);
 	while (n < 0 && errno == EINTR);
-	if (n < 2 || (rep[0] != DELIVER_OK && rep[0] != DELIVER_TEMP &&
-	    rep[0] != DELIVER_PERM))
+	if (!valid_reply(rep, n))
 		goto broken;
-	rep[n] = '\0';
-	snprintf(why, cap, "%s", rep + 2);
-	return rep[0];
+	rep[n < (ssize_t)sizeof res->text + 3 ? n : (ssize_t)sizeof res->text + 2] = '\0';
+	res->status = rep[0], res->why = rep[1];
+	memcpy(res->text, rep + 3, strlen(rep + 3) + 1);
+	return res->status;
 broken:
 	if (d->fd >= 0) {
 		close(d->fd);	/* it died or went mad: never talk to it again */
 		d->fd = -1;
 	}
-	snprintf(why, cap, "4.3.0 Delivery agent unavailable");
-	return DELIVER_TEMP;
+	return res->status;
 }
 
 /* deliverer_alive - can it still take requests? (else: replace us) */

@@ -15,9 +15,30 @@ struct deliverer {
 /* results, as the first octet of a reply: qmail's ok/permanent/temporary */
 enum { DELIVER_OK = '2', DELIVER_TEMP = '4', DELIVER_PERM = '5' };
 
+/* why a delivery did not succeed, as the second octet of a reply */
+enum deliver_why {
+	WHY_NONE = '-',		/* delivered */
+	WHY_STORAGE = 'S',	/* ENOSPC: 452 4.3.1 */
+	WHY_QUOTA = 'Q',	/* EDQUOT: 452 4.2.2 */
+	WHY_IO = 'I',		/* any other storage error */
+	WHY_SYMLINK = 'L',	/* the Maildir path holds a symlink */
+	WHY_LOOKUP = 'U',	/* user lookup failed for now */
+	WHY_NOUSER = 'N',	/* no such user */
+	WHY_AGENT = 'A',	/* the deliverer is gone or broken */
+};
+
+/* One delivery's outcome: DELIVER_*, a WHY_* and text for the log. */
+struct deliver_result {
+	int status;		/* DELIVER_OK, DELIVER_TEMP, DELIVER_PERM */
+	int why;		/* WHY_* */
+	char text[256];		/* file name when delivered, else the reason */
+};
+
 int deliverer_start(struct deliverer *d, int keep_fd);
 int deliverer_deliver(struct deliverer *d, int spoolfd, const char *qid,
-    const char *rcpt, int retry, char *why, size_t cap);
+    const char *rcpt, int retry, struct deliver_result *res);
+int deliver_why_errno(int err);
+const char *deliver_status_word(int status);
 void deliverer_stop(struct deliverer *d);
 int deliverer_alive(const struct deliverer *d);
 

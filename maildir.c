@@ -27,15 +27,7 @@
 #include <unistd.h>
 
 #include "maildir.h"
-
-static const struct maildir_ops real_ops = { write, fsync, renameat };
-static const struct maildir_ops *ops = &real_ops;
-
-/* maildir_set_ops - replace the storage calls (tests); NULL restores */
-void maildir_set_ops(const struct maildir_ops *o)
-{
-	ops = o ? o : &real_ops;
-}
+#include "storage.h"
 
 /* open_dir - open a directory below `at` without following a symlink */
 static int open_dir(int at, const char *name, int create)
@@ -137,21 +129,6 @@ int maildir_has_tag(const char *dir, const char *tag)
 	return dir_has(dir, "new", mark) || dir_has(dir, "cur", mark);
 }
 
-/* write_all - write n bytes through the seam, retrying short writes */
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = ops->write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return w < 0 ? errno : EIO;
-		p += w, n -= w;
-	}
-	return 0;
-}
-
 /* copy_body - head, then the spool bytes [off, off+len), into fd */
 static int copy_body(int fd, const struct maildir_msg *m)
 {
@@ -159,7 +136,7 @@ static int copy_body(int fd, const struct maildir_msg *m)
 	off_t off = m->srcoff, end = m->srcoff + m->srclen;
 	int err;
 
-	if ((err = write_all(fd, m->head, m->headlen)) != 0)
+	if ((err = storage_write_all(fd, m->head, m->headlen)) != 0)
 		return err;
 	while (off < end) {
 		size_t want = end - off > (off_t)sizeof buf ? sizeof buf : (size_t)(end - off);
@@ -169,7 +146,7 @@ static int copy_body(int fd, const struct maildir_msg *m)
 			continue;
 		if (r <= 0)
 			return r < 0 ? errno : EIO;	/* spool shrank: never deliver short */
-		if ((err = write_all(fd, buf, r)) != 0)
+		if ((err = storage_write_all(fd, buf, r)) != 0)
 			return err;
 		off += r;
 	}
@@ -189,8 +166,8 @@ static int write_tmp(int tmpfd, const char *name, const struct maildir_msg *m)
 	if (fd < 0)
 		return errno;
 	err = copy_body(fd, m);
-	if (!err && ops->fsync(fd) < 0)
-		err = errno;
+	if (!err)
+		err = storage_fsync(fd);
 	if (close(fd) < 0 && !err)	/* NFS reports write errors at close */
 		err = errno;
 	if (err)
@@ -204,11 +181,11 @@ static int write_tmp(int tmpfd, const char *name, const struct maildir_msg *m)
  */
 static int publish(int tmpfd, int newfd, const char *name, const char *final)
 {
-	if (ops->renameat(tmpfd, name, newfd, final) < 0)
-		return errno;
-	if (ops->fsync(newfd) < 0) {
-		int err = errno;
+	int err;
 
+	if ((err = storage_rename(tmpfd, name, newfd, final)) != 0)
+		return err;
+	if ((err = storage_fsync(newfd)) != 0) {
 		unlinkat(newfd, final, 0);	/* we report failure: show nothing */
 		return err;
 	}

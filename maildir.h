@@ -11,17 +11,6 @@
 #define MAILDIR_NAME_MAX 256	/* longest file name we make */
 #define MAILDIR_TMP_AGE	129600	/* seconds: the spec's 36 hours for tmp/ */
 
-/*
- * The storage seam: every call that can lose data goes through this
- * table, so tests can force ENOSPC, EDQUOT and EIO at each step.
- */
-struct maildir_ops {
-	ssize_t (*write)(int fd, const void *buf, size_t n);
-	int (*fsync)(int fd);
-	int (*renameat)(int olddir, const char *old, int newdir, const char *new);
-};
-void maildir_set_ops(const struct maildir_ops *ops);
-
 /* What one delivery writes: `head`, then src bytes [off, off + len). */
 struct maildir_msg {
 	const char *head;	/* per-recipient header lines */

@@ -35,8 +35,10 @@
 
 #include "config.h"
 #include "log.h"
+#include "proc.h"
 #include "queue.h"
 #include "rfc822.h"
+#include "storage.h"
 
 #define ENV_LINE_MAX	(ADDR_MAX + 8)
 #define BACKOFF_MAX	14400	/* seconds: retry at least every 4 hours */
@@ -92,21 +94,6 @@ int spool_create(struct spool *s, unsigned long seq)
 	return s->fd < 0 ? errno : 0;
 }
 
-/* write_all - write n octets, retrying short writes; 0 or an errno */
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return w < 0 ? errno : EIO;
-		p += w, n -= w;
-	}
-	return 0;
-}
-
 /* unlink_data - remove spool_dir/ID */
 static void unlink_data(const char *id)
 {
@@ -130,7 +117,7 @@ static int to_disk(struct spool *s)
 
 		if (r <= 0)
 			err = r < 0 ? errno : EIO;
-		else if ((err = write_all(fd, buf, r)) == 0)
+		else if ((err = storage_write_all(fd, buf, r)) == 0)
 			off += r;
 	}
 	if (err) {
@@ -149,7 +136,7 @@ int spool_flush(struct spool *s)
 	if (!s->err && !s->disk && s->size > cfg.spool_memory)
 		s->err = to_disk(s);	/* too big for memory: bounded RSS */
 	if (!s->err)
-		s->err = write_all(s->fd, s->buf, s->used);
+		s->err = storage_write_all(s->fd, s->buf, s->used);
 	s->used = 0;
 	return s->err;
 }
@@ -203,9 +190,10 @@ static int fsync_dir(void)
  * The rename makes the new envelope appear whole or not at all.
  */
 static int write_env(const char *id, time_t arrival, long attempts,
-    time_t next, char *const *rcpts, int n)
+    time_t next, char *const *rcpts, int n, const char *why)
 {
 	char tmp[CFG_STR_MAX + QID_MAX + 8], env[CFG_STR_MAX + QID_MAX + 8];
+	char safe[256];
 	FILE *f;
 	int fd, i, err = 0;
 
@@ -223,6 +211,8 @@ static int write_env(const char *id, time_t arrival, long attempts,
 	    (long long)next);
 	for (i = 0; i < n; i++)
 		fprintf(f, "R %s\n", rcpts[i]);
+	log_text(safe, sizeof safe, why);	/* no line break can get in */
+	fprintf(f, "E %s\n", safe);	/* last error, for smtpd -Q */
 	if (fflush(f) == EOF || fsync(fd) < 0)
 		err = errno;
 	if (fclose(f) == EOF && !err)
@@ -237,7 +227,7 @@ static int write_env(const char *id, time_t arrival, long attempts,
 }
 
 /* spool_keep - make message and pending recipients durable; 0 or errno */
-int spool_keep(struct spool *s, char *const *rcpts, int n)
+int spool_keep(struct spool *s, char *const *rcpts, int n, const char *why)
 {
 	int err;
 
@@ -245,10 +235,10 @@ int spool_keep(struct spool *s, char *const *rcpts, int n)
 		return err;
 	if (!s->disk && (err = to_disk(s)) != 0)
 		return err;
-	if (fsync(s->fd) < 0)
-		return errno;
+	if ((err = storage_fsync(s->fd)) != 0)
+		return err;
 	return write_env(s->id, time(NULL), 0, time(NULL) + cfg.queue_retry,
-	    rcpts, n);
+	    rcpts, n, why);
 }
 
 /* An envelope read back from disk; `buf` holds the recipient lines. */
@@ -258,6 +248,7 @@ struct envelope {
 	time_t next;		/* not before this time */
 	int n;			/* pending recipients in rcpt[] */
 	char **rcpt;		/* pointers into buf */
+	const char *why;	/* last error ("E" line), "" if none */
 	char *buf;		/* the file's text, NUL-ended */
 };
 
@@ -269,6 +260,7 @@ static int parse_env(struct envelope *e, int max)
 	struct path p;
 
 	e->n = 0;
+	e->why = "";
 	if (sscanf(line, "T %lld\nA %ld %lld\n", &t, &e->attempts, &nx) != 3 ||
 	    t < 0 || t > TIME_SANE || nx < 0 || nx > TIME_SANE ||
 	    e->attempts < 0 || e->attempts > 1000000)
@@ -276,6 +268,8 @@ static int parse_env(struct envelope *e, int max)
 	e->arrival = t, e->next = nx;
 	for (; (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
 		*nl = '\0';
+		if (line[0] == 'E' && line[1] == ' ')
+			e->why = line + 2;
 		if (line[0] != 'R')
 			continue;
 		if (line[1] != ' ' || e->n >= max || rfc822_mailbox(line + 2, &p) < 0)
@@ -314,21 +308,35 @@ static time_t backoff(long attempts)
 	return b < BACKOFF_MAX ? b : BACKOFF_MAX;
 }
 
+/* log_attempt - one line for a queue run's delivery attempt */
+static void log_attempt(const char *id, const char *event, const char *rcpt,
+    const struct deliver_result *r)
+{
+	char to[ADDR_MAX * 4], why[sizeof r->text * 4];
+
+	log_escape(to, sizeof to, rcpt, strlen(rcpt));
+	log_text(why, sizeof why, r->text);
+	logmsg(r->status == DELIVER_OK ? LOG_INFO : LOG_WARNING,
+	    "%s %s to=<%s> result=%s reason=\"%s\"", id, event, to,
+	    deliver_status_word(r->status), why);
+}
+
 /* retry - try each pending recipient; returns how many remain */
 static int retry(struct deliverer *d, const char *id, int data, struct envelope *e,
-    int *perm)
+    int *perm, char *why, size_t cap)
 {
-	char why[256];
-	int i, kept = 0, r;
+	struct deliver_result r;
+	int i, kept = 0;
 
 	for (i = 0; i < e->n; i++) {
-		r = deliverer_deliver(d, data, id, e->rcpt[i], 1, why, sizeof why);
-		logmsg(LOG_INFO, "%s retry to=<%s> result=%c %s", id, e->rcpt[i],
-		    r, why);
-		if (r == DELIVER_PERM)
+		deliverer_deliver(d, data, id, e->rcpt[i], 1, &r);
+		log_attempt(id, "retry", e->rcpt[i], &r);
+		if (r.status == DELIVER_PERM)
 			*perm = 1;
-		if (r != DELIVER_OK)
+		if (r.status != DELIVER_OK) {
 			e->rcpt[kept++] = e->rcpt[i];
+			snprintf(why, cap, "%s", r.text);
+		}
 	}
 	return kept;
 }
@@ -336,31 +344,34 @@ static int retry(struct deliverer *d, const char *id, int data, struct envelope 
 /* give_up - hand an undeliverable message to the postmaster */
 static int give_up(struct deliverer *d, const char *id, int data)
 {
-	char why[256];
-	int r = deliverer_deliver(d, data, id, "postmaster", 1, why, sizeof why);
+	struct deliver_result r;
 
-	logmsg(LOG_WARNING, "%s gave up; to postmaster result=%c %s", id, r, why);
-	return r == DELIVER_OK;
+	deliverer_deliver(d, data, id, "postmaster", 1, &r);
+	log_attempt(id, "gaveup", "postmaster", &r);
+	return r.status == DELIVER_OK;
 }
 
 /* run_one - retry one queued message whose envelope is open as `fd` */
-static void run_one(struct deliverer *d, const char *id, int fd, time_t now)
+static void run_one(struct deliverer *d, const char *id, int fd, time_t now,
+    int force)
 {
-	char path[CFG_STR_MAX + QID_MAX + 8];
+	char path[CFG_STR_MAX + QID_MAX + 8], why[256];
 	struct envelope e = { 0 };
 	int data = -1, perm = 0;
 
 	if (read_env(fd, &e) < 0) {
-		logmsg(LOG_ERR, "%s bad envelope; left for the administrator", id);
+		logmsg(LOG_ERR, "%s queue result=skipped reason=\"bad envelope; left for the administrator\"", id);
 		goto out;
 	}
-	if (now < e.next || spool_path(path, sizeof path, id, "") < 0)
+	if ((now < e.next && !force) || spool_path(path, sizeof path, id, "") < 0)
 		goto out;
 	if ((data = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
-		logmsg(LOG_ERR, "%s data file missing: %s", id, strerror(errno));
+		logmsg(LOG_ERR, "%s queue result=skipped reason=\"data file missing: %s\"",
+		    id, strerror(errno));
 		goto out;
 	}
-	e.n = retry(d, id, data, &e, &perm);
+	snprintf(why, sizeof why, "%s", e.why);
+	e.n = retry(d, id, data, &e, &perm, why, sizeof why);
 	if (e.n > 0 && (perm || now - e.arrival > cfg.queue_lifetime) &&
 	    give_up(d, id, data))
 		e.n = 0;
@@ -369,8 +380,8 @@ static void run_one(struct deliverer *d, const char *id, int fd, time_t now)
 		spool_path(path, sizeof path, id, ".env");
 		unlink(path);
 	} else if (write_env(id, e.arrival, e.attempts + 1,
-	    now + backoff(e.attempts + 1), e.rcpt, e.n) != 0) {
-		logmsg(LOG_ERR, "%s cannot update envelope", id);
+	    now + backoff(e.attempts + 1), e.rcpt, e.n, why) != 0) {
+		logmsg(LOG_ERR, "%s queue result=error reason=\"cannot update envelope\"", id);
 	}
 out:
 	if (data >= 0)
@@ -396,6 +407,7 @@ static void clean_one(const char *name, time_t now)
 {
 	char path[CFG_STR_MAX + 300];
 	const char *dot = strchr(name, '.');
+	char safe[(QID_MAX + 4) * 4];
 	struct stat st;
 
 	if (strlen(name) >= QID_MAX + 4 || !stale(name, now))
@@ -406,39 +418,254 @@ static void clean_one(const char *name, time_t now)
 	    lstat(path, &st) == 0)
 		return;		/* a queued message, not a leftover */
 	snprintf(path, sizeof path, "%s/%s", cfg.spool_dir, name);
+	log_escape(safe, sizeof safe, name, strlen(name));
 	if (unlink(path) == 0)
-		logmsg(LOG_INFO, "%s removed leftover spool file", name);
+		logmsg(LOG_INFO, "%s cleanup result=removed reason=\"leftover spool file\"", safe);
 }
 
-/* queue_run - one pass over the spool: retry what is due, clean up */
-int queue_run(struct deliverer *d, time_t now)
+/* valid_id - a queue id as we make them: 1..31 letters and digits */
+static int valid_id(const char *id)
+{
+	size_t n = strlen(id);
+
+	return n > 0 && n < QID_MAX && id[strspn(id, "0123456789"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")] == '\0';
+}
+
+/* env_id - the queue id of an "ID.env" name into id; 0 if not one */
+static int env_id(const char *name, char *id)
+{
+	const char *dot = strrchr(name, '.');
+
+	if (!dot || strcmp(dot, ".env") != 0 || dot - name >= QID_MAX)
+		return 0;
+	snprintf(id, QID_MAX, "%.*s", (int)(dot - name), name);
+	return valid_id(id);
+}
+
+/* open_env - open and lock ID.env; -1 when absent or another run has it */
+static int open_env(const char *id)
+{
+	char path[CFG_STR_MAX + QID_MAX + 8];
+	int fd;
+
+	if (spool_path(path, sizeof path, id, ".env") < 0 ||
+	    (fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return -1;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * scan - one pass over the spool: retry each message (only `one` when
+ * given; all of them regardless of back-off when `force`), clean up.
+ * Returns the number of messages tried, or -1.
+ */
+static int scan(struct deliverer *d, time_t now, int force, const char *one)
 {
 	DIR *dir = opendir(cfg.spool_dir);
 	struct dirent *de;
+	int fd, tried = 0;
 
 	if (!dir)
 		return -1;
 	while ((de = readdir(dir)) != NULL) {
-		char id[QID_MAX], path[CFG_STR_MAX + QID_MAX + 8];
-		const char *dot = strrchr(de->d_name, '.');
-		int fd;
+		char id[QID_MAX];
 
 		if (de->d_name[0] == '.')
 			continue;
-		if (!dot || strcmp(dot, ".env") != 0 || dot - de->d_name >= QID_MAX) {
-			clean_one(de->d_name, now);
+		if (!env_id(de->d_name, id)) {
+			if (!one)
+				clean_one(de->d_name, now);
 			continue;
 		}
-		snprintf(id, sizeof id, "%.*s", (int)(dot - de->d_name), de->d_name);
-		if (id[strspn(id, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")])
-			continue;	/* not a name we made */
-		if (spool_path(path, sizeof path, id, ".env") < 0 ||
-		    (fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		if ((one && strcmp(id, one) != 0) || (fd = open_env(id)) < 0)
 			continue;
-		if (flock(fd, LOCK_EX | LOCK_NB) == 0)	/* another run has it */
-			run_one(d, id, fd, now);
+		run_one(d, id, fd, now, force);
 		close(fd);
+		tried++;
 	}
 	closedir(dir);
+	return tried;
+}
+
+/* queue_run - the timer's pass: retry what is due, clean up; 0 or -1 */
+int queue_run(struct deliverer *d, time_t now)
+{
+	return scan(d, now, 0, NULL) < 0 ? -1 : 0;
+}
+
+/* queue_retry_now - by hand: retry everything (or one id) now */
+int queue_retry_now(struct deliverer *d, const char *one)
+{
+	if (one && !valid_id(one)) {
+		errno = EINVAL;
+		return -1;
+	}
+	return scan(d, time(NULL), 1, one);
+}
+
+/* sender_of - the Return-Path address of data file ID, for -Q */
+static void sender_of(const char *id, char *dst, size_t cap, off_t *size)
+{
+	char path[CFG_STR_MAX + QID_MAX + 8], line[ADDR_MAX + 32];
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	snprintf(dst, cap, "?");
+	*size = -1;
+	if (spool_path(path, sizeof path, id, "") < 0 ||
+	    (fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return;
+	if (fstat(fd, &st) == 0)
+		*size = st.st_size;
+	n = read(fd, line, sizeof line - 1);
+	close(fd);
+	if (n < 15 || strncmp(line, "Return-Path: <", 14) != 0)
+		return;
+	line[n] = '\0';
+	line[14 + strcspn(line + 14, ">\n")] = '\0';
+	log_escape(dst, cap, line + 14, strlen(line + 14));
+}
+
+/* list_one - one -Q entry: id, age, size, sender, last error, recipients */
+static void list_one(FILE *out, const char *id, int fd, time_t now)
+{
+	struct envelope e = { 0 };
+	char from[ADDR_MAX * 4], to[ADDR_MAX * 4];
+	off_t size;
+	int i;
+
+	if (read_env(fd, &e) == 0) {
+		sender_of(id, from, sizeof from, &size);
+		fprintf(out, "%s  age=%lds  size=%lld  attempts=%ld  from=<%s>\n", id,
+		    (long)(now - e.arrival), (long long)size, e.attempts, from);
+		fprintf(out, "    last error: %s\n", e.why[0] ? e.why : "-");
+		for (i = 0; i < e.n; i++) {
+			log_escape(to, sizeof to, e.rcpt[i], strlen(e.rcpt[i]));
+			fprintf(out, "    to=<%s>\n", to);
+		}
+	} else {
+		fprintf(out, "%s  bad envelope\n", id);
+	}
+	free(e.buf);
+	free(e.rcpt);
+}
+
+/* queue_list - smtpd -Q: every queued message, like mailq; count or -1 */
+int queue_list(FILE *out)
+{
+	DIR *dir = opendir(cfg.spool_dir);
+	struct dirent *de;
+	char id[QID_MAX], path[CFG_STR_MAX + QID_MAX + 8];
+	int fd, n = 0;
+
+	if (!dir)
+		return -1;
+	while ((de = readdir(dir)) != NULL) {
+		if (!env_id(de->d_name, id) || spool_path(path, sizeof path, id, ".env") < 0 ||
+		    (fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+			continue;
+		list_one(out, id, fd, time(NULL));
+		close(fd);
+		n++;
+	}
+	closedir(dir);
+	fprintf(out, "%d message%s in the queue\n", n, n == 1 ? "" : "s");
+	return n;
+}
+
+/* queue_delete - smtpd -D ID: remove one queued message; 0 or -1 */
+int queue_delete(const char *id)
+{
+	char path[CFG_STR_MAX + QID_MAX + 8];
+	int fd;
+
+	if (!valid_id(id)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if ((fd = open_env(id)) < 0)
+		return -1;	/* absent, or a queue run has it now */
+	spool_path(path, sizeof path, id, "");
+	unlink(path);
+	spool_path(path, sizeof path, id, ".env");
+	if (unlink(path) < 0) {
+		close(fd);
+		return -1;
+	}
+	fsync_dir();
+	close(fd);
+	logmsg(LOG_NOTICE, "%s deleted result=removed reason=\"by the administrator\"", id);
 	return 0;
+}
+
+/* first_failure - keep the first failed delivery's outcome in *res */
+static void first_failure(struct deliver_result *res, const struct deliver_result *r)
+{
+	if (res->status == DELIVER_OK)
+		*res = *r;
+}
+
+/*
+ * queue_accept - the end of data: deliver to each recipient now, queue
+ * the ones that could not be served yet.  ACCEPT_ALL and ACCEPT_QUEUED
+ * allow the 250; otherwise *res says why nothing was accepted.
+ */
+int queue_accept(struct deliverer *d, struct spool *sp, char *const *rcpt, int n,
+    struct deliver_result *res)
+{
+	struct deliver_result r;
+	char **pending = calloc(n, sizeof *pending);
+	int i, ok = 0, npend = 0, err, out = ACCEPT_ALL;
+
+	res->status = DELIVER_OK;
+	for (i = 0; i < n; i++) {
+		if (deliverer_deliver(d, sp->fd, sp->id, rcpt[i], 0, &r) == DELIVER_OK) {
+			ok++;
+			continue;
+		}
+		first_failure(res, &r);
+		if (pending)
+			pending[npend++] = rcpt[i];
+	}
+	if (ok == 0 || (ok < n && !pending)) {
+		out = ACCEPT_NONE;
+	} else if (ok < n && (err = spool_keep(sp, pending, npend, res->text)) != 0) {
+		res->status = DELIVER_TEMP, res->why = err == ENOSPC ? WHY_STORAGE : WHY_IO;
+		snprintf(res->text, sizeof res->text, "cannot queue: %s", strerror(err));
+		out = ACCEPT_SPOOL;
+	} else if (ok < n) {
+		spool_close(sp);	/* kept for the queue run */
+		logmsg(LOG_INFO, "%s queued pending=%d", sp->id, npend);
+		out = ACCEPT_QUEUED;
+	}
+	free(pending);
+	return out;
+}
+
+/* queue_child - smtpd -q (and the supervisor's timer): a deliverer, no
+ * privileges, one queue run; by hand (`by_hand`), everything now */
+int queue_child(int by_hand, const char *one)
+{
+	struct deliverer d;
+	int r;
+
+	if (proc_start_deliverer(&d) < 0)
+		fatal("cannot start deliverer");
+	if (!by_hand) {
+		r = queue_run(&d, time(NULL)) < 0 ? 111 : 0;
+	} else if ((r = queue_retry_now(&d, one)) < 0) {
+		fprintf(stderr, "smtpd: queue: %s\n", strerror(errno));
+		r = 111;
+	} else {
+		printf("smtpd: tried %d queued message%s\n", r, r == 1 ? "" : "s");
+		r = 0;
+	}
+	deliverer_stop(&d);
+	return r;
 }

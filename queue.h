@@ -6,6 +6,7 @@
 #define QUEUE_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "deliver.h"
@@ -28,8 +29,17 @@ int spool_create(struct spool *s, unsigned long seq);
 void spool_put(struct spool *s, const char *p, size_t n);
 int spool_flush(struct spool *s);
 void spool_discard(struct spool *s);
-int spool_keep(struct spool *s, char *const *rcpts, int n);
+int spool_keep(struct spool *s, char *const *rcpts, int n, const char *why);
 void spool_close(struct spool *s);
+
+/* queue_accept() outcomes */
+enum { ACCEPT_ALL, ACCEPT_QUEUED, ACCEPT_NONE, ACCEPT_SPOOL };
+int queue_accept(struct deliverer *d, struct spool *sp, char *const *rcpt, int n,
+    struct deliver_result *res);
 int queue_run(struct deliverer *d, time_t now);
+int queue_retry_now(struct deliverer *d, const char *one);
+int queue_list(FILE *out);
+int queue_delete(const char *id);
+int queue_child(int by_hand, const char *one);
 
 #endif

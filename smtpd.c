@@ -1,57 +1,50 @@
 /*
- * smtpd.c - start-up modes and the SMTP dialogue (RFC 5321).
+ * smtpd.c - the SMTP dialogue (RFC 5321), and nothing else.
  *
- * Interface: smtpd_main() (called by main.c) chooses a mode: serve one
- * session on fd 0/1 (inetd, xinetd, systemd Accept=yes, tcpserver, or
- * pipes), run the queue (-q), check the configuration (-n) or print
- * usage (-h).  session_run() speaks SMTP on any pair of descriptors.
+ * Interface: session_run() speaks SMTP on any pair of descriptors; it
+ * knows nothing of who started it (main.c for inetd style, worker.c for
+ * the prefork supervisor).  smtpd_stop, set from a signal handler, ends
+ * the session with 421.
  *
- * Shape (STYLE.md): one command table with the states in which each verb
+ * Shape (DESIGN.md, "Code shape"): one command table with the states in which each verb
  * is allowed; one bounded line reader; DATA and BDAT bytes go through one
  * byte-level state machine; transaction errors are sticky and become one
  * reply; every reply text lives in one table.
  * Extensions: PIPELINING (RFC 2920), SIZE (1870), 8BITMIME (6152),
- * ENHANCEDSTATUSCODES (2034, 3463), SMTPUTF8 (6531), CHUNKING (3030).
- * Invariant: the session never runs as root (drop_privileges() before
- * the first network byte when started as root) and the end of data is
- * CR LF . CR LF and nothing else: a bare CR or LF in a message rejects
- * it (no SMTP smuggling; we never normalise).
+ * ENHANCEDSTATUSCODES (2034, 3463), SMTPUTF8 (6531), CHUNKING (3030),
+ * STARTTLS (3207) through a UCSPI-TLS engine (starttls.c).
+ * Invariant: the session never runs as root (its starter dropped the
+ * privileges before the first network byte) and the end of data is
+ * CR LF . CR LF and nothing else (data.c).
  */
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <netinet/in.h>
 #include <poll.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "config.h"
+#include "data.h"
 #include "deliver.h"
 #include "log.h"
 #include "queue.h"
+#include "replies.h"
 #include "rfc822.h"
-#include "proxy.h"
 #include "smtpd.h"
+#include "peer.h"
 #include "starttls.h"
-#include "supervisor.h"
-#include "tlsspawn.h"
 #include "users.h"
 
 #define IN_BUF		65536	/* network input buffer, octets */
 #define OUT_BUF		8192	/* replies waiting for the input to run dry */
-#define HDR_LINE_MAX	1024	/* header line kept for the loop checks */
 #define BDAT_MAX	2147483647L	/* largest chunk size we parse */
 
 /* Session states; a command table row lists where its verb is allowed. */
@@ -65,82 +58,8 @@ enum state {
 };
 #define S_ANY	(S_GREET | S_READY | S_MAIL | S_RCPT | S_BDAT)
 
-/* Every reply smtpd sends; the text after the code is what clients see. */
-enum reply_id {
-	R_GREETING, R_HELO, R_EHLO, R_OKAY, R_SENDER_OK, R_RCPT_OK, R_QUEUED,
-	R_DATA_GO, R_BDAT_OK, R_BYE, R_VRFY, R_HELP, R_TOO_MANY_ERRORS,
-	R_TIMEOUT, R_SHUTDOWN, R_TEMP_LOOKUP, R_TEMP_STORE, R_NO_STORAGE,
-	R_TOO_MANY_RCPTS, R_UNKNOWN_CMD, R_LINE_TOO_LONG, R_SYNTAX,
-	R_NO_ARGS, R_BAD_SENDER, R_BAD_RCPT, R_NOT_IMPL, R_SEQUENCE,
-	R_BDAT_MIXED, R_NO_SUCH_USER, R_RELAY, R_SIZE_MAIL, R_SIZE_DATA,
-	R_NO_UTF8, R_PARAM_UNKNOWN, R_LOOP, R_BARE_EOL, R_TEXT_LINE,
-	R_TEMP_DELIVERY, R_MAILBOX_FULL, R_NUL, R_EHLO_STARTTLS, R_EHLO_EXT,
-	R_TLS_GO, R_TLS_ACTIVE, R_TLS_UNAVAILABLE, R_TLS_REQUIRED,
-};
-
-static const char *const replies[] = {
-	[R_GREETING] = "220 %s ESMTP smtpd",
-	[R_HELO] = "250 %s",
-	[R_EHLO] = "250-%s",		/* then R_EHLO_STARTTLS if offered */
-	[R_EHLO_STARTTLS] = "250-STARTTLS",
-	[R_EHLO_EXT] = "250-PIPELINING\r\n250-SIZE %ld\r\n250-8BITMIME\r\n"
-	    "250-ENHANCEDSTATUSCODES\r\n250-SMTPUTF8\r\n250 CHUNKING",
-	[R_OKAY] = "250 2.0.0 Ok",
-	[R_SENDER_OK] = "250 2.1.0 Sender ok",
-	[R_RCPT_OK] = "250 2.1.5 Recipient ok",
-	[R_QUEUED] = "250 2.0.0 Ok: queued as %s",
-	[R_DATA_GO] = "354 End data with <CR><LF>.<CR><LF>",
-	[R_BDAT_OK] = "250 2.0.0 %ld octets received",
-	[R_BYE] = "221 2.0.0 %s closing connection",
-	[R_VRFY] = "252 2.5.0 Cannot VRFY user, but will accept message",
-	[R_HELP] = "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP "
-	    "QUIT VRFY HELP",
-	[R_TOO_MANY_ERRORS] = "421 4.7.0 %s Too many errors, closing connection",
-	[R_TIMEOUT] = "421 4.4.2 %s Timeout, closing connection",
-	[R_SHUTDOWN] = "421 4.3.2 %s Service shutting down",
-	[R_TEMP_LOOKUP] = "451 4.3.0 Recipient lookup failed, try again later",
-	[R_TEMP_STORE] = "451 4.3.0 Local storage error, try again later",
-	[R_NO_STORAGE] = "452 4.3.1 Insufficient system storage",
-	[R_TOO_MANY_RCPTS] = "452 4.5.3 Too many recipients",
-	[R_UNKNOWN_CMD] = "500 5.5.2 Syntax error, command unrecognized",
-	[R_LINE_TOO_LONG] = "500 5.5.2 Line too long",
-	[R_SYNTAX] = "501 5.5.4 Syntax error in parameters or arguments",
-	[R_NO_ARGS] = "501 5.5.4 No arguments allowed",
-	[R_BAD_SENDER] = "501 5.1.7 Bad sender address syntax",
-	[R_BAD_RCPT] = "501 5.1.3 Bad recipient address syntax",
-	[R_NOT_IMPL] = "502 5.5.1 Command not implemented",
-	[R_SEQUENCE] = "503 5.5.1 Bad sequence of commands",
-	[R_BDAT_MIXED] = "503 5.5.1 DATA not allowed after BDAT",
-	[R_NO_SUCH_USER] = "550 5.1.1 No such user here",
-	[R_RELAY] = "550 5.7.1 Relay access denied",
-	[R_SIZE_MAIL] = "552 5.3.4 Message size exceeds fixed limit",
-	[R_SIZE_DATA] = "552 5.3.4 Message size exceeds fixed limit",
-	[R_NO_UTF8] = "553 5.6.7 Non-ASCII address requires SMTPUTF8",
-	[R_PARAM_UNKNOWN] = "555 5.5.4 Unsupported parameter",
-	[R_LOOP] = "554 5.4.6 Mail loop detected",
-	[R_BARE_EOL] = "554 5.6.0 Bare CR or LF in message; use CR LF line ends",
-	[R_TEXT_LINE] = "554 5.6.0 Message has a line longer than %ld octets",
-	[R_TEMP_DELIVERY] = "451 4.3.0 Local delivery failed, try again later",
-	[R_MAILBOX_FULL] = "452 4.2.2 Mailbox full",
-	[R_NUL] = "500 5.5.2 NUL octet in command",
-	[R_TLS_GO] = "220 2.0.0 Ready to start TLS",
-	[R_TLS_ACTIVE] = "503 5.5.1 TLS already active",
-	[R_TLS_UNAVAILABLE] = "454 4.7.0 TLS not available due to temporary reason",
-	[R_TLS_REQUIRED] = "530 5.7.0 Must issue a STARTTLS command first",
-};
-
 /* The one exception to "no globals": a flag a signal handler sets. */
 volatile sig_atomic_t smtpd_stop;
-
-/* Where the DATA/BDAT machine stands, named by what was seen last. */
-enum dstate {
-	D_BOL,		/* start of a line: after CR LF (or the DATA line) */
-	D_TEXT,		/* inside a line */
-	D_CR,		/* CR inside a line */
-	D_DOT,		/* CR LF . */
-	D_DOT_CR,	/* CR LF . CR */
-	D_END,		/* CR LF . CR LF: end of data */
-};
 
 /* One mail transaction: from MAIL to the end of data, RSET or HELO. */
 struct txn {
@@ -150,15 +69,8 @@ struct txn {
 	int nrcpt;		/* used slots */
 	struct spool spool;	/* data file; spool.fd < 0 until data */
 	int bdat;		/* 1 once BDAT was used */
-	enum dstate ds;		/* byte machine state */
-	enum reply_id err;	/* first data error, R_OKAY if none */
-	long line_len;		/* wire octets in the current line */
-	off_t octets;		/* message octets as sent (CR LF, no stuffing) */
-	int in_headers;		/* still in the header section */
-	int hops;		/* Received: lines seen */
-	int loop;		/* a Delivered-To: names a recipient */
-	size_t hlen;		/* octets in hdr */
-	char hdr[HDR_LINE_MAX];	/* start of the current header line */
+	struct data data;	/* the byte machine; reset by data_begin */
+	struct timespec start;	/* when DATA/BDAT began, for time= */
 };
 
 /* One SMTP connection; everything the dialogue needs, passed around. */
@@ -168,8 +80,10 @@ struct session {
 	int esmtp;		/* EHLO used: enhanced codes, ESMTP in Received */
 	int errors;		/* error replies so far (never reset) */
 	unsigned long seq;	/* transactions so far, for queue ids */
+	int messages;		/* messages accepted (never reset) */
+	struct timespec start;	/* connection time, for time= */
 	char id[QID_MAX];	/* session id, first on each log line */
-	char addr[64];		/* client address text */
+	char addr[PEER_ADDR_MAX];	/* client address text */
 	char helo[DOMAIN_MAX + 1];	/* HELO/EHLO argument, safe text */
 	struct deliverer *d;	/* our deliverer */
 	struct starttls tls;	/* the TLS engine and what it negotiated */
@@ -179,6 +93,14 @@ struct session {
 	char inbuf[IN_BUF];
 	char outbuf[OUT_BUF];
 };
+
+static void reply(struct session *s, enum reply_id id, ...);
+
+/* set_state - the one place the session state changes */
+static void set_state(struct session *s, int state)
+{
+	s->state = state;
+}
 
 /* I/O -------------------------------------------------------------- */
 
@@ -213,9 +135,9 @@ static void out_flush(struct session *s)
 			continue;
 		if (w <= 0) {
 			if (s->state != S_QUIT)
-				logmsg(LOG_INFO, "%s lost client=%s reason=write: %s", s->id,
+				logmsg(LOG_INFO, "%s lost client=%s reason=\"write: %s\"", s->id,
 				    s->addr, w < 0 ? strerror(errno) : "closed");
-			s->state = S_QUIT;
+			set_state(s, S_QUIT);
 			break;
 		}
 		off += w;
@@ -262,38 +184,69 @@ static int fill(struct session *s, long timeout)
 	return 0;
 }
 
-/* reply - send one reply from the table; count and log errors */
-static void reply(struct session *s, enum reply_id id, ...)
+/* log_reject - one line for a 4xx/5xx reply */
+static void log_reject(struct session *s, const char *line)
+{
+	char text[1024 * 4];
+
+	log_text(text, sizeof text, line);
+	logmsg(LOG_INFO, "%s reject client=%s reply=\"%s\"", s->id, s->addr, text);
+}
+
+/*
+ * reply_line - send one reply from the table; count errors and apply the
+ * error cap.  `quiet`: the caller logs the refusal itself, in its own
+ * line (RCPT, the end of data), so it is not logged twice.
+ */
+static void reply_line(struct session *s, int quiet, enum reply_id id, va_list ap)
 {
 	char line[1024];
-	va_list ap;
-	int n;
+	size_t n = reply_format(line, sizeof line, id, s->esmtp, ap);
 
-	const char *fmt = replies[id];
-
-	/* enhanced codes only once ENHANCEDSTATUSCODES was offered (RFC 2034);
-	 * the table's "ddd x.y.z text" lines lose "x.y.z " after HELO */
-	if (!s->esmtp && strlen(fmt) > 6 && isdigit((unsigned char)fmt[4]) &&
-	    fmt[5] == '.')
-		fmt = replies[id] + 4 + strcspn(replies[id] + 4, " ") + 1;
-	va_start(ap, id);
-	n = vsnprintf(line + (fmt != replies[id] ? 4 : 0), sizeof line - 4, fmt, ap);
-	va_end(ap);
-	if (fmt != replies[id])
-		memcpy(line, replies[id], 4);
-	if (n < 0 || (size_t)n >= sizeof line - 4)
-		snprintf(line, sizeof line, "451 4.3.0 Internal error");
-	out_put(s, line, strlen(line));
+	out_put(s, line, n);
 	out_put(s, "\r\n", 2);
-	if (line[0] == '4' || line[0] == '5') {
-		logmsg(LOG_INFO, "%s reject client=%s reply=\"%s\"", s->id, s->addr, line);
-		if (line[1] != '2' && ++s->errors >= cfg.error_limit) {
-			reply(s, R_TOO_MANY_ERRORS, cfg.hostname);
-			s->state = S_QUIT;
-		}
+	if (!reply_is_error(line))
+		return;
+	if (!quiet)
+		log_reject(s, line);
+	if (reply_counts_as_error(line) && ++s->errors >= cfg.error_limit) {
+		reply(s, R_TOO_MANY_ERRORS, cfg.hostname);
+		set_state(s, S_QUIT);
 	}
 }
 
+/* reply - send one reply from the table, logging a refusal */
+static void reply(struct session *s, enum reply_id id, ...)
+{
+	va_list ap;
+
+	va_start(ap, id);
+	reply_line(s, 0, id, ap);
+	va_end(ap);
+}
+
+/* reply_logged - send one reply whose refusal the caller logs */
+static void reply_logged(struct session *s, enum reply_id id, ...)
+{
+	va_list ap;
+
+	va_start(ap, id);
+	reply_line(s, 1, id, ap);
+	va_end(ap);
+}
+
+/* reply_words - the reply a table row gives, as log text */
+static void reply_words(const struct session *s, char *dst, size_t cap,
+    enum reply_id id, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, id);
+	reply_format(line, sizeof line, id, s->esmtp, ap);
+	va_end(ap);
+	log_text(dst, cap, line);
+}
 
 /* read_line - one command line, CR LF (or LF) stripped; bounded */
 static int read_line(struct session *s, char *line, size_t cap, size_t *len)
@@ -336,19 +289,14 @@ static void lost(struct session *s, int r)
 		reply(s, R_TIMEOUT, cfg.hostname);
 	else if (r == LINE_SHUTDOWN)
 		reply(s, R_SHUTDOWN, cfg.hostname);
-	logmsg(LOG_INFO, "%s lost client=%s reason=%s%s", s->id, s->addr,
+	logmsg(LOG_INFO, "%s lost client=%s reason=%s stage=%s", s->id, s->addr,
 	    r == LINE_TIMEOUT ? "timeout" : r == LINE_SHUTDOWN ? "shutdown" : "eof",
-	    s->t.spool.fd >= 0 ? " during data" : "");
-	s->state = S_QUIT;
+	    s->t.spool.fd >= 0 ? "data" : "command");
+	set_state(s, S_QUIT);
 }
 
 /* Transactions ------------------------------------------------------ */
 
-/* set_state - the one place the session state changes */
-static void set_state(struct session *s, int state)
-{
-	s->state = state;
-}
 
 /* txn_reset - forget the transaction; remove any unfinished spool file */
 static void txn_reset(struct session *s)
@@ -361,7 +309,7 @@ static void txn_reset(struct session *s)
 		free(t->rcpt[i]);
 	t->nrcpt = 0;
 	t->sender[0] = '\0';
-	t->utf8 = t->bdat = 0;	/* the byte machine is reset by data_start */
+	t->utf8 = t->bdat = 0;	/* the byte machine is reset by data_begin */
 	if (s->state & (S_MAIL | S_RCPT | S_BDAT))
 		set_state(s, S_READY);
 }
@@ -371,6 +319,8 @@ static void txn_reset(struct session *s)
 /* hello - HELO and EHLO: check the name, reset, remember the dialect */
 static void hello(struct session *s, char *arg, int esmtp)
 {
+	char name[DOMAIN_MAX * 4 + 1];
+
 	if (!rfc822_helo(arg)) {
 		reply(s, R_SYNTAX);
 		return;
@@ -379,7 +329,9 @@ static void hello(struct session *s, char *arg, int esmtp)
 	rfc822_safe(s->helo, sizeof s->helo, arg, strlen(arg));
 	s->esmtp = esmtp;
 	set_state(s, S_READY);
-	logmsg(LOG_INFO, "%s %s=%s", s->id, esmtp ? "ehlo" : "helo", s->helo);
+	log_escape(name, sizeof name, arg, strlen(arg));
+	logmsg(LOG_INFO, "%s %s client=%s name=%s", s->id, esmtp ? "ehlo" : "helo",
+	    s->addr, name);
 	if (esmtp) {
 		reply(s, R_EHLO, cfg.hostname);
 		if (starttls_offered(&s->tls))
@@ -489,24 +441,44 @@ static enum reply_id check_rcpt(struct session *s, const char *arg, char *addr)
 	return R_RCPT_OK;
 }
 
+/* log_rcpt - the one line per RCPT, with the refusal when there is one */
+static void log_rcpt(struct session *s, const char *arg, enum reply_id r)
+{
+	char to[CMDLINE_MAX * 4 + 1], why[1024 * 4];
+	const char *p = path_arg(arg, "TO:");
+	size_t n;
+
+	p = p ? p : arg;
+	p += *p == '<';
+	n = strcspn(p, " ");
+	n -= n > 0 && p[n - 1] == '>';
+	log_escape(to, sizeof to, p, n);
+	if (r == R_RCPT_OK) {
+		logmsg(LOG_INFO, "%s rcpt client=%s to=<%s> result=accepted", s->id,
+		    s->addr, to);
+		return;
+	}
+	reply_words(s, why, sizeof why, r);
+	logmsg(LOG_INFO, "%s rcpt client=%s to=<%s> result=rejected reply=\"%s\"",
+	    s->id, s->addr, to, why);
+}
+
 /* cmd_rcpt - RCPT TO:<path>: checked now, so unknown users never bounce */
 static void cmd_rcpt(struct session *s, char *arg)
 {
-	char addr[ADDR_MAX], safe[ADDR_MAX];
+	char addr[ADDR_MAX];
 	enum reply_id r = check_rcpt(s, arg, addr);
 
-	rfc822_safe(safe, sizeof safe, arg, strlen(arg));
-	logmsg(LOG_INFO, "%s rcpt %s result=%s", s->id, safe,
-	    r == R_RCPT_OK ? "ok" : "rejected");
 	if (r == R_RCPT_OK && !known_rcpt(&s->t, addr)) {
 		if (!(s->t.rcpt[s->t.nrcpt] = strdup(addr)))
 			r = R_TEMP_STORE;
 		else
 			s->t.nrcpt++;
 	}
+	log_rcpt(s, arg, r);
 	if (r == R_RCPT_OK)
 		set_state(s, S_RCPT);
-	reply(s, r);
+	reply_logged(s, r);
 }
 
 /* cmd_rset - RSET: abandon the transaction */
@@ -543,7 +515,7 @@ static void cmd_quit(struct session *s, char *arg)
  */
 static void cmd_starttls(struct session *s, char *arg)
 {
-	char safe[2 * TLS_REASON_MAX];
+	char why[TLS_REASON_MAX * 4];
 
 	if (*arg) {
 		reply(s, R_NO_ARGS);
@@ -565,9 +537,9 @@ static void cmd_starttls(struct session *s, char *arg)
 	out_flush(s);
 	s->inpos = s->inlen = 0;	/* discard: plain text after STARTTLS */
 	if (s->state == S_QUIT || starttls_finish(&s->tls, cfg.cmd_timeout) < 0) {
-		rfc822_safe(safe, sizeof safe, s->tls.info.error, strlen(s->tls.info.error));
+		log_text(why, sizeof why, s->tls.info.error);
 		logmsg(LOG_INFO, "%s starttls client=%s result=failed reason=\"%s\"", s->id,
-		    s->addr, safe);
+		    s->addr, why);
 		set_state(s, S_QUIT);
 		return;
 	}
@@ -612,149 +584,20 @@ static void cmd_unknown(struct session *s, char *arg)
 
 /* Message data ------------------------------------------------------- */
 
-/* data_error - record the first error of the transaction (sticky) */
-static void data_error(struct txn *t, enum reply_id r)
+/* to_spool - the byte machine's sink: the transaction's spool */
+static void to_spool(void *arg, const char *p, size_t n)
 {
-	if (t->err == R_OKAY)
-		t->err = r;
+	spool_put(arg, p, n);
 }
 
-/* header_line - loop checks on one complete header line (RFC 5321 6.3) */
-static void header_line(struct txn *t)
+/* storage_reply - the one map from a storage errno to a reply */
+static enum reply_id storage_reply(int err)
 {
-	const char *v;
-	size_t n;
-	int i;
-
-	if (t->hlen == 0) {
-		t->in_headers = 0;	/* the empty line ends the header */
-		return;
-	}
-	if (rfc822_header_is(t->hdr, t->hlen, "Received") && ++t->hops > cfg.hop_limit)
-		t->loop = 1;
-	if (!rfc822_header_is(t->hdr, t->hlen, "Delivered-To"))
-		return;
-	v = memchr(t->hdr, ':', t->hlen) + 1;
-	n = t->hlen - (v - t->hdr);
-	while (n > 0 && (*v == ' ' || *v == '\t'))
-		v++, n--;
-	while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
-		n--;
-	for (i = 0; i < t->nrcpt; i++)
-		if (strlen(t->rcpt[i]) == n && strncasecmp(t->rcpt[i], v, n) == 0)
-			t->loop = 1;
+	return err == ENOSPC ? R_NO_STORAGE : R_TEMP_STORE;
 }
 
-/* emit - message octets into the spool, within the size limit */
-static void emit(struct txn *t, const char *p, size_t n)
-{
-	t->octets += n;
-	if (t->octets > cfg.size_limit)
-		data_error(t, R_SIZE_DATA);
-	if (t->err == R_OKAY)
-		spool_put(&t->spool, p, n);
-}
-
-/* hdr_put - keep the start of a header line for header_line() */
-static void hdr_put(struct txn *t, const char *p, size_t n)
-{
-	size_t k = n < sizeof t->hdr - t->hlen ? n : sizeof t->hdr - t->hlen;
-
-	memcpy(t->hdr + t->hlen, p, k);
-	t->hlen += k;
-}
-
-/* end_line - CR LF seen (line_len counts the CR): store LF, check */
-static void end_line(struct txn *t)
-{
-	if (cfg.textline_limit && t->line_len + 1 > cfg.textline_limit)
-		data_error(t, R_TEXT_LINE);
-	if (t->in_headers) {
-		header_line(t);
-		t->hlen = 0;
-	}
-	t->octets++;		/* the CR we do not store */
-	emit(t, "\n", 1);
-	t->line_len = 0;
-}
-
-/* text_run - length of the run of octets that need no decision */
-static size_t text_run(const char *p, size_t n)
-{
-	const char *cr = memchr(p, '\r', n), *lf;
-	size_t lim = cr ? (size_t)(cr - p) : n;
-
-	lf = memchr(p, '\n', lim);	/* memchr: the one per-octet pass */
-	return lf ? (size_t)(lf - p) : lim;
-}
-
-/*
- * data_bytes - feed octets through the DATA/BDAT machine.  Returns how
- * many were consumed: all of them, or up to the end of DATA.  Only
- * CR LF . CR LF ends DATA; a bare CR or LF marks the message bad and
- * never starts a line, so "\n.\n" and "\r.\r" are just text.  In BDAT
- * the dot has no meaning (RFC 3030 2) but line ends are checked alike.
- */
-static size_t data_bytes(struct txn *t, const char *p, size_t n)
-{
-	size_t i = 0, k;
-
-	while (i < n && t->ds != D_END) {
-		char c = p[i];
-
-		switch (t->ds) {
-		case D_BOL:
-			if (c == '.' && !t->bdat) {
-				t->ds = D_DOT, i++;	/* not counted: it is removed */
-				continue;
-			}
-			/* fall through */
-		case D_TEXT:
-			if ((k = text_run(p + i, n - i)) > 0) {
-				if (t->in_headers)
-					hdr_put(t, p + i, k);
-				emit(t, p + i, k);
-				t->line_len += k, i += k, t->ds = D_TEXT;
-				continue;
-			}
-			t->ds = (c == '\r') ? D_CR : D_TEXT;
-			if (c == '\n')
-				data_error(t, R_BARE_EOL);
-			break;
-		case D_CR:
-			if (c == '\n') {
-				end_line(t);
-				t->ds = D_BOL, i++;
-				continue;
-			}
-			data_error(t, R_BARE_EOL);
-			t->ds = (c == '\r') ? D_CR : D_TEXT;
-			break;
-		case D_DOT:
-			if (c == '\r') {
-				t->ds = D_DOT_CR;
-				break;
-			}
-			t->ds = D_TEXT;		/* unstuff: drop the first dot */
-			continue;
-		case D_DOT_CR:
-			if (c == '\n') {
-				t->ds = D_END;
-				break;
-			}
-			data_error(t, R_BARE_EOL);	/* "." CR then not LF */
-			t->ds = D_TEXT;
-			continue;
-		case D_END:
-			break;
-		}
-		t->line_len++, i++;
-	}
-	return i;
-}
-
-/* data_start - open the spool, write Return-Path and Received; R_OKAY */
-static enum reply_id data_start(struct session *s)
+/* data_begin - open the spool, write Return-Path and Received; R_OKAY */
+static enum reply_id data_begin(struct session *s, int bdat)
 {
 	struct txn *t = &s->t;
 	char head[2 * ADDR_MAX + 2 * CFG_STR_MAX + DOMAIN_MAX + 512]; /* fits any */
@@ -764,13 +607,14 @@ static enum reply_id data_start(struct session *s)
 	int err;
 
 	if ((err = spool_create(&t->spool, ++s->seq)) != 0) {
-		logmsg(LOG_ERR, "%s spool: %s", s->id, strerror(err));
-		return err == ENOSPC ? R_NO_STORAGE : R_TEMP_STORE;
+		logmsg(LOG_ERR, "%s spool client=%s reason=\"%s\"", s->id, s->addr,
+		    strerror(err));
+		return storage_reply(err);
 	}
 	rc.helo = s->helo, rc.addr = s->addr, rc.by = cfg.hostname;
 	rc.with = !s->esmtp ? "SMTP" : t->utf8 ? "UTF8SMTP" : "ESMTP";
 	rc.tls = NULL;
-	if (s->tls.active) {	/* RFC 3848 */
+	if (s->tls.active) {	/* RFC 3848, RFC 6531 */
 		rc.with = !s->esmtp ? "SMTP" : t->utf8 ? "UTF8SMTPS" : "ESMTPS";
 		if (starttls_comment(using, sizeof using, &s->tls.info) > 0)
 			rc.tls = using;
@@ -782,8 +626,9 @@ static enum reply_id data_start(struct session *s)
 	if (k == 0)
 		fatalx("Received: line does not fit");	/* cannot happen */
 	spool_put(&t->spool, head, n);
-	t->ds = D_BOL, t->err = R_OKAY, t->line_len = 0, t->octets = 0;
-	t->in_headers = 1, t->hlen = 0, t->hops = 0, t->loop = 0;
+	t->bdat = bdat;
+	data_start(&t->data, bdat, t->rcpt, t->nrcpt, to_spool, &t->spool);
+	clock_gettime(CLOCK_MONOTONIC, &t->start);
 	return R_OKAY;
 }
 
@@ -793,8 +638,9 @@ static int read_data(struct session *s)
 	int r;
 
 	for (;;) {
-		s->inpos += data_bytes(&s->t, s->inbuf + s->inpos, s->inlen - s->inpos);
-		if (s->t.ds == D_END)
+		s->inpos += data_bytes(&s->t.data, s->inbuf + s->inpos,
+		    s->inlen - s->inpos);
+		if (s->t.data.ds == D_END)
 			return 0;
 		if ((r = fill(s, cfg.data_timeout)) < 0)
 			return r;
@@ -811,7 +657,7 @@ static int read_chunk(struct session *s, long n, int keep)
 		size_t take = (long)avail < n ? avail : (size_t)n;
 
 		if (keep)
-			data_bytes(&s->t, s->inbuf + s->inpos, take);
+			data_bytes(&s->t.data, s->inbuf + s->inpos, take);
 		s->inpos += take, n -= take;
 		if (n > 0 && (r = fill(s, cfg.data_timeout)) < 0)
 			return r;
@@ -819,84 +665,105 @@ static int read_chunk(struct session *s, long n, int keep)
 	return 0;
 }
 
-/*
- * delivery_reply - the one map from a deliverer result to an SMTP reply:
- * temporary -> 451, or 452 for storage and quota; permanent -> 550.
- */
-static enum reply_id delivery_reply(int result, const char *why)
+/* data_reply - the byte machine's verdict as a reply */
+static enum reply_id data_reply(enum data_result r)
 {
-	switch (result) {
-	case DELIVER_OK:
-		return R_QUEUED;
-	case DELIVER_PERM:
+	switch (r) {
+	case DATA_OK:
+		return R_OKAY;
+	case DATA_BARE_EOL:
+		return R_BARE_EOL;
+	case DATA_TEXT_LINE:
+		return R_TEXT_LINE;
+	case DATA_SIZE:
+		return R_SIZE_DATA;
+	case DATA_LOOP:
+		return R_LOOP;
+	}
+	return R_INTERNAL;
+}
+
+/*
+ * delivery_reply - the one map from a failed delivery to a reply:
+ * permanent -> 550; temporary -> 452 for storage and quota, else 451.
+ */
+static enum reply_id delivery_reply(const struct deliver_result *res)
+{
+	if (res->status == DELIVER_PERM)
 		return R_NO_SUCH_USER;
+	switch (res->why) {
+	case WHY_STORAGE:
+		return R_NO_STORAGE;
+	case WHY_QUOTA:
+		return R_MAILBOX_FULL;
 	default:
-		if (strncmp(why, "4.3.1", 5) == 0)
-			return R_NO_STORAGE;
-		if (strncmp(why, "4.2.2", 5) == 0)
-			return R_MAILBOX_FULL;
 		return R_TEMP_DELIVERY;
 	}
 }
 
-/* deliver_all - hand the message to the deliverer for each recipient */
+/* deliver_all - hand the message over; the reply it earns */
 static enum reply_id deliver_all(struct session *s)
 {
+	struct deliver_result res;
 	struct txn *t = &s->t;
-	char why[256], first[256] = "";
-	char **pending = calloc(t->nrcpt, sizeof *pending);
-	int i, ok = 0, npend = 0, fail = DELIVER_OK, err;
-	enum reply_id r = R_QUEUED;
 
-	for (i = 0; i < t->nrcpt; i++) {
-		int res = deliverer_deliver(s->d, t->spool.fd, t->spool.id, t->rcpt[i],
-		    0, why, sizeof why);
+	switch (queue_accept(s->d, &t->spool, t->rcpt, t->nrcpt, &res)) {
+	case ACCEPT_ALL:
+	case ACCEPT_QUEUED:
+		return R_QUEUED;
+	case ACCEPT_SPOOL:
+		return res.why == WHY_STORAGE ? R_NO_STORAGE : R_TEMP_STORE;
+	default:
+		return delivery_reply(&res);
+	}
+}
 
-		if (res == DELIVER_OK) {
-			ok++;
-			continue;
-		}
-		if (fail == DELIVER_OK)
-			fail = res, snprintf(first, sizeof first, "%s", why);
-		if (pending)
-			pending[npend++] = t->rcpt[i];
-	}
-	if (ok == 0 || (ok < t->nrcpt && !pending)) {
-		r = delivery_reply(fail, first);
-	} else if (ok < t->nrcpt && (err = spool_keep(&t->spool, pending, npend)) != 0) {
-		logmsg(LOG_ERR, "%s cannot queue: %s", t->spool.id, strerror(err));
-		r = err == ENOSPC ? R_NO_STORAGE : R_TEMP_STORE;
-	} else if (ok < t->nrcpt) {
-		spool_close(&t->spool);	/* kept for smtpd -q */
-		logmsg(LOG_INFO, "%s queued pending=%d", t->spool.id, npend);
-	}
-	free(pending);
-	return r;
+/* elapsed - seconds since ts, for time= */
+static double elapsed(const struct timespec *ts)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - ts->tv_sec) + (now.tv_nsec - ts->tv_nsec) / 1e9;
+}
+
+/* log_message - the one summary line per message */
+static void log_message(struct session *s, enum reply_id r)
+{
+	struct txn *t = &s->t;
+	char from[ADDR_MAX * 4], helo[sizeof s->helo * 4], why[1024 * 4];
+
+	log_escape(from, sizeof from, t->sender, strlen(t->sender));
+	log_escape(helo, sizeof helo, s->helo, strlen(s->helo));
+	if (r == R_TEXT_LINE)
+		reply_words(s, why, sizeof why, r, cfg.textline_limit);
+	else
+		reply_words(s, why, sizeof why, r, t->spool.id);
+	logmsg(r == R_QUEUED ? LOG_INFO : LOG_NOTICE, "%s message qid=%s client=%s "
+	    "helo=%s from=<%s> size=%lld nrcpt=%d result=%s reply=\"%s\" time=%.3f",
+	    s->id, t->spool.id, s->addr, helo[0] ? helo : "-", from,
+	    (long long)t->data.octets, t->nrcpt,
+	    r == R_QUEUED ? "accepted" : "rejected", why, elapsed(&t->start));
 }
 
 /* data_end - turn the transaction's outcome into exactly one reply */
 static void data_end(struct session *s)
 {
 	struct txn *t = &s->t;
-	enum reply_id r = t->err;
+	enum reply_id r = data_reply(data_result(&t->data));
 
-	if (r == R_OKAY && t->ds == D_CR)
-		r = R_BARE_EOL;		/* BDAT ended on a lone CR */
-	if (r == R_OKAY && t->loop)
-		r = R_LOOP;
 	if (r == R_OKAY && spool_flush(&t->spool) != 0)
-		r = t->spool.err == ENOSPC ? R_NO_STORAGE : R_TEMP_STORE;
+		r = storage_reply(t->spool.err);
 	if (r == R_OKAY)
 		r = deliver_all(s);
-	logmsg(LOG_INFO, "%s message id=%s from=<%s> size=%lld nrcpt=%d client=%s result=%.3s",
-	    s->id, t->spool.id, t->sender, (long long)t->octets, t->nrcpt,
-	    s->addr, replies[r]);
+	log_message(s, r);
 	if (r == R_QUEUED)
-		reply(s, r, t->spool.id);
+		reply_logged(s, r, t->spool.id);
 	else if (r == R_TEXT_LINE)
-		reply(s, r, cfg.textline_limit);
+		reply_logged(s, r, cfg.textline_limit);
 	else
-		reply(s, r);
+		reply_logged(s, r);
+	s->messages += r == R_QUEUED;
 	txn_reset(s);
 }
 
@@ -914,7 +781,7 @@ static void cmd_data(struct session *s, char *arg)
 		reply(s, R_NO_ARGS);
 		return;
 	}
-	if ((deny = data_start(s)) != R_OKAY) {
+	if ((deny = data_begin(s, 0)) != R_OKAY) {
 		reply(s, deny);
 		return;
 	}
@@ -959,8 +826,8 @@ static void cmd_bdat(struct session *s, char *arg)
 	}
 	if (!(s->state & (S_RCPT | S_BDAT)))
 		deny = R_SEQUENCE;
-	else if (s->state == S_RCPT && (deny = data_start(s)) == R_OKAY)
-		s->t.bdat = 1, set_state(s, S_BDAT);
+	else if (s->state == S_RCPT && (deny = data_begin(s, 1)) == R_OKAY)
+		set_state(s, S_BDAT);
 	/* a refused chunk is still read, so the session stays in step */
 	if ((r = read_chunk(s, n, deny == R_OKAY)) < 0)
 		lost(s, r);
@@ -1024,71 +891,38 @@ static void dispatch(struct session *s, char *line, size_t len)
 		c->fn(s, arg);
 }
 
-/* client_addr - the peer: tcpserver's TCPREMOTEIP, else getpeername */
-static void client_addr(char *dst, size_t cap, int fd)
+/* session_new - a session on in/out for client addr, or NULL */
+static struct session *session_new(int in, int out, const char *id, const char *addr,
+    struct deliverer *d)
 {
-	const char *env = getenv("TCPREMOTEIP");
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof ss;
-	const void *a = NULL;
+	struct session *s = calloc(1, sizeof *s);
 
-	if (env && *env && strlen(env) < cap &&
-	    env[strspn(env, "0123456789abcdefABCDEF:.")] == '\0') {
-		strcpy(dst, env);
-		return;
+	if (!s || !(s->t.rcpt = calloc(cfg.rcpt_limit, sizeof *s->t.rcpt))) {
+		free(s);
+		return NULL;
 	}
-	snprintf(dst, cap, "unknown");
-	if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
-		return;
-	if (ss.ss_family == AF_INET)
-		a = &((struct sockaddr_in *)&ss)->sin_addr;
-	else if (ss.ss_family == AF_INET6)
-		a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
-	if (a && inet_ntop(ss.ss_family, a, dst, cap) && strncmp(dst, "::ffff:", 7) == 0 &&
-	    strchr(dst, '.'))
-		memmove(dst, dst + 7, strlen(dst + 7) + 1);	/* v4-mapped */
-}
-
-/* connection_addr - the client's address, from the PROXY header if on */
-int connection_addr(int fd, char *addr, size_t cap)
-{
-	char real[64];
-	int r;
-
-	client_addr(addr, cap, fd);
-	if (!cfg.proxy_trusted[0])
-		return 0;
-	snprintf(real, sizeof real, "%s", addr);
-	if (!in_list(real, cfg.proxy_trusted)) {
-		logmsg(LOG_WARNING, "refused client=%s reason=untrusted-proxy-peer", real);
-		return -1;
-	}
-	if ((r = proxy_read(fd, cfg.cmd_timeout, addr, cap)) < 0) {
-		logmsg(LOG_WARNING, "refused client=%s reason=bad-proxy-header", real);
-		return -1;
-	}
-	if (r == 0)
-		snprintf(addr, cap, "%s", real);
-	logmsg(LOG_INFO, "proxy client=%s via=%s", addr, real);
-	return 0;
+	s->in = in, s->out = out, s->d = d, s->t.spool.fd = -1;
+	snprintf(s->id, sizeof s->id, "%s", id);
+	snprintf(s->addr, sizeof s->addr, "%s", addr);
+	clock_gettime(CLOCK_MONOTONIC, &s->start);
+	set_state(s, S_GREET);
+	starttls_open(&s->tls);
+	return s;
 }
 
 /* session_run - one SMTP session on in/out; returns the exit status */
-int session_run(int in, int out, const char *addr, struct deliverer *d)
+int session_run(int in, int out, const char *id, const char *addr,
+    struct deliverer *d)
 {
-	char line[CMDLINE_MAX + 1];
-	struct session *s = calloc(1, sizeof *s);
+	char line[CMDLINE_MAX + 1], helo[DOMAIN_MAX * 4 + 1];
+	struct session *s = session_new(in, out, id, addr, d);
 	size_t len = 0;
 	int r;
 
-	if (!s || !(s->t.rcpt = calloc(cfg.rcpt_limit, sizeof *s->t.rcpt)))
+	if (!s)
 		fatal("session memory");
-	s->in = in, s->out = out, s->d = d, s->t.spool.fd = -1;
+	log_set_id(s->id);
 	fcntl(out, F_SETFL, fcntl(out, F_GETFL) | O_NONBLOCK);
-	s->state = S_GREET;
-	starttls_open(&s->tls);
-	snprintf(s->addr, sizeof s->addr, "%s", addr);
-	queue_id(s->id, sizeof s->id, 0);
 	logmsg(LOG_INFO, "%s connect client=%s", s->id, s->addr);
 	reply(s, R_GREETING, cfg.hostname);
 	while (s->state != S_QUIT) {
@@ -1103,172 +937,11 @@ int session_run(int in, int out, const char *addr, struct deliverer *d)
 	out_flush(s);
 	txn_reset(s);
 	starttls_close(&s->tls);
-	logmsg(LOG_INFO, "%s disconnect client=%s helo=%s errors=%d", s->id,
-	    s->addr, s->helo[0] ? s->helo : "-", s->errors);
+	log_escape(helo, sizeof helo, s->helo, strlen(s->helo));
+	logmsg(LOG_INFO, "%s disconnect client=%s helo=%s messages=%d errors=%d time=%.3f",
+	    s->id, s->addr, helo[0] ? helo : "-", s->messages, s->errors,
+	    elapsed(&s->start));
 	free(s->t.rcpt);
 	free(s);
 	return 0;
-}
-
-/* Start-up ----------------------------------------------------------- */
-
-/* drop_privileges - become the session account for good, and check it */
-void drop_privileges(const char *name)
-{
-	struct passwd *pw = getpwnam(name);
-
-	if (!pw)
-		fatalx("session_user %s does not exist", name);
-	if (pw->pw_uid == 0)
-		fatalx("session_user %s is root", name);
-	if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
-	    setuid(pw->pw_uid) < 0)
-		fatal("cannot become %s", name);
-	if (setuid(0) == 0 || geteuid() == 0 || getegid() == 0)
-		fatalx("could regain root after dropping privileges");
-}
-
-/* spool_setup - make sure the spool exists and the session owns it */
-static int spool_setup(void)
-{
-	struct passwd *pw;
-	struct stat st;
-
-	if (mkdir(cfg.spool_dir, 0700) < 0 && errno != EEXIST)
-		return -1;
-	if (lstat(cfg.spool_dir, &st) < 0 || !S_ISDIR(st.st_mode))
-		return -1;
-	if (cfg.uid != 0)
-		return 0;
-	if (!(pw = getpwnam(cfg.session_user)))
-		return -1;
-	if (st.st_uid != pw->pw_uid && chown(cfg.spool_dir, pw->pw_uid, pw->pw_gid) < 0)
-		return -1;
-	return 0;
-}
-
-/* check_config - "smtpd -n": print the settings and what is wrong */
-static int check_config(void)
-{
-	char why[4 * CFG_STR_MAX];
-	struct user u;
-	int bad = 0;
-
-	config_print();
-	if (users_lookup("postmaster", &u) != USER_FOUND) {
-		fprintf(stderr, "smtpd: postmaster account %s cannot receive mail\n",
-		    cfg.postmaster);
-		bad = 1;
-	}
-	if (tls_check(why, sizeof why) < 0) {
-		fprintf(stderr, "smtpd: %s\n", why);
-		bad = 1;
-	}
-	if (cfg.uid == 0 && (!getpwnam(cfg.session_user) ||
-	    getpwnam(cfg.session_user)->pw_uid == 0)) {
-		fprintf(stderr, "smtpd: session_user %s unusable\n", cfg.session_user);
-		bad = 1;
-	}
-	return bad;
-}
-
-/* usage - the options and every setting with its help */
-static void usage(FILE *f)
-{
-	fprintf(f, "usage: smtpd [-eqnh] [-c file] [-o name=value]...\n"
-	    "  (no mode)  serve one SMTP session on fd 0/1 (inetd style)\n"
-	    "  -q         run the queue once: retry deferred deliveries\n"
-	    "  -n         print the effective settings, check them, exit\n"
-	    "  -c file    read \"name = value\" settings from file\n"
-	    "  -o n=v     set one setting (after -c)\n"
-	    "  -e         log to stderr instead of syslog (LOG_MAIL)\n"
-	    "  -h         this help\nsettings:\n");
-	config_help(f);
-}
-
-/* queue_child - smtpd -q: a deliverer, no privileges, one queue run */
-int queue_child(void)
-{
-	struct deliverer d;
-	int r;
-
-	if (deliverer_start(&d, 2) < 0)
-		fatal("cannot start deliverer");
-	if (cfg.uid == 0)
-		drop_privileges(cfg.session_user);
-	r = queue_run(&d, time(NULL)) < 0 ? 111 : 0;
-	deliverer_stop(&d);
-	return r;
-}
-
-/* on_term - SIGTERM in a single session: answer 421 and end */
-static void on_term(int sig)
-{
-	(void)sig;
-	smtpd_stop = 1;
-}
-
-/* inetd_session - one connection on fd (0/1, or 3 under Accept=yes) */
-static int inetd_session(int in, int out)
-{
-	struct deliverer d;
-	struct sigaction sa;
-	char addr[64];
-	int r;
-
-	if (deliverer_start(&d, 2) < 0)
-		fatal("cannot start deliverer");
-	if (cfg.uid == 0)
-		drop_privileges(cfg.session_user);
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_term;	/* no SA_RESTART: poll() must wake */
-	sigaction(SIGTERM, &sa, NULL);
-	r = connection_addr(in, addr, sizeof addr) < 0 ? 0 :
-	    session_run(in, out, addr, &d);
-	deliverer_stop(&d);
-	return r;
-}
-
-/* listening - is fd a listening socket (systemd Accept=no)? */
-static int listening(int fd)
-{
-	int on = 0;
-	socklen_t len = sizeof on;
-
-	return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on;
-}
-
-/* smtpd_main - parse the configuration and run the chosen mode */
-int smtpd_main(int argc, char **argv)
-{
-	static const char unavailable[] = "421 4.3.0 Service not available\r\n";
-	int mode, nfds;
-
-	if (config_load(argc, argv, &mode) < 0) {
-		usage(stderr);
-		return 100;
-	}
-	if (mode == MODE_HELP) {
-		usage(stdout);
-		return 0;
-	}
-	if (mode == MODE_CHECK)
-		return check_config();
-	log_init("smtpd");
-	signal(SIGPIPE, SIG_IGN);
-	umask(077);
-	nfds = sd_listen_fds();
-	if (spool_setup() < 0) {
-		logmsg(LOG_CRIT, "cannot use spool %s: %s", cfg.spool_dir, strerror(errno));
-		if (mode == MODE_SESSION && !cfg.listen[0])
-			(void)!write(nfds ? 3 : 1, unavailable, sizeof unavailable - 1);
-		return 111;
-	}
-	if (mode == MODE_QUEUE)
-		return queue_child();
-	if (cfg.listen[0] || (nfds > 0 && listening(3)))
-		return supervisor_run(argc, argv);
-	if (nfds > 0)
-		return inetd_session(3, 3);	/* systemd Accept=yes */
-	return inetd_session(0, 1);
 }

@@ -1,5 +1,5 @@
 /*
- * smtpd.h - the SMTP session's interface, for main and the tests.
+ * smtpd.h - the SMTP dialogue's interface: one entry, one stop flag.
  */
 #ifndef SMTPD_H
 #define SMTPD_H
@@ -12,10 +12,7 @@
 /* Set from a signal handler when the session must end now with 421. */
 extern volatile sig_atomic_t smtpd_stop;
 
-int smtpd_main(int argc, char **argv);
-int session_run(int in, int out, const char *addr, struct deliverer *d);
-int connection_addr(int fd, char *addr, size_t cap);
-void drop_privileges(const char *name);
-int queue_child(void);
+int session_run(int in, int out, const char *id, const char *addr,
+    struct deliverer *d);
 
 #endif

@@ -17,10 +17,11 @@
  *   SIGHUP           re-read the configuration (and check tls_cert and
  *                    tls_key); new workers replace the old ones, which
  *                    finish their session first
+ *   SIGCHLD          reap; a worker that died is replaced (TLS engines
+ *                    are reaped here too)
+ * Every queue_interval seconds a child runs the queue (as smtpd -q does).
  * STARTTLS: a worker sends "T" with the client's socket and its pipes;
  * we start the TLS engine on them (tlsspawn.c) and answer Y or N.
- *   SIGCHLD          reap; a worker that died is replaced
- * Every queue_interval seconds a child runs the queue (as smtpd -q does).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -40,20 +41,20 @@
 
 #include "config.h"
 #include "log.h"
-#include "smtpd.h"
-#include "starttls.h"
+#include "peer.h"
+#include "proc.h"
+#include "queue.h"
 #include "supervisor.h"
 #include "tlsspawn.h"
+#include "worker.h"
 
-#define LISTEN_MAX	16	/* listening sockets */
-#define ADDR_TEXT	64	/* client address text */
 
 struct worker {
 	pid_t pid;		/* 0: free slot */
 	int chan;		/* supervisor's end of the worker's socketpair */
 	int busy;		/* serving a client */
 	int retiring;		/* told to stop (HUP, TERM or spare) */
-	char addr[ADDR_TEXT];	/* client while busy */
+	char addr[PEER_ADDR_MAX];	/* client while busy */
 };
 
 struct supervisor {
@@ -69,6 +70,7 @@ struct supervisor {
 	time_t deadline;	/* when stopping: end of the grace time */
 	time_t next_queue;	/* next queue run */
 	pid_t queue_pid;	/* running queue child, or 0 */
+	char id[QID_MAX];	/* our id, first on each of our log lines */
 	char **argv;		/* for SIGHUP re-reading */
 	int argc;
 };
@@ -86,17 +88,6 @@ static void on_signal(int sig)
 		/* pipe full: a wake-up is already pending */
 	}
 	errno = saved;
-}
-
-/* catch - install a handler without SA_RESTART, so poll() wakes up */
-static void catch(int sig, void (*fn)(int))
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = fn;
-	sigemptyset(&sa.sa_mask);
-	sigaction(sig, &sa, NULL);
 }
 
 /* listen_one - bind and listen on "ADDR", "ADDR:PORT" or "[V6]:PORT" */
@@ -145,7 +136,7 @@ static int listen_one(const char *spec)
 static int open_listeners(struct supervisor *sv)
 {
 	char list[CFG_STR_MAX], *spec, *save;
-	int i, n = sd_listen_fds();
+	int i, n = proc_listen_fds();
 
 	for (i = 0; i < n && sv->nlisten < LISTEN_MAX; i++) {
 		fcntl(3 + i, F_SETFD, FD_CLOEXEC);
@@ -154,10 +145,11 @@ static int open_listeners(struct supervisor *sv)
 	snprintf(list, sizeof list, "%s", cfg.listen);
 	for (spec = strtok_r(list, ",", &save); spec; spec = strtok_r(NULL, ",", &save)) {
 		if (sv->nlisten == LISTEN_MAX || (sv->lfd[sv->nlisten] = listen_one(spec)) < 0) {
-			logmsg(LOG_CRIT, "cannot listen on %s: %s", spec, strerror(errno));
+			logmsg(LOG_CRIT, "%s listen address=%s result=error reason=\"%s\"",
+			    sv->id, spec, strerror(errno));
 			return -1;
 		}
-		logmsg(LOG_INFO, "listening on %s", spec);
+		logmsg(LOG_INFO, "%s listen address=%s result=ok", sv->id, spec);
 		sv->nlisten++;
 	}
 	for (i = 0; i < sv->nlisten; i++) {	/* see accept_next() */
@@ -166,172 +158,6 @@ static int open_listeners(struct supervisor *sv)
 		fcntl(sv->lfd[i], F_SETFL, sv->nlisten > 1 ? fl | O_NONBLOCK : fl & ~O_NONBLOCK);
 	}
 	return sv->nlisten > 0 ? 0 : -1;
-}
-
-/* sd_listen_fds - how many sockets systemd passed us (fds 3, 4, ...) */
-int sd_listen_fds(void)
-{
-	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
-	long n;
-
-	if (!pid || !fds || atol(pid) != (long)getpid())
-		return 0;
-	n = atol(fds);
-	return n > 0 && n <= LISTEN_MAX ? (int)n : 0;
-}
-
-/* Worker side ---------------------------------------------------------- */
-
-/* Set by the worker's signal handlers; read between connections. */
-static volatile sig_atomic_t worker_stop;
-/* The worker's copies of the listeners, for its SIGTERM handler. */
-static int worker_lfd[LISTEN_MAX], worker_nlisten;
-
-/*
- * on_worker_term - SIGTERM: stop accepting, finish the session, exit.
- * Closing our copies of the listeners (close is async-signal-safe) means
- * that once the supervisor closed its own, the kernel refuses new
- * connections instead of queueing them for nobody; it also wakes poll().
- */
-static void on_worker_term(int sig)
-{
-	int i;
-
-	(void)sig;
-	worker_stop = 1;
-	for (i = 0; i < worker_nlisten; i++)
-		close(worker_lfd[i]);
-	worker_nlisten = 0;
-}
-
-/* on_worker_kill - SIGUSR1: the grace time is over; 421 and exit */
-static void on_worker_kill(int sig)
-{
-	on_worker_term(sig);
-	smtpd_stop = 1;
-}
-
-/* signals_blocked - block (1) or unblock (0) the signals we handle */
-static void signals_blocked(int block)
-{
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM), sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP), sigaddset(&set, SIGCHLD);
-	sigaddset(&set, SIGUSR1);
-	sigprocmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
-}
-
-/*
- * accept_next - wait for a connection; -1 when told to stop.  With one
- * listener (blocking) the kernel wakes one waiting worker per connection;
- * with several we poll them all (non-blocking) and the losers see EAGAIN.
- */
-static int accept_next(struct supervisor *sv)
-{
-	struct pollfd pfd[LISTEN_MAX];
-	int i, fd;
-
-	for (i = 0; i < sv->nlisten; i++)
-		pfd[i].fd = sv->lfd[i], pfd[i].events = POLLIN;
-	while (!worker_stop) {
-		if (sv->nlisten == 1) {
-			if ((fd = accept4(sv->lfd[0], NULL, NULL, SOCK_CLOEXEC)) >= 0)
-				return fd;
-			continue;	/* EINTR: look at worker_stop */
-		}
-		if (poll(pfd, sv->nlisten, -1) < 0)
-			continue;
-		for (i = 0; i < sv->nlisten; i++) {
-			if (!(pfd[i].revents & POLLIN))
-				continue;
-			fd = accept4(sv->lfd[i], NULL, NULL, SOCK_CLOEXEC);
-			if (fd >= 0)
-				return fd;
-		}
-	}
-	return -1;
-}
-
-/* admit - ask the supervisor whether this client may have a session */
-static int admit(int chan, const char *addr)
-{
-	char msg[ADDR_TEXT + 2], ans = 'N';
-
-	ssize_t n;
-
-	snprintf(msg, sizeof msg, "B %s", addr);
-	if (send(chan, msg, strlen(msg), 0) < 0)
-		return 0;
-	do	/* a SIGTERM (retiring) must not turn into a refusal */
-		n = recv(chan, &ans, 1, 0);
-	while (n < 0 && errno == EINTR);
-	return n == 1 && ans == 'Y';
-}
-
-/* serve_one - one connection: PROXY header, admission, the session */
-static void serve_one(int fd, int chan, struct deliverer *d)
-{
-	static const char busy[] = "421 4.7.0 Too many connections, try again later\r\n";
-	char addr[ADDR_TEXT];
-
-	if (send(chan, "A", 1, 0) < 0)	/* busy now: a spare may be needed */
-		worker_stop = 1;
-	if (connection_addr(fd, addr, sizeof addr) < 0) {
-		close(fd);
-		if (send(chan, "I", 1, 0) < 0)
-			worker_stop = 1;
-		return;
-	}
-	if (!admit(chan, addr)) {
-		logmsg(LOG_NOTICE, "refused client=%s reason=connection-limit", addr);
-		if (write(fd, busy, sizeof busy - 1) < 0) {
-			/* the client left already */
-		}
-		close(fd);
-		if (send(chan, "I", 1, 0) < 0)
-			worker_stop = 1;
-		return;
-	}
-	session_run(fd, fd, addr, d);
-	if (send(chan, "I", 1, 0) < 0)	/* before close: the client may be back at once */
-		worker_stop = 1;	/* supervisor gone */
-	close(fd);
-}
-
-/* worker_main - a prefork worker: own deliverer, no privileges, serve */
-static void worker_main(struct supervisor *sv, int chan)
-{
-	struct deliverer d;
-	long served;
-
-	for (worker_nlisten = 0; worker_nlisten < sv->nlisten; worker_nlisten++)
-		worker_lfd[worker_nlisten] = sv->lfd[worker_nlisten];
-	catch(SIGTERM, on_worker_term);
-	catch(SIGINT, on_worker_term);
-	catch(SIGUSR1, on_worker_kill);
-	signal(SIGHUP, SIG_IGN);
-	signal(SIGCHLD, SIG_DFL);
-	signals_blocked(0);	/* blocked by spawn() until our handlers exist */
-	close(sv->sigpipe[0]);
-	close(sv->sigpipe[1]);
-	if (deliverer_start(&d, 2) < 0)
-		fatal("worker: cannot start deliverer");
-	starttls_worker(chan);
-	if (cfg.uid == 0)
-		drop_privileges(cfg.session_user);
-	for (served = 0; served < cfg.worker_connections && !worker_stop; served++) {
-		int fd = accept_next(sv);
-
-		if (fd < 0)
-			break;
-		serve_one(fd, chan, &d);
-		if (!deliverer_alive(&d))
-			break;	/* the supervisor forks a whole new worker */
-	}
-	deliverer_stop(&d);
-	_exit(0);
 }
 
 /* Supervisor side ------------------------------------------------------ */
@@ -350,9 +176,9 @@ static int spawn(struct supervisor *sv)
 	if (!w || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
 		return -1;
 	memset(w, 0, sizeof *w);
-	signals_blocked(1);	/* no signal may reach the supervisor's handler in the child */
+	proc_block_signals(1);	/* no signal may reach the supervisor's handler in the child */
 	if ((w->pid = fork()) < 0) {
-		signals_blocked(0);
+		proc_block_signals(0);
 		close(sp[0]), close(sp[1]);
 		w->pid = 0;
 		return -1;
@@ -362,9 +188,11 @@ static int spawn(struct supervisor *sv)
 			if (sv->w[i].pid && &sv->w[i] != w)
 				close(sv->w[i].chan);
 		close(sp[0]);
-		worker_main(sv, sp[1]);
+		close(sv->sigpipe[0]);
+		close(sv->sigpipe[1]);
+		worker_main(sv->lfd, sv->nlisten, sp[1]);
 	}
-	signals_blocked(0);
+	proc_block_signals(0);
 	close(sp[1]);
 	w->chan = sp[0];
 	return 0;
@@ -415,7 +243,7 @@ static void balance(struct supervisor *sv)
 /* on_message - admission ("B addr"), idle ("I"), or an engine ("T") */
 static void on_message(struct supervisor *sv, struct worker *w)
 {
-	char buf[ADDR_TEXT + 2];
+	char buf[PEER_ADDR_MAX + 2];
 	int i, total = 0, same = 0, fds[TLS_FDS], nfds;
 	ssize_t n = tls_chan_recv(w->chan, buf, sizeof buf - 1, fds, &nfds);
 
@@ -465,8 +293,8 @@ static void reap(struct supervisor *sv)
 			if (sv->w[i].pid != pid)
 				continue;
 			if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-				logmsg(LOG_WARNING, "worker %ld died (status %d); replacing it",
-				    (long)pid, st);
+				logmsg(LOG_WARNING, "%s worker pid=%ld result=died status=%d",
+				    sv->id, (long)pid, st);
 			if (sv->w[i].chan >= 0)
 				close(sv->w[i].chan);
 			memset(&sv->w[i], 0, sizeof sv->w[i]);
@@ -494,22 +322,25 @@ static void signal_all(struct supervisor *sv, int sig, int retire)
 static void reload(struct supervisor *sv)
 {
 	struct config old = cfg;
-	char why[4 * CFG_STR_MAX];
+	char why[4 * CFG_STR_MAX], text[16 * CFG_STR_MAX];
 	int mode;
 
 	optind = 1;
 	if (config_load(sv->argc, sv->argv, &mode) < 0) {
 		cfg = old;
-		logmsg(LOG_ERR, "SIGHUP: configuration has errors; keeping the old one");
+		logmsg(LOG_ERR, "%s reload result=error reason=\"configuration has "
+		    "errors; keeping the old one\"", sv->id);
 		return;
 	}
 	snprintf(cfg.listen, sizeof cfg.listen, "%s", old.listen);	/* sockets stay */
 	if (tls_check(why, sizeof why) < 0) {
 		cfg = old;
-		logmsg(LOG_ERR, "SIGHUP: %s; keeping the old configuration", why);
+		log_text(text, sizeof text, why);
+		logmsg(LOG_ERR, "%s reload result=error reason=\"%s; keeping the old "
+		    "configuration\"", sv->id, text);
 		return;
 	}
-	logmsg(LOG_INFO, "SIGHUP: configuration reloaded; replacing workers");
+	logmsg(LOG_INFO, "%s reload result=ok", sv->id);
 	signal_all(sv, SIGTERM, 1);
 }
 
@@ -519,7 +350,7 @@ static void run_queue(struct supervisor *sv, time_t now)
 	sv->next_queue = now + cfg.queue_interval;
 	if (sv->queue_pid || cfg.queue_interval == 0)
 		return;
-	signals_blocked(1);
+	proc_block_signals(1);
 	if ((sv->queue_pid = fork()) == 0) {
 		int i;
 
@@ -527,12 +358,12 @@ static void run_queue(struct supervisor *sv, time_t now)
 		signal(SIGINT, SIG_DFL);
 		signal(SIGHUP, SIG_IGN);
 		signal(SIGCHLD, SIG_DFL);
-		signals_blocked(0);
+		proc_block_signals(0);
 		for (i = 0; i < sv->nlisten; i++)
 			close(sv->lfd[i]);
-		_exit(queue_child());
+		_exit(queue_child(0, NULL));
 	}
-	signals_blocked(0);
+	proc_block_signals(0);
 	if (sv->queue_pid < 0)
 		sv->queue_pid = 0;
 }
@@ -549,8 +380,7 @@ static void on_signals(struct supervisor *sv, time_t now)
 		} else if (sig[i] == SIGHUP && !sv->stopping) {
 			reload(sv);
 		} else if ((sig[i] == SIGTERM || sig[i] == SIGINT) && !sv->stopping) {
-			logmsg(LOG_INFO, "stopping: sessions have %lds to finish",
-			    cfg.shutdown_grace);
+			logmsg(LOG_INFO, "%s stopping grace=%ld", sv->id, cfg.shutdown_grace);
 			sv->stopping = 1;
 			sv->deadline = now + cfg.shutdown_grace;
 			for (i = 0; i < sv->nlisten; i++)
@@ -587,29 +417,6 @@ static void wait_events(struct supervisor *sv, time_t now)
 	}
 }
 
-/* detach - background ourselves and write the pid file */
-static int detach(void)
-{
-	FILE *f;
-	pid_t pid = fork();
-
-	if (pid < 0)
-		return -1;
-	if (pid > 0)
-		_exit(0);
-	setsid();
-	if (cfg.pid_file[0]) {
-		if (!(f = fopen(cfg.pid_file, "w")))
-			return -1;
-		fprintf(f, "%ld\n", (long)getpid());
-		fclose(f);
-	}
-	if (freopen("/dev/null", "r", stdin) == NULL ||
-	    freopen("/dev/null", "w", stdout) == NULL)
-		return -1;
-	return 0;
-}
-
 /* setup - listeners, self-pipe, signals, slots */
 static int setup(struct supervisor *sv)
 {
@@ -618,10 +425,10 @@ static int setup(struct supervisor *sv)
 	if (pipe2(sv->sigpipe, O_CLOEXEC | O_NONBLOCK) < 0)
 		return -1;
 	sig_fd = sv->sigpipe[1];
-	catch(SIGCHLD, on_signal);
-	catch(SIGTERM, on_signal);
-	catch(SIGINT, on_signal);
-	catch(SIGHUP, on_signal);
+	proc_catch(SIGCHLD, on_signal);
+	proc_catch(SIGTERM, on_signal);
+	proc_catch(SIGINT, on_signal);
+	proc_catch(SIGHUP, on_signal);
 	signal(SIGUSR1, SIG_IGN);
 	unsetenv("LISTEN_PID"), unsetenv("LISTEN_FDS"), unsetenv("TCPREMOTEIP");
 	sv->nslots = 10000;	/* the largest max_sessions: HUP may raise it */
@@ -630,7 +437,7 @@ static int setup(struct supervisor *sv)
 	sv->who = calloc(sv->nslots + 1, sizeof *sv->who);
 	if (!sv->w || !sv->pfd || !sv->who)
 		return -1;
-	if (cfg.detach && detach() < 0)
+	if (cfg.detach && proc_detach(cfg.pid_file) < 0)
 		return -1;
 	return 0;
 }
@@ -639,20 +446,28 @@ static int setup(struct supervisor *sv)
 int supervisor_run(int argc, char **argv)
 {
 	struct supervisor sv = { 0 };
-	char why[4 * CFG_STR_MAX];
+	char why[4 * CFG_STR_MAX], text[16 * CFG_STR_MAX];
 	int idle, all, hard = 0;
 
 	sv.argc = argc, sv.argv = argv;
+	queue_id(sv.id, sizeof sv.id, 0);
+	log_set_id(sv.id);
+	if (!log_sink_ok())
+		fprintf(stderr, "smtpd: warning: log = syslog but /dev/log is not a "
+		    "socket: log lines will be lost (set log = stderr, or -e)\n");
 	if (tls_check(why, sizeof why) < 0) {
-		logmsg(LOG_CRIT, "supervisor cannot start: %s", why);
+		log_text(text, sizeof text, why);
+		logmsg(LOG_CRIT, "%s supervisor result=error reason=\"cannot start: %s\"",
+		    sv.id, text);
 		return 111;
 	}
 	if (setup(&sv) < 0) {
-		logmsg(LOG_CRIT, "supervisor cannot start: %s", strerror(errno));
+		logmsg(LOG_CRIT, "%s supervisor result=error reason=\"cannot start: %s\"",
+		    sv.id, strerror(errno));
 		return 111;
 	}
-	logmsg(LOG_INFO, "supervisor started pid=%ld workers=%ld max_sessions=%ld",
-	    (long)getpid(), cfg.workers, cfg.max_sessions);
+	logmsg(LOG_INFO, "%s supervisor result=started pid=%ld workers=%ld max_sessions=%ld",
+	    sv.id, (long)getpid(), cfg.workers, cfg.max_sessions);
 	sv.next_queue = time(NULL) + 1;
 	for (;;) {
 		time_t now = time(NULL);
@@ -676,6 +491,6 @@ int supervisor_run(int argc, char **argv)
 	free(sv.w);
 	free(sv.pfd);
 	free(sv.who);
-	logmsg(LOG_INFO, "supervisor stopped");
+	logmsg(LOG_INFO, "%s supervisor result=stopped", sv.id);
 	return 0;
 }

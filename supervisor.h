@@ -5,6 +5,5 @@
 #define SUPERVISOR_H
 
 int supervisor_run(int argc, char **argv);
-int sd_listen_fds(void);
 
 #endif

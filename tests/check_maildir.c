@@ -6,7 +6,7 @@
  * Each test gets its own directory below the suite's mkdtemp directory
  * in /tmp; an unchecked fixture (run by the runner, not the forked test)
  * removes it, so failed tests leave nothing behind.  Storage faults go
- * through maildir_set_ops().
+ * through storage_set_ops().
  */
 #include <check.h>
 #include <dirent.h>
@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "maildir.h"
+#include "storage.h"
 
 #define N(a)	(sizeof(a) / sizeof((a)[0]))
 #define HEAD	"Return-Path: <s@example.org>\nDelivered-To: u@example.test\n"
@@ -65,7 +66,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	maildir_set_ops(NULL);
+	storage_set_ops(NULL);
 	rm_rf(tmp);
 }
 
@@ -421,7 +422,7 @@ static int f_renameat(int od, const char *o, int nd, const char *n)
 	return renameat(od, o, nd, n);
 }
 
-static const struct maildir_ops fault_ops = { f_write, f_fsync, f_renameat };
+static const struct storage_ops fault_ops = { f_write, f_fsync, f_renameat };
 
 static const struct { int op, nth; const char *what; } faults[] = {
 	{ OP_WRITE, 1, "write of the head" },
@@ -445,9 +446,9 @@ START_TEST(test_storage_fault)
 	m = msg(spool(src, big), 0, big, 5);
 	f_op = faults[_i / N(errs)].op, f_nth = faults[_i / N(errs)].nth;
 	f_err = errs[_i % N(errs)];
-	maildir_set_ops(&fault_ops);
+	storage_set_ops(&fault_ops);
 	r = maildir_deliver(P("Maildir"), &m, "mx.test", name, sizeof name);
-	maildir_set_ops(NULL);
+	storage_set_ops(NULL);
 	ck_assert_msg(f_hit, "fault at %s never reached", faults[_i / N(errs)].what);
 	ck_assert_msg(r == f_err, "%s failing with %s: got %d (%s)",
 	    faults[_i / N(errs)].what, strerror(f_err), r, strerror(r));
@@ -473,7 +474,7 @@ START_TEST(test_short_writes)
 	size_t len;
 
 	f_max = 3;
-	maildir_set_ops(&fault_ops);
+	storage_set_ops(&fault_ops);
 	ck_assert_int_eq(maildir_deliver(P("Maildir"), &m, "mx.test", name, sizeof name), 0);
 	snprintf(path, sizeof path, "Maildir/new/%s", name);
 	got = slurp(P(path), &len);
@@ -482,7 +483,7 @@ START_TEST(test_short_writes)
 	ck_assert_int_eq(unlink(P(path)), 0);
 	f_max = 0;	/* every write now "succeeds" with 0 octets */
 	ck_assert_int_ne(maildir_deliver(P("Maildir"), &m, "mx.test", name, sizeof name), 0);
-	maildir_set_ops(NULL);
+	storage_set_ops(NULL);
 	ck_assert_int_eq(count(P("Maildir/new"), NULL, 0), 0);
 	ck_assert_int_eq(count(P("Maildir/tmp"), NULL, 0), 0);
 	close(m.srcfd);

@@ -194,7 +194,7 @@ static void queue_msg(char *id, char *const *rcpt, int n)
 
 	ck_assert_int_eq(spool_create(&sp, ++seq), 0);
 	spool_put(&sp, MSG, strlen(MSG));
-	ck_assert_int_eq(spool_keep(&sp, rcpt, n), 0);
+	ck_assert_int_eq(spool_keep(&sp, rcpt, n, "test"), 0);
 	spool_close(&sp);
 	strcpy(id, sp.id);
 }
@@ -348,7 +348,7 @@ START_TEST(test_spool_keep)
 
 	ck_assert_int_eq(spool_create(&sp, 3), 0);
 	spool_put(&sp, MSG, strlen(MSG));	/* still buffered: keep flushes */
-	ck_assert_int_eq(spool_keep(&sp, rcpt, 2), 0);	/* carol: not pending */
+	ck_assert_int_eq(spool_keep(&sp, rcpt, 2, "test"), 0);	/* carol: not pending */
 	spool_close(&sp);
 	read_env(sp.id, &t, &a, &next, rcpts, sizeof rcpts);
 	ck_assert(t >= before && t <= time(NULL));

@@ -395,7 +395,7 @@ class World:
             if ok and v6:
                 ok = wait_listen(port, 6, proc=pr)
             if ok and pr.poll() is None:
-                self.wait_log(r"supervisor started pid=%d" % pr.pid, 10)
+                self.wait_log(r"supervisor result=started pid=%d" % pr.pid, 10)
                 return pr, port
             pr.stop()
             if listen:

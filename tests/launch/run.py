@@ -101,7 +101,7 @@ def stop_supervisor(w, sup, timeout=10):
     eq(rc, 0, "supervisor exit status")
     check(L.wait_gone(sup.members(), 5), "processes left after the supervisor exited: %r"
           % [(p, L.cmdline(p)[:1]) for p in sup.members()])
-    w.wait_log(r"supervisor stopped", 5)
+    w.wait_log(r"supervisor result=stopped", 5)
 
 
 def smtplib_send(port, tok, host="127.0.0.1", conn=None, helo="client.test"):
@@ -170,8 +170,8 @@ def start_with_port(w, make_argv, name, fam=4, retries=5, **kw):
 def supervisor_ipv4_and_ipv6():
     w = World("v4v6")
     sup, port = w.supervisor({"workers": 2}, v6=True)
-    w.wait_log(r"listening on 127\.0\.0\.1:%d" % port)
-    w.wait_log(r"listening on \[::1\]:%d" % port)
+    w.wait_log(r"listen address=127\.0\.0\.1:%d" % port)
+    w.wait_log(r"listen address=\[::1\]:%d" % port)
     deliver_one(w, port, "127.0.0.1")
     deliver_one(w, port, "::1")
     w.wait_log(r"connect client=127\.0\.0\.1$")
@@ -251,7 +251,7 @@ def concurrent_50_clients_500_messages():
         qids.add(qid)
     eq(len(by_token), 500, "distinct tokens on disk")
     eq(len(qids), 500, "distinct queue ids")
-    w.wait_log(r"result=250$", count=500)
+    w.wait_log(r"result=accepted reply=\"250 ", count=500)
     check("died" not in w.log(), "a worker died:\n" + w.log_tail())
     print("    (500 messages in %.1f s)" % (time.time() - t0))
     check(not busy421, "500 messages stored intact, but %d connections got a 421 with at "
@@ -414,7 +414,7 @@ def sigterm_idle_session_gets_421():
     busy.cmd("RCPT TO:<alice@%s>" % L.DOMAIN, 250)
     t0 = time.time()
     sup.kill(signal.SIGTERM)
-    w.wait_log(r"stopping: sessions have 2s to finish", 3)
+    w.wait_log(r"stopping grace=2", 3)
     tok = token()
     busy.cmd("DATA", 354)
     busy.send(message(tok).replace(b"\r\n.", b"\r\n..") + b".\r\n")
@@ -480,7 +480,7 @@ def killed_worker_is_replaced():
     victim = ws[0]
     family = [victim] + L.descendants(victim)      # the worker and its deliverer
     os.kill(victim, signal.SIGKILL)
-    w.wait_log(r"worker %d died \(status 9\); replacing it" % victim, 5)
+    w.wait_log(r"worker pid=%d result=died status=9" % victim, 5)
     ws2 = wait_workers(sup, 2, exclude=(victim,))
     check(victim not in ws2, "victim still listed")
     check(L.wait_gone(family, 5), "the killed worker's deliverer lingers: %r" %
@@ -497,7 +497,7 @@ def sighup_reloads_without_dropping_sessions():
     conf = w.write_config(extra={"hostname": "one.test", "workers": 2})
     sup, port = start_with_port(
         w, lambda p: [L.SMTPD, "-c", conf, "-l", "127.0.0.1:%d" % p], "supervisor")
-    w.wait_log(r"supervisor started")
+    w.wait_log(r"supervisor result=started")
     old = Client(port)
     r = old.greeting()
     eq(r.text, "220 one.test ESMTP smtpd", "greeting before HUP")
@@ -508,7 +508,7 @@ def sighup_reloads_without_dropping_sessions():
     before = wait_workers(sup, 2)     # 1 idle + the busy one
     w.write_config(extra={"hostname": "two.test", "workers": 2})
     sup.kill(signal.SIGHUP)
-    w.wait_log(r"SIGHUP: configuration reloaded; replacing workers", 5)
+    w.wait_log(r"reload result=ok", 5)
     # the old idle workers go; the busy one stays until its session ends
     end = time.time() + 5
     while time.time() < end and len([p for p in before if L.alive(p)]) > 1:
@@ -546,7 +546,7 @@ def sighup_with_bad_config_keeps_old():
     with open(conf, "a") as f:
         f.write("no_such_setting = 1\n")
     sup.kill(signal.SIGHUP)
-    w.wait_log(r"SIGHUP: configuration has errors; keeping the old one", 5)
+    w.wait_log(r"reload result=error", 5)
     check(sup.poll() is None, "supervisor exited after a bad HUP")
     deliver_one(w, port, by="one.test")
     stop_supervisor(w, sup)
@@ -567,7 +567,7 @@ def sighup_with_o_settings():
     sup, port = start_with_port(
         w, lambda p: [L.SMTPD, "-c", conf] + opts + ["-l", "127.0.0.1:%d" % p],
         "supervisor")
-    w.wait_log(r"supervisor started")
+    w.wait_log(r"supervisor result=started")
     c = Client(port)
     eq(c.greeting().text, "220 one.test ESMTP smtpd", "greeting before HUP")
     c.close()
@@ -575,7 +575,7 @@ def sighup_with_o_settings():
         f.write("hostname = two.test\n")
     sup.kill(signal.SIGHUP)
     try:
-        w.wait_log(r"SIGHUP: configuration (reloaded|has errors)", 5)
+        w.wait_log(r"reload result=(ok|error)", 5)
     finally:
         errs = [l for l in w.log().splitlines() if "bad setting" in l or "has errors" in l]
     check(not errs, "SIGHUP with -o settings: %s" % " / ".join(errs))
@@ -670,7 +670,7 @@ def no_zombies():
         except ProcessLookupError:
             time.sleep(0.05)
     sup.kill(signal.SIGHUP)
-    w.wait_log(r"configuration reloaded")
+    w.wait_log(r"reload result=ok")
     for _ in range(3):
         deliver_one(w, port)
     time.sleep(1.5)               # a queue run or two (queue_interval=1)
@@ -697,7 +697,7 @@ def detach_pid_file():
     st = L.proc_stat(pid)
     eq(st[3], pid, "detached supervisor is a session leader")
     check(L.wait_listen(port), "not listening")
-    w.wait_log(r"supervisor started pid=%d" % pid)
+    w.wait_log(r"supervisor result=started pid=%d" % pid)
     deliver_one(w, port)
     members = L.group_members(pid)
     os.kill(pid, signal.SIGTERM)
@@ -722,7 +722,7 @@ def systemd_socket_activate_accept_yes():
     deliver_one(w, port)
     pids = set(re.findall(r"smtpd\[(\d+)\]: \S+ connect client=127\.0\.0\.1$", w.log(), re.M))
     eq(len(pids), 2, "one smtpd process per connection")
-    check("supervisor started" not in w.log(), "a supervisor started under Accept=yes")
+    check("supervisor result=started" not in w.log(), "a supervisor started under Accept=yes")
     sa.stop()
 
 
@@ -735,10 +735,10 @@ def systemd_socket_activate_accept_no():
         "socket-activate")
     # systemd-socket-activate execs smtpd on the first connection
     deliver_one(w, port)
-    w.wait_log(r"supervisor started pid=%d " % sa.pid)
+    w.wait_log(r"supervisor result=started pid=%d " % sa.pid)
     deliver_one(w, port)
     eq(len(w.files()), 2, "files")
-    check("listening on" not in w.log(), "supervisor opened its own socket")
+    check("listen address=" not in w.log(), "supervisor opened its own socket")
     stop_supervisor(w, sa)
 
 
@@ -1132,14 +1132,14 @@ def etc_smtpd_activated_accept_no():
     sa, port = start_with_port(
         w, lambda p: [L.SOCKET_ACTIVATE, "-l", "127.0.0.1:%d" % p] + argv, "socket-activate")
     deliver_one(w, port)
-    w.wait_log(r"supervisor started pid=%d " % sa.pid)
+    w.wait_log(r"supervisor result=started pid=%d " % sa.pid)
     # ExecReload with a changed hostname
     with open(conf) as f:
         text = f.read()
     with open(conf, "w") as f:
         f.write(text.replace("hostname = %s" % L.HOST, "hostname = reloaded.test"))
     exec_reload(svc, sa.pid)
-    w.wait_log(r"SIGHUP: configuration reloaded")
+    w.wait_log(r"reload result=ok")
     time.sleep(0.3)
     deliver_one(w, port, by="reloaded.test")
     took = mixed_stop(w, sa, int(svc["Service"].get("TimeoutStopSec", "60")))
@@ -1156,11 +1156,11 @@ def etc_smtpd_service_listens_itself():
                                ["127.0.0.1:%d" % p, "[::1]:%d" % p]),
         "smtpd.service")
     check(L.wait_listen(port, 6), "not listening on [::1]")
-    w.wait_log(r"supervisor started")
+    w.wait_log(r"supervisor result=started")
     deliver_one(w, port, "127.0.0.1")
     deliver_one(w, port, "::1")
     exec_reload(svc, sup.pid)
-    w.wait_log(r"SIGHUP: configuration reloaded")
+    w.wait_log(r"reload result=ok")
     deliver_one(w, port)
     took = mixed_stop(w, sup, int(svc["Service"].get("TimeoutStopSec", "60")))
     check(took < 5, "stop took %.1f s" % took)

@@ -770,7 +770,7 @@ def test_half_close_in_data(T):
     figs = a.end(honest=False)
     env.assert_nothing_stored(["bob"])
     spool_clean(env)
-    check("during data" in env.log(), "no 'lost ... during data' log line")
+    check("stage=data" in env.log(), "no 'lost ... stage=data' log line")
     return figs + " honest=%.2fs" % honest_delivery(env)
 
 

@@ -86,7 +86,7 @@ def test_check_reports_bad_key(world, pki, bad):
         port = L.free_port()
         pr = world.start(world.argv(s) + ["-l", "127.0.0.1:%d" % port], name="sup-bad")
         assert pr.wait(20) == 111, world.log_tail()
-        world.wait_log(r"supervisor cannot start: ")
+        world.wait_log(r"supervisor result=error reason=\"cannot start: ")
 
 
 def test_check_ok(world, pki):
@@ -209,7 +209,7 @@ def test_sighup_new_certificate(world, pki):
     os.rename(key + ".new", key)
     os.rename(cert + ".new", cert)
     sup.kill(signal.SIGHUP)
-    world.wait_log(r"SIGHUP: configuration reloaded")
+    world.wait_log(r"reload result=ok")
     assert T.peer_serial(port, pki) == pki.serial(pki.cert2)
 
 
@@ -220,7 +220,7 @@ def test_sighup_bad_key_keeps_old(world, pki):
     sup, port = T.supervisor(world, pki, cert=cert, key=key)
     shutil.copy(pki.key2, key)          # mismatched now
     sup.kill(signal.SIGHUP)
-    world.wait_log(r"SIGHUP: .*cannot use tls_cert .*keeping the old configuration")
+    world.wait_log(r"reload result=error reason=\".*cannot use tls_cert .*keeping the old configuration")
     assert sup.poll() is None
     c = L.Client(port)                  # still serves plain mail
     c.greeting()

@@ -1,0 +1,214 @@
+/*
+ * data.c - the DATA/BDAT byte machine (DESIGN.md, "Code shape").
+ *
+ * Interface: data_start() resets the machine for one message,
+ * data_bytes() feeds it octets as they arrive (in any split) and says
+ * how many it consumed, data_result() gives the verdict at the end.
+ * In one pass it finds the end of DATA, removes dot-stuffing, turns
+ * CR LF into LF for the Maildir, counts the size, measures text lines,
+ * and counts Received: / matches Delivered-To: lines for loops.
+ * Invariants (RFC 5321 4.1.1.4, 4.5.2, 4.5.3.1.6; RFC 3030):
+ *  - only CR LF . CR LF ends DATA; a bare CR or LF marks the message bad
+ *    and never starts a line, so "\n.\n", "\r.\r" and friends are text
+ *    (no SMTP smuggling), and nothing is ever normalised;
+ *  - in BDAT the dot has no meaning, but line ends are checked alike;
+ *  - errors are sticky: the first one wins and the machine keeps
+ *    reading to the real end, so the session stays in step.
+ */
+#include <string.h>
+#include <strings.h>
+
+#include "config.h"
+#include "data.h"
+#include "rfc822.h"
+
+/* data_start - ready the machine for one message */
+void data_start(struct data *d, int bdat, char *const *rcpt, int nrcpt,
+    data_sink *sink, void *arg)
+{
+	memset(d, 0, sizeof *d);
+	d->ds = D_BOL;
+	d->err = DATA_OK;
+	d->bdat = bdat;
+	d->in_headers = 1;
+	d->rcpt = rcpt, d->nrcpt = nrcpt;
+	d->sink = sink, d->arg = arg;
+}
+
+/* data_error - record the first problem (sticky) */
+static void data_error(struct data *d, enum data_result r)
+{
+	if (d->err == DATA_OK)
+		d->err = r;
+}
+
+/* delivered_to_us - does a Delivered-To: value name one of ours? */
+static int delivered_to_us(const struct data *d, const char *v, size_t n)
+{
+	int i;
+
+	while (n > 0 && (*v == ' ' || *v == '\t'))
+		v++, n--;
+	while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+		n--;
+	for (i = 0; i < d->nrcpt; i++)
+		if (strlen(d->rcpt[i]) == n && strncasecmp(d->rcpt[i], v, n) == 0)
+			return 1;
+	return 0;
+}
+
+/* header_line - loop checks on one complete header line (RFC 5321 6.3) */
+static void header_line(struct data *d)
+{
+	const char *colon;
+
+	if (d->hlen == 0) {
+		d->in_headers = 0;	/* the empty line ends the header */
+		return;
+	}
+	if (rfc822_header_is(d->hdr, d->hlen, "Received") && ++d->hops > cfg.hop_limit)
+		d->loop = 1;
+	if (!rfc822_header_is(d->hdr, d->hlen, "Delivered-To"))
+		return;
+	colon = memchr(d->hdr, ':', d->hlen) + 1;
+	if (delivered_to_us(d, colon, d->hlen - (colon - d->hdr)))
+		d->loop = 1;
+}
+
+/* emit - message octets to the sink, within the size limit */
+static void emit(struct data *d, const char *p, size_t n)
+{
+	d->octets += n;
+	if (d->octets > cfg.size_limit)
+		data_error(d, DATA_SIZE);
+	if (d->err == DATA_OK)
+		d->sink(d->arg, p, n);
+}
+
+/* hdr_put - keep the start of a header line for header_line() */
+static void hdr_put(struct data *d, const char *p, size_t n)
+{
+	size_t k = n < sizeof d->hdr - d->hlen ? n : sizeof d->hdr - d->hlen;
+
+	memcpy(d->hdr + d->hlen, p, k);
+	d->hlen += k;
+}
+
+/* end_line - CR LF seen (line_len counts the CR): store LF, check */
+static void end_line(struct data *d)
+{
+	if (cfg.textline_limit && d->line_len + 1 > cfg.textline_limit)
+		data_error(d, DATA_TEXT_LINE);
+	if (d->in_headers) {
+		header_line(d);
+		d->hlen = 0;
+	}
+	d->octets++;		/* the CR we do not store */
+	emit(d, "\n", 1);
+	d->line_len = 0;
+}
+
+/* text_run - length of the run of octets that need no decision */
+static size_t text_run(const char *p, size_t n)
+{
+	const char *cr = memchr(p, '\r', n), *lf;
+	size_t lim = cr ? (size_t)(cr - p) : n;
+
+	lf = memchr(p, '\n', lim);	/* memchr: the one per-octet pass */
+	return lf ? (size_t)(lf - p) : lim;
+}
+
+/* in_text - D_BOL/D_TEXT: a run of text, or the one octet that ends it */
+static size_t in_text(struct data *d, const char *p, size_t n)
+{
+	size_t k = text_run(p, n);
+
+	if (k > 0) {
+		if (d->in_headers)
+			hdr_put(d, p, k);
+		emit(d, p, k);
+		d->line_len += k;
+		d->ds = D_TEXT;
+		return k;
+	}
+	d->ds = (p[0] == '\r') ? D_CR : D_TEXT;
+	if (p[0] == '\n')
+		data_error(d, DATA_BARE_EOL);
+	d->line_len++;
+	return 1;
+}
+
+/* step - one decision at p[0] (or a text run); octets consumed */
+static size_t step(struct data *d, const char *p, size_t n)
+{
+	char c = p[0];
+
+	switch (d->ds) {
+	case D_BOL:
+		if (c == '.' && !d->bdat) {
+			d->ds = D_DOT;	/* not counted: it is removed */
+			return 1;
+		}
+		return in_text(d, p, n);
+	case D_TEXT:
+		return in_text(d, p, n);
+	case D_CR:
+		if (c == '\n') {
+			end_line(d);
+			d->ds = D_BOL;
+			return 1;
+		}
+		data_error(d, DATA_BARE_EOL);
+		d->ds = (c == '\r') ? D_CR : D_TEXT;
+		d->line_len++;
+		return 1;
+	case D_DOT:
+		if (c == '\r') {
+			d->ds = D_DOT_CR;
+			d->line_len++;
+			return 1;
+		}
+		d->ds = D_TEXT;		/* unstuff: drop the first dot */
+		return 0;
+	case D_DOT_CR:
+		if (c == '\n') {
+			d->ds = D_END;
+			d->line_len++;
+			return 1;
+		}
+		data_error(d, DATA_BARE_EOL);	/* "." CR then not LF */
+		d->ds = D_TEXT;
+		return 0;
+	case D_END:
+		break;
+	}
+	return 0;
+}
+
+/*
+ * data_bytes - feed octets through the machine.  Returns how many were
+ * consumed: all of them, or up to and including the end of DATA.
+ */
+size_t data_bytes(struct data *d, const char *p, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n && d->ds != D_END)
+		i += step(d, p + i, n - i);
+	return i;
+}
+
+/*
+ * data_result - the verdict once the input ended: the first problem, a
+ * BDAT message that ended on a lone CR, or a loop.
+ */
+enum data_result data_result(const struct data *d)
+{
+	if (d->err != DATA_OK)
+		return d->err;
+	if (d->ds == D_CR)
+		return DATA_BARE_EOL;
+	if (d->loop)
+		return DATA_LOOP;
+	return DATA_OK;
+}
