@@ -17,7 +17,7 @@ SRCS = smtpd.c data.c replies.c rfc822.c queue.c maildir.c storage.c config.c \
        starttls.c tlsspawn.c
 OBJS = $(SRCS:%.c=$(B)/%.o)
 TESTS = $(B)/tests/check_rfc822 $(B)/tests/check_data $(B)/tests/check_maildir $(B)/tests/check_queue \
-        $(B)/tests/check_smtpd
+        $(B)/tests/check_smtpd $(B)/tests/check_starttls
 CHECK_LIBS = $(shell pkg-config --cflags --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -lpthread)
 
 # smtpd-tls, the TLS engine, links libtls (libtls-dev); smtpd itself libc only.
@@ -91,7 +91,7 @@ install: all
 
 clean:
 	rm -rf smtpd smtpd-tls tls/*.o tls/*.d *.o *.d tests/check_rfc822 tests/check_maildir tests/check_queue \
-	    tests/check_smtpd tests/check_data tests/*.d tests/faultfs.so build-asan demo
+	    tests/check_smtpd tests/check_data tests/check_starttls tests/*.d tests/faultfs.so build-asan demo
 
 .PHONY: all unit arrows e2e launch robust tls tls-missing check check-asan demo install clean
 -include $(B)/*.d $(B)/tests/*.d $(B)/tls/*.d

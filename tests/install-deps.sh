@@ -4,7 +4,7 @@
 # runs `apt-get update` only when something has to be installed.
 set -eu
 
-PKGS="build-essential gcc make pkg-config check python3 curl swaks dovecot-imapd clang libclang-rt-14-dev systemd ucspi-tcp xinetd haproxy procps"
+PKGS="build-essential gcc make pkg-config check python3 curl swaks dovecot-imapd clang libclang-rt-14-dev systemd ucspi-tcp xinetd haproxy procps libtls-dev openssl python3-pytest postfix"
 
 missing=""
 for p in $PKGS; do
