@@ -84,22 +84,24 @@ static struct tls *load(const struct options *o, char *why, size_t cap)
 	struct tls_config *tc = tls_config_new();
 	struct tls *srv = tls_server();
 
-	if (!tc || !srv) {
+	if (!tc || !srv)
 		snprintf(why, cap, "out of memory");
-		return NULL;
-	}
-	if (tls_config_set_protocols(tc, TLS_PROTOCOL_TLSv1_2 | TLS_PROTOCOL_TLSv1_3) < 0 ||
+	else if (tls_config_set_protocols(tc, TLS_PROTOCOL_TLSv1_2 | TLS_PROTOCOL_TLSv1_3) < 0 ||
 	    tls_config_set_ciphers(tc, "secure") < 0 ||
-	    tls_config_set_keypair_file(tc, o->cert, o->key) < 0) {
+	    tls_config_set_keypair_file(tc, o->cert, o->key) < 0)
 		snprintf(why, cap, "%s", tls_config_error(tc));
-		return NULL;
-	}
-	if (tls_configure(srv, tc) < 0) {	/* checks that key and cert match */
+	else if (tls_configure(srv, tc) < 0)	/* checks that key and cert match */
 		snprintf(why, cap, "%s: not a PEM private key, or not the key of %s",
 		    tls_error(srv), o->cert);
+	else
+		why = NULL;
+	if (tc)
+		tls_config_clear_keys(tc);	/* the SSL context keeps its own copy */
+	tls_config_free(tc);		/* srv holds a reference */
+	if (why) {
+		tls_free(srv);
 		return NULL;
 	}
-	tls_config_clear_keys(tc);	/* the SSL context keeps its own copy */
 	return srv;
 }
 
@@ -249,6 +251,7 @@ int main(int argc, char **argv)
 	struct options o = { 0 };
 	struct engine e = { 0 };
 	char why[512];
+	int st;
 
 	options(argc, argv, &o, &e);
 	log_stderr = o.to_stderr || o.check;
@@ -268,11 +271,16 @@ int main(int argc, char **argv)
 	}
 	if (o.check) {
 		printf("smtpd-tls: %s and %s: ok\n", o.cert, o.key);
+		tls_free(e.server);
 		return 0;
 	}
-	if (o.prog)
-		return wrap(&e, &o);
-	e.net_in = 0, e.net_out = 1, e.ctl = 3, e.to_app = 4, e.from_app = 5;
-	drop(o.user);
-	return engine_serve(&e);
+	if (o.prog) {
+		st = wrap(&e, &o);
+	} else {
+		e.net_in = 0, e.net_out = 1, e.ctl = 3, e.to_app = 4, e.from_app = 5;
+		drop(o.user);
+		st = engine_serve(&e);
+	}
+	tls_free(e.server);
+	return st;
 }

@@ -94,4 +94,7 @@ def world(bins, request):
     w.engine = bins[1]
     yield w
     L.stop_all()
+    log = w.log()
     shutil.rmtree(w.dir, ignore_errors=True)
+    # ASan/UBSan (make check-asan) report on stderr, which is the log
+    assert "Sanitizer" not in log and "runtime error:" not in log, log[-4000:]
