@@ -18,6 +18,9 @@ SRCS = smtpd.c data.c replies.c rfc822.c queue.c maildir.c storage.c config.c \
 OBJS = $(SRCS:%.c=$(B)/%.o)
 TESTS = $(B)/tests/check_rfc822 $(B)/tests/check_data $(B)/tests/check_maildir $(B)/tests/check_queue \
         $(B)/tests/check_smtpd $(B)/tests/check_starttls
+# pytest from Debian's python3-pytest (a pyenv python3 earlier in PATH may lack it)
+PYTHON  ?= $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo python3)
+PYTEST   = $(PYTHON) -m pytest -q -p no:cacheprovider
 CHECK_LIBS = $(shell pkg-config --cflags --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -lpthread)
 
 # smtpd-tls, the TLS engine, links libtls (libtls-dev); smtpd itself libc only.
@@ -62,16 +65,20 @@ robust: $(B)/smtpd
 	python3 tests/robust/run.py $(B)/smtpd
 
 tls: $(B)/smtpd $(B)/smtpd-tls
-	/usr/bin/python3 -m pytest -q tests/tls --smtpd=$(B)/smtpd --engine=$(B)/smtpd-tls
+	$(PYTEST) tests/tls --smtpd=$(B)/smtpd --engine=$(B)/smtpd-tls
 
-check: unit arrows e2e launch robust tls
+# queue tools, log format, the demo
+admin: $(B)/smtpd
+	SMTPD=$(abspath $(B)/smtpd) $(PYTEST) tests/admin
+
+check: unit arrows e2e launch robust admin tls
 
 ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
              -fno-sanitize-recover=all
 # every suite but memory_bound, whose RSS figures mean nothing under ASan
 ROBUST_ASAN = silent trickle pipelining unread nul binary lone endless half idle crash
 check-asan:
-	$(MAKE) B=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" unit e2e launch
+	$(MAKE) B=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" unit e2e launch admin
 	$(MAKE) B=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" build-asan/smtpd
 	$(MAKE) B=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" tls
 	python3 tests/robust/run.py build-asan/smtpd $(ROBUST_ASAN)
@@ -84,15 +91,34 @@ demo: $(B)/smtpd
 arrows: $(B)/smtpd
 	python3 tests/arrows/check_arrows.py $(B)/main.o $(OBJS)
 
+# install: the program, its man pages, and etc/ as examples (DESTDIR= works).
+# docs-check: the man pages lint clean and name every setting and option.
+MANDIR  ?= $(PREFIX)/share/man
+DOCDIR  ?= $(PREFIX)/share/doc/smtpd
 install: all
-	install -d $(DESTDIR)$(SBINDIR)
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 \
+	    $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR)/examples/tls
 	install -m 755 $(B)/smtpd $(DESTDIR)$(SBINDIR)/smtpd
 	if [ -f $(B)/smtpd-tls ]; then install -m 755 $(B)/smtpd-tls $(DESTDIR)$(SBINDIR)/smtpd-tls; fi
+	install -m 644 man/smtpd.8 $(DESTDIR)$(MANDIR)/man8/smtpd.8
+	install -m 644 man/smtpd.conf.5 $(DESTDIR)$(MANDIR)/man5/smtpd.conf.5
+	install -m 644 $(filter-out etc/demo.sh etc/tls,$(wildcard etc/*)) $(DESTDIR)$(DOCDIR)/examples/
+	install -m 644 $(wildcard etc/tls/*) $(DESTDIR)$(DOCDIR)/examples/tls/
+
+docs-check: $(B)/smtpd
+	SMTPD=$(abspath $(B)/smtpd) $(PYTEST) tests/docs
+
+# package-check: build the .deb, install it, deliver through it, purge it (root)
+package-check:
+	$(PYTEST) -rs tests/package
+
+check: docs-check
+.PHONY: docs-check package-check
 
 clean:
 	rm -rf smtpd smtpd-tls tls/*.o tls/*.d *.o *.d tests/check_rfc822 tests/check_maildir tests/check_queue \
 	    tests/check_smtpd tests/check_data tests/check_starttls tests/*.d tests/faultfs.so build-asan demo
 
-.PHONY: all unit arrows e2e launch robust tls tls-missing check check-asan demo install clean
+.PHONY: all unit arrows admin e2e launch robust tls tls-missing check check-asan demo install clean
 -include $(B)/*.d $(B)/tests/*.d $(B)/tls/*.d
 -include fuzz/fuzz.mk

@@ -244,6 +244,7 @@ static void serve(int fd)
 		    !valid_qid(qid, sp - qid))
 			fatalx("deliverer: malformed request");
 		*sp = '\0';
+		log_set_id(qid);
 		deliver_one(spool, qid, sp + 1, req[0] == 'R', ++seq, out, sizeof out);
 		close(spool);
 		if (send(fd, out, strlen(out), 0) < 0)

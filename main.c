@@ -156,6 +156,7 @@ static int queue_mode(int mode, const char *id)
 /* main - parse the configuration and run the chosen mode */
 int main(int argc, char **argv)
 {
+	char id[QID_MAX];
 	int mode, nfds;
 
 	if (config_load(argc, argv, &mode) < 0) {
@@ -169,12 +170,14 @@ int main(int argc, char **argv)
 	if (mode == MODE_CHECK)
 		return check_config();
 	log_init("smtpd");
+	queue_id(id, sizeof id, 0);	/* this process's lines until a mode has its own */
+	log_set_id(id);
 	signal(SIGPIPE, SIG_IGN);
 	umask(077);
 	nfds = proc_listen_fds();
 	if (spool_setup() < 0) {
-		logmsg(LOG_CRIT, "- spool result=error reason=\"cannot use %s: %s\"",
-		    cfg.spool_dir, strerror(errno));
+		logmsg(LOG_CRIT, "%s spool result=error reason=\"cannot use %s: %s\"",
+		    id, cfg.spool_dir, strerror(errno));
 		if (mode == MODE_SESSION && !cfg.listen[0])
 			unavailable(nfds ? 3 : 1);
 		return 111;

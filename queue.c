@@ -636,7 +636,7 @@ int queue_accept(struct deliverer *d, struct spool *sp, char *const *rcpt, int n
 	if (ok == 0 || (ok < n && !pending)) {
 		out = ACCEPT_NONE;
 	} else if (ok < n && (err = spool_keep(sp, pending, npend, res->text)) != 0) {
-		res->status = DELIVER_TEMP, res->why = err == ENOSPC ? WHY_STORAGE : WHY_IO;
+		res->status = DELIVER_TEMP, res->why = deliver_why_errno(err);
 		snprintf(res->text, sizeof res->text, "cannot queue: %s", strerror(err));
 		out = ACCEPT_SPOOL;
 	} else if (ok < n) {

@@ -445,13 +445,14 @@ static enum reply_id check_rcpt(struct session *s, const char *arg, char *addr)
 static void log_rcpt(struct session *s, const char *arg, enum reply_id r)
 {
 	char to[CMDLINE_MAX * 4 + 1], why[1024 * 4];
-	const char *p = path_arg(arg, "TO:");
+	const char *p = path_arg(arg, "TO:"), *end;
+	struct path path;
 	size_t n;
 
 	p = p ? p : arg;
-	p += *p == '<';
-	n = strcspn(p, " ");
-	n -= n > 0 && p[n - 1] == '>';
+	n = rfc822_path(p, &path, &end) == 0 ? (size_t)(end - p) : strlen(p);
+	if (n >= 2 && p[0] == '<' && p[n - 1] == '>')
+		p++, n -= 2;
 	log_escape(to, sizeof to, p, n);
 	if (r == R_RCPT_OK) {
 		logmsg(LOG_INFO, "%s rcpt client=%s to=<%s> result=accepted", s->id,
@@ -590,10 +591,26 @@ static void to_spool(void *arg, const char *p, size_t n)
 	spool_put(arg, p, n);
 }
 
-/* storage_reply - the one map from a storage errno to a reply */
+/*
+ * why_reply - the one map from a reason (deliver.h WHY_*) to a temporary
+ * reply; `spool`: the failure was in our own spool, not a mailbox.
+ */
+static enum reply_id why_reply(int why, int spool)
+{
+	switch (why) {
+	case WHY_STORAGE:
+		return R_NO_STORAGE;
+	case WHY_QUOTA:
+		return spool ? R_NO_STORAGE : R_MAILBOX_FULL;
+	default:
+		return spool ? R_TEMP_STORE : R_TEMP_DELIVERY;
+	}
+}
+
+/* storage_reply - a spool errno as a reply */
 static enum reply_id storage_reply(int err)
 {
-	return err == ENOSPC ? R_NO_STORAGE : R_TEMP_STORE;
+	return why_reply(deliver_why_errno(err), 1);
 }
 
 /* data_begin - open the spool, write Return-Path and Received; R_OKAY */
@@ -683,22 +700,12 @@ static enum reply_id data_reply(enum data_result r)
 	return R_INTERNAL;
 }
 
-/*
- * delivery_reply - the one map from a failed delivery to a reply:
- * permanent -> 550; temporary -> 452 for storage and quota, else 451.
- */
+/* delivery_reply - a failed delivery as a reply: permanent -> 550 */
 static enum reply_id delivery_reply(const struct deliver_result *res)
 {
 	if (res->status == DELIVER_PERM)
 		return R_NO_SUCH_USER;
-	switch (res->why) {
-	case WHY_STORAGE:
-		return R_NO_STORAGE;
-	case WHY_QUOTA:
-		return R_MAILBOX_FULL;
-	default:
-		return R_TEMP_DELIVERY;
-	}
+	return why_reply(res->why, 0);
 }
 
 /* deliver_all - hand the message over; the reply it earns */
@@ -712,7 +719,7 @@ static enum reply_id deliver_all(struct session *s)
 	case ACCEPT_QUEUED:
 		return R_QUEUED;
 	case ACCEPT_SPOOL:
-		return res.why == WHY_STORAGE ? R_NO_STORAGE : R_TEMP_STORE;
+		return why_reply(res.why, 1);
 	default:
 		return delivery_reply(&res);
 	}

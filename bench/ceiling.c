@@ -35,6 +35,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "writeall.h"
+
 #define MAX_PROCS	256
 #define MAX_DIRS	16
 
@@ -77,20 +79,6 @@ static int subdir(const char *top, const char *name)
 	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		die(path);
 	return fd;
-}
-
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w, n -= w;
-	}
-	return 0;
 }
 
 /* child - deliver until the deadline; report through fd `out` */

@@ -29,6 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "writeall.h"
+
 #define MAX_THREADS	256
 #define MAX_SAMPLES	(1 << 20)
 
@@ -91,23 +93,9 @@ static int reply(struct conn *c)
 	}
 }
 
-static int send_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w, n -= w;
-	}
-	return 0;
-}
-
 static int cmd(struct conn *c, const char *line, int want)
 {
-	if (send_all(c->fd, line, strlen(line)) < 0)
+	if (write_all(c->fd, line, strlen(line)) < 0)
 		return -1;
 	return reply(c) == want ? 0 : -1;
 }
@@ -141,7 +129,7 @@ static const char *one_op(void)
 			why = "RCPT";
 		else if (cmd(&c, "DATA\r\n", 354) < 0)
 			why = "DATA";
-		else if (send_all(c.fd, message, message_len) < 0 || reply(&c) != 250)
+		else if (write_all(c.fd, message, message_len) < 0 || reply(&c) != 250)
 			why = "end of data";
 	}
 	if (!why && cmd(&c, "QUIT\r\n", 221) < 0)

@@ -1,20 +1,26 @@
 #!/bin/sh
-# install-deps.sh - install what smtpd's build and tests need (Debian).
-# Idempotent: does nothing when every package is already installed, and
-# runs `apt-get update` only when something has to be installed.
+# install-deps.sh - install what smtpd's build, tests and benchmarks need
+# (Debian 12).  With no arguments: everything `make check` needs (PKGS);
+# with arguments: just those packages (bench/install-deps.sh passes its own).
+# Idempotent: nothing happens when every package is installed; apt-get
+# update runs only when a package is unknown or the lists are missing.
+# Packages must not leave system daemons running (the tests start their own
+# instances): a temporary policy-rc.d (exit 101) keeps invoke-rc.d from
+# starting them, debconf is told "No configuration" for Postfix, and a
+# system Postfix that the install started anyway is stopped.
 set -eu
 
-PKGS="build-essential gcc make pkg-config check python3 curl swaks dovecot-imapd clang libclang-rt-14-dev systemd ucspi-tcp xinetd haproxy procps libtls-dev openssl python3-pytest postfix"
+PKGS="build-essential gcc make pkg-config check python3 curl swaks dovecot-imapd clang libclang-rt-14-dev systemd ucspi-tcp xinetd haproxy procps python3-pytest mandoc debhelper dpkg-dev fakeroot adduser libtls-dev openssl postfix"
+if [ $# -gt 0 ]; then
+	PKGS="$*"
+fi
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 
 missing=""
 for p in $PKGS; do
-	st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
-	case "$st" in
-	*"install ok installed"*) ;;
-	*) missing="$missing $p" ;;
-	esac
+	installed "$p" || missing="$missing $p"
 done
-
 if [ -z "$missing" ]; then
 	echo "install-deps: all packages present"
 	exit 0
@@ -28,27 +34,68 @@ else
 	echo "install-deps: need root or sudo to install:$missing" >&2
 	exit 1
 fi
-
 echo "install-deps: installing:$missing"
-export DEBIAN_FRONTEND=noninteractive
 
-# Keep package scripts from starting daemons (dovecot) on this machine:
-# the tests run their own instances.  Only when no policy exists yet.
+# policy-rc.d exit 101 = "action forbidden": package scripts start nothing.
+# Put ours in place only if there is none, and remove only ours.
 POLICY=/usr/sbin/policy-rc.d
-made_policy=""
+ours=""
 if [ ! -e "$POLICY" ]; then
-	printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$POLICY" >/dev/null
+	printf '#!/bin/sh\n# temporary, from smtpd bench/install-deps.sh\nexit 101\n' |
+		$SUDO tee "$POLICY" >/dev/null
 	$SUDO chmod 755 "$POLICY"
-	made_policy=1
+	ours=1
 fi
-cleanup() {
-	if [ -n "$made_policy" ]; then
-		$SUDO rm -f "$POLICY"
-	fi
-}
+cleanup() { if [ -n "$ours" ]; then $SUDO rm -f "$POLICY"; fi; }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
-$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
+export DEBIAN_FRONTEND=noninteractive
+case " $missing " in
+*" postfix "*)
+	# no /etc/postfix/main.cf, no mail name questions, no service
+	printf 'postfix postfix/main_mailer_type select No configuration\n' |
+		$SUDO debconf-set-selections
+	;;
+esac
+
+need_update=""
+for p in $missing; do
+	apt-cache show "$p" >/dev/null 2>&1 || need_update=1
+done
+if [ -n "$need_update" ] || [ -z "$(ls /var/lib/apt/lists/ 2>/dev/null | grep -v -e lock -e partial)" ]; then
+	$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
+fi
 # shellcheck disable=SC2086
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-	--no-install-recommends $missing
+	--no-install-recommends -o Dpkg::Options::=--force-confdef \
+	-o Dpkg::Options::=--force-confold $missing || {
+	echo "install-deps: apt-get reported an error; checking" >&2
+	$SUDO env DEBIAN_FRONTEND=noninteractive dpkg --configure -a || true
+}
+
+bad=""
+for p in $PKGS; do
+	installed "$p" || bad="$bad $p"
+done
+if [ -n "$bad" ]; then
+	echo "install-deps: not installed:$bad" >&2
+	exit 1
+fi
+
+# A booted systemd may have started the system Postfix despite the policy:
+# stop it if we are the ones who installed it.
+case " $missing " in
+*" postfix "*)
+	if [ -s /var/spool/postfix/pid/master.pid ] &&
+		kill -0 "$(tr -dc 0-9 </var/spool/postfix/pid/master.pid)" 2>/dev/null; then
+		echo "install-deps: stopping the system Postfix the install started" >&2
+		$SUDO postfix stop >/dev/null 2>&1 || true
+	fi
+	if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+		$SUDO systemctl disable --now postfix >/dev/null 2>&1 || true
+	fi
+	;;
+esac
+echo "install-deps: done"
+exit 0
