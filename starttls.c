@@ -5,8 +5,9 @@
  * Interface: starttls_open() at session start finds an engine: the
  * UCSPI-TLS descriptors SSLCTLFD, SSLREADFD, SSLWRITEFD that a wrapper
  * (smtpd-tls -- smtpd) put in the environment, or, in a prefork worker
- * (starttls_worker() was called and tls_cert is set), the promise that
- * the supervisor starts one when asked.  starttls_begin() runs before
+ * (starttls_worker() was called and tls_cert is set), the worker's own
+ * engine (smtpd-tls -s), which the supervisor starts at the worker's
+ * first STARTTLS and which then takes each session's descriptors.  starttls_begin() runs before
  * the 220 reply: it gets the engine (asking the supervisor if need be),
  * checks it is alive and writes 'Y'.  The engine then waits for the
  * client's ClientHello, which cannot come before our 220.
@@ -33,15 +34,88 @@
 #include "starttls.h"
 
 /*
- * The worker's channel to the supervisor, or -1: set once by
- * starttls_worker() before the worker's first session, read-only then.
+ * A prefork worker's two channels: to the supervisor (set once by
+ * starttls_worker() before the first session) and to its own engine
+ * (made at the first STARTTLS, kept until the worker exits).  Process
+ * state, not session state: the engine outlives sessions.
  */
 static int engine_chan = -1;
+static int engine_fd = -1;
 
 /* starttls_worker - this process is a prefork worker talking on chan */
 void starttls_worker(int chan)
 {
 	engine_chan = chan;
+}
+
+/* send_fds - one message with n descriptors (SCM_RIGHTS); 0 or -1 */
+static int send_fds(int chan, const char *msg, const int *fds, int n)
+{
+	char cbuf[CMSG_SPACE(4 * sizeof(int))];
+	struct iovec iov = { (char *)msg, 1 };
+	struct msghdr m = { 0 };
+	struct cmsghdr *c;
+
+	m.msg_iov = &iov, m.msg_iovlen = 1;
+	m.msg_control = cbuf, m.msg_controllen = CMSG_SPACE(n * sizeof(int));
+	c = CMSG_FIRSTHDR(&m);
+	c->cmsg_level = SOL_SOCKET, c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(n * sizeof(int));
+	memcpy(CMSG_DATA(c), fds, n * sizeof(int));
+	return sendmsg(chan, &m, MSG_NOSIGNAL) == 1 ? 0 : -1;
+}
+
+/* engine_start - ask the supervisor to start our engine; 0 or -1 */
+static int engine_start(void)
+{
+	char ans = 'N';
+	ssize_t n = -1;
+	int sp[2];
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
+		return -1;
+	if (send_fds(engine_chan, "E", &sp[1], 1) == 0)
+		do
+			n = recv(engine_chan, &ans, 1, 0);
+		while (n < 0 && errno == EINTR);
+	close(sp[1]);
+	if (n != 1 || ans != 'Y') {
+		close(sp[0]);
+		return -1;
+	}
+	engine_fd = sp[0];
+	return 0;
+}
+
+/*
+ * request - hand this session to our engine: the socket, the engine's
+ * ends of a control socketpair and two pipes; we keep the other ends.
+ * An engine that died is replaced once.
+ */
+static int request(struct starttls *t, int net)
+{
+	int sp[2], down[2], up[2], fds[4], tries, r = -1;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+		return -1;
+	if (pipe2(down, O_CLOEXEC) < 0 || pipe2(up, O_CLOEXEC) < 0) {
+		close(sp[0]), close(sp[1]);	/* down may leak on EMFILE only */
+		return -1;
+	}
+	fds[0] = net, fds[1] = sp[1], fds[2] = down[1], fds[3] = up[0];
+	for (tries = 0; tries < 2 && r < 0; tries++) {
+		if (engine_fd < 0 && engine_start() < 0)
+			break;
+		if ((r = send_fds(engine_fd, "T", fds, 4)) < 0) {
+			close(engine_fd);	/* gone: start a new one */
+			engine_fd = -1;
+		}
+	}
+	close(sp[1]), close(down[1]), close(up[0]);
+	t->ctl = sp[0], t->rd = down[0], t->wr = up[1];
+	if (r < 0)
+		starttls_close(t);
+	return r;
 }
 
 /* env_fd - a descriptor number from the environment, or -1 */
@@ -92,44 +166,6 @@ void starttls_close(struct starttls *t)
 	if (t->wr >= 0)
 		close(t->wr);
 	t->ctl = t->rd = t->wr = -1;
-}
-
-/*
- * request - ask the supervisor for an engine on socket net.  We make
- * the control socketpair and two pipes, pass the engine's ends (and
- * the socket) with SCM_RIGHTS, keep ours; the answer is one octet.
- */
-static int request(struct starttls *t, int net)
-{
-	int sp[2], down[2], up[2], fds[4];
-	char cbuf[CMSG_SPACE(sizeof fds)], ans = 'N';
-	struct iovec iov = { "T", 1 };
-	struct msghdr m = { 0 };
-	struct cmsghdr *c;
-	ssize_t n;
-
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
-		return -1;
-	if (pipe2(down, O_CLOEXEC) < 0 || pipe2(up, O_CLOEXEC) < 0) {
-		close(sp[0]), close(sp[1]);	/* down may leak on EMFILE only */
-		return -1;
-	}
-	fds[0] = net, fds[1] = sp[1], fds[2] = down[1], fds[3] = up[0];
-	m.msg_iov = &iov, m.msg_iovlen = 1;
-	m.msg_control = cbuf, m.msg_controllen = sizeof cbuf;
-	c = CMSG_FIRSTHDR(&m);
-	c->cmsg_level = SOL_SOCKET, c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof fds);
-	memcpy(CMSG_DATA(c), fds, sizeof fds);
-	if (sendmsg(engine_chan, &m, 0) == 1)
-		do
-			n = recv(engine_chan, &ans, 1, 0);
-		while (n < 0 && errno == EINTR);
-	close(sp[1]), close(down[1]), close(up[0]);
-	t->ctl = sp[0], t->rd = down[0], t->wr = up[1];
-	if (ans != 'Y')
-		starttls_close(t);
-	return ans == 'Y' ? 0 : -1;
 }
 
 /* engine_gone - has the engine closed the control fd already? */

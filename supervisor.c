@@ -20,8 +20,9 @@
  *   SIGCHLD          reap; a worker that died is replaced (TLS engines
  *                    are reaped here too)
  * Every queue_interval seconds a child runs the queue (as smtpd -q does).
- * STARTTLS: a worker sends "T" with the client's socket and its pipes;
- * we start the TLS engine on them (tlsspawn.c) and answer Y or N.
+ * STARTTLS: at its first one a worker sends "E" with one end of a
+ * socketpair; we start its TLS engine on it (tlsspawn.c, so the engine
+ * can read the key as root) and answer Y or N.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -240,15 +241,15 @@ static void balance(struct supervisor *sv)
 	}
 }
 
-/* on_message - admission ("B addr"), idle ("I"), or an engine ("T") */
+/* on_message - admission ("B addr"), idle ("I"), or an engine ("E") */
 static void on_message(struct supervisor *sv, struct worker *w)
 {
 	char buf[PEER_ADDR_MAX + 2];
-	int i, total = 0, same = 0, fds[TLS_FDS], nfds;
-	ssize_t n = tls_chan_recv(w->chan, buf, sizeof buf - 1, fds, &nfds);
+	int i, total = 0, same = 0, fd;
+	ssize_t n = tls_chan_recv(w->chan, buf, sizeof buf - 1, &fd);
 
-	if (nfds == TLS_FDS) {
-		send(w->chan, tls_spawn(fds) == 0 ? "Y" : "N", 1, 0);
+	if (fd >= 0) {		/* "E": the worker's first STARTTLS */
+		send(w->chan, tls_spawn(fd) == 0 ? "Y" : "N", 1, 0);
 		return;
 	}
 	if (n <= 0) {

@@ -4,18 +4,23 @@
  * load the certificate and key.
  *
  * Interface: tls_chan_recv() replaces recv() on a worker's channel and
- * also takes the descriptors a 'T' request carries (the client's
- * socket, the engine's end of the control socketpair, the clear-text
- * pipe ends); tls_spawn() runs `tls_engine` on them; tls_check() runs
- * `tls_engine -n` (smtpd -n, supervisor start, SIGHUP).
+ * also takes the descriptor an "E" request carries: the engine's end of
+ * a socketpair whose other end the worker keeps; tls_spawn() starts
+ * `tls_engine -s` on it.  From then on the worker hands each STARTTLS
+ * session (socket, control socketpair, two pipes) to its engine itself.
+ * tls_check() runs `tls_engine -n` (smtpd -n, supervisor start, SIGHUP).
  * Why the supervisor: it keeps the privileges it started with, so the
  * engine can read a key that only root may read, then drops to
  * session_user before its first network byte; the worker, which parses
  * the client's bytes, never holds the key.  The supervisor itself only
- * passes descriptors on; it reads no network byte.  The engine is a
- * separate program (smtpd links libc only), started per STARTTLS, so
- * sessions that never use TLS pay nothing, and every start reads the
- * files again, so a renewed certificate is used at once.
+ * passes a descriptor on; it reads no network byte.  The engine is a
+ * separate program (smtpd links libc only), started at a worker's first
+ * STARTTLS, so sessions that never use TLS pay nothing.  It loads the
+ * key once and serves the worker's TLS sessions one after the other, as
+ * the worker serves its clients: exec and OpenSSL's start-up (~25 ms of
+ * CPU here) are paid once per worker, not per session.  It ends with its
+ * worker; SIGHUP replaces the workers, so the next STARTTLS reads renewed
+ * files.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,12 +37,11 @@
 
 extern char **environ;
 
-#define FD_FLOOR	10	/* received fds are moved above the targets 0-5 */
-
-/* tls_chan_recv - one message from a worker, and a 'T' request's fds */
-ssize_t tls_chan_recv(int chan, char *buf, size_t cap, int fds[TLS_FDS], int *nfds)
+/* tls_chan_recv - one message from a worker, and an "E" request's fd */
+ssize_t tls_chan_recv(int chan, char *buf, size_t cap, int *fd)
 {
-	char cbuf[CMSG_SPACE(TLS_FDS * sizeof(int))];
+	int fds[4];
+	char cbuf[CMSG_SPACE(sizeof fds)];
 	struct iovec iov = { buf, cap };
 	struct msghdr m = { 0 };
 	struct cmsghdr *c;
@@ -46,37 +50,32 @@ ssize_t tls_chan_recv(int chan, char *buf, size_t cap, int fds[TLS_FDS], int *nf
 
 	m.msg_iov = &iov, m.msg_iovlen = 1;
 	m.msg_control = cbuf, m.msg_controllen = sizeof cbuf;
-	*nfds = 0;
+	*fd = -1;
 	if ((n = recvmsg(chan, &m, MSG_CMSG_CLOEXEC)) < 0)
 		return n;
 	for (c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
-		int got[TLS_FDS];
-
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
 			continue;
 		k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		memcpy(got, CMSG_DATA(c), k * sizeof(int));
-		for (i = 0; i < k; i++)
-			fds[i] = got[i];
+		k = k > 4 ? 4 : k;
+		memcpy(fds, CMSG_DATA(c), k * sizeof(int));
 	}
-	if (n < 1 || buf[0] != 'T' || k != TLS_FDS || (m.msg_flags & MSG_CTRUNC)) {
+	if (n >= 1 && buf[0] == 'E' && k == 1 && !(m.msg_flags & MSG_CTRUNC))
+		*fd = fds[0];
+	else
 		for (i = 0; i < k; i++)
 			close(fds[i]);	/* not a well-formed request */
-		k = 0;
-	}
-	*nfds = k;
 	return n;
 }
 
-/* engine_argv - the engine's command line for the current settings */
-static void engine_argv(char **av, int check)
+/* engine_argv - the engine's command line: mode "-n" or "-s" */
+static void engine_argv(char **av, char *mode)
 {
 	int n = 0;
 
 	av[n++] = cfg.tls_engine;
-	if (check)
-		av[n++] = "-n";
-	else if (strcmp(cfg.log, "stderr") == 0)
+	av[n++] = mode;
+	if (strcmp(cfg.log, "stderr") == 0)
 		av[n++] = "-e";
 	av[n++] = "-u", av[n++] = cfg.session_user;
 	av[n++] = "-c", av[n++] = cfg.tls_cert;
@@ -99,37 +98,29 @@ static void spawn_attr(posix_spawnattr_t *a)
 }
 
 /*
- * tls_spawn - start an engine on fds {socket, control, to-app,
- * from-app}: as the engine's fd 0 and 1, 3, 4 and 5.  Closes fds.
+ * tls_spawn - start a worker's engine, `tls_engine -s`, with fd 3 the
+ * worker's request channel (the one descriptor of its "E" message).
+ * Closes fd.  The engine is our child: reap() collects it.
  */
-int tls_spawn(int fds[TLS_FDS])
+int tls_spawn(int fd)
 {
-	static const int target[TLS_FDS] = { 0, 3, 4, 5 };
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 	char *av[12];
-	int hi[TLS_FDS], i, r = -1;
 	pid_t pid;
+	int r = -1;
 
-	for (i = 0; i < TLS_FDS; i++) {		/* no target may clobber a source */
-		hi[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, FD_FLOOR);
-		close(fds[i]);
-	}
-	if (cfg.tls_cert[0] && hi[0] >= 0 && hi[1] >= 0 && hi[2] >= 0 && hi[3] >= 0) {
+	if (cfg.tls_cert[0]) {
 		posix_spawn_file_actions_init(&fa);
-		for (i = 0; i < TLS_FDS; i++)
-			posix_spawn_file_actions_adddup2(&fa, hi[i], target[i]);
-		posix_spawn_file_actions_adddup2(&fa, hi[0], 1);
+		posix_spawn_file_actions_adddup2(&fa, fd, 3);
 		spawn_attr(&attr);
-		engine_argv(av, 0);
+		engine_argv(av, "-s");
 		r = posix_spawn(&pid, cfg.tls_engine, &fa, &attr, av, environ) == 0 ? 0 : -1;
 		posix_spawn_file_actions_destroy(&fa);
 		posix_spawnattr_destroy(&attr);
 	}
-	for (i = 0; i < TLS_FDS; i++)
-		if (hi[i] >= 0)
-			close(hi[i]);
-	return r;	/* the supervisor's reap() collects the engine */
+	close(fd);
+	return r;
 }
 
 /*
@@ -153,7 +144,7 @@ int tls_check(char *why, size_t cap)
 		snprintf(why, cap, "tls_engine %s: %s", cfg.tls_engine, strerror(errno));
 		return -1;
 	}
-	engine_argv(av, 1);
+	engine_argv(av, "-n");
 	if ((pid = fork()) == 0) {
 		if (dup2(2, 1) >= 0)	/* its "ok" line is for -n's reader */
 			execv(cfg.tls_engine, av);

@@ -10,7 +10,7 @@
  *   worker -> supervisor  "A" accepted a connection (busy: a spare may
  *                         be needed), "B ADDR" may this client have a
  *                         session?, "I" idle again
- *                         "T" (with fds) start a TLS engine: STARTTLS
+ *                         "E" (with one fd) start my TLS engine on it
  *   supervisor -> worker  "Y" admitted / engine started, "N" refused
  * Signals: SIGTERM/SIGINT finish the session in progress, then exit;
  * SIGUSR1 (the grace time is over) ends the session now with 421.

@@ -21,6 +21,7 @@ struct engine {
 	int ctl;		/* control: app writes y/Y, we send variables */
 	int to_app;		/* clear text for the app (its SSLREADFD) */
 	int from_app;		/* clear text from the app (its SSLWRITEFD) */
+	int chan;		/* -s: the next request's channel, else -1 */
 	long hs_timeout;	/* seconds the handshake may take */
 	long idle_timeout;	/* seconds without traffic before we end */
 };

@@ -20,7 +20,10 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -42,6 +45,7 @@ struct relay {
 	int app_eof;		/* application closed its output */
 	int closed;		/* we sent close_notify and FIN */
 	int broken;		/* TLS error: stop writing to the network */
+	int abandon;		/* -s: the next session's request is waiting */
 	short net_want;		/* poll events libtls asked for */
 	short app_want;		/* POLLOUT on to_app when down is stuck */
 	size_t uplen;		/* octets in up (application -> client) */
@@ -92,7 +96,7 @@ static struct tls *handshake(const struct engine *e, char *why, size_t cap)
 {
 	struct tls *c = NULL;
 	time_t deadline = now() + e->hs_timeout;
-	int r;
+	int r, one = 1;
 
 	if (!e->server) {
 		snprintf(why, cap, "%s", e->load_error);
@@ -100,6 +104,10 @@ static struct tls *handshake(const struct engine *e, char *why, size_t cap)
 	}
 	nonblock(e->net_in);
 	nonblock(e->net_out);
+	/* records go out whole: no Nagle wait between the handshake's last
+	 * flight, the session tickets and the first reply (delayed ACKs
+	 * cost 40 ms each otherwise); not a TCP socket: no harm */
+	setsockopt(e->net_out, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	if (tls_accept_fds(e->server, &c, e->net_in, e->net_out) < 0) {
 		snprintf(why, cap, "%s", tls_error(e->server));
 		return NULL;
@@ -281,7 +289,7 @@ static int up_to_net(struct relay *r)
 /* relay_wait - poll every side that can move; 0 on timeout */
 static int relay_wait(struct relay *r, long timeout)
 {
-	struct pollfd p[4];
+	struct pollfd p[5];
 	int n = 0, k;
 
 	p[n].fd = r->e->net_in, p[n++].events = r->net_want & POLLIN;
@@ -289,9 +297,13 @@ static int relay_wait(struct relay *r, long timeout)
 	p[n].fd = r->app_eof || r->uplen == sizeof r->up ? -1 : r->from_app;
 	p[n++].events = POLLIN;
 	p[n].fd = r->to_app, p[n++].events = r->app_want;	/* POLLERR: reader gone */
+	p[n].fd = r->e->chan, p[n++].events = POLLIN;
 	do
 		k = poll(p, n, timeout * 1000);
 	while (k < 0 && errno == EINTR);
+	/* a new request means the worker is done with this session: what
+	 * the client has not read yet (it is slow or gone) is dropped */
+	r->abandon = p[4].revents != 0;
 	if (p[3].revents & (POLLERR | POLLHUP)) {
 		close(r->to_app);
 		r->to_app = -1;
@@ -308,7 +320,7 @@ static void relay(struct relay *r)
 		r->net_want = r->app_want = 0;
 		moved = net_to_down(r) | down_to_app(r);
 		moved |= app_to_up(r) | up_to_net(r);
-		if (r->closed && r->to_app < 0)
+		if ((r->closed && r->to_app < 0) || r->abandon)
 			return;		/* both directions are done */
 		if (moved)
 			continue;
@@ -317,30 +329,46 @@ static void relay(struct relay *r)
 	}
 }
 
-/* engine_serve - wait for the start octet, handshake, relay; exit code */
+/* close_all - the session's descriptors still open, each once */
+static void close_all(const struct engine *e, int ctl, int to_app, int from_app)
+{
+	if (ctl >= 0)
+		close(ctl);
+	if (to_app >= 0)
+		close(to_app);
+	if (from_app >= 0)
+		close(from_app);
+	close(e->net_in);
+	if (e->net_out != e->net_in)
+		close(e->net_out);
+}
+
+/*
+ * engine_serve - one session: wait for the start octet, handshake,
+ * relay; closes every descriptor of e before it returns (-s serves the
+ * next session in the same process).  Returns an exit code.
+ */
 int engine_serve(const struct engine *e)
 {
 	static struct relay r;	/* 32 KB of buffers: not on the stack */
 	char why[256];
 	int ask = wait_start(e->ctl);
 
-	if (!ask)
-		return 0;	/* the application ended without STARTTLS */
-	if (!(r.c = handshake(e, why, sizeof why))) {
-		if (ask == 'Y')
-			send_error(e->ctl, why);
-		close(e->ctl);		/* EOF: the application gives up now */
-		close(e->to_app);
-		close(e->from_app);
-		return 1;
-	}
-	if (ask == 'Y')
-		send_vars(e->ctl, r.c);
-	close(e->ctl);
+	memset(&r, 0, offsetof(struct relay, up));
 	r.e = e, r.to_app = e->to_app, r.from_app = e->from_app;
-	nonblock(r.to_app);
-	nonblock(r.from_app);
-	relay(&r);
-	tls_free(r.c);
-	return 0;
+	if (ask && !(r.c = handshake(e, why, sizeof why)) && ask == 'Y')
+		send_error(e->ctl, why);	/* then EOF: the app gives up */
+	if (r.c) {
+		if (ask == 'Y')
+			send_vars(e->ctl, r.c);
+		close(e->ctl);
+		nonblock(r.to_app);
+		nonblock(r.from_app);
+		relay(&r);
+		tls_free(r.c);
+		close_all(e, -1, r.to_app, r.from_app);
+		return 0;
+	}
+	close_all(e, e->ctl, r.to_app, r.from_app);
+	return ask ? 1 : 0;	/* 0: the application ended without STARTTLS */
 }

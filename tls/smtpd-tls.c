@@ -2,7 +2,7 @@
  * smtpd-tls.c - the TLS engine's start-up: options, the key, privileges,
  * and the UCSPI-TLS wrapper.
  *
- *   smtpd-tls [-en] [-u user] [-t idle] [-T handshake] -c CERT -k KEY [-- prog args]
+ *   smtpd-tls [-ens] [-u user] [-t idle] [-T handshake] -c CERT -k KEY [-- prog args]
  *
  * With a program (the wrapper, for inetd, xinetd, systemd Accept=yes and
  * tcpserver): the client's socket is fd 0/1 (or fd 3 when systemd passes
@@ -12,9 +12,18 @@
  * speaks plain text on the socket until it asks for TLS.  This process
  * drops to the unprivileged account before it reads a network byte and
  * exits with the program's exit status once both are done.
- * Without a program (smtpd's supervisor starts us per STARTTLS): the
- * socket is fd 0/1, the control socket fd 3, clear text for the
- * application goes to fd 4 and comes from fd 5.
+ * -s (one engine per prefork worker, started by smtpd's supervisor at
+ * the worker's first STARTTLS): requests come on fd 3 from the worker,
+ * each a "T" with four descriptors (SCM_RIGHTS): the client's socket,
+ * the control socket, the pipe to the application and the one from it.
+ * We serve them one after the other, as the worker serves its clients;
+ * the key is loaded once, so a TLS session costs a handshake, not an
+ * exec and OpenSSL's start-up (~25 ms of CPU).  A new request ends what
+ * is left of the previous session (the worker is done with it).  EOF on
+ * fd 3 (the worker exited: retirement, SIGHUP) ends us.
+ * Without a program or -s: one session, the socket on fd 0/1, the
+ * control socket on fd 3, clear text to the application on fd 4 and
+ * from it on fd 5.
  * -n only checks that the certificate and key load and match.
  *
  * Policy (libtls): TLS 1.2 and 1.3 only, the "secure" cipher list (all
@@ -49,6 +58,7 @@ struct options {
 	const char *cert, *key;	/* PEM files */
 	const char *user;	/* account to drop to when started as root */
 	int check;		/* -n */
+	int serve;		/* -s */
 	int to_stderr;		/* -e */
 	char **prog;		/* the wrapped program, or NULL */
 };
@@ -126,7 +136,7 @@ static void drop(const char *name)
 /* usage - the command line, then exit 100 (permanent: a bad call) */
 static void usage(void)
 {
-	fprintf(stderr, "usage: smtpd-tls [-en] [-u user] [-t idle] [-T handshake] "
+	fprintf(stderr, "usage: smtpd-tls [-ens] [-u user] [-t idle] [-T handshake] "
 	    "-c cert -k key [-- prog args...]\n");
 	exit(100);
 }
@@ -149,10 +159,11 @@ static void options(int argc, char **argv, struct options *o, struct engine *e)
 
 	o->user = DEFAULT_USER;
 	e->hs_timeout = 60, e->idle_timeout = 1200;
-	while ((c = getopt(argc, argv, "+enc:k:u:t:T:")) != -1) {
+	while ((c = getopt(argc, argv, "+ensc:k:u:t:T:")) != -1) {
 		switch (c) {
 		case 'e': o->to_stderr = 1; break;
 		case 'n': o->check = 1; break;
+		case 's': o->serve = 1; break;
 		case 'c': o->cert = optarg; break;
 		case 'k': o->key = optarg; break;
 		case 'u': o->user = optarg; break;
@@ -235,21 +246,68 @@ static int wrap(struct engine *e, const struct options *o)
 	e->ctl = sp[0], e->to_app = down[1], e->from_app = up[0];
 	if (!e->server) {	/* the program will answer STARTTLS with 454 */
 		close(e->ctl), close(e->to_app), close(e->from_app);
+		close(0), close(1), close(net);
 	} else {
 		drop(o->user);
-		engine_serve(e);
+		engine_serve(e);	/* closes the socket and the pipes */
 	}
-	close(0), close(1), close(net);
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 111;
+}
+
+/* recv_request - one "T" and its four descriptors; 0 at EOF, -1 bad */
+static int recv_request(int chan, int fds[4])
+{
+	char c, cbuf[CMSG_SPACE(4 * sizeof(int))];
+	struct iovec iov = { &c, 1 };
+	struct msghdr m = { 0 };
+	struct cmsghdr *cm;
+	ssize_t n;
+	int k = 0, i;
+
+	m.msg_iov = &iov, m.msg_iovlen = 1;
+	m.msg_control = cbuf, m.msg_controllen = sizeof cbuf;
+	do
+		n = recvmsg(chan, &m, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return n == 0 ? 0 : -2;
+	for (cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm))
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+			k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			memcpy(fds, CMSG_DATA(cm), (k > 4 ? 4 : k) * sizeof(int));
+		}
+	if (c == 'T' && k == 4 && !(m.msg_flags & MSG_CTRUNC))
+		return 1;
+	for (i = 0; i < k && i < 4; i++)
+		close(fds[i]);
+	return -1;
+}
+
+/* serve_requests - -s: one session after the other, until EOF on chan */
+static int serve_requests(struct engine *e, int chan)
+{
+	int fds[4], r;
+
+	e->chan = chan;
+	while ((r = recv_request(chan, fds)) != 0) {
+		if (r == -2)
+			return 111;
+		if (r < 0)
+			continue;
+		e->net_in = e->net_out = fds[0];
+		e->ctl = fds[1], e->to_app = fds[2], e->from_app = fds[3];
+		engine_serve(e);	/* closes all four */
+	}
+	return 0;
 }
 
 /* main - options, key, then the wrapper or the supervisor's engine */
 int main(int argc, char **argv)
 {
 	struct options o = { 0 };
-	struct engine e = { 0 };
+	struct engine e = { .chan = -1 };
 	char why[512];
 	int st;
 
@@ -267,7 +325,7 @@ int main(int argc, char **argv)
 		e.load_error = why;
 		elog("tls cert=%s key=%s result=failed reason=\"%s\"", o.cert, o.key, why);
 		if (o.check || !o.prog)
-			return 1;
+			return 1;	/* -s: the supervisor's requests fail (454) */
 	}
 	if (o.check) {
 		printf("smtpd-tls: %s and %s: ok\n", o.cert, o.key);
@@ -276,6 +334,9 @@ int main(int argc, char **argv)
 	}
 	if (o.prog) {
 		st = wrap(&e, &o);
+	} else if (o.serve) {
+		drop(o.user);
+		st = serve_requests(&e, 3);
 	} else {
 		e.net_in = 0, e.net_out = 1, e.ctl = 3, e.to_app = 4, e.from_app = 5;
 		drop(o.user);

@@ -145,7 +145,7 @@ def test_engine_unprivileged_and_only_on_demand(world, pki, mode):
     if mode == "wrapper":
         _, port = T.socket_activate(world, T.wrapper(world, pki))
     else:
-        _, port = T.supervisor(world, pki)
+        sup, port = T.supervisor(world, pki, {"workers": 1, "max_sessions": 1})
         c = L.Client(port)          # a plain session starts no engine
         c.greeting()
         c.cmd("EHLO client.test", 250)
@@ -158,10 +158,19 @@ def test_engine_unprivileged_and_only_on_demand(world, pki, mode):
     assert uid_of(es[0]) == [65534] * 4, uid_of(es[0])   # session_user nobody
     c.cmd("QUIT", 221)
     c.close()
+    if mode == "supervisor":
+        # the worker's engine serves its next TLS session too: no new exec
+        c = T.tls_client(port, pki)
+        c.cmd("QUIT", 221)
+        c.close()
+        assert engines(world) == es
+        assert L.proc_stat(es[0])[1] == sup.pid       # started by the supervisor
+        sup.kill(signal.SIGTERM)
+        assert sup.wait(20) == 0
     end = time.time() + 15
     while time.time() < end and engines(world):
         time.sleep(0.1)
-    assert engines(world) == [], "engine did not exit after the session"
+    assert engines(world) == [], "engine did not exit after the session / its worker"
 
 
 def test_supervisor_20_tls_20_plain(world, pki):
