@@ -68,16 +68,18 @@ ssize_t tls_chan_recv(int chan, char *buf, size_t cap, int *fd)
 	return n;
 }
 
-/* engine_argv - the engine's command line: mode "-n" or "-s" */
-static void engine_argv(char **av, char *mode)
+/* engine_argv - the engine's command line: mode "-n" or "-s"; hs[24] */
+static void engine_argv(char **av, char *mode, char *hs)
 {
 	int n = 0;
 
+	snprintf(hs, 24, "%ld", cfg.cmd_timeout);
 	av[n++] = cfg.tls_engine;
 	av[n++] = mode;
 	if (strcmp(cfg.log, "stderr") == 0)
 		av[n++] = "-e";
 	av[n++] = "-u", av[n++] = cfg.session_user;
+	av[n++] = "-T", av[n++] = hs;	/* the session waits as long, no longer */
 	av[n++] = "-c", av[n++] = cfg.tls_cert;
 	av[n++] = "-k", av[n++] = cfg.tls_key;
 	av[n] = NULL;
@@ -106,7 +108,7 @@ int tls_spawn(int fd)
 {
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
-	char *av[12];
+	char *av[16], hs[24];
 	pid_t pid;
 	int r = -1;
 
@@ -114,7 +116,7 @@ int tls_spawn(int fd)
 		posix_spawn_file_actions_init(&fa);
 		posix_spawn_file_actions_adddup2(&fa, fd, 3);
 		spawn_attr(&attr);
-		engine_argv(av, "-s");
+		engine_argv(av, "-s", hs);
 		r = posix_spawn(&pid, cfg.tls_engine, &fa, &attr, av, environ) == 0 ? 0 : -1;
 		posix_spawn_file_actions_destroy(&fa);
 		posix_spawnattr_destroy(&attr);
@@ -130,7 +132,7 @@ int tls_spawn(int fd)
  */
 int tls_check(char *why, size_t cap)
 {
-	char *av[12];
+	char *av[16], hs[24];
 	pid_t pid;
 	int st = 0;
 
@@ -144,7 +146,7 @@ int tls_check(char *why, size_t cap)
 		snprintf(why, cap, "tls_engine %s: %s", cfg.tls_engine, strerror(errno));
 		return -1;
 	}
-	engine_argv(av, "-n");
+	engine_argv(av, "-n", hs);
 	if ((pid = fork()) == 0) {
 		if (dup2(2, 1) >= 0)	/* its "ok" line is for -n's reader */
 			execv(cfg.tls_engine, av);
