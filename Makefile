@@ -102,6 +102,7 @@ install: all
 	if [ -f $(B)/smtpd-tls ]; then install -m 755 $(B)/smtpd-tls $(DESTDIR)$(SBINDIR)/smtpd-tls; fi
 	install -m 644 man/smtpd.8 $(DESTDIR)$(MANDIR)/man8/smtpd.8
 	install -m 644 man/smtpd.conf.5 $(DESTDIR)$(MANDIR)/man5/smtpd.conf.5
+	if [ -f $(B)/smtpd-tls ]; then install -m 644 man/smtpd-tls.8 $(DESTDIR)$(MANDIR)/man8/smtpd-tls.8; fi
 	install -m 644 $(filter-out etc/demo.sh etc/tls,$(wildcard etc/*)) $(DESTDIR)$(DOCDIR)/examples/
 	install -m 644 $(wildcard etc/tls/*) $(DESTDIR)$(DOCDIR)/examples/tls/
 

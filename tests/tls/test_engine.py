@@ -235,3 +235,15 @@ def test_sighup_bad_key_keeps_old(world, pki):
     c.greeting()
     assert c.mail("afterhup").code == 250
     c.cmd("QUIT", 221)
+
+
+def test_man_page_lint_clean():
+    """man/smtpd-tls.8 lints clean and names every option of the engine"""
+    L.need("mandoc")
+    page = os.path.join(L.MAIN_DIR, "man", "smtpd-tls.8")
+    r = subprocess.run(["mandoc", "-T", "lint", "-W", "warning", page],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+    text = open(page).read()
+    for opt in "cekn stTu".replace(" ", "s"):
+        assert re.search(r"^\.It Fl %s\b" % opt, text, re.M), opt
