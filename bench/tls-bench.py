@@ -162,6 +162,7 @@ def smtpd_server(cert, key, tls=True):
     argv = [SMTPD, "-o", "hostname=mx.test", "-o", "local_domains=example.test",
             "-o", "virtual_users=%s/users" % d, "-o", "spool_dir=%s/spool" % d,
             "-o", "postmaster=alice", "-o", "queue_interval=0", "-o", "workers=8",
+            "-o", "max_per_addr=1000",
             "-o", "log=stderr", "-l", "127.0.0.1:%d" % port]
     if tls:
         argv += ["-o", "tls_cert=" + cert, "-o", "tls_key=" + key,
@@ -302,6 +303,18 @@ def case(name, start, mode, ca, rss_match):
     return row
 
 
+def pressure():
+    """PSI avg60 of cpu and io: how busy the shared machine was"""
+    out = []
+    for r in ("cpu", "io"):
+        try:
+            m = re.search(r"avg60=([\d.]+)", open("/proc/pressure/" + r).read())
+            out.append("%s %s%%" % (r, m.group(1)))
+        except (OSError, AttributeError):
+            pass
+    return ", ".join(out) or "n/a"
+
+
 def main():
     if os.geteuid() != 0:
         raise SystemExit("tls-bench.py: run as root (deliveries as uid 65534, Postfix)")
@@ -314,6 +327,7 @@ def main():
     print("STARTTLS benchmark: concurrency %d, %g s per case, ECDSA P-256 certificate, "
           "%d CPUs" % (CONC, SECS, os.cpu_count()), flush=True)
     rows = []
+    load0 = pressure()
     for mode in ("hs", "msg"):
         rows.append(case("smtpd supervisor", lambda: smtpd_server(cert, key), mode, ca,
                          is_engine))
@@ -323,6 +337,7 @@ def main():
                      is_engine))
     rows.append(case("smtpd, no tls_cert", lambda: smtpd_server(cert, key, tls=False),
                      "plain", ca, is_engine))
+    print("load (PSI some avg60): before %s; after %s" % (load0, pressure()))
     shutil.rmtree(WORK, ignore_errors=True)
     return rows
 
