@@ -14,6 +14,9 @@ Cases, each at concurrency 8 (bench/tlsload.c, one process per client):
          message is counted in the Maildir before the case ends)
   plain  EHLO + QUIT without STARTTLS, smtpd with and without tls_cert:
          what TLS costs sessions that never use it
+and "hs" once more with smtpd behind the smtpd-tls wrapper under
+systemd-socket-activate --accept --inetd (an exec of the engine and of
+smtpd per connection, as inetd, xinetd and tcpserver do).
 CPU per session: user+system time of the server's whole process tree
 (live processes and the children they reaped, from /proc) over the case,
 divided by the sessions.  Engine RSS: the largest VmHWM of any smtpd-tls
@@ -35,7 +38,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMTPD = os.path.join(ROOT, "smtpd")
 ENGINE = os.path.join(ROOT, "smtpd-tls")
 SECS = float(sys.argv[1]) if len(sys.argv) > 1 else 15
-CONC = 8
+CONC = int(os.environ.get("TLS_BENCH_CONC", "8"))
 TICK = os.sysconf("SC_CLK_TCK")
 WORK = tempfile.mkdtemp(prefix="smtpd-tls-bench-", dir="/var/tmp")
 os.chmod(WORK, 0o755)
@@ -149,7 +152,7 @@ def maildir_count(md):
         return 0
 
 
-def smtpd_server(cert, key, tls=True):
+def smtpd_server(cert, key, tls=True, wrapper=False):
     d = tempfile.mkdtemp(dir=WORK, prefix="smtpd-")
     os.chmod(d, 0o755)
     md = os.path.join(d, "alice", "Maildir")
@@ -164,7 +167,11 @@ def smtpd_server(cert, key, tls=True):
             "-o", "postmaster=alice", "-o", "queue_interval=0", "-o", "workers=8",
             "-o", "max_per_addr=1000",
             "-o", "log=stderr", "-l", "127.0.0.1:%d" % port]
-    if tls:
+    if wrapper:     # per connection: socket-activate, smtpd-tls -- smtpd
+        argv = ["/usr/bin/systemd-socket-activate", "-a", "--inetd", "-l",
+                "127.0.0.1:%d" % port, ENGINE, "-e", "-u", "nobody", "-c", cert, "-k", key,
+                "--"] + [a for a in argv if not a.startswith("127.0.0.1:") and a != "-l"]
+    elif tls:
         argv += ["-o", "tls_cert=" + cert, "-o", "tls_key=" + key,
                  "-o", "tls_engine=" + ENGINE]
     p = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
@@ -333,6 +340,8 @@ def main():
                          is_engine))
         rows.append(case("postfix smtpd", lambda: postfix_server(cert, key), mode, ca,
                          is_pf_smtpd))
+    rows.append(case("smtpd-tls wrapper", lambda: smtpd_server(cert, key, wrapper=True),
+                     "hs", ca, is_engine))
     rows.append(case("smtpd, tls_cert set", lambda: smtpd_server(cert, key), "plain", ca,
                      is_engine))
     rows.append(case("smtpd, no tls_cert", lambda: smtpd_server(cert, key, tls=False),
