@@ -88,9 +88,9 @@ static int engine_start(void)
 }
 
 /*
- * request - hand this session to our engine: the socket, the engine's
- * ends of a control socketpair and two pipes; we keep the other ends.
- * An engine that died is replaced once.
+ * request - hand this session to our engine, started at once ("Y"): the
+ * socket, the engine's ends of a control socketpair and two pipes; we
+ * keep the other ends.  An engine that died is replaced once.
  */
 static int request(struct starttls *t, int net)
 {
@@ -106,7 +106,7 @@ static int request(struct starttls *t, int net)
 	for (tries = 0; tries < 2 && r < 0; tries++) {
 		if (engine_fd < 0 && engine_start() < 0)
 			break;
-		if ((r = send_fds(engine_fd, "T", fds, 4)) < 0) {
+		if ((r = send_fds(engine_fd, "Y", fds, 4)) < 0) {
 			close(engine_fd);	/* gone: start a new one */
 			engine_fd = -1;
 		}
@@ -177,11 +177,15 @@ static int engine_gone(int ctl)
 	return poll(&p, 1, 0) != 0;
 }
 
-/* starttls_begin - get the engine and ask it to start; -1: 454 */
+/*
+ * starttls_begin - get the engine and ask it to start; -1: 454.  Our
+ * own engine gets the start with the request ("Y" for "T" then 'Y'):
+ * one wake-up less per session.
+ */
 int starttls_begin(struct starttls *t, int net)
 {
-	if (t->spawn && t->ctl < 0 && request(t, net) < 0)
-		return -1;
+	if (t->spawn)
+		return request(t, net);
 	if (t->ctl < 0 || engine_gone(t->ctl) || write(t->ctl, "Y", 1) != 1) {
 		if (t->spawn)
 			starttls_close(t);	/* a fresh engine next time */

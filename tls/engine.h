@@ -22,6 +22,7 @@ struct engine {
 	int to_app;		/* clear text for the app (its SSLREADFD) */
 	int from_app;		/* clear text from the app (its SSLWRITEFD) */
 	int chan;		/* -s: the next request's channel, else -1 */
+	int ask;		/* -s: the start octet came with the request */
 	long hs_timeout;	/* seconds the handshake may take */
 	long idle_timeout;	/* seconds without traffic before we end */
 };

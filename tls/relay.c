@@ -352,7 +352,7 @@ int engine_serve(const struct engine *e)
 {
 	static struct relay r;	/* 32 KB of buffers: not on the stack */
 	char why[256];
-	int ask = wait_start(e->ctl);
+	int ask = e->ask ? e->ask : wait_start(e->ctl);
 
 	memset(&r, 0, offsetof(struct relay, up));
 	r.e = e, r.to_app = e->to_app, r.from_app = e->from_app;

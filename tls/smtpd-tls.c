@@ -15,7 +15,9 @@
  * -s (one engine per prefork worker, started by smtpd's supervisor at
  * the worker's first STARTTLS): requests come on fd 3 from the worker,
  * each a "T" with four descriptors (SCM_RIGHTS): the client's socket,
- * the control socket, the pipe to the application and the one from it.
+ * the control socket, the pipe to the application and the one from it
+ * ("Y" instead of "T": start at once, as if 'Y' had come on the control
+ * socket).
  * We serve them one after the other, as the worker serves its clients;
  * the key is loaded once, so a TLS session costs a handshake, not an
  * exec and OpenSSL's start-up (~25 ms of CPU).  A new request ends what
@@ -256,8 +258,8 @@ static int wrap(struct engine *e, const struct options *o)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 111;
 }
 
-/* recv_request - one "T" and its four descriptors; 0 at EOF, -1 bad */
-static int recv_request(int chan, int fds[4])
+/* recv_request - "T" or "Y" and four descriptors; 0 at EOF, -1 bad */
+static int recv_request(int chan, int fds[4], int *ask)
 {
 	char c, cbuf[CMSG_SPACE(4 * sizeof(int))];
 	struct iovec iov = { &c, 1 };
@@ -278,7 +280,8 @@ static int recv_request(int chan, int fds[4])
 			k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
 			memcpy(fds, CMSG_DATA(cm), (k > 4 ? 4 : k) * sizeof(int));
 		}
-	if (c == 'T' && k == 4 && !(m.msg_flags & MSG_CTRUNC))
+	*ask = c == 'Y' ? 'Y' : 0;	/* "Y": start now, as if 'Y' came on ctl */
+	if ((c == 'T' || c == 'Y') && k == 4 && !(m.msg_flags & MSG_CTRUNC))
 		return 1;
 	for (i = 0; i < k && i < 4; i++)
 		close(fds[i]);
@@ -291,7 +294,7 @@ static int serve_requests(struct engine *e, int chan)
 	int fds[4], r;
 
 	e->chan = chan;
-	while ((r = recv_request(chan, fds)) != 0) {
+	while ((r = recv_request(chan, fds, &e->ask)) != 0) {
 		if (r == -2)
 			return 111;
 		if (r < 0)
