@@ -48,6 +48,10 @@ static const struct setting settings[] = {
 	S(listen, "addresses to listen on, ADDR[:PORT] comma list"),
 	S(pid_file, "pid file written by the detached supervisor"),
 	S(proxy_trusted, "PROXY protocol senders (comma list of IPs)"),
+	S(aliases, "aliases file (name: target, ...), empty = none"),
+	S(recipient_delimiter, "characters that start a user+tag, empty = off"),
+	S(catchall, "domain:user comma list: unknown names go to user"),
+	S(delivery, "maildir or lmtp:unix:/path or lmtp:HOST:PORT, [domain=]..."),
 	S(tls_cert, "supervisor: TLS certificate chain file (PEM), empty = no STARTTLS"),
 	S(tls_key, "supervisor: TLS private key file (PEM)"),
 	S(tls_engine, "path of the smtpd-tls engine"),
@@ -70,6 +74,9 @@ static const struct setting settings[] = {
 	N(shutdown_grace, 30, 0, 3600, "seconds sessions get after SIGTERM"),
 	N(detach, 0, 0, 1, "1: supervisor runs in the background"),
 	N(queue_interval, 300, 0, 86400, "seconds between queue runs, 0 = none"),
+	N(min_uid, 1000, 0, 2147483647L, "lowest uid of a system-user recipient"),
+	N(quota, 1, 0, 1, "1: honour the Maildir++ maildirsize quota"),
+	N(lmtp_timeout, 60, 1, 3600, "seconds for each LMTP wait"),
 	N(tls_required, 0, 0, 1, "1: refuse MAIL before STARTTLS (private listeners only)"),
 };
 #define NSETTINGS (sizeof settings / sizeof settings[0])
@@ -187,6 +194,7 @@ static int set_defaults(void)
 	if (gethostname(cfg.hostname, sizeof cfg.hostname - 1) < 0)
 		strcpy(cfg.hostname, "localhost");
 	strcpy(cfg.maildir, "Maildir");
+	strcpy(cfg.delivery, "maildir");
 	strcpy(cfg.log, "syslog");
 	strcpy(cfg.session_user, "nobody");
 	snprintf(cfg.tls_engine, sizeof cfg.tls_engine, "%s", TLS_ENGINE);

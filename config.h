@@ -30,6 +30,10 @@ struct config {
 	char listen[CFG_STR_MAX];	/* comma list of ADDR[:PORT] (-l) */
 	char pid_file[CFG_STR_MAX];	/* supervisor's pid file when detached */
 	char proxy_trusted[CFG_STR_MAX];/* comma list of PROXY senders; "" = off */
+	char aliases[CFG_STR_MAX];	/* aliases file, or "" */
+	char recipient_delimiter[CFG_STR_MAX];/* "+" etc: user+tag; "" = off */
+	char catchall[CFG_STR_MAX];	/* comma list of domain:user; "" = off */
+	char delivery[CFG_STR_MAX];	/* maildir | lmtp:SPEC, [domain=]... list */
 	char tls_cert[CFG_STR_MAX];	/* supervisor: certificate chain (PEM); "" = no TLS */
 	char tls_key[CFG_STR_MAX];	/* supervisor: its private key (PEM) */
 	char tls_engine[CFG_STR_MAX];	/* path of the smtpd-tls binary */
@@ -52,6 +56,9 @@ struct config {
 	long shutdown_grace;		/* seconds sessions get after SIGTERM */
 	long detach;			/* 1: supervisor detaches (-d) */
 	long queue_interval;		/* seconds between queue runs; 0 = none */
+	long min_uid;			/* lowest uid of a system-user recipient */
+	long quota;			/* 1: honour Maildir++ maildirsize */
+	long lmtp_timeout;		/* seconds for each LMTP wait */
 	long tls_required;		/* 1: MAIL only after STARTTLS (530) */
 	uid_t uid;			/* derived: who we run as at start */
 };

@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "data.h"
+#include "route.h"
 #include "rfc822.h"
 
 /* data_start - ready the machine for one message */
@@ -42,19 +43,21 @@ static void data_error(struct data *d, enum data_result r)
 		d->err = r;
 }
 
-/* delivered_to_us - does a Delivered-To: value name one of ours? */
-static int delivered_to_us(const struct data *d, const char *v, size_t n)
+/* delivered_to_us - does a Delivered-To: value name one of our mailboxes?
+ * (route.c resolves it: IUSER1@ and iuser1+x@ are one mailbox) */
+static int delivered_to_us(struct data *d, const char *v, size_t n)
 {
-	int i;
+	char addr[ADDR_MAX];
 
 	while (n > 0 && (*v == ' ' || *v == '\t'))
 		v++, n--;
 	while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
 		n--;
-	for (i = 0; i < d->nrcpt; i++)
-		if (strlen(d->rcpt[i]) == n && strncasecmp(d->rcpt[i], v, n) == 0)
-			return 1;
-	return 0;
+	if (n >= sizeof addr || d->nrcpt == 0 || d->dto++ >= DATA_DTO_MAX)
+		return 0;
+	memcpy(addr, v, n);
+	addr[n] = '\0';
+	return route_loops(d->rcpt, d->nrcpt, addr);
 }
 
 /* header_line - loop checks on one complete header line (RFC 5321 6.3) */

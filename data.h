@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #define DATA_HDR_MAX	1024	/* header line kept for the loop checks */
+#define DATA_DTO_MAX	32	/* Delivered-To: lines resolved per message */
 
 /* Where the machine stands, named by what was seen last. */
 enum dstate {
@@ -40,6 +41,7 @@ struct data {
 	int in_headers;		/* still in the header section */
 	int hops;		/* Received: lines seen */
 	int loop;		/* a Delivered-To: names a recipient */
+	int dto;		/* Delivered-To: lines resolved (DATA_DTO_MAX) */
 	char *const *rcpt;	/* the recipients, for Delivered-To */
 	int nrcpt;
 	data_sink *sink;	/* gets the octets to store (LF line ends) */

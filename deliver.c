@@ -18,8 +18,14 @@
  * and a hash of the recipient.  A retry (queue run) first looks for that
  * tag in new/ and cur/, so a deliverer killed after the rename but before
  * its reply does not cause a second copy.
+ * Mailboxes: RCPT is an entry "MAILBOX ADDR" (resolve.h): the account
+ * (and Maildir++ folder) the session resolved, checked again here, and
+ * the address for Delivered-To; a bare address (the postmaster on the
+ * give-up path) is resolved here.  Maildir++ quota (quota.c) is checked
+ * before each write and the delivery appended to maildirsize after it.
  * Protocol: SOCK_SEQPACKET, one datagram each way.  Request "D QID RCPT"
- * (first try) or "R QID RCPT" (retry);
+ * (first try) or "R QID RCPT" (retry), with the spool fd; "Q QID RCPT"
+ * without one asks whether the mailbox is full now (RCPT time);
  * reply "CW TEXT" where C is DELIVER_OK/TEMP/PERM, W a WHY_* reason
  * code (the session maps it to a reply; it never parses TEXT), and TEXT
  * the Maildir file name or the reason, for the log.
@@ -42,10 +48,12 @@
 #include "deliver.h"
 #include "log.h"
 #include "maildir.h"
+#include "quota.h"
+#include "resolve.h"
 #include "rfc822.h"
 #include "users.h"
 
-#define REQ_MAX		(ADDR_MAX + 64)
+#define REQ_MAX		(ENTRY_MAX + 64)
 #define REPLY_MAX	(MAILDIR_NAME_MAX + 64)
 #define FIRSTLINE_MAX	(ADDR_MAX + 32)	/* "Return-Path: <...>\n" */
 
@@ -149,46 +157,145 @@ static int prepare(struct maildir_msg *m, char *head, size_t cap, int spool,
 	return 0;
 }
 
-/* deliver_one - write the spool into the user's Maildir; result line */
-static void deliver_one(int spool, const char *qid, const char *rcpt, int retry,
+/* find_mailbox - the entry's user, Delivered-To address and folder tag
+ * ("" for the inbox); a bare address (the postmaster, an old envelope)
+ * is resolved here.  USER_* */
+static int find_mailbox(const char *entry, struct user *u, char *addr, char *tag)
+{
+	char mailbox[MAILBOX_MAX], *colon;
+	struct target t[1];
+	struct path p;
+	int r;
+
+	if (!strchr(entry, ' ')) {
+		if (rfc822_mailbox(entry, &p) < 0 ||
+		    (r = resolve_rcpt("deliverer", &p, t, 1)) == RESOLVE_UNKNOWN ||
+		    r == RESOLVE_LOOP || t[0].lmtp[0])
+			return USER_UNKNOWN;
+		if (r < 0)
+			return USER_TEMPFAIL;
+		snprintf(mailbox, sizeof mailbox, "%s", t[0].mailbox);
+		snprintf(addr, ADDR_MAX, "%s", entry);
+	} else if (resolve_entry(entry, mailbox, addr) < 0 ||
+	    rfc822_mailbox(addr, &p) < 0) {
+		return USER_UNKNOWN;
+	}
+	tag[0] = '\0';
+	if ((colon = strchr(mailbox, ':')) != NULL) {
+		*colon = '\0';
+		if (resolve_folder_ok(colon + 1))
+			strcpy(tag, colon + 1);
+	}
+	return mailbox[0] == '@' ? USER_UNKNOWN : users_lookup(mailbox, u);
+}
+
+/* folder_dir - the Maildir++ folder for a tag when it exists (checked
+ * as the user), else the inbox */
+static void folder_dir(const struct user *u, const char *tag, char *dir, size_t cap)
+{
+	struct stat st;
+
+	if (tag[0] && snprintf(dir, cap, "%s/.%s", u->maildir, tag) < (int)cap &&
+	    lstat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+		return;
+	snprintf(dir, cap, "%s", u->maildir);
+}
+
+/* quota_refuses - Maildir++ quota for `size` more octets (0: "full now?");
+ * 1 and the result line when it says no */
+static int quota_refuses(const struct user *u, long long size, char *out, size_t cap)
+{
+	struct quota q;
+	int r;
+
+	if (!cfg.quota || quota_read(u->maildir, &q) != QUOTA_OK ||
+	    (r = quota_check(&q, size)) == QUOTA_OK)
+		return 0;
+	if (r == QUOTA_FULL)
+		result(out, cap, DELIVER_TEMP, WHY_QUOTA, "mailbox full (maildirsize)");
+	else
+		result(out, cap, DELIVER_PERM, WHY_OVERQUOTA, "message exceeds the quota");
+	return 1;
+}
+
+/* store - as the user: quota, folder, the Maildir write, maildirsize */
+static void store(const struct user *u, const char *tag, struct maildir_msg *m,
+    int retry, char *out, size_t cap)
+{
+	char dir[sizeof u->maildir + FOLDER_MAX + 4], name[MAILDIR_NAME_MAX];
+	int err;
+
+	if (retry && maildir_has_tag(u->maildir, m->tag)) {
+		result(out, cap, DELIVER_OK, WHY_NONE, "already-delivered");
+		return;
+	}
+	folder_dir(u, tag, dir, sizeof dir);
+	if (retry && strcmp(dir, u->maildir) != 0 && maildir_has_tag(dir, m->tag)) {
+		result(out, cap, DELIVER_OK, WHY_NONE, "already-delivered");
+		return;
+	}
+	if (quota_refuses(u, (long long)m->headlen + m->srclen, out, cap))
+		return;
+	if ((err = maildir_deliver(dir, m, cfg.hostname, name, sizeof name)) != 0) {
+		result(out, cap, DELIVER_TEMP, deliver_why_errno(err), strerror(err));
+		return;
+	}
+	if (cfg.quota)
+		quota_add(u->maildir, (long long)m->headlen + m->srclen, 1);
+	result(out, cap, DELIVER_OK, WHY_NONE, name);
+}
+
+/* deliver_one - write the spool into the mailbox of one entry; result */
+static void deliver_one(int spool, const char *qid, const char *entry, int retry,
     unsigned long seq, char *out, size_t cap)
 {
-	char head[FIRSTLINE_MAX + ADDR_MAX + 32], name[MAILDIR_NAME_MAX], tag[64];
+	char head[FIRSTLINE_MAX + ADDR_MAX + 32], addr[ADDR_MAX], tag[FOLDER_MAX + 1];
+	char mtag[64];
 	struct maildir_msg m;
 	struct user u;
-	int r, err;
+	int r;
 
-	if ((r = users_resolve(rcpt, &u)) != USER_FOUND) {
+	if ((r = find_mailbox(entry, &u, addr, tag)) != USER_FOUND) {
 		if (r == USER_TEMPFAIL)
 			result(out, cap, DELIVER_TEMP, WHY_LOOKUP, "user lookup failed");
 		else
 			result(out, cap, DELIVER_PERM, WHY_NOUSER, "no such user");
-		log_delivery(qid, rcpt, "-", out);
+		log_delivery(qid, resolve_entry_addr(entry), "-", out);
 		return;
 	}
-	if (prepare(&m, head, sizeof head, spool, rcpt) < 0) {
+	if (prepare(&m, head, sizeof head, spool, addr) < 0) {
 		result(out, cap, DELIVER_TEMP, WHY_IO, "spool file unreadable");
-		log_delivery(qid, rcpt, u.name, out);
+		log_delivery(qid, addr, u.name, out);
 		return;
 	}
 	m.seq = seq;
-	make_tag(tag, sizeof tag, qid, rcpt);
-	m.tag = tag;
-	if (become(&u) < 0) {
-		unbecome();
+	make_tag(mtag, sizeof mtag, qid, entry);
+	m.tag = mtag;
+	if (become(&u) < 0)
 		result(out, cap, DELIVER_TEMP, WHY_IO, "cannot take user identity");
-	} else if (retry && maildir_has_tag(u.maildir, tag)) {
-		unbecome();
-		result(out, cap, DELIVER_OK, WHY_NONE, "already-delivered");
-	} else {
-		err = maildir_deliver(u.maildir, &m, cfg.hostname, name, sizeof name);
-		unbecome();
-		if (err)
-			result(out, cap, DELIVER_TEMP, deliver_why_errno(err), strerror(err));
-		else
-			result(out, cap, DELIVER_OK, WHY_NONE, name);
+	else
+		store(&u, tag, &m, retry, out, cap);
+	unbecome();
+	log_delivery(qid, addr, u.name, out);
+}
+
+/* quota_one - "Q": is the entry's mailbox full now? (RCPT time) */
+static void quota_one(const char *entry, char *out, size_t cap)
+{
+	char addr[ADDR_MAX], tag[FOLDER_MAX + 1];
+	struct user u;
+	int r = find_mailbox(entry, &u, addr, tag);
+
+	if (r != USER_FOUND) {
+		result(out, cap, r == USER_TEMPFAIL ? DELIVER_TEMP : DELIVER_PERM,
+		    r == USER_TEMPFAIL ? WHY_LOOKUP : WHY_NOUSER, "no such user");
+		return;
 	}
-	log_delivery(qid, rcpt, u.name, out);
+	if (become(&u) < 0)
+		result(out, cap, DELIVER_TEMP, WHY_IO, "cannot take user identity");
+	else if (!quota_refuses(&u, 0, out, cap))
+		result(out, cap, DELIVER_OK, WHY_NONE, "ok");
+	unbecome();
 }
 
 /* recv_request - one request datagram and its spool fd; -1 at EOF */
@@ -208,10 +315,12 @@ static int recv_request(int fd, char *buf, size_t cap, int *spool)
 	if (n <= 0)
 		return -1;
 	buf[n] = '\0';
-	c = CMSG_FIRSTHDR(&mh);
-	if (!c || c->cmsg_type != SCM_RIGHTS || (mh.msg_flags & MSG_CTRUNC) ||
+	*spool = -1;
+	if (!(c = CMSG_FIRSTHDR(&mh)))
+		return 0;	/* a quota question carries no spool */
+	if (c->cmsg_type != SCM_RIGHTS || (mh.msg_flags & MSG_CTRUNC) ||
 	    c->cmsg_len != CMSG_LEN(sizeof(int)))
-		fatalx("deliverer: request without a spool descriptor");
+		fatalx("deliverer: bad descriptor in a request");
 	memcpy(spool, CMSG_DATA(c), sizeof(int));
 	return 0;
 }
@@ -240,13 +349,17 @@ static void serve(int fd)
 	while (recv_request(fd, req, sizeof req, &spool) == 0) {
 		char *qid = req + 2, *sp = strchr(qid, ' ');
 
-		if ((req[0] != 'D' && req[0] != 'R') || req[1] != ' ' || !sp ||
-		    !valid_qid(qid, sp - qid))
+		if (!strchr("DRQ", req[0]) || !req[0] || req[1] != ' ' || !sp ||
+		    !valid_qid(qid, sp - qid) || ((req[0] == 'Q') != (spool < 0)))
 			fatalx("deliverer: malformed request");
 		*sp = '\0';
 		log_set_id(qid);
-		deliver_one(spool, qid, sp + 1, req[0] == 'R', ++seq, out, sizeof out);
-		close(spool);
+		if (req[0] == 'Q')
+			quota_one(sp + 1, out, sizeof out);
+		else
+			deliver_one(spool, qid, sp + 1, req[0] == 'R', ++seq, out, sizeof out);
+		if (spool >= 0)
+			close(spool);
 		if (send(fd, out, strlen(out), 0) < 0)
 			fatal("deliverer: reply");
 	}
@@ -290,6 +403,8 @@ static int send_request(int fd, int spoolfd, const char *req, size_t len)
 	struct cmsghdr *c;
 
 	mh.msg_iov = &iov, mh.msg_iovlen = 1;
+	if (spoolfd < 0)	/* a quota question */
+		return sendmsg(fd, &mh, MSG_NOSIGNAL) < 0 ? -1 : 0;
 	mh.msg_control = ctl, mh.msg_controllen = sizeof ctl;
 	c = CMSG_FIRSTHDR(&mh);
 	c->cmsg_level = SOL_SOCKET, c->cmsg_type = SCM_RIGHTS;
@@ -305,13 +420,13 @@ static int valid_reply(const char *rep, ssize_t n)
 	    rep[0] == DELIVER_PERM) && rep[1] > ' ' && rep[2] == ' ';
 }
 
-/* deliverer_deliver - one delivery request; its outcome in *res */
-int deliverer_deliver(struct deliverer *d, int spoolfd, const char *qid,
-    const char *rcpt, int retry, struct deliver_result *res)
+/* ask - one request ("C QID ENTRY", spool fd or -1) and its reply */
+static int ask(struct deliverer *d, int spoolfd, int verb, const char *qid,
+    const char *rcpt, struct deliver_result *res)
 {
 	char req[REQ_MAX], rep[REPLY_MAX];
 	ssize_t n;
-	int len = snprintf(req, sizeof req, "%c %s %s", retry ? 'R' : 'D', qid, rcpt);
+	int len = snprintf(req, sizeof req, "%c %s %s", verb, qid, rcpt);
 
 	res->status = DELIVER_TEMP, res->why = WHY_AGENT;
 	snprintf(res->text, sizeof res->text, "delivery agent unavailable");
@@ -336,6 +451,20 @@ broken:
 		d->fd = -1;
 	}
 	return res->status;
+}
+
+/* deliverer_deliver - one delivery request; its outcome in *res */
+int deliverer_deliver(struct deliverer *d, int spoolfd, const char *qid,
+    const char *rcpt, int retry, struct deliver_result *res)
+{
+	return ask(d, spoolfd, retry ? 'R' : 'D', qid, rcpt, res);
+}
+
+/* deliverer_quota - is the entry's Maildir full now? DELIVER_OK if not */
+int deliverer_quota(struct deliverer *d, const char *entry,
+    struct deliver_result *res)
+{
+	return ask(d, -1, 'Q', "quota", entry, res);
 }
 
 /* deliverer_alive - can it still take requests? (else: replace us) */

@@ -19,7 +19,9 @@ enum { DELIVER_OK = '2', DELIVER_TEMP = '4', DELIVER_PERM = '5' };
 enum deliver_why {
 	WHY_NONE = '-',		/* delivered */
 	WHY_STORAGE = 'S',	/* ENOSPC: 452 4.3.1 */
-	WHY_QUOTA = 'Q',	/* EDQUOT: 452 4.2.2 */
+	WHY_QUOTA = 'Q',	/* EDQUOT, or maildirsize full: 452 4.2.2 */
+	WHY_OVERQUOTA = 'O',	/* this message would exceed the quota: 552 5.2.2 */
+	WHY_REMOTE = 'M',	/* the LMTP server's answer (text has it) */
 	WHY_IO = 'I',		/* any other storage error */
 	WHY_SYMLINK = 'L',	/* the Maildir path holds a symlink */
 	WHY_LOOKUP = 'U',	/* user lookup failed for now */
@@ -37,6 +39,8 @@ struct deliver_result {
 int deliverer_start(struct deliverer *d, int keep_fd);
 int deliverer_deliver(struct deliverer *d, int spoolfd, const char *qid,
     const char *rcpt, int retry, struct deliver_result *res);
+int deliverer_quota(struct deliverer *d, const char *entry,
+    struct deliver_result *res);
 int deliver_why_errno(int err);
 const char *deliver_status_word(int status);
 void deliverer_stop(struct deliverer *d);

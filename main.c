@@ -27,6 +27,7 @@
 #include "log.h"
 #include "peer.h"
 #include "proc.h"
+#include "resolve.h"
 #include "queue.h"
 #include "replies.h"
 #include "smtpd.h"
@@ -59,15 +60,10 @@ static int check_config(void)
 {
 	struct passwd *pw = getpwnam(cfg.session_user);
 	char why[4 * CFG_STR_MAX];
-	struct user u;
-	int bad = 0;
+	int bad;
 
 	config_print();
-	if (users_lookup("postmaster", &u) != USER_FOUND) {
-		fprintf(stderr, "smtpd: postmaster account %s cannot receive mail\n",
-		    cfg.postmaster);
-		bad = 1;
-	}
+	bad = resolve_check();	/* aliases (FILE:LINE), delivery, postmaster */
 	if (tls_check(why, sizeof why) < 0) {
 		fprintf(stderr, "smtpd: %s\n", why);
 		bad = 1;

@@ -37,10 +37,12 @@
 #include "log.h"
 #include "proc.h"
 #include "queue.h"
+#include "resolve.h"
+#include "route.h"
 #include "rfc822.h"
 #include "storage.h"
 
-#define ENV_LINE_MAX	(ADDR_MAX + 8)
+#define ENV_LINE_MAX	(ENTRY_MAX + 8)
 #define BACKOFF_MAX	14400	/* seconds: retry at least every 4 hours */
 #define TIME_SANE	(1LL << 40)	/* larger times in an envelope are bad */
 
@@ -252,12 +254,23 @@ struct envelope {
 	char *buf;		/* the file's text, NUL-ended */
 };
 
+/* valid_entry - "MAILBOX ADDR" (resolve.h), or a bare address (older
+ * envelopes); the deliverer checks the mailbox again */
+static int valid_entry(const char *s)
+{
+	char mailbox[MAILBOX_MAX], addr[ADDR_MAX];
+	struct path p;
+
+	if (!strchr(s, ' '))
+		return rfc822_mailbox(s, &p) == 0;
+	return resolve_entry(s, mailbox, addr) == 0 && rfc822_mailbox(addr, &p) == 0;
+}
+
 /* parse_env - split envelope text into fields; -1 if malformed */
 static int parse_env(struct envelope *e, int max)
 {
 	char *line = e->buf, *nl;
 	long long t, nx;
-	struct path p;
 
 	e->n = 0;
 	e->why = "";
@@ -272,7 +285,7 @@ static int parse_env(struct envelope *e, int max)
 			e->why = line + 2;
 		if (line[0] != 'R')
 			continue;
-		if (line[1] != ' ' || e->n >= max || rfc822_mailbox(line + 2, &p) < 0)
+		if (line[1] != ' ' || e->n >= max || !valid_entry(line + 2))
 			return -1;
 		e->rcpt[e->n++] = line + 2;
 	}
@@ -314,6 +327,7 @@ static void log_attempt(const char *id, const char *event, const char *rcpt,
 {
 	char to[ADDR_MAX * 4], why[sizeof r->text * 4];
 
+	rcpt = resolve_entry_addr(rcpt);
 	log_escape(to, sizeof to, rcpt, strlen(rcpt));
 	log_text(why, sizeof why, r->text);
 	logmsg(r->status == DELIVER_OK ? LOG_INFO : LOG_WARNING,
@@ -325,11 +339,19 @@ static void log_attempt(const char *id, const char *event, const char *rcpt,
 static int retry(struct deliverer *d, const char *id, int data, struct envelope *e,
     int *perm, char *why, size_t cap)
 {
-	struct deliver_result r;
+	struct deliver_result r, *lm = calloc(e->n, sizeof *lm);
 	int i, kept = 0;
 
+	if (lm)
+		route_retry(id, data, e->rcpt, e->n, lm);	/* the LMTP ones */
 	for (i = 0; i < e->n; i++) {
-		deliverer_deliver(d, data, id, e->rcpt[i], 1, &r);
+		if (lm && lm[i].status)
+			r = lm[i];
+		else if (route_is_lmtp(e->rcpt[i]))
+			r.status = DELIVER_TEMP, r.why = WHY_REMOTE,
+			    snprintf(r.text, sizeof r.text, "LMTP route gone or no memory");
+		else
+			deliverer_deliver(d, data, id, e->rcpt[i], 1, &r);
 		log_attempt(id, "retry", e->rcpt[i], &r);
 		if (r.status == DELIVER_PERM)
 			*perm = 1;
@@ -338,15 +360,26 @@ static int retry(struct deliverer *d, const char *id, int data, struct envelope 
 			snprintf(why, cap, "%s", r.text);
 		}
 	}
+	free(lm);
 	return kept;
 }
 
 /* give_up - hand an undeliverable message to the postmaster */
 static int give_up(struct deliverer *d, const char *id, int data)
 {
-	struct deliver_result r;
+	char entry[ENTRY_MAX], *one[1] = { entry };
+	struct deliver_result r = { 0 };
+	struct target t[1];
+	struct path p;
 
-	deliverer_deliver(d, data, id, "postmaster", 1, &r);
+	/* a postmaster whose mailbox is behind LMTP gets it from there */
+	if (rfc822_mailbox("postmaster", &p) == 0 &&
+	    resolve_rcpt(id, &p, t, 1) == 1 && t[0].lmtp[0]) {
+		snprintf(entry, sizeof entry, "%s %s", LMTP_MAILBOX, t[0].addr);
+		route_retry(id, data, one, 1, &r);
+	} else {
+		deliverer_deliver(d, data, id, "postmaster", 1, &r);
+	}
 	log_attempt(id, "gaveup", "postmaster", &r);
 	return r.status == DELIVER_OK;
 }
@@ -546,7 +579,8 @@ static void list_one(FILE *out, const char *id, int fd, time_t now)
 		    (long)(now - e.arrival), (long long)size, e.attempts, from);
 		fprintf(out, "    last error: %s\n", e.why[0] ? e.why : "-");
 		for (i = 0; i < e.n; i++) {
-			log_escape(to, sizeof to, e.rcpt[i], strlen(e.rcpt[i]));
+			log_escape(to, sizeof to, resolve_entry_addr(e.rcpt[i]),
+			    strlen(resolve_entry_addr(e.rcpt[i])));
 			fprintf(out, "    to=<%s>\n", to);
 		}
 	} else {
@@ -613,11 +647,12 @@ static void first_failure(struct deliver_result *res, const struct deliver_resul
 
 /*
  * queue_accept - the end of data: deliver to each recipient now, queue
- * the ones that could not be served yet.  ACCEPT_ALL and ACCEPT_QUEUED
+ * the ones that could not be served yet (`done`, when not NULL, holds
+ * outcomes already known, status 0 for "deliver here").  ACCEPT_ALL and ACCEPT_QUEUED
  * allow the 250; otherwise *res says why nothing was accepted.
  */
 int queue_accept(struct deliverer *d, struct spool *sp, char *const *rcpt, int n,
-    struct deliver_result *res)
+    const struct deliver_result *done, struct deliver_result *res)
 {
 	struct deliver_result r;
 	char **pending = calloc(n, sizeof *pending);
@@ -625,7 +660,11 @@ int queue_accept(struct deliverer *d, struct spool *sp, char *const *rcpt, int n
 
 	res->status = DELIVER_OK;
 	for (i = 0; i < n; i++) {
-		if (deliverer_deliver(d, sp->fd, sp->id, rcpt[i], 0, &r) == DELIVER_OK) {
+		if (done && done[i].status)
+			r = done[i];	/* delivered elsewhere (LMTP): route.c */
+		else
+			deliverer_deliver(d, sp->fd, sp->id, rcpt[i], 0, &r);
+		if (r.status == DELIVER_OK) {
 			ok++;
 			continue;
 		}

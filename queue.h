@@ -35,7 +35,7 @@ void spool_close(struct spool *s);
 /* queue_accept() outcomes */
 enum { ACCEPT_ALL, ACCEPT_QUEUED, ACCEPT_NONE, ACCEPT_SPOOL };
 int queue_accept(struct deliverer *d, struct spool *sp, char *const *rcpt, int n,
-    struct deliver_result *res);
+    const struct deliver_result *done, struct deliver_result *res);
 int queue_run(struct deliverer *d, time_t now);
 int queue_retry_now(struct deliverer *d, const char *one);
 int queue_list(FILE *out);

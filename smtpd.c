@@ -34,6 +34,7 @@
 #include "config.h"
 #include "data.h"
 #include "deliver.h"
+#include "route.h"
 #include "log.h"
 #include "queue.h"
 #include "replies.h"
@@ -86,6 +87,7 @@ struct session {
 	char addr[PEER_ADDR_MAX];	/* client address text */
 	char helo[DOMAIN_MAX + 1];	/* HELO/EHLO argument, safe text */
 	struct deliverer *d;	/* our deliverer */
+	struct route route;	/* LMTP sessions, kept across transactions */
 	struct starttls tls;	/* the TLS engine and what it negotiated */
 	struct txn t;		/* current transaction; reset by txn_reset */
 	size_t inpos, inlen;	/* unread input is inbuf[inpos, inlen) */
@@ -305,6 +307,7 @@ static void txn_reset(struct session *s)
 	int i;
 
 	spool_discard(&t->spool);
+	route_end(&s->route);
 	for (i = 0; i < t->nrcpt; i++)
 		free(t->rcpt[i]);
 	t->nrcpt = 0;
@@ -400,25 +403,34 @@ static void cmd_mail(struct session *s, char *arg)
 	reply(s, R_SENDER_OK);
 }
 
-/* known_rcpt - was this address accepted already in this transaction? */
-static int known_rcpt(const struct txn *t, const char *addr)
+/* route_reply - the one map from a route_rcpt() outcome to a reply */
+static enum reply_id route_reply(int r)
 {
-	int i;
-
-	for (i = 0; i < t->nrcpt; i++)
-		if (strcasecmp(t->rcpt[i], addr) == 0)
-			return 1;
-	return 0;
+	switch (r) {
+	case ROUTE_OK:
+		return R_RCPT_OK;
+	case ROUTE_TEMP:
+		return R_TEMP_LOOKUP;
+	case ROUTE_FULL:
+		return R_MAILBOX_FULL;
+	case ROUTE_LMTP_DOWN:
+		return R_LMTP_DOWN;
+	case ROUTE_LOOP:
+		return R_ALIAS_CONFIG;
+	case ROUTE_TOO_MANY:
+		return R_TOO_MANY_RCPTS;
+	default:
+		return R_NO_SUCH_USER;
+	}
 }
 
-/* check_rcpt - the recipient policy: syntax, no relay, known user */
-static enum reply_id check_rcpt(struct session *s, const char *arg, char *addr)
+/* check_rcpt - the recipient policy: syntax, no relay, then route.c
+ * (which adds the deliveries to the transaction) */
+static enum reply_id check_rcpt(struct session *s, const char *arg)
 {
 	const char *p = path_arg(arg, "TO:"), *rest;
-	char local[LOCAL_MAX + 1];
 	struct params pr;
 	struct path path;
-	struct user u;
 	int r;
 
 	if (!p || rfc822_path(p, &path, &rest) < 0 || path.null ||
@@ -432,13 +444,8 @@ static enum reply_id check_rcpt(struct session *s, const char *arg, char *addr)
 		return R_RELAY;
 	if (s->t.nrcpt >= cfg.rcpt_limit)
 		return R_TOO_MANY_RCPTS;
-	if (rfc822_local_unquote(&path, local, sizeof local) == 0)
-		return R_NO_SUCH_USER;
-	r = users_lookup(local, &u);
-	if (r != USER_FOUND)
-		return r == USER_TEMPFAIL ? R_TEMP_LOOKUP : R_NO_SUCH_USER;
-	rfc822_address(&path, addr, ADDR_MAX);
-	return R_RCPT_OK;
+	return route_reply(route_rcpt(&s->route, s->d, s->id, s->t.sender, &path,
+	    s->t.rcpt, &s->t.nrcpt, cfg.rcpt_limit));
 }
 
 /* log_rcpt - the one line per RCPT, with the refusal when there is one */
@@ -467,15 +474,8 @@ static void log_rcpt(struct session *s, const char *arg, enum reply_id r)
 /* cmd_rcpt - RCPT TO:<path>: checked now, so unknown users never bounce */
 static void cmd_rcpt(struct session *s, char *arg)
 {
-	char addr[ADDR_MAX];
-	enum reply_id r = check_rcpt(s, arg, addr);
+	enum reply_id r = check_rcpt(s, arg);
 
-	if (r == R_RCPT_OK && !known_rcpt(&s->t, addr)) {
-		if (!(s->t.rcpt[s->t.nrcpt] = strdup(addr)))
-			r = R_TEMP_STORE;
-		else
-			s->t.nrcpt++;
-	}
 	log_rcpt(s, arg, r);
 	if (r == R_RCPT_OK)
 		set_state(s, S_RCPT);
@@ -602,6 +602,8 @@ static enum reply_id why_reply(int why, int spool)
 		return R_NO_STORAGE;
 	case WHY_QUOTA:
 		return spool ? R_NO_STORAGE : R_MAILBOX_FULL;
+	case WHY_REMOTE:
+		return R_LMTP_DOWN;
 	default:
 		return spool ? R_TEMP_STORE : R_TEMP_DELIVERY;
 	}
@@ -637,7 +639,7 @@ static enum reply_id data_begin(struct session *s, int bdat)
 			rc.tls = using;
 	}
 	rc.id = t->spool.id, rc.when = time(NULL);
-	rc.rcpt = t->nrcpt == 1 ? t->rcpt[0] : NULL;
+	rc.rcpt = t->nrcpt == 1 ? strchr(t->rcpt[0], ' ') + 1 : NULL;
 	n = snprintf(head, sizeof head, "Return-Path: <%s>\n", t->sender);
 	n += (k = rfc822_received(head + n, sizeof head - n, &rc));
 	if (k == 0)
@@ -704,25 +706,34 @@ static enum reply_id data_reply(enum data_result r)
 static enum reply_id delivery_reply(const struct deliver_result *res)
 {
 	if (res->status == DELIVER_PERM)
-		return R_NO_SUCH_USER;
+		return res->why == WHY_OVERQUOTA ? R_OVER_QUOTA :
+		    res->why == WHY_REMOTE ? R_REMOTE_REFUSED : R_NO_SUCH_USER;
 	return why_reply(res->why, 0);
 }
 
 /* deliver_all - hand the message over; the reply it earns */
 static enum reply_id deliver_all(struct session *s)
 {
-	struct deliver_result res;
+	struct deliver_result res, *done = calloc(s->t.nrcpt, sizeof *done);
 	struct txn *t = &s->t;
+	enum reply_id r;
 
-	switch (queue_accept(s->d, &t->spool, t->rcpt, t->nrcpt, &res)) {
+	if (!done)
+		return R_TEMP_STORE;
+	route_data(&s->route, t->spool.fd, t->rcpt, t->nrcpt, done);
+	switch (queue_accept(s->d, &t->spool, t->rcpt, t->nrcpt, done, &res)) {
 	case ACCEPT_ALL:
 	case ACCEPT_QUEUED:
-		return R_QUEUED;
+		r = R_QUEUED;
+		break;
 	case ACCEPT_SPOOL:
-		return why_reply(res.why, 1);
+		r = why_reply(res.why, 1);
+		break;
 	default:
-		return delivery_reply(&res);
+		r = delivery_reply(&res);
 	}
+	free(done);
+	return r;
 }
 
 /* elapsed - seconds since ts, for time= */
@@ -948,6 +959,7 @@ int session_run(int in, int out, const char *id, const char *addr,
 	logmsg(LOG_INFO, "%s disconnect client=%s helo=%s messages=%d errors=%d time=%.3f",
 	    s->id, s->addr, helo[0] ? helo : "-", s->messages, s->errors,
 	    elapsed(&s->start));
+	route_close(&s->route);
 	free(s->t.rcpt);
 	free(s);
 	return 0;

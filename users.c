@@ -8,8 +8,10 @@
  * NSS users work.  Names match case-insensitively (RFC 5321 2.4 lets the
  * receiver decide; mail administrators expect it).
  * Invariants: never returns uid 0 when we run as root (no delivery as
- * root); when not root, only our own account or virtual users (whose
- * mail we then write as ourselves).
+ * root); as root, a system account is a recipient only with uid >=
+ * min_uid and an existing home directory it owns (service accounts such
+ * as daemon, nobody, postgres are not mailboxes); when not root, only our
+ * own account or virtual users (whose mail we then write as ourselves).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -18,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "rfc822.h"
 #include "users.h"
@@ -65,8 +68,8 @@ static int virtual_line(char *line, const char *local, struct user *u)
 	return 1;
 }
 
-/* virtual_lookup - search the virtual users file */
-static int virtual_lookup(const char *local, struct user *u)
+/* users_virtual - search the virtual users file (no system users) */
+int users_virtual(const char *local, struct user *u)
 {
 	char line[CFG_STR_MAX * 2];
 	FILE *f;
@@ -87,12 +90,27 @@ static int virtual_lookup(const char *local, struct user *u)
 	return found ? USER_FOUND : USER_UNKNOWN;
 }
 
-/* system_lookup - getpwnam on the lower-cased name */
+/* real_home - 1 if the home exists, is a directory and belongs to uid;
+ * 0 if not; -1 if we cannot tell now */
+static int real_home(const struct passwd *pw)
+{
+	struct stat st;
+
+	if (pw->pw_dir[0] != '/')
+		return 0;
+	if (stat(pw->pw_dir, &st) < 0)
+		return errno == ENOENT || errno == ENOTDIR ? 0 : -1;
+	return S_ISDIR(st.st_mode) && st.st_uid == pw->pw_uid;
+}
+
+/* system_lookup - getpwnam on the lower-cased name: only real people
+ * (uid >= min_uid, a home of their own) when we run as root */
 static int system_lookup(const char *local, struct user *u)
 {
 	char name[64];
 	struct passwd *pw;
 	size_t i;
+	int home;
 
 	for (i = 0; local[i] && i + 1 < sizeof name; i++)
 		name[i] = tolower((unsigned char)local[i]);
@@ -102,10 +120,13 @@ static int system_lookup(const char *local, struct user *u)
 	errno = 0;
 	if (!(pw = getpwnam(name)))
 		return errno && errno != ENOENT ? USER_TEMPFAIL : USER_UNKNOWN;
-	if (pw->pw_uid == 0 || (cfg.uid != 0 && pw->pw_uid != cfg.uid))
+	if (pw->pw_uid == 0 || (cfg.uid != 0 && pw->pw_uid != cfg.uid) ||
+	    (cfg.uid == 0 && (long)pw->pw_uid < cfg.min_uid))
 		return USER_UNKNOWN;
+	if ((home = real_home(pw)) <= 0)
+		return home < 0 ? USER_TEMPFAIL : USER_UNKNOWN;
 	if (snprintf(u->maildir, sizeof u->maildir, "%s/%s", pw->pw_dir,
-	    cfg.maildir) >= (int)sizeof u->maildir || pw->pw_dir[0] != '/')
+	    cfg.maildir) >= (int)sizeof u->maildir)
 		return USER_UNKNOWN;
 	strcpy(u->name, name);
 	u->uid = pw->pw_uid;
@@ -122,7 +143,7 @@ int users_lookup(const char *local, struct user *u)
 		return USER_UNKNOWN;
 	if (strcasecmp(local, "postmaster") == 0)
 		local = cfg.postmaster;
-	if ((r = virtual_lookup(local, u)) == USER_UNKNOWN)
+	if ((r = users_virtual(local, u)) == USER_UNKNOWN)
 		r = system_lookup(local, u);
 	if (r == USER_FOUND && cfg.uid == 0 && u->uid == 0)
 		return USER_UNKNOWN;	/* never deliver as root */

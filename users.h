@@ -17,6 +17,7 @@ struct user {
 
 enum { USER_UNKNOWN, USER_FOUND, USER_TEMPFAIL };
 
+int users_virtual(const char *local, struct user *u);
 int users_lookup(const char *local, struct user *u);
 int users_resolve(const char *address, struct user *u);
 

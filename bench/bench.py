@@ -42,7 +42,6 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import threading
 import subprocess
 import sys
@@ -51,6 +50,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 SMTPD = os.path.join(ROOT, "smtpd")
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+import smtptest as S  # noqa: E402  free ports, bounded waits, /proc
 WORK = os.environ.get("BENCH_DIR", "/var/tmp/smtpd-bench")
 SECS = float(os.environ.get("BENCH_SECS", "6"))
 CEIL_SECS = float(os.environ.get("BENCH_CEIL_SECS", "2"))
@@ -214,36 +215,6 @@ def count_tmp(users):
     return sum(len(os.listdir(os.path.join(maildir(u), "tmp"))) for u in users)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def listening(port):
-    hexport = ":%04X" % port
-    try:
-        with open("/proc/net/tcp") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) > 3 and parts[1].endswith(hexport) and parts[3] == "0A":
-                    return True
-    except OSError:
-        pass
-    return False
-
-
-def wait_until(pred, limit, step=0.02):
-    end = time.monotonic() + limit
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
-
-
 # -------------------------------------------------------------- postfix
 
 MASTER_CF = """\
@@ -273,9 +244,9 @@ scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
 """
 
-MAIN_CF = """\
-# Postfix for bench/run.sh: loopback only, Maildir delivery to system
-# accounts, logging to a file (as smtpd -e does), otherwise defaults.
+# what every Postfix the benchmarks run has (bench/lmtp.py uses it too):
+# loopback only, its own queue and log file, no aliases, no DNS lookups
+POSTFIX_BASE = """\
 compatibility_level = 3.6
 queue_directory = {pf}/queue
 data_directory = {pf}/data
@@ -286,21 +257,27 @@ mydestination = {domain}
 inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
 mynetworks = 127.0.0.0/8
-home_mailbox = Maildir/
 alias_maps =
 alias_database =
 maillog_file = {pf}/maillog
 biff = no
 smtpd_peername_lookup = no
+"""
+
+# Postfix for bench/run.sh: Maildir delivery to system accounts, logging to
+# a file (as smtpd -e does), otherwise defaults.
+MAIN_CF = POSTFIX_BASE + """\
+home_mailbox = Maildir/
 message_size_limit = 52428800
 mailbox_size_limit = 0
 """
 
 
-def postfix_config(port):
-    """a fresh config directory and queue for one Postfix instance"""
+def postfix_config(port, main_cf=MAIN_CF, work=WORK, **values):
+    """a fresh config directory and queue for one Postfix instance below
+    work, listening on port, main.cf from main_cf filled with values"""
     global POSTFIX_CONF
-    pf = os.path.join(WORK, "postfix")
+    pf = os.path.join(work, "postfix")
     if os.path.exists(pf):
         shutil.rmtree(pf)
     for d in ("conf", "queue", "data"):
@@ -309,7 +286,7 @@ def postfix_config(port):
     pw = pwd.getpwnam("postfix")
     os.chown(os.path.join(pf, "data"), pw.pw_uid, pw.pw_gid)
     with open(os.path.join(pf, "conf", "main.cf"), "w") as f:
-        f.write(MAIN_CF.format(pf=pf, domain=DOMAIN))
+        f.write(main_cf.format(pf=pf, domain=DOMAIN, **values))
     with open(os.path.join(pf, "conf", "master.cf"), "w") as f:
         f.write(MASTER_CF.format(listen="127.0.0.1:%d" % port))
     POSTFIX_CONF = os.path.join(pf, "conf")
@@ -337,7 +314,7 @@ class Server:
 
     def __init__(self, kind, conc, tag):
         self.kind, self.tag = kind, tag
-        self.port = free_port()
+        self.port = S.free_port()
         self.out = os.path.join(WORK, "runs", tag + ".json")
         self.logf = os.path.join(WORK, "runs", tag + ".log")
         self.pf = None
@@ -363,27 +340,33 @@ class Server:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=lf,
                                          stderr=subprocess.STDOUT, start_new_session=True)
         LIVE[self.proc.pid] = self
-        if not wait_until(lambda: listening(self.port), 30):
+        if not S.wait_listen(self.port, timeout=30):
             self.stop()
             raise RuntimeError("%s: nothing listens on port %d (see %s)" %
                                (kind, self.port, self.logf))
 
     def stop(self):
         """SIGTERM the reaper; its JSON report, or None"""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            log("bench: reaper of %s did not finish; killing its group" % self.tag)
-            kill_group(self.proc.pid)
-            self.proc.wait(timeout=10)
+        stop_reaper(self.proc, self.tag)
         LIVE.pop(self.proc.pid, None)
         try:
             with open(self.out) as f:
                 return json.load(f)
         except (OSError, ValueError):
             return None
+
+
+def stop_reaper(proc, tag):
+    """SIGTERM to a bench/reaper.py (it stops its server and writes its
+    report); its process group killed if it has not finished in 90 s"""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=90)
+    except subprocess.TimeoutExpired:
+        log("bench: reaper of %s did not finish; killing its group" % tag)
+        kill_group(proc.pid)
+        proc.wait(timeout=10)
 
 
 def kill_group(pgid):
@@ -461,7 +444,7 @@ def deliver_run(srv, case, count, tag, expect_base, limit):
     t0 = time.monotonic()
     st, ccpu, _, err = spawn_wait(argv, outf, errf, limit)
     t_client = time.monotonic()
-    done = wait_until(lambda: count_new(users) >= expected, limit, 0.01)
+    done = S.wait_until(lambda: count_new(users) >= expected, limit, 0.01)
     t_end = time.monotonic()
     problems = []
     if st != 0:
@@ -472,7 +455,7 @@ def deliver_run(srv, case, count, tag, expect_base, limit):
         problems.append("timeout: %d of %d files after %.0fs" %
                         (count_new(users) - expect_base, count * case["rcpt"], limit))
     if srv.pf:
-        if not wait_until(lambda: postfix_queue_files(srv.pf) == 0, 30, 0.05):
+        if not S.wait_until(lambda: postfix_queue_files(srv.pf) == 0, 30, 0.05):
             problems.append("postfix queue not empty")
     time.sleep(0.2)
     got = count_new(users)
@@ -711,10 +694,10 @@ def pipe_session(n, size, rcpts, wrap=None, tag="probe", spool="spool-probe"):
     if not wrap:	# under strace or valgrind, /proc shows the tool
         target = pid
         for role in ("session", "deliverer"):
-            st = status_of(target)
+            st = S.proc_memory(target)
             if st:
                 mem[role] = st
-            kids = children_of(target)
+            kids = S.children(target)
             if not kids:
                 break
             target = kids[0]
@@ -725,32 +708,6 @@ def pipe_session(n, size, rcpts, wrap=None, tag="probe", spool="spool-probe"):
     os.close(rout)
     _, st, ru = os.wait4(pid, 0)
     return ru, ok, st, mem
-
-
-def status_of(pid):
-    res = {}
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                k, _, v = line.partition(":")
-                if k in ("VmHWM", "VmRSS", "RssAnon", "RssFile", "RssShmem"):
-                    res[k] = int(v.split()[0])
-        with open("/proc/%d/smaps_rollup" % pid) as f:
-            for line in f:
-                k, _, v = line.partition(":")
-                if k in ("Pss", "Pss_Anon", "Pss_File"):
-                    res[k] = int(v.split()[0])
-    except OSError:
-        return None
-    return res
-
-
-def children_of(pid):
-    try:
-        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
-            return [int(x) for x in f.read().split()]
-    except OSError:
-        return []
 
 
 def probes(res):

@@ -36,6 +36,10 @@ import signal
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "tests", "lib"))
+import smtptest as S  # noqa: E402  /proc helpers
+
 PR_SET_CHILD_SUBREAPER = 36
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -80,28 +84,21 @@ def descendants(root):
 
 
 def status_of(pid):
-    want = ("VmHWM", "VmRSS", "RssAnon", "RssFile", "RssShmem")
-    res = {}
+    """pid's memory (smtptest.proc_memory), CPU time and command line; None if gone"""
+    res = S.proc_memory(pid)
     try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                k, _, v = line.partition(":")
-                if k in want:
-                    res[k] = int(v.split()[0])  # kB
-        with open("/proc/%d/smaps_rollup" % pid) as f:
-            for line in f:
-                k, _, v = line.partition(":")
-                if k in ("Pss", "Pss_Anon", "Pss_File"):
-                    res[k] = int(v.split()[0])
         with open("/proc/%d/stat" % pid) as f:
             st = f.read()
         fields = st[st.rfind(")") + 2:].split()
-        res["cpu_own"] = (int(fields[11]) + int(fields[12])) / TICK	# utime+stime
-        res["cpu_reaped"] = (int(fields[13]) + int(fields[14])) / TICK	# its waited children
         with open("/proc/%d/cmdline" % pid, "rb") as f:
-            res["cmd"] = f.read().replace(b"\0", b" ").decode(errors="replace")[:160]
+            cmd = f.read().replace(b"\0", b" ").decode(errors="replace")[:160]
     except OSError:
         return None
+    if res is None:
+        return None
+    res["cpu_own"] = (int(fields[11]) + int(fields[12])) / TICK	# utime+stime
+    res["cpu_reaped"] = (int(fields[13]) + int(fields[14])) / TICK	# its waited children
+    res["cmd"] = cmd
     return res
 
 

@@ -8,15 +8,14 @@
  * The smuggling rows are the eight known end-of-data tricks (bare LF and
  * bare CR around the dot, in every combination): none may end the data.
  */
-#include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
 #include "data.h"
+#include "tests/check_common.h"
 
-#define N(a)	(sizeof(a) / sizeof((a)[0]))
 #define STORE	(1 << 16)
 
 /* The sink: a test buffer instead of the spool. */
@@ -229,31 +228,19 @@ START_TEST(test_size)
 }
 END_TEST
 
-/* data_suite - the machine's tests, with small limits for speed */
-static Suite *data_suite(void)
+/* check_suite - the machine's tests, with small limits for speed */
+Suite *check_suite(void)
 {
+	char *argv[] = { "check_data", "-o", "size_limit=40000", "-o", "hop_limit=5", NULL };
 	Suite *s = suite_create("data");
-	TCase *tc = tcase_create("machine");
+	TCase *tc = check_tcase(s, "machine", NULL, NULL, 0);
+	int mode;
 
+	if (config_load(5, argv, &mode) < 0)
+		exit(1);
 	tcase_add_loop_test(tc, test_rows, 0, N(rows));
 	tcase_add_test(tc, test_text_line_limit);
 	tcase_add_test(tc, test_hops);
 	tcase_add_test(tc, test_size);
-	suite_add_tcase(s, tc);
 	return s;
-}
-
-int main(void)
-{
-	char *argv[] = { "check_data", "-o", "size_limit=40000", "-o", "hop_limit=5", NULL };
-	SRunner *sr;
-	int mode, failed;
-
-	if (config_load(5, argv, &mode) < 0)
-		return 1;
-	sr = srunner_create(data_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
 }

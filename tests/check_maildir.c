@@ -8,7 +8,6 @@
  * removes it, so failed tests leave nothing behind.  Storage faults go
  * through storage_set_ops().
  */
-#include <check.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -24,98 +23,16 @@
 
 #include "maildir.h"
 #include "storage.h"
+#include "tests/check_common.h"
 
-#define N(a)	(sizeof(a) / sizeof((a)[0]))
 #define HEAD	"Return-Path: <s@example.org>\nDelivered-To: u@example.test\n"
 
-static char base[64];	/* the suite's directory, made by the runner */
-static char tmp[128];	/* this test's directory, below base */
-
 /* ---- helpers ----------------------------------------------------------- */
-
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-	(void)st, (void)flag, (void)f;
-	remove(p);
-	return 0;
-}
-
-static void rm_rf(const char *dir)
-{
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* unchecked: runs in the runner, so it cleans up after failed tests too */
-static void suite_setup(void)
-{
-	strcpy(base, "/tmp/check_maildir.XXXXXX");
-	if (!mkdtemp(base))
-		abort();
-}
-
-static void suite_teardown(void)
-{
-	rm_rf(base);
-}
-
-static void setup(void)
-{
-	snprintf(tmp, sizeof tmp, "%s/t.XXXXXX", base);
-	ck_assert_ptr_nonnull(mkdtemp(tmp));
-}
 
 static void teardown(void)
 {
 	storage_set_ops(NULL);
-	rm_rf(tmp);
-}
-
-/* tmp/rel, in one of four rotating buffers */
-static const char *P(const char *rel)
-{
-	static char buf[4][1024];
-	static int slot;
-	char *b = buf[slot++ & 3];
-
-	snprintf(b, sizeof buf[0], "%s/%s", tmp, rel);
-	return b;
-}
-
-/* entries of a directory, without . and ..; -1 if it cannot be opened */
-static int count(const char *dir, char *first, size_t cap)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		if (n++ == 0 && first)
-			snprintf(first, cap, "%s", de->d_name);
-	}
-	closedir(d);
-	return n;
-}
-
-/* whole file into a malloc'd buffer */
-static char *slurp(const char *path, size_t *len)
-{
-	struct stat st;
-	char *b;
-	int fd = open(path, O_RDONLY);
-
-	ck_assert_msg(fd >= 0, "open %s: %s", path, strerror(errno));
-	ck_assert_int_eq(fstat(fd, &st), 0);
-	b = malloc(st.st_size + 1);
-	ck_assert_ptr_nonnull(b);
-	ck_assert_int_eq(read(fd, b, st.st_size), st.st_size);
-	b[st.st_size] = '\0';
-	close(fd);
-	*len = st.st_size;
-	return b;
+	check_test_rmdir();
 }
 
 /* a spool file holding data[0..len), open for reading */
@@ -490,36 +407,18 @@ START_TEST(test_short_writes)
 }
 END_TEST
 
-static Suite *suite(void)
+Suite *check_suite(void)
 {
+	const TTest *tests[] = { test_creates_maildir, test_large_slice_exact, test_empty_slice,
+	    test_short_spool_refused, test_unique_names, test_tag, test_dangling_symlink,
+	    test_short_writes };
 	Suite *s = suite_create("maildir");
-	TCase *tc = tcase_create("deliver");
+	TCase *tc = check_tcase(s, "deliver", check_test_dir, teardown, 30);
 
-	tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, test_creates_maildir);
-	tcase_add_test(tc, test_large_slice_exact);
-	tcase_add_test(tc, test_empty_slice);
-	tcase_add_test(tc, test_short_spool_refused);
-	tcase_add_test(tc, test_unique_names);
+	check_add(tc, tests, N(tests));
 	tcase_add_loop_test(tc, test_host_encoding, 0, N(hosts));
 	tcase_add_loop_test(tc, test_symlink_refused, 0, N(links));
-	tcase_add_test(tc, test_tag);
-	tcase_add_test(tc, test_dangling_symlink);
 	tcase_add_loop_test(tc, test_storage_fault, 0, N(faults) * N(errs));
-	tcase_add_test(tc, test_short_writes);
-	suite_add_tcase(s, tc);
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}

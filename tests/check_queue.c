@@ -10,7 +10,6 @@
  * belong to 65534; otherwise everything is ours.  The `now` given to
  * queue_run() stands in for waiting.  Set SMTPD_TEST_LOG=1 to see logs.
  */
-#include <check.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -26,107 +25,14 @@
 #include "config.h"
 #include "deliver.h"
 #include "queue.h"
+#include "tests/check_common.h"
 
-#define N(a)	(sizeof(a) / sizeof((a)[0]))
 #define MSG	"Return-Path: <s@example.org>\nSubject: queued\n\nbody line\n"
 #define MSG_REST "Subject: queued\n\nbody line\n"
 
-static char base[64];		/* the suite's directory, made by the runner */
-static char tmp[128];		/* this test's directory */
-static uid_t mail_uid;		/* owner of Maildir homes */
-static gid_t mail_gid;
 static struct spool sp;		/* 64 KiB buffer: not on the stack */
 
 /* ---- helpers ----------------------------------------------------------- */
-
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-	(void)st, (void)flag, (void)f;
-	remove(p);
-	return 0;
-}
-
-static void suite_setup(void)
-{
-	strcpy(base, "/tmp/check_queue.XXXXXX");
-	if (!mkdtemp(base) || chmod(base, 0755) < 0)
-		abort();
-}
-
-static void suite_teardown(void)
-{
-	nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* tmp/rel, in one of four rotating buffers */
-static const char *P(const char *rel)
-{
-	static char buf[4][1024];
-	static int slot;
-	char *b = buf[slot++ & 3];
-
-	snprintf(b, sizeof buf[0], "%s/%s", tmp, rel);
-	return b;
-}
-
-/* a directory for Maildir homes, owned by the mail user */
-static void home(const char *rel)
-{
-	ck_assert_int_eq(mkdir(P(rel), 0755), 0);
-	ck_assert_int_eq(chown(P(rel), mail_uid, mail_gid), 0);
-}
-
-static void put_file(const char *rel, const char *text, size_t len)
-{
-	FILE *f = fopen(P(rel), "w");
-
-	ck_assert_ptr_nonnull(f);
-	ck_assert_uint_eq(fwrite(text, 1, len, f), len);
-	ck_assert_int_eq(fclose(f), 0);
-}
-
-static int exists(const char *rel)
-{
-	struct stat st;
-
-	return lstat(P(rel), &st) == 0;
-}
-
-/* whole file, NUL-ended, malloc'd; NULL if missing */
-static char *slurp(const char *path, size_t *len)
-{
-	struct stat st;
-	char *b;
-	int fd = open(path, O_RDONLY);
-
-	if (fd < 0)
-		return NULL;
-	ck_assert_int_eq(fstat(fd, &st), 0);
-	b = malloc(st.st_size + 1);
-	ck_assert_ptr_nonnull(b);
-	ck_assert_int_eq(read(fd, b, st.st_size), st.st_size);
-	b[st.st_size] = '\0';
-	close(fd);
-	if (len)
-		*len = st.st_size;
-	return b;
-}
-
-/* entries of a directory without . and ..; the first one's name */
-static int count(const char *path, char *first, size_t cap)
-{
-	DIR *d = opendir(path);
-	struct dirent *de;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((de = readdir(d)) != NULL)
-		if (de->d_name[0] != '.' && n++ == 0 && first)
-			snprintf(first, cap, "%s", de->d_name);
-	closedir(d);
-	return n;
-}
 
 /* the one message in a Maildir's new/, as text */
 static char *only_message(const char *maildir)
@@ -162,13 +68,8 @@ static void setup(void)
 	    "-o", sd, "-o", "hostname=mx.test", "-o", "queue_retry=1",
 	    "-o", "postmaster=alice" };
 
-	if (!getenv("SMTPD_TEST_LOG"))
-		dup2(open("/dev/null", O_WRONLY), 2);
-	snprintf(tmp, sizeof tmp, "%s/t.XXXXXX", base);
-	ck_assert_ptr_nonnull(mkdtemp(tmp));
-	ck_assert_int_eq(chmod(tmp, 0755), 0);
-	mail_uid = getuid() == 0 ? 65534 : getuid();
-	mail_gid = getuid() == 0 ? 65534 : getgid();
+	check_quiet();
+	check_test_dir();
 	ck_assert_int_eq(mkdir(P("spool"), 0700), 0);
 	home("alice");		/* bob's home is made by the tests that want it */
 	snprintf(users, sizeof users, "# name:uid:gid:maildir\n"
@@ -180,11 +81,6 @@ static void setup(void)
 	load(args, (int)N(args));
 	ck_assert_str_eq(cfg.spool_dir, P("spool"));
 	ck_assert_str_eq(cfg.postmaster, "alice");
-}
-
-static void teardown(void)
-{
-	nftw(tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* a kept message for these recipients; its id into `id` */
@@ -444,6 +340,21 @@ START_TEST(test_lifetime_to_postmaster)
 }
 END_TEST
 
+/* queue_and_run - queue_msg, then one queue run at its first retry time */
+static void queue_and_run(char *id, char *const *rcpt, int n)
+{
+	char rcpts[256];
+	long long t, next;
+	long a;
+	struct deliverer d;
+
+	queue_msg(id, rcpt, n);
+	ck_assert_int_eq(deliverer_start(&d, 2), 0);
+	read_env(id, &t, &a, &next, rcpts, sizeof rcpts);
+	ck_assert_int_eq(queue_run(&d, next), 0);
+	deliverer_stop(&d);
+}
+
 /* one recipient delivered, one still failing: only that one stays */
 START_TEST(test_partial_retry)
 {
@@ -451,15 +362,10 @@ START_TEST(test_partial_retry)
 	char id[QID_MAX], rcpts[256], *got;
 	long long t, next;
 	long a;
-	struct deliverer d;
 
 	home("bob");
 	ck_assert_int_eq(rmdir(P("alice")), 0);		/* alice: temporary failure */
-	queue_msg(id, rcpt, 2);
-	ck_assert_int_eq(deliverer_start(&d, 2), 0);
-	read_env(id, &t, &a, &next, rcpts, sizeof rcpts);
-	ck_assert_int_eq(queue_run(&d, next), 0);
-	deliverer_stop(&d);
+	queue_and_run(id, rcpt, 2);
 	read_env(id, &t, &a, &next, rcpts, sizeof rcpts);
 	ck_assert_int_eq(a, 1);
 	ck_assert_str_eq(rcpts, "R alice@example.test");
@@ -473,17 +379,10 @@ END_TEST
 START_TEST(test_permanent_to_postmaster)
 {
 	char *rcpt[] = { "nosuch@example.test", "bob@example.test" };
-	char id[QID_MAX], rcpts[256], *got;
-	long long t, next;
-	long a;
-	struct deliverer d;
+	char id[QID_MAX], *got;
 
 	home("bob");
-	queue_msg(id, rcpt, 2);
-	ck_assert_int_eq(deliverer_start(&d, 2), 0);
-	read_env(id, &t, &a, &next, rcpts, sizeof rcpts);
-	ck_assert_int_eq(queue_run(&d, next), 0);
-	deliverer_stop(&d);
+	queue_and_run(id, rcpt, 2);
 	ck_assert_int_eq(count(P("spool"), NULL, 0), 0);
 	got = only_message("bob/Maildir");
 	ck_assert_ptr_nonnull(strstr(got, "Delivered-To: bob@example.test\n"));
@@ -602,24 +501,17 @@ START_TEST(test_missing_data_file)
 }
 END_TEST
 
-static Suite *suite(void)
+Suite *check_suite(void)
 {
 	Suite *s = suite_create("queue");
-	TCase *tc = tcase_create("spool");
-	TCase *run = tcase_create("run");
+	TCase *tc = check_tcase(s, "spool", setup, check_test_rmdir, 0);
+	TCase *run = check_tcase(s, "run", setup, check_test_rmdir, 30);
 
-	tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
-	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_queue_id);
 	tcase_add_test(tc, test_spool_bytes_exact);
 	tcase_add_test(tc, test_spool_discard);
 	tcase_add_test(tc, test_spool_memory);
 	tcase_add_test(tc, test_spool_keep);
-	suite_add_tcase(s, tc);
-
-	tcase_add_unchecked_fixture(run, suite_setup, suite_teardown);
-	tcase_add_checked_fixture(run, setup, teardown);
-	tcase_set_timeout(run, 30);
 	tcase_add_test(run, test_retry_then_deliver);
 	tcase_add_test(run, test_lifetime_to_postmaster);
 	tcase_add_test(run, test_partial_retry);
@@ -627,17 +519,6 @@ static Suite *suite(void)
 	tcase_add_test(run, test_stale_cleanup);
 	tcase_add_loop_test(run, test_malformed_envelope, 0, N(bad_envs));
 	tcase_add_test(run, test_missing_data_file);
-	suite_add_tcase(s, run);
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}

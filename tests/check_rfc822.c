@@ -1,7 +1,7 @@
 /*
  * check_rfc822.c - unit tests for rfc822.c (Check).
  *
- * cc -Wall -Wextra -I. -o /tmp/check_rfc822 tests/check_rfc822.c rfc822.c \
+ * cc -Wall -Wextra -I. -o /tmp/check_rfc822 tests/check_rfc822.c tests/check_common.c rfc822.c \
  *     $(pkg-config --cflags --libs check)
  *
  * Tables run as Check loop tests: every row is a test of its own, and a
@@ -10,7 +10,6 @@
  * with no NUL after it, so an over-read shows under -fsanitize=address.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <check.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,8 +17,8 @@
 #include <time.h>
 
 #include "rfc822.h"
+#include "tests/check_common.h"
 
-#define N(a)		(sizeof(a) / sizeof((a)[0]))
 #define BIG		(10 * 1024)
 #define T_EXAMPLE	((time_t)1795382859)	/* 2026-11-22 21:27:39 UTC */
 #define D_EXAMPLE	"Sun, 22 Nov 2026 21:27:39 +0000"
@@ -785,7 +784,7 @@ static void received_is(const struct received *r, const char *want)
 	ck_assert_str_eq(dst, want);
 }
 
-static int count(const char *s, char c)
+static int count_char(const char *s, char c)
 {
 	int n = 0;
 
@@ -826,8 +825,8 @@ START_TEST(received_header_injection)
 
 	r.helo = "x\r\nBcc: y\n\tz\x1b\xc0\x80";
 	ck_assert_uint_ne(rfc822_received(dst, sizeof dst, &r), 0);
-	ck_assert_int_eq(count(dst, '\r'), 0);
-	ck_assert_int_eq(count(dst, '\n'), 3);
+	ck_assert_int_eq(count_char(dst, '\r'), 0);
+	ck_assert_int_eq(count_char(dst, '\n'), 3);
 	ck_assert_str_eq(dst, "Received: from x??Bcc: y??z??? ([192.0.2.1])\n"
 	    BY "\n\tfor <a@b.c>; " D_EXAMPLE "\n");
 }
@@ -859,7 +858,7 @@ START_TEST(received_hostile_10k_helo)
 	n = rfc822_received(dst, sizeof dst, &r);
 	if (n != 0) {		/* whether HELO gets shortened is its business */
 		ck_assert_uint_eq(strlen(dst), n);
-		ck_assert_int_eq(count(dst, '\n'), 3);
+		ck_assert_int_eq(count_char(dst, '\n'), 3);
 	}
 }
 END_TEST
@@ -867,7 +866,7 @@ END_TEST
 /* ---- suite ------------------------------------------------------------- */
 
 /* every test, in TCase order; n > 1 runs a table row by row */
-static Suite *rfc822_suite(void)
+Suite *check_suite(void)
 {
 	const struct { const char *tcase; const TTest *test; size_t n; } all[] = {
 		{ "path", path_accepts, N(path_ok) }, { "path", path_rejects, N(path_bad) },
@@ -906,13 +905,3 @@ static Suite *rfc822_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(rfc822_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}

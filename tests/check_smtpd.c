@@ -12,7 +12,6 @@
  * directories are 0755 and Maildir parents belong to 65534.
  * Set SMTPD_TEST_LOG=1 to see smtpd's log lines.
  */
-#include <check.h>
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -30,64 +29,16 @@
 #include "config.h"
 #include "deliver.h"
 #include "smtpd.h"
+#include "tests/check_common.h"
 
-#define N(a)	(sizeof(a) / sizeof((a)[0]))
 #define RUN(lit)	run(lit, sizeof(lit) - 1, &none)
 #define EHLO	"EHLO client.example\r\n"
 #define TXN	EHLO "MAIL FROM:<s@example.org>\r\nRCPT TO:<alice@example.test>\r\n"
 
-static char base[64];		/* the suite's directory, made by the runner */
-static char tmp[128];		/* this test's directory */
-static uid_t mail_uid;
-static gid_t mail_gid;
 static struct deliverer none = { 0, -1 };
 static char out[1 << 18];	/* everything the session wrote */
 
 /* ---- helpers ----------------------------------------------------------- */
-
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-	(void)st, (void)flag, (void)f;
-	remove(p);
-	return 0;
-}
-
-static void suite_setup(void)
-{
-	strcpy(base, "/tmp/check_smtpd.XXXXXX");
-	if (!mkdtemp(base) || chmod(base, 0755) < 0)
-		abort();
-}
-
-static void suite_teardown(void)
-{
-	nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static const char *P(const char *rel)
-{
-	static char buf[4][1024];
-	static int slot;
-	char *b = buf[slot++ & 3];
-
-	snprintf(b, sizeof buf[0], "%s/%s", tmp, rel);
-	return b;
-}
-
-static int count(const char *path, char *first, size_t cap)
-{
-	DIR *d = opendir(path);
-	struct dirent *de;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((de = readdir(d)) != NULL)
-		if (de->d_name[0] != '.' && n++ == 0 && first)
-			snprintf(first, cap, "%s", de->d_name);
-	closedir(d);
-	return n;
-}
 
 /* config_load: the standard settings, then extra "name=value" ones */
 static void conf(const char *const *extra)
@@ -119,17 +70,11 @@ static void setup(void)
 	FILE *f;
 	int i;
 
-	if (!getenv("SMTPD_TEST_LOG"))
-		dup2(open("/dev/null", O_WRONLY), 2);
+	check_quiet();
 	signal(SIGPIPE, SIG_IGN);
-	snprintf(tmp, sizeof tmp, "%s/t.XXXXXX", base);
-	ck_assert_ptr_nonnull(mkdtemp(tmp));
-	ck_assert_int_eq(chmod(tmp, 0755), 0);
-	mail_uid = getuid() == 0 ? 65534 : getuid();
-	mail_gid = getuid() == 0 ? 65534 : getgid();
+	check_test_dir();
 	ck_assert_int_eq(mkdir(P("spool"), 0700), 0);
-	ck_assert_int_eq(mkdir(P("alice"), 0755), 0);
-	ck_assert_int_eq(chown(P("alice"), mail_uid, mail_gid), 0);
+	home("alice");
 	/* alice, carol (home missing: temporary failure), u000..u099 */
 	ck_assert_ptr_nonnull(f = fopen(P("users"), "w"));
 	fprintf(f, "alice:%ld:%ld:%s\n", (long)mail_uid, (long)mail_gid, P("alice/Maildir"));
@@ -139,11 +84,6 @@ static void setup(void)
 		    P("alice/Maildir"));
 	ck_assert_int_eq(fclose(f), 0);
 	conf(NULL);
-}
-
-static void teardown(void)
-{
-	nftw(tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /*
@@ -569,7 +509,7 @@ START_TEST(test_partial_kept)
 	n = fread(env, 1, sizeof env - 1, f);
 	env[n] = '\0';
 	fclose(f);
-	ck_assert_msg(strstr(env, "\nA 0 ") && strstr(env, "\nR carol@example.test\nE ") &&
+	ck_assert_msg(strstr(env, "\nA 0 ") && strstr(env, "\nR carol carol@example.test\nE ") &&
 	    !strstr(env, "alice"), "envelope:\n%s", env);
 }
 END_TEST
@@ -585,45 +525,19 @@ START_TEST(test_greeting_numeric_host)
 }
 END_TEST
 
-static Suite *suite(void)
+Suite *check_suite(void)
 {
 	Suite *s = suite_create("smtpd");
-	TCase *tc = tcase_create("session");
+	TCase *tc = check_tcase(s, "session", setup, check_test_rmdir, 30);
+	const TTest *tests[] = { test_greeting_quit, test_ehlo_keywords, test_helo_plain_codes,
+	    test_command_table, test_bad_sequence, test_bdat_sequence, test_bad_arguments,
+	    test_mail_parameters, test_rcpt_policy, test_rcpt_limit, test_line_reader,
+	    test_error_limit, test_command_timeout, test_bdat_refused_consumes_chunk,
+	    test_pipelining, test_data_delivered, test_bdat_delivered, test_partial_kept,
+	    test_greeting_numeric_host };
 
-	tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, test_greeting_quit);
-	tcase_add_test(tc, test_ehlo_keywords);
-	tcase_add_test(tc, test_helo_plain_codes);
-	tcase_add_test(tc, test_command_table);
-	tcase_add_test(tc, test_bad_sequence);
-	tcase_add_test(tc, test_bdat_sequence);
-	tcase_add_test(tc, test_bad_arguments);
-	tcase_add_test(tc, test_mail_parameters);
-	tcase_add_test(tc, test_rcpt_policy);
-	tcase_add_test(tc, test_rcpt_limit);
-	tcase_add_test(tc, test_line_reader);
-	tcase_add_test(tc, test_error_limit);
-	tcase_add_test(tc, test_command_timeout);
-	tcase_add_test(tc, test_bdat_refused_consumes_chunk);
-	tcase_add_test(tc, test_pipelining);
+	check_add(tc, tests, N(tests));
 	tcase_add_loop_test(tc, test_smuggling, 0, N(smuggle));
-	tcase_add_test(tc, test_data_delivered);
-	tcase_add_test(tc, test_bdat_delivered);
-	tcase_add_test(tc, test_partial_kept);
-	tcase_add_test(tc, test_greeting_numeric_host);
-	suite_add_tcase(s, tc);
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}

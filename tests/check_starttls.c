@@ -4,17 +4,16 @@
  * on the growing buffer), starttls_finish() over a socket pair, the
  * Received: comment, and finding the engine in the environment.
  */
-#include <check.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "check_common.h"
 #include "config.h"
 #include "starttls.h"
 
-#define N(a)	(sizeof(a) / sizeof((a)[0]))
 #define S(lit)	lit, sizeof(lit) - 1
 
 static const char good[] = "SSL_PROTOCOL=TLSv1.3\0SSL_CIPHER=TLS_AES_256_GCM_SHA384\0"
@@ -148,7 +147,7 @@ START_TEST(test_env)
 }
 END_TEST
 
-static Suite *starttls_suite(void)
+Suite *check_suite(void)
 {
 	Suite *s = suite_create("starttls");
 	TCase *tc = tcase_create("vars");
@@ -160,19 +159,4 @@ static Suite *starttls_suite(void)
 	tcase_add_test(tc, test_env);
 	suite_add_tcase(s, tc);
 	return s;
-}
-
-int main(void)
-{
-	char *argv[] = { "check_starttls", NULL };
-	SRunner *sr;
-	int mode, failed;
-
-	if (config_load(1, argv, &mode) < 0)
-		return 1;
-	sr = srunner_create(starttls_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
 }

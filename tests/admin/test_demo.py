@@ -11,17 +11,11 @@ import time
 
 import pytest
 
+from smtptest import free_port  # tests/lib, on the path by tests/conftest.py
+
 from conftest import ROOT, SMTPD
 
 DEMO_USER = "smtpd-demo"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def wait_port(port, proc, timeout=10):

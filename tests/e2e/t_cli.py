@@ -1,7 +1,5 @@
 """command-line modes: -n, -h, bad options, -q"""
-import subprocess
-
-from harness import (HOST, DOMAIN, TIMEOUT, check, eq, test)
+from smtptest import DOMAIN, HOST, check, eq, run
 
 NAMES = ["hostname", "local_domains", "virtual_users", "postmaster", "session_user",
          "spool_dir", "maildir", "log", "size_limit", "rcpt_limit", "cmdline_limit",
@@ -9,17 +7,6 @@ NAMES = ["hostname", "local_domains", "virtual_users", "postmaster", "session_us
          "queue_lifetime", "queue_retry"]
 
 
-def run(argv, timeout=TIMEOUT):
-    try:
-        p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        from harness import TestFailure
-        raise TestFailure("%s did not exit within %ds" % (" ".join(argv[:3]), timeout))
-    return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
-
-
-@test
 def test_cli_n_prints_settings(T):
     env = T.env(start=False, opts={"rcpt_limit": "5", "cmdline_limit": "100",
                                    "size_limit": "123456"})
@@ -43,7 +30,6 @@ def test_cli_n_prints_settings(T):
     eq(got["hop_limit"], "50", "hop_limit default")
 
 
-@test
 def test_cli_h_usage(T):
     env = T.env(start=False)
     rc, out, err = run([env.argv()[0], "-h"])
@@ -51,7 +37,6 @@ def test_cli_h_usage(T):
     check((out + err).strip() != "", "smtpd -h printed nothing")
 
 
-@test
 def test_cli_bad_setting_fails(T):
     env = T.env(start=False)
     rc, out, err = run([env.argv()[0], "-n", "-o", "no_such_setting=1"])
@@ -60,7 +45,6 @@ def test_cli_bad_setting_fails(T):
     check(rc != 0, "smtpd -o size_limit=abc -n exited 0")
 
 
-@test
 def test_cli_q_empty_queue(T):
     env = T.env(start=False)
     rc, out, err = run(env.argv(flags=("-e", "-q")))

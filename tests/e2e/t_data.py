@@ -1,7 +1,8 @@
 """DATA content: bare CR/LF policy, smuggling, loops, line limits"""
-import harness
-from harness import (check, check_stored, crlf, eq, expect, qid_of,
-                     send_message, test)
+import pytest
+
+import smtptest as S
+from smtptest import check, crlf, eq, expect, qid_of
 
 
 def open_data(c, rcpt="alice@example.test", sender="s@remote.test"):
@@ -11,30 +12,24 @@ def open_data(c, rcpt="alice@example.test", sender="s@remote.test"):
 
 
 def bare_test(T, body):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     open_data(c)
     c.send(body + b"\r\n.\r\n")
     expect(c.reply(), 554, "5.6.0", "message with a bare CR or LF")
     check(c.nothing_pending(0.3), "extra reply after the 554: %r" % c.buf[:200])
     c.cmd("NOOP", 250, "2.0.0", "NOOP after the rejected message")
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    env.assert_nothing_stored()
+    env.quit_nothing_stored(c)
     eq(env.spool_files(), [], "spool")
 
 
-@test
 def test_bare_lf_rejected(T):
     bare_test(T, b"Subject: bare lf\r\n\r\nline one\nline two")
 
 
-@test
 def test_bare_cr_rejected(T):
     bare_test(T, b"Subject: bare cr\r\n\r\nline one\rline two")
 
 
-@test
 def test_bare_lf_in_header_rejected(T):
     bare_test(T, b"Subject: bare lf\nX-Other: y\r\n\r\nbody")
 
@@ -43,8 +38,7 @@ SMUGGLE = b"MAIL FROM:<evil@remote.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r
 
 
 def smuggle_test(T, fake_end):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     open_data(c)
     c.send(b"Subject: smuggling\r\n\r\nhello" + fake_end + SMUGGLE + b"\r\n.\r\n")
     r = c.reply()
@@ -53,81 +47,65 @@ def smuggle_test(T, fake_end):
           "replies to smuggled commands after fake end %r: %r" % (fake_end, c.buf[:200]))
     # the session is in a sane state: a clean message to bob goes through
     clean = "Subject: clean\n\nnot smuggled\n"
-    qid = qid_of(send_message(c, "good@remote.test", ["bob@example.test"], crlf(clean)))
-    c.cmd("QUIT", 221, "2.0.0")
-    c.expect_eof()
+    qid = qid_of(c.send_message("good@remote.test", ["bob@example.test"], crlf(clean)))
+    c.quit()
+    c.read_to_eof()
     env.wait_sessions()
     env.assert_nothing_stored(["alice"])
-    check_stored(env, "bob", "good@remote.test", "bob@example.test", "client.test", qid, clean)
+    env.check_stored("bob", qid, clean, sender="good@remote.test")
     eq(env.spool_files(), [], "spool")
 
 
-def make_smuggle(name, fake):
-    def t(T):
-        smuggle_test(T, fake)
-    t.__name__ = "test_smuggle_" + name
-    return test(t)
+SMUGGLE_ENDS = [("lf_dot_lf", b"\n.\n"), ("lf_dot_crlf", b"\n.\r\n"),
+                ("crlf_dot_lf", b"\r\n.\n"), ("cr_dot_cr", b"\r.\r"),
+                ("crlf_dot_cr", b"\r\n.\r"), ("cr_dot_crlf", b"\r.\r\n"),
+                ("lf_dot_cr", b"\n.\r"), ("crlf_dot_crcrlf", b"\r\n.\r\r\n")]
 
 
-for _name, _fake in (("lf_dot_lf", b"\n.\n"), ("lf_dot_crlf", b"\n.\r\n"),
-                     ("crlf_dot_lf", b"\r\n.\n"), ("cr_dot_cr", b"\r.\r"),
-                     ("crlf_dot_cr", b"\r\n.\r"), ("cr_dot_crlf", b"\r.\r\n"),
-                     ("lf_dot_cr", b"\n.\r"), ("crlf_dot_crcrlf", b"\r\n.\r\r\n")):
-    make_smuggle(_name, _fake)
+@pytest.mark.parametrize("fake_end", [f for _, f in SMUGGLE_ENDS],
+                         ids=[n for n, _ in SMUGGLE_ENDS])
+def test_smuggle(T, fake_end):
+    smuggle_test(T, fake_end)
 
 
-@test
 def test_loop_too_many_received(T):
-    env = T.env(opts={"hop_limit": "5"})
-    c = env.client()
+    env, c = T.session(opts={"hop_limit": "5"})
     hops = b"".join(b"Received: from h%d.test by h%d.test; Thu, 1 Jan 2025 00:00:00 +0000\r\n"
                     % (i, i + 1) for i in range(8))
     body = hops + b"Subject: looping\r\n\r\nloop\r\n"
-    send_message(c, "s@remote.test", ["alice@example.test"], body, expect_code=554,
-                 expect_enh="5.4.6")
+    c.send_message("s@remote.test", ["alice@example.test"], body, code=554,
+                 enh="5.4.6")
     few = b"".join(b"Received: from h%d.test by h%d.test; Thu, 1 Jan 2025 00:00:00 +0000\r\n"
                    % (i, i + 1) for i in range(2))
     ok = few + b"Subject: two hops\r\n\r\nfine\r\n"
-    qid = qid_of(send_message(c, "s@remote.test", ["alice@example.test"], ok))
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    check_stored(env, "alice", "s@remote.test", "alice@example.test", "client.test", qid,
-                 ok.replace(b"\r\n", b"\n"))
+    qid = qid_of(c.send_message("s@remote.test", ["alice@example.test"], ok))
+    env.quit(c)
+    env.check_stored("alice", qid, ok.replace(b"\r\n", b"\n"))
 
 
-@test
 def test_loop_default_hop_limit(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     hops = b"".join(b"Received: from h%d.test by h%d.test; Thu, 1 Jan 2025 00:00:00 +0000\r\n"
                     % (i, i + 1) for i in range(60))
-    send_message(c, "s@remote.test", ["alice@example.test"],
-                 hops + b"Subject: looping\r\n\r\nloop\r\n", expect_code=554, expect_enh="5.4.6")
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    env.assert_nothing_stored()
+    c.send_message("s@remote.test", ["alice@example.test"],
+                 hops + b"Subject: looping\r\n\r\nloop\r\n", code=554, enh="5.4.6")
+    env.quit_nothing_stored(c)
 
 
-@test
 def test_loop_delivered_to(T):
-    env = T.env()
-    c = env.client()
-    send_message(c, "s@remote.test", ["alice@example.test"],
+    env, c = T.session()
+    c.send_message("s@remote.test", ["alice@example.test"],
                  b"Delivered-To: alice@example.test\r\nSubject: loop\r\n\r\nloop\r\n",
-                 expect_code=554, expect_enh="5.4.6")
+                 code=554, enh="5.4.6")
     ok = b"Delivered-To: bob@example.test\r\nSubject: other\r\n\r\nnot a loop for alice\r\n"
-    qid = qid_of(send_message(c, "s@remote.test", ["alice@example.test"], ok))
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    check_stored(env, "alice", "s@remote.test", "alice@example.test", "client.test", qid,
-                 ok.replace(b"\r\n", b"\n"))
+    qid = qid_of(c.send_message("s@remote.test", ["alice@example.test"], ok))
+    env.quit(c)
+    env.check_stored("alice", qid, ok.replace(b"\r\n", b"\n"))
     eq(env.files("bob"), [], "bob's new/")
 
 
-@test
 def test_text_line_limit(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     body = b"Subject: long line\r\n\r\n" + b"y" * 2000 + b"\r\nend\r\n"
     open_data(c)
     c.send(body + b".\r\n")
@@ -135,24 +113,17 @@ def test_text_line_limit(T):
     check(500 <= r.code <= 599, "2000-octet text line with textline_limit=1000: want 5xx, got %r"
           % r.text)
     check(r.enh() is not None, "reply without enhanced code: %r" % r.text)
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    env.assert_nothing_stored()
+    env.quit_nothing_stored(c)
 
 
-@test
 def test_text_line_limit_zero(T):
-    env = T.env(opts={"textline_limit": "0"})
-    c = env.client()
+    env, c = T.session(opts={"textline_limit": "0"})
     body = b"Subject: long line\r\n\r\n" + b"z" * 5000 + b"\r\nend\r\n"
-    qid = qid_of(send_message(c, "s@remote.test", ["alice@example.test"], body))
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    check_stored(env, "alice", "s@remote.test", "alice@example.test", "client.test", qid,
-                 body.replace(b"\r\n", b"\n"))
+    qid = qid_of(c.send_message("s@remote.test", ["alice@example.test"], body))
+    env.quit(c)
+    env.check_stored("alice", qid, body.replace(b"\r\n", b"\n"))
 
 
-@test
 def test_direct_pipes_session(T):
     env = T.env(start=False, tcpremoteip="198.51.100.7")
     body = "Subject: pipes\n\nover stdin\n"
@@ -168,78 +139,62 @@ def test_direct_pipes_session(T):
     check(len(qline) == 1, "no queued-as reply: %r" % out[-300:])
     qid = qline[0].split()[-1]
     eq(rc, 0, "exit status")
-    check_stored(env, "alice", "p@remote.test", "alice@example.test", "pipe.test", qid, body,
-                 ip="198.51.100.7")
+    env.check_stored("alice", qid, body, sender="p@remote.test", helo="pipe.test", ip="198.51.100.7")
 
 
-@test
 def test_text_line_limit_boundary(T):
     """RFC 5321 4.5.3.1.6: 1000 octets per line including CRLF, not
     counting the leading dot duplicated for transparency"""
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     ok = b"x" * 998
-    qid = qid_of(send_message(c, "s@remote.test", ["alice@example.test"],
+    qid = qid_of(c.send_message("s@remote.test", ["alice@example.test"],
                               b"Subject: 998\r\n\r\n" + ok + b"\r\n"))
-    send_message(c, "s@remote.test", ["bob@example.test"],
-                 b"Subject: 999\r\n\r\n" + b"x" * 999 + b"\r\n", expect_code=554,
-                 expect_enh="5.6.0")
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    check_stored(env, "alice", "s@remote.test", "alice@example.test", "client.test", qid,
-                 b"Subject: 998\n\n" + ok + b"\n")
+    c.send_message("s@remote.test", ["bob@example.test"],
+                 b"Subject: 999\r\n\r\n" + b"x" * 999 + b"\r\n", code=554,
+                 enh="5.6.0")
+    env.quit(c)
+    env.check_stored("alice", qid, b"Subject: 998\n\n" + ok + b"\n")
     eq(env.files("bob"), [], "bob's new/ (999-octet line refused)")
 
 
-@test
 def test_text_line_limit_ignores_stuffing_dot(T):
     """a 998-octet line that starts with '.' is 1001 octets on the wire
     once dot-stuffed; it is within the limit (RFC 5321 4.5.3.1.6)"""
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     line = b"." + b"x" * 997
-    qid = qid_of(send_message(c, "s@remote.test", ["alice@example.test"],
+    qid = qid_of(c.send_message("s@remote.test", ["alice@example.test"],
                               b"Subject: dotted\r\n\r\n" + line + b"\r\n"))
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    check_stored(env, "alice", "s@remote.test", "alice@example.test", "client.test", qid,
-                 b"Subject: dotted\n\n" + line + b"\n")
+    env.quit(c)
+    env.check_stored("alice", qid, b"Subject: dotted\n\n" + line + b"\n")
 
 
-@test
 def test_size_limit_boundary(T):
     """a message of exactly size_limit octets (as sent, RFC 1870) fits"""
-    env = T.env(opts={"size_limit": "10000"})
-    c = env.client()
+    env, c = T.session(opts={"size_limit": "10000"})
     head = b"Subject: exact\r\n\r\n"
     line = b"y" * 98 + b"\r\n"
     n = (10000 - len(head)) // len(line)
     body = head + line * n
     body += b"z" * (10000 - len(body) - 2) + b"\r\n"
     eq(len(body), 10000, "test message size")
-    qid = qid_of(send_message(c, "s@remote.test", ["alice@example.test"], body,
-                              mail_params="SIZE=10000"))
+    qid = qid_of(c.send_message("s@remote.test", ["alice@example.test"], body,
+                              params="SIZE=10000"))
     c.cmd("MAIL FROM:<s@remote.test> SIZE=10001", 552, "5.3.4")
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    check_stored(env, "alice", "s@remote.test", "alice@example.test", "client.test", qid,
-                 body.replace(b"\r\n", b"\n"))
+    env.quit(c)
+    env.check_stored("alice", qid, body.replace(b"\r\n", b"\n"))
 
 
-@test
 def test_tcpremoteip_cannot_inject_headers(T):
-    env = T.env(tcpremoteip="1.2.3.4])\nX-Injected: yes\n\tby evil (")
-    c = env.client()
+    env, c = T.session(tcpremoteip="1.2.3.4])\nX-Injected: yes\n\tby evil (")
     body = "Subject: inj\n\nx\n"
-    qid = qid_of(send_message(c, "s@remote.test", ["alice@example.test"], crlf(body)))
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    harness.wait_files(env, "alice", 1)
+    qid = qid_of(c.send_message("s@remote.test", ["alice@example.test"], crlf(body)))
+    env.quit(c)
+    env.wait_files(1, "alice")
     got = env.read_new("alice")
     eq(len(got), 1, "files in alice's new/")
     data = got[0][1]
     check(b"\nX-Injected:" not in data, "TCPREMOTEIP injected a header: %r" % data[:400])
     check(data.endswith(b"\n\nx\n"), "body: %r" % data[-40:])
-    m = harness.ADDED_RE.match(data)
-    check(m is not None and data[m.end():] == b"Subject: inj\n\nx\n",
+    tr, rest = S.parse_stored(data)
+    check(rest == b"Subject: inj\n\nx\n",
           "added headers not exactly Return-Path, Delivered-To, Received: %r" % data[:400])

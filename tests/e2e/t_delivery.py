@@ -1,18 +1,24 @@
 """delivery: smtplib, curl, swaks, raw; added headers; stored bytes"""
 import os
 import re
-import shutil
 import smtplib
 import stat
 import subprocess
 
-from harness import (MAIL_GID, MAIL_UID, TIMEOUT, Skip,
-                     check, check_stored, crlf, eq, expect, qid_of, send_message,
-                     test, wait_files)
+import pytest
+
+import smtptest as S
+from smtptest import MAIL_GID, MAIL_UID, TIMEOUT, check, crlf, eq, expect, qid_of
 
 BODY1 = ("From: Sender <sender@remote.test>\nTo: alice@example.test\n"
          "Subject: hello\n\nHello Alice.\n.leading dot\n..two dots\n.\nend\n")
 BODY2 = "Subject: second\n\nSecond message, for Bob.\n"
+CURL_BODY = ("From: curl@remote.test\nTo: alice@example.test\nSubject: via curl\n\n"
+             "Body sent by curl.\n.a dot line curl must stuff\nlast line\n")
+# swaks turns LF into CRLF, stuffs dots, and adds CRLF . CRLF after the
+# last line; a final newline in the file would become an extra line
+SWAKS_TEXT = ("From: swaks@remote.test\nTo: bob@example.test\nSubject: via swaks\n\n"
+              "Body sent by swaks.\n.dot line\n\n\nlast line")
 
 
 def file_qid(data):
@@ -28,7 +34,6 @@ def smtplib_qid(resp):
     return m.group(1)
 
 
-@test
 def test_smtplib_delivery(T):
     env = T.env()
     s = smtplib.SMTP("127.0.0.1", env.port, local_hostname="client.test", timeout=TIMEOUT)
@@ -47,21 +52,18 @@ def test_smtplib_delivery(T):
         check(resp.startswith(b"2.0.0"), "QUIT reply lacks 2.0.0: %r" % resp)
     finally:
         s.close()
-    _, data1 = check_stored(env, "alice", "sender@remote.test", "alice@example.test",
-                            "client.test", None, BODY1)
-    check_stored(env, "bob", "other@remote.test", "bob@example.test", "client.test",
-                 qid2, BODY2)
+    _, data1 = env.check_stored("alice", None, BODY1, sender="sender@remote.test")
+    env.check_stored("bob", qid2, BODY2, sender="other@remote.test")
     check(file_qid(data1) != qid2, "two messages got the same QID %s" % qid2)
 
 
-@test
 def test_maildir_created_0700(T):
     env = T.env()
     check(not os.path.exists(env.maildir("alice")), "Maildir existed before the test")
     c = env.client()
-    send_message(c, "s@remote.test", ["alice@example.test"], crlf("Subject: x\n\nx\n"))
-    c.cmd("QUIT", 221, "2.0.0")
-    wait_files(env, "alice", 1)
+    c.send_message("s@remote.test", ["alice@example.test"], crlf("Subject: x\n\nx\n"))
+    c.quit()
+    env.wait_files(1, "alice")
     for sub in ("", "tmp", "new", "cur"):
         p = os.path.join(env.maildir("alice"), sub)
         check(os.path.isdir(p), "%s missing" % p)
@@ -73,17 +75,10 @@ def test_maildir_created_0700(T):
     eq(env.files("bob"), [], "bob's new/ (nothing sent to bob)")
 
 
-@test
 def test_curl_delivery(T):
-    curl = shutil.which("curl")
-    if not curl:
-        raise Skip("curl not installed")
+    curl = S.need("curl")
     env = T.env()
-    body = ("From: curl@remote.test\nTo: alice@example.test\nSubject: via curl\n\n"
-            "Body sent by curl.\n.a dot line curl must stuff\nlast line\n")
-    path = os.path.join(env.dir, "curl-msg.txt")
-    with open(path, "w") as f:
-        f.write(body)
+    path = env.write_file("curl-msg.txt", CURL_BODY)
     p = subprocess.run([curl, "-s", "-S", "--max-time", "20",
                         "--url", "smtp://127.0.0.1:%d/client.test" % env.port,
                         "--mail-from", "curl@remote.test", "--mail-rcpt", "alice@example.test",
@@ -91,23 +86,13 @@ def test_curl_delivery(T):
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
     eq(p.returncode, 0, "curl exit status (output %r)" % p.stdout[-300:])
     env.wait_sessions()
-    check_stored(env, "alice", "curl@remote.test", "alice@example.test", "client.test",
-                 None, body)
+    env.check_stored("alice", None, CURL_BODY, sender="curl@remote.test")
 
 
-@test
 def test_swaks_delivery(T):
-    swaks = shutil.which("swaks")
-    if not swaks:
-        raise Skip("swaks not installed")
+    swaks = S.need("swaks")
     env = T.env()
-    # swaks turns LF into CRLF, stuffs dots, and adds CRLF . CRLF after the
-    # last line; a final newline in the file would become an extra line
-    text = ("From: swaks@remote.test\nTo: bob@example.test\nSubject: via swaks\n\n"
-            "Body sent by swaks.\n.dot line\n\n\nlast line")
-    path = os.path.join(env.dir, "swaks-msg.txt")
-    with open(path, "w") as f:
-        f.write(text)
+    path = env.write_file("swaks-msg.txt", SWAKS_TEXT)
     for user, extra in (("bob", []), ("alice", ["--pipeline"])):
         p = subprocess.run([swaks, "--server", "127.0.0.1:%d" % env.port,
                             "--to", "%s@example.test" % user, "--from", "swaks@remote.test",
@@ -120,27 +105,21 @@ def test_swaks_delivery(T):
               "swaks transcript lacks '250 2.0.0 Ok: queued as': %r" % out[-400:])
     env.wait_sessions()
     for user in ("bob", "alice"):
-        check_stored(env, user, "swaks@remote.test", "%s@example.test" % user, "client.test",
-                     None, text + "\n")
+        env.check_stored(user, None, SWAKS_TEXT + "\n", sender="swaks@remote.test", rcpt="%s@example.test" % user)
 
 
-@test
 def test_helo_gives_with_smtp(T):
-    env = T.env()
-    c = env.client(ehlo=None)
+    env, c = T.session(ehlo=None)
     c.cmd("HELO old.client.test", 250)
     body = crlf("Subject: helo\n\nsent after HELO\n")
-    r = send_message(c, "s@remote.test", ["alice@example.test"], body, enh=False)
+    r = c.send_message("s@remote.test", ["alice@example.test"], body, esmtp=False)
     qid = qid_of(r, enh=False)
     c.cmd("QUIT", 221)
-    check_stored(env, "alice", "s@remote.test", "alice@example.test", "old.client.test",
-                 qid, "Subject: helo\n\nsent after HELO\n", with_="SMTP")
+    env.check_stored("alice", qid, "Subject: helo\n\nsent after HELO\n", helo="old.client.test", with_="SMTP")
 
 
-@test
 def test_received_helo_made_safe(T):
-    env = T.env()
-    c = env.client(ehlo=None)
+    env, c = T.session(ehlo=None)
     c.send(b"EHLO bad\x01na\x7fme\r\n")
     r = c.reply()
     if r.code == 501:
@@ -148,59 +127,48 @@ def test_received_helo_made_safe(T):
         c.cmd("EHLO client.test", 250)
         return
     expect(r, 250, None, "EHLO with control characters")
-    r = send_message(c, "s@remote.test", ["alice@example.test"], crlf("Subject: c\n\nc\n"))
+    r = c.send_message("s@remote.test", ["alice@example.test"], crlf("Subject: c\n\nc\n"))
     qid = qid_of(r)
-    c.cmd("QUIT", 221, "2.0.0")
-    check_stored(env, "alice", "s@remote.test", "alice@example.test", "bad?na?me", qid,
-                 "Subject: c\n\nc\n")
+    c.quit()
+    env.check_stored("alice", qid, "Subject: c\n\nc\n", helo="bad?na?me")
 
 
-@test
 def test_tcpremoteip_in_received(T):
-    env = T.env(tcpremoteip="192.0.2.45")
-    c = env.client()
-    r = send_message(c, "s@remote.test", ["alice@example.test"], crlf("Subject: ip\n\nip\n"))
+    env, c = T.session(tcpremoteip="192.0.2.45")
+    r = c.send_message("s@remote.test", ["alice@example.test"], crlf("Subject: ip\n\nip\n"))
     qid = qid_of(r)
-    c.cmd("QUIT", 221, "2.0.0")
-    check_stored(env, "alice", "s@remote.test", "alice@example.test", "client.test", qid,
-                 "Subject: ip\n\nip\n", ip="192.0.2.45")
+    c.quit()
+    env.check_stored("alice", qid, "Subject: ip\n\nip\n", ip="192.0.2.45")
 
 
-@test
 def test_two_recipients_one_message(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     body = "Subject: both\n\nfor alice and bob\n"
-    r = send_message(c, "s@remote.test", ["alice@example.test", "bob@example.test"], crlf(body))
+    r = c.send_message("s@remote.test", ["alice@example.test", "bob@example.test"], crlf(body))
     qid = qid_of(r)
-    c.cmd("QUIT", 221, "2.0.0")
+    c.quit()
     for u in ("alice", "bob"):
-        check_stored(env, u, "s@remote.test", "%s@example.test" % u, "client.test", qid, body,
-                     single=False)
+        env.check_stored(u, qid, body, single=False)
 
 
-@test
 def test_null_sender(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     body = "Subject: bounce\n\nnull sender\n"
-    r = send_message(c, "", ["bob@example.test"], crlf(body))
+    r = c.send_message("", ["bob@example.test"], crlf(body))
     qid = qid_of(r)
-    c.cmd("QUIT", 221, "2.0.0")
-    check_stored(env, "bob", "", "bob@example.test", "client.test", qid, body)
+    c.quit()
+    env.check_stored("bob", qid, body, sender="")
 
 
-@test
 def test_postmaster_always_accepted(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     rcpts = ["postmaster", "PostMaster", "postmaster@example.test", "POSTMASTER@EXAMPLE.TEST"]
     qids = []
     for i, rc in enumerate(rcpts):
-        r = send_message(c, "s@remote.test", [rc], crlf("Subject: pm %d\n\nto %s\n" % (i, rc)))
+        r = c.send_message("s@remote.test", [rc], crlf("Subject: pm %d\n\nto %s\n" % (i, rc)))
         qids.append(qid_of(r))
-    c.cmd("QUIT", 221, "2.0.0")
-    wait_files(env, "alice", len(rcpts))
+    c.quit()
+    env.wait_files(len(rcpts), "alice")
     got = env.read_new("alice")
     eq(len(got), len(rcpts), "files in alice's (postmaster's) new/")
     eq(env.files("bob"), [], "bob's new/")
@@ -215,23 +183,17 @@ def test_postmaster_always_accepted(T):
               "Delivered-To of postmaster mail: %r" % dt)
 
 
-@test
 def test_recipient_case_insensitive(T):
-    env = T.env()
-    c = env.client()
-    c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
-    c.cmd("RCPT TO:<ALICE@example.test>", 250, "2.1.5")
-    c.cmd("DATA", 354)
+    env, c = T.session()
+    c.open_data("s@remote.test", "ALICE@example.test")
     c.send(crlf("Subject: case\n\nupper\n") + b".\r\n")
     qid_of(c.reply())
-    c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
-    c.cmd("RCPT TO:<Bob@EXAMPLE.TEST>", 250, "2.1.5")
-    c.cmd("DATA", 354)
+    c.open_data("s@remote.test", "Bob@EXAMPLE.TEST")
     c.send(crlf("Subject: case\n\nmixed\n") + b".\r\n")
     qid_of(c.reply())
-    c.cmd("QUIT", 221, "2.0.0")
+    c.quit()
     for u, want in (("alice", b"upper\n"), ("bob", b"mixed\n")):
-        wait_files(env, u, 1)
+        env.wait_files(1, u)
         got = env.read_new(u)
         eq(len(got), 1, "files in %s's new/" % u)
         check(got[0][1].endswith(b"\n\n" + want), "%s's message body: %r" % (u, got[0][1][-40:]))
@@ -240,10 +202,8 @@ def test_recipient_case_insensitive(T):
               "Delivered-To line %r" % dt)
 
 
-@test
 def test_8bit_body_byte_exact(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     high = bytes(range(0x80, 0x100))
     body = (b"Subject: 8bit =?x?=\r\nContent-Type: text/plain; charset=iso-8859-1\r\n"
             b"Content-Transfer-Encoding: 8bit\r\n\r\n"
@@ -252,20 +212,15 @@ def test_8bit_body_byte_exact(T):
             + b"tab\there  trailing spaces   \r\n\r\n\r\n"
             + b"\x1b[1m escape and \x7f del\r\n"
             + b"last line\r\n")
-    r = send_message(c, "s@remote.test", ["alice@example.test"], body, mail_params="BODY=8BITMIME")
+    r = c.send_message("s@remote.test", ["alice@example.test"], body, params="BODY=8BITMIME")
     qid = qid_of(r)
-    c.cmd("QUIT", 221, "2.0.0")
-    check_stored(env, "alice", "s@remote.test", "alice@example.test", "client.test", qid,
-                 body.replace(b"\r\n", b"\n"))
+    c.quit()
+    env.check_stored("alice", qid, body.replace(b"\r\n", b"\n"))
 
 
-@test
 def test_dot_unstuffing(T):
-    env = T.env()
-    c = env.client()
-    c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
-    c.cmd("RCPT TO:<alice@example.test>", 250, "2.1.5")
-    c.cmd("DATA", 354)
+    env, c = T.session()
+    c.open_data("s@remote.test", "alice@example.test")
     wire = (b"Subject: dots\r\n\r\n"
             b"..\r\n"               # -> .
             b"...\r\n"              # -> ..
@@ -278,15 +233,13 @@ def test_dot_unstuffing(T):
             b".\r\n")
     c.send(wire)
     qid = qid_of(c.reply())
-    c.cmd("QUIT", 221, "2.0.0")
+    c.quit()
     want = b"Subject: dots\n\n.\n..\n.leading\n..two\nsingle\nx.y\n .space\nend.\n"
-    check_stored(env, "alice", "s@remote.test", "alice@example.test", "client.test", qid, want)
+    env.check_stored("alice", qid, want)
 
 
-@test
 def test_10mb_message(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     alphabet = bytes(range(33, 127)) * 3
     tails = [alphabet[k:k + 70] for k in range(94)]
     lines = [b"Subject: big\r\n", b"\r\n"]
@@ -301,40 +254,31 @@ def test_10mb_message(T):
     c.cmd("MAIL FROM:<big@remote.test> SIZE=%d" % len(body), 250, "2.1.0")
     c.cmd("RCPT TO:<alice@example.test>", 250, "2.1.5")
     c.cmd("DATA", 354)
-    c.sock.settimeout(60)
+    c.set_timeout(60)
     c.send(body + b".\r\n")
     qid = qid_of(c.reply())
-    c.sock.settimeout(TIMEOUT)
-    c.cmd("QUIT", 221, "2.0.0")
-    check_stored(env, "alice", "big@remote.test", "alice@example.test", "client.test", qid,
-                 body.replace(b"\r\n", b"\n"))
+    c.set_timeout(TIMEOUT)
+    c.quit()
+    env.check_stored("alice", qid, body.replace(b"\r\n", b"\n"), sender="big@remote.test")
 
 
-@test
 def test_100_recipients(T):
     users = ["u%d" % i for i in range(100)] + ["alice"]
-    env = T.env(users=users)
-    c = env.client()
-    c.cmd("MAIL FROM:<list@remote.test>", 250, "2.1.0")
-    for i in range(100):
-        c.cmd("RCPT TO:<u%d@example.test>" % i, 250, "2.1.5")
+    env, c = T.session(users=users)
+    c.mail_rcpt("list@remote.test", ["u%d@example.test" % i for i in range(100)])
     c.cmd("RCPT TO:<alice@example.test>", 452, "4.5.3", "101st RCPT")
     c.cmd("DATA", 354)
     body = "Subject: many\n\nto a hundred\n"
     c.send(crlf(body) + b".\r\n")
     qid = qid_of(c.reply())
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
+    env.quit(c)
     for i in range(100):
-        check_stored(env, "u%d" % i, "list@remote.test", "u%d@example.test" % i, "client.test",
-                     qid, body, single=False)
+        env.check_stored("u%d" % i, qid, body, sender="list@remote.test", single=False)
     eq(env.files("alice"), [], "alice's new/ (the refused 101st recipient)")
 
 
-@test
 def test_duplicate_recipients_one_copy(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
     for rc in ("alice@example.test", "ALICE@example.test", "alice@EXAMPLE.TEST"):
         c.cmd("RCPT TO:<%s>" % rc, 250, "2.1.5")
@@ -342,20 +286,18 @@ def test_duplicate_recipients_one_copy(T):
     body = "Subject: dup\n\nonce only\n"
     c.send(crlf(body) + b".\r\n")
     qid = qid_of(c.reply())
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    wait_files(env, "alice", 1)
+    env.quit(c)
+    env.wait_files(1, "alice")
     got = env.read_new("alice")
     eq(len(got), 1, "files in alice's new/ for one recipient named three ways")
     check(got[0][1].endswith(b"\n\nonce only\n"), "body %r" % got[0][1][-40:])
     check(("id %s" % qid).encode() in got[0][1], "QID %s not in Received" % qid)
 
 
-@test
 def test_system_user_via_getpwnam(T):
     """a passwd user (not in the virtual file), any case; never root"""
     if os.getuid() != 0:
-        raise Skip("needs root to create a system account")
+        pytest.skip("needs root to create a system account")
     import pwd
     name = "smtpde2euser"
     env = T.env()
@@ -370,11 +312,11 @@ def test_system_user_via_getpwnam(T):
     pw = pwd.getpwnam(name)
     os.chown(home, pw.pw_uid, pw.pw_gid)
     c = env.client()
-    send_message(c, "s@remote.test", ["%s@example.test" % name.upper()],
+    c.send_message("s@remote.test", ["%s@example.test" % name.upper()],
                  crlf("Subject: sys\n\nhello system user\n"))
     c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
     c.cmd("RCPT TO:<root@example.test>", 550, "5.1.1")
-    c.cmd("QUIT", 221, "2.0.0")
+    c.quit()
     new = os.path.join(home, "Maildir", "new")
     files = os.listdir(new)
     eq(len(files), 1, "files in %s" % new)

@@ -8,9 +8,10 @@ import socket
 import subprocess
 import time
 
-import harness
-from harness import (MAIL_GID, MAIL_UID, TIMEOUT, Skip, TestFailure, check_stored,
-                     crlf, eq, free_port, qid_of, send_message, test)
+import pytest
+
+import smtptest as S
+from smtptest import MAIL_GID, MAIL_UID, TIMEOUT, TestFailure, crlf, eq, free_port, qid_of
 
 DOVECOT = "/usr/sbin/dovecot"
 
@@ -26,7 +27,7 @@ def dovecot_conf(d, port, maildir, home):
     with open(passwd, "w") as f:
         f.write("alice:{PLAIN}secret:%d:%d::%s::userdb_mail=maildir:%s\n"
                 % (MAIL_UID, MAIL_GID, home, maildir))
-    if harness.IS_ROOT:
+    if S.IS_ROOT:
         login_user, internal_user = "dovenull", "dovecot"
         internal_group = "dovecot"
         chroot = ""
@@ -143,20 +144,17 @@ def imap_fetch_all(port):
             pass
 
 
-@test
 def test_dovecot_reads_delivered_mail(T):
     dovecot = find_dovecot()
     if not dovecot:
-        raise Skip("dovecot not installed")
+        pytest.skip("dovecot not installed")
     env = T.env()
     body = ("From: s@remote.test\nTo: alice@example.test\nSubject: for dovecot\n\n"
             "Read me over IMAP.\n.dotted\n8bit: caf\u00e9\n")
     c = env.client()
-    qid = qid_of(send_message(c, "s@remote.test", ["alice@example.test"], crlf(body)))
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    _, stored = check_stored(env, "alice", "s@remote.test", "alice@example.test",
-                             "client.test", qid, body)
+    qid = qid_of(c.send_message("s@remote.test", ["alice@example.test"], crlf(body)))
+    env.quit(c)
+    _, stored = env.check_stored("alice", qid, body)
     port = free_port()
     d = os.path.join(env.dir, "dovecot")
     os.mkdir(d, 0o755)

@@ -4,81 +4,60 @@ import re
 import threading
 import time
 
-import harness
-from harness import (IS_ROOT, SESSION_UID, check, check_stored, crlf, eq,
-                     expect, qid_of, send_message, test)
+import pytest
+
+import smtptest as S
+from smtptest import IS_ROOT, SESSION_UID, check, crlf, eq, expect, qid_of
 
 
-@test
 def test_end_of_data_split_across_writes(T):
-    env = T.env()
-    c = env.client()
-    c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
-    c.cmd("RCPT TO:<alice@example.test>", 250, "2.1.5")
-    c.cmd("DATA", 354)
+    env, c = T.session()
+    c.open_data("s@remote.test", "alice@example.test")
     pieces = [b"Subject: split\r\n\r\nbody\r", b"\n.", b"..dotted\r", b"\n", b"x\r\n",
               b".", b"\r", b"\n"]
     for p in pieces:
         c.send(p)
         time.sleep(0.05)
     qid = qid_of(c.reply())
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    check_stored(env, "alice", "s@remote.test", "alice@example.test", "client.test", qid,
-                 b"Subject: split\n\nbody\n..dotted\nx\n")
+    env.quit(c)
+    env.check_stored("alice", qid, b"Subject: split\n\nbody\n..dotted\nx\n")
 
 
-@test
 def test_first_line_dot_stuffed(T):
-    env = T.env()
-    c = env.client()
-    c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
-    c.cmd("RCPT TO:<alice@example.test>", 250, "2.1.5")
-    c.cmd("DATA", 354)
+    env, c = T.session()
+    c.open_data("s@remote.test", "alice@example.test")
     c.send(b"..first line starts with a dot\r\n\r\nbody\r\n.\r\n")
     qid = qid_of(c.reply())
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    check_stored(env, "alice", "s@remote.test", "alice@example.test", "client.test", qid,
-                 b".first line starts with a dot\n\nbody\n")
+    env.quit(c)
+    env.check_stored("alice", qid, b".first line starts with a dot\n\nbody\n")
 
 
-@test
 def test_received_in_body_is_not_a_hop(T):
-    env = T.env(opts={"hop_limit": "5"})
-    c = env.client()
+    env, c = T.session(opts={"hop_limit": "5"})
     hops = b"".join(b"Received: from h%d.test by h%d.test; Thu, 1 Jan 2025 00:00:00 +0000\r\n"
                     % (i, i + 1) for i in range(10))
     body = (b"Subject: quoting a loop\r\n\r\nthe body quotes headers:\r\n" + hops +
             b"Delivered-To: alice@example.test\r\n")
-    qid = qid_of(send_message(c, "s@remote.test", ["alice@example.test"], body))
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    check_stored(env, "alice", "s@remote.test", "alice@example.test", "client.test", qid,
-                 body.replace(b"\r\n", b"\n"))
+    qid = qid_of(c.send_message("s@remote.test", ["alice@example.test"], body))
+    env.quit(c)
+    env.check_stored("alice", qid, body.replace(b"\r\n", b"\n"))
 
 
-@test
 def test_loop_header_names_case_insensitive(T):
-    env = T.env(opts={"hop_limit": "5"})
-    c = env.client()
+    env, c = T.session(opts={"hop_limit": "5"})
     hops = b"".join(b"RECEIVED: from h%d.test by h%d.test; Thu, 1 Jan 2025 00:00:00 +0000\r\n"
                     % (i, i + 1) for i in range(8))
-    send_message(c, "s@remote.test", ["alice@example.test"],
-                 hops + b"Subject: upper\r\n\r\nx\r\n", expect_code=554, expect_enh="5.4.6")
-    send_message(c, "s@remote.test", ["alice@example.test"],
+    c.send_message("s@remote.test", ["alice@example.test"],
+                 hops + b"Subject: upper\r\n\r\nx\r\n", code=554, enh="5.4.6")
+    c.send_message("s@remote.test", ["alice@example.test"],
                  b"delivered-to: ALICE@EXAMPLE.TEST\r\nSubject: y\r\n\r\ny\r\n",
-                 expect_code=554, expect_enh="5.4.6")
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    env.assert_nothing_stored()
+                 code=554, enh="5.4.6")
+    env.quit_nothing_stored(c)
 
 
-@test
 def test_rejected_rcpts_do_not_count_to_limit(T):
     users = ["u%d" % i for i in range(100)] + ["alice"]
-    env = T.env(users=users)
-    c = env.client()
+    env, c = T.session(users=users)
     c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
     for i in range(5):
         c.cmd("RCPT TO:<nosuch%d@example.test>" % i, 550, "5.1.1")
@@ -87,10 +66,8 @@ def test_rejected_rcpts_do_not_count_to_limit(T):
     c.cmd("RCPT TO:<alice@example.test>", 452, "4.5.3", "101st accepted RCPT")
 
 
-@test
 def test_verbs_case_insensitive(T):
-    env = T.env()
-    c = env.client(ehlo=None)
+    env, c = T.session(ehlo=None)
     c.cmd("ehlo client.test", 250)
     c.cmd("mail from:<s@remote.test>", 250, "2.1.0")
     c.cmd("rcpt to:<alice@example.test>", 250, "2.1.5")
@@ -99,71 +76,28 @@ def test_verbs_case_insensitive(T):
     qid = qid_of(c.reply())
     c.cmd("quit", 221, "2.0.0")
     env.wait_sessions()
-    check_stored(env, "alice", "s@remote.test", "alice@example.test", "client.test", qid,
-                 b"Subject: lower\n\nlower-case verbs\n")
+    env.check_stored("alice", qid, b"Subject: lower\n\nlower-case verbs\n")
 
 
-@test
-def test_ehlo_resets_transaction(T):
-    env = T.env()
-    c = env.client()
-    c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
-    c.cmd("RCPT TO:<alice@example.test>", 250, "2.1.5")
-    c.cmd("EHLO again.test", 250)
-    c.cmd("DATA", 503, "5.5.1", "DATA after a second EHLO")
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    env.assert_nothing_stored()
-
-
-@test
-def test_bad_mail_parameters(T):
-    env = T.env()
-    c = env.client()
-    c.cmd("MAIL FROM:<s@remote.test> SIZE=abc", 501, "5.5.4")
-    c.cmd("MAIL FROM:<s@remote.test> BODY=9BIT", 501, "5.5.4")
-    c.cmd("MAIL FROM:<s@remote.test> BODY=7BIT SIZE=100", 250, "2.1.0")
-
-
-@test
-def test_bdat_bad_arguments(T):
-    env = T.env()
-    c = env.client()
-    c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
-    c.cmd("RCPT TO:<alice@example.test>", 250, "2.1.5")
-    c.cmd("BDAT", 501, "5.5.4", "BDAT without size")
-    c.cmd("BDAT abc", 501, "5.5.4", "BDAT abc")
-    c.cmd("NOOP", 250, "2.0.0")
-
-
-@test
 def test_bdat_oversize(T):
-    env = T.env(opts={"size_limit": "10000"})
-    c = env.client()
-    c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
-    c.cmd("RCPT TO:<alice@example.test>", 250, "2.1.5")
+    env, c = T.session(opts={"size_limit": "10000"})
+    c.mail_rcpt("s@remote.test", "alice@example.test")
     chunk = b"Subject: big\r\n\r\n" + (b"b" * 78 + b"\r\n") * 250
     c.send(b"BDAT %d LAST\r\n" % len(chunk) + chunk)
     expect(c.reply(), 552, "5.3.4", "BDAT chunk over size_limit")
     check(c.nothing_pending(0.3), "extra replies: %r" % c.buf[:200])
     c.cmd("NOOP", 250, "2.0.0", "NOOP after the oversize chunk (chunk consumed)")
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    env.assert_nothing_stored()
+    env.quit_nothing_stored(c)
 
 
-@test
 def test_partial_command_then_timeout(T):
-    env = T.env(opts={"cmd_timeout": "1"})
-    c = env.client()
+    env, c = T.session(opts={"cmd_timeout": "1"})
     c.send(b"MAIL FROM:<s@rem")
-    c.sock.settimeout(8)
-    expect(c.reply(), 421, "4.4.2", "timeout inside a command line")
-    c.expect_eof()
+    expect(c.reply(timeout=8), 421, "4.4.2", "timeout inside a command line")
+    c.read_to_eof()
     env.wait_sessions()
 
 
-@test
 def test_concurrent_sessions_same_maildir(T):
     env = T.env()
     nthreads, nmsg = 6, 5
@@ -174,9 +108,9 @@ def test_concurrent_sessions_same_maildir(T):
             c = env.client()
             for j in range(nmsg):
                 body = crlf("Subject: t%d m%d\n\nthread %d message %d\n" % (k, j, k, j))
-                qids.append(qid_of(send_message(c, "t%d@remote.test" % k,
+                qids.append(qid_of(c.send_message("t%d@remote.test" % k,
                                                 ["alice@example.test"], body)))
-            c.cmd("QUIT", 221, "2.0.0")
+            c.quit()
         except Exception as e:          # noqa: BLE001
             errors.append("thread %d: %s" % (k, e))
 
@@ -195,16 +129,14 @@ def test_concurrent_sessions_same_maildir(T):
                   for j in range(nmsg))
     eq(bodies, want, "bodies")
     for fn, d in got:
-        harness.check_name(env, "alice", fn, d)
+        S.check_name(fn, d)
     eq(env.files("alice", "tmp"), [], "alice's tmp/")
 
 
-@test
 def test_session_runs_as_session_user(T):
     if not IS_ROOT:
-        raise harness.Skip("not root: no privileges to drop")
-    env = T.env()
-    c = env.client()
+        pytest.skip("not root: no privileges to drop")
+    env, c = T.session()
     c.cmd("NOOP", 250, "2.0.0")
     pid = env.procs[0].pid
     with open("/proc/%d/status" % pid) as f:
@@ -212,17 +144,15 @@ def test_session_runs_as_session_user(T):
     uids = re.search(r"^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", status, re.M).groups()
     gids = re.search(r"^Gid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", status, re.M).groups()
     eq(set(map(int, uids)), {SESSION_UID}, "session process uids (real, eff, saved, fs)")
-    eq(set(map(int, gids)), {harness.SESSION_GID}, "session process gids")
+    eq(set(map(int, gids)), {S.SESSION_GID}, "session process gids")
     groups = re.search(r"^Groups:(.*)$", status, re.M).group(1).split()
-    check(all(int(g) == harness.SESSION_GID for g in groups),
+    check(all(int(g) == S.SESSION_GID for g in groups),
           "session keeps supplementary groups %r" % groups)
-    c.cmd("QUIT", 221, "2.0.0")
+    c.quit()
 
 
-@test
 def test_no_session_processes_left(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
     c.close()               # vanish without QUIT, between commands
     codes = env.wait_sessions()
@@ -243,10 +173,8 @@ def test_no_session_processes_left(T):
     eq(mine, [], "smtpd processes still running after the client left")
 
 
-@test
 def test_command_bytes_one_at_a_time(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     for b in b"MAIL FROM:<slow@remote.test>\r\n":
         c.send(bytes([b]))
         time.sleep(0.005)
@@ -257,22 +185,18 @@ def test_command_bytes_one_at_a_time(T):
     expect(c.reply(), 250, "2.0.0", "NOOP with CR and LF in separate writes")
 
 
-@test
 def test_many_pipelined_commands(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     c.send(b"NOOP\r\n" * 1000 + b"QUIT\r\n")
     for i in range(1000):
         expect(c.reply(), 250, "2.0.0", "pipelined NOOP %d" % i)
     expect(c.reply(), 221, "2.0.0", "QUIT after 1000 NOOPs")
-    c.expect_eof()
+    c.read_to_eof()
 
 
-@test
 def test_many_messages_one_session(T):
     """more messages than a process has descriptors by default: leaks show"""
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     n = 1100
     qids = set()
     batch = b""
@@ -288,7 +212,7 @@ def test_many_messages_one_session(T):
                 expect(c.reply(), 250, "2.1.0", "MAIL %d" % len(qids))
                 expect(c.reply(), 250, "2.1.5", "RCPT %d" % len(qids))
                 qids.add(qid_of(c.reply()))
-    c.cmd("QUIT", 221, "2.0.0")
+    c.quit()
     env.wait_sessions(timeout=30)
     eq(len(qids), n, "distinct QIDs")
     got = env.read_new("alice")
@@ -298,68 +222,47 @@ def test_many_messages_one_session(T):
     eq(env.spool_files(), [], "spool")
 
 
-@test
 def test_quoted_sender_kept_in_return_path(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     body = "Subject: quoted\n\nq\n"
-    qid = qid_of(send_message(c, '"john doe"@remote.test', ["alice@example.test"], crlf(body)))
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    check_stored(env, "alice", '"john doe"@remote.test', "alice@example.test", "client.test",
-                 qid, body)
+    qid = qid_of(c.send_message('"john doe"@remote.test', ["alice@example.test"], crlf(body)))
+    env.quit(c)
+    env.check_stored("alice", qid, body, sender='"john doe"@remote.test')
 
 
-@test
-def test_users_file_missing_is_temporary(T):
-    env = T.env(opts={"virtual_users": "/nonexistent/smtpd-e2e-users"})
-    c = env.client()
-    c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
-    c.cmd("RCPT TO:<bob@example.test>", 451, "4.3.0", "RCPT with the users file missing")
-    c.cmd("QUIT", 221, "2.0.0")
-
-
-@test
 def test_spool_missing_refuses_service(T):
-    env = T.env(opts={"spool_dir": "/nonexistent/smtpd-e2e-spool"})
-    c = env.client(greet=False, ehlo=None)
+    env, c = T.session(greet=False, ehlo=None, opts={"spool_dir": "/nonexistent/smtpd-e2e-spool"})
     r = c.reply()
     if r.code == 220:
         # accepting the session is fine only if DATA then fails temporarily
         c.cmd("EHLO client.test", 250)
-        c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
-        c.cmd("RCPT TO:<alice@example.test>", 250, "2.1.5")
+        c.mail_rcpt("s@remote.test", "alice@example.test")
         c.send(b"DATA\r\n")
         r = c.reply()
         check(400 <= r.code < 500, "DATA with no spool: want 4xx, got %r" % r.text)
     else:
         check(r.code == 421 and (r.enh() or "4.").startswith("4."),
               "greeting with no spool: want 220 or 421, got %r" % r.text)
-        c.expect_eof()
+        c.read_to_eof()
     env.stop()
     env.assert_nothing_stored()
 
 
-@test
 def test_data_after_completed_bdat_and_rset(T):
-    env = T.env()
-    c = env.client()
-    c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
-    c.cmd("RCPT TO:<alice@example.test>", 250, "2.1.5")
+    env, c = T.session()
+    c.mail_rcpt("s@remote.test", "alice@example.test")
     c.send(b"BDAT 5\r\nabcde")
     expect(c.reply(), 250, None, "BDAT 5")
     c.cmd("RSET", 250, "2.0.0")
     b1 = "Subject: data after bdat+rset\n\none\n"
-    q1 = qid_of(send_message(c, "s@remote.test", ["alice@example.test"], crlf(b1)))
-    c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
-    c.cmd("RCPT TO:<bob@example.test>", 250, "2.1.5")
+    q1 = qid_of(c.send_message("s@remote.test", ["alice@example.test"], crlf(b1)))
+    c.mail_rcpt("s@remote.test", "bob@example.test")
     c.send(b"BDAT 3 LAST\r\nabc")
     qid_of(c.reply())
     b2 = "Subject: data after bdat last\n\ntwo\n"
-    q2 = qid_of(send_message(c, "s@remote.test", ["bob@example.test"], crlf(b2)))
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    check_stored(env, "alice", "s@remote.test", "alice@example.test", "client.test", q1, b1)
+    q2 = qid_of(c.send_message("s@remote.test", ["bob@example.test"], crlf(b2)))
+    env.quit(c)
+    env.check_stored("alice", q1, b1)
     got = env.read_new("bob")
     eq(len(got), 2, "bob's files")
     check(any(d.endswith(b"\n\ntwo\n") and ("id %s" % q2).encode() in d for _, d in got),

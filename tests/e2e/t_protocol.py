@@ -1,14 +1,71 @@
 """the SMTP dialogue: greeting, EHLO, reply codes, sequence, limits"""
 import time
 
-from harness import (TestFailure, check, check_stored, crlf, eq, expect,
-                     qid_of, send_message, test)
+import pytest
+
+from smtptest import TestFailure, check, crlf, eq, expect, qid_of
+
+# One session each: (test, session settings, EHLO name or None, the dialogue
+# as "COMMAND => CODE [ENHANCED]" steps, nothing stored after QUIT?)
+DIALOGUES = [
+    ("unknown_verb", {}, "client.test",
+     "FOOBAR => 500 5.5.2 | MAILX FROM:<a@b.test> => 500 5.5.2 | NOOP => 250 2.0.0", False),
+    ("unimplemented_verbs", {}, "client.test",
+     "EXPN alice => 502 5.5.1 | TURN => 502 5.5.1 | SEND FROM:<a@remote.test> => 502 5.5.1"
+     " | SOML FROM:<a@remote.test> => 502 5.5.1 | SAML FROM:<a@remote.test> => 502 5.5.1"
+     " | ETRN example.test => 502 5.5.1 | NOOP => 250 2.0.0", False),
+    ("bad_arguments", {}, "client.test",
+     "EHLO => 501 5.5.4 | EHLO client.test => 250 | MAIL FROM:<not an address> => 501 5.1.7"
+     " | MAIL FROM:<a@@remote.test> => 501 5.1.7 | MAIL FROM:<s@remote.test> => 250 2.1.0"
+     " | RCPT TO:<bad address@example.test> => 501 5.1.3 | RCPT TO:<alice@> => 501 5.1.3"
+     " | RCPT TO:<alice@example.test> => 250 2.1.5", False),
+    ("unknown_user", {}, "client.test",
+     "MAIL FROM:<s@remote.test> => 250 2.1.0 | RCPT TO:<nosuch@example.test> => 550 5.1.1"
+     " | DATA => 503 5.5.1", True),
+    # MAIL before EHLO: 503 without an enhanced code (none offered yet)
+    ("bad_sequence", {}, None,
+     "MAIL FROM:<s@remote.test> => 503 | EHLO client.test => 250"
+     " | RCPT TO:<alice@example.test> => 503 5.5.1 | DATA => 503 5.5.1"
+     " | MAIL FROM:<s@remote.test> => 250 2.1.0 | DATA => 503 5.5.1"
+     " | MAIL FROM:<t@remote.test> => 503 5.5.1 | RSET => 250 2.0.0"
+     " | RCPT TO:<alice@example.test> => 503 5.5.1", True),
+    # NOTIFY=: DSN is not offered
+    ("unknown_parameters", {}, "client.test",
+     "MAIL FROM:<s@remote.test> FOO=BAR => 555 5.5.4"
+     " | MAIL FROM:<s@remote.test> NOTIFY=NEVER => 555 5.5.4"
+     " | MAIL FROM:<s@remote.test> BODY=8BITMIME => 250 2.1.0"
+     " | RCPT TO:<alice@example.test> XYZZY=1 => 555 5.5.4"
+     " | RCPT TO:<alice@example.test> => 250 2.1.5", False),
+    ("non_ascii_without_smtputf8", {}, "client.test",
+     "MAIL FROM:<j\u00f6s\u00e9@remote.test> => 553 5.6.7 | MAIL FROM:<s@remote.test> => 250 2.1.0"
+     " | RCPT TO:<\u00e5lice@example.test> => 553 5.6.7", False),
+    ("ehlo_resets_transaction", {}, "client.test",
+     "MAIL FROM:<s@remote.test> => 250 2.1.0 | RCPT TO:<alice@example.test> => 250 2.1.5"
+     " | EHLO again.test => 250 | DATA => 503 5.5.1", True),
+    ("bad_mail_parameters", {}, "client.test",
+     "MAIL FROM:<s@remote.test> SIZE=abc => 501 5.5.4"
+     " | MAIL FROM:<s@remote.test> BODY=9BIT => 501 5.5.4"
+     " | MAIL FROM:<s@remote.test> BODY=7BIT SIZE=100 => 250 2.1.0", False),
+    ("bdat_bad_arguments", {}, "client.test",
+     "MAIL FROM:<s@remote.test> => 250 2.1.0 | RCPT TO:<alice@example.test> => 250 2.1.5"
+     " | BDAT => 501 5.5.4 | BDAT abc => 501 5.5.4 | NOOP => 250 2.0.0", False),
+    ("users_file_missing_is_temporary", {"virtual_users": "/nonexistent/smtpd-e2e-users"},
+     "client.test", "MAIL FROM:<s@remote.test> => 250 2.1.0"
+     " | RCPT TO:<bob@example.test> => 451 4.3.0 | QUIT => 221 2.0.0", False),
+]
 
 
-@test
+@pytest.mark.parametrize("opts,ehlo,script,nothing_stored", [d[1:] for d in DIALOGUES],
+                         ids=[d[0] for d in DIALOGUES])
+def test_dialogue(T, opts, ehlo, script, nothing_stored):
+    env, c = T.session(ehlo=ehlo, opts=opts)
+    c.dialogue(script)
+    if nothing_stored:
+        env.quit_nothing_stored(c)
+
+
 def test_greeting_and_ehlo(T):
-    env = T.env(opts={"size_limit": "1000000"})
-    c = env.client(greet=False, ehlo=None)
+    env, c = T.session(greet=False, ehlo=None, opts={"size_limit": "1000000"})
     r = c.reply()
     eq(r.lines, ["220 mx.test ESMTP smtpd"], "greeting")
     r = c.cmd("EHLO client.test", 250)
@@ -19,83 +76,32 @@ def test_greeting_and_ehlo(T):
                  "SMTPUTF8", "CHUNKING"):
         check(want in exts, "EHLO lacks %r; got %r" % (want, sorted(exts)))
     c.cmd("NOOP", 250, "2.0.0")
-    c.cmd("QUIT", 221, "2.0.0")
-    c.expect_eof()
+    c.quit()
+    c.read_to_eof()
 
 
-@test
 def test_session_exits_0_after_quit(T):
-    env = T.env()
-    c = env.client()
-    c.cmd("QUIT", 221, "2.0.0")
-    c.expect_eof()
+    env, c = T.session()
+    c.quit()
+    c.read_to_eof()
     c.close()
     eq(env.wait_sessions(), [0], "smtpd exit status after QUIT")
 
 
-@test
-def test_unknown_verb(T):
-    env = T.env()
-    c = env.client()
-    c.cmd("FOOBAR", 500, "5.5.2")
-    c.cmd("MAILX FROM:<a@b.test>", 500, "5.5.2")
-    c.cmd("NOOP", 250, "2.0.0")
-
-
-@test
-def test_unimplemented_verbs(T):
-    env = T.env()
-    c = env.client()
-    for line in ("EXPN alice", "TURN", "SEND FROM:<a@remote.test>", "SOML FROM:<a@remote.test>",
-                 "SAML FROM:<a@remote.test>", "ETRN example.test"):
-        c.cmd(line, 502, "5.5.1")
-    c.cmd("NOOP", 250, "2.0.0")
-
-
-@test
 def test_vrfy_help_noop_rset_quit(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     c.cmd("VRFY alice", 252, "2.5.0")
     r = c.cmd("HELP", 214)
     check(r.enh() is not None, "HELP reply without enhanced code: %r" % r.text)
     c.cmd("NOOP", 250, "2.0.0")
     c.cmd("noop", 250, "2.0.0", "lower-case noop")
     c.cmd("RSET", 250, "2.0.0")
-    c.cmd("QUIT", 221, "2.0.0")
-    c.expect_eof()
+    c.quit()
+    c.read_to_eof()
 
 
-@test
-def test_bad_arguments(T):
-    env = T.env()
-    c = env.client()
-    c.cmd("EHLO", 501, "5.5.4", "EHLO without argument")
-    c.cmd("EHLO client.test", 250)
-    c.cmd("MAIL FROM:<not an address>", 501, "5.1.7")
-    c.cmd("MAIL FROM:<a@@remote.test>", 501, "5.1.7")
-    c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
-    c.cmd("RCPT TO:<bad address@example.test>", 501, "5.1.3")
-    c.cmd("RCPT TO:<alice@>", 501, "5.1.3")
-    c.cmd("RCPT TO:<alice@example.test>", 250, "2.1.5")
-
-
-@test
-def test_unknown_user(T):
-    env = T.env()
-    c = env.client()
-    c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
-    c.cmd("RCPT TO:<nosuch@example.test>", 550, "5.1.1")
-    c.cmd("DATA", 503, "5.5.1", "DATA after only a refused RCPT")
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    env.assert_nothing_stored()
-
-
-@test
 def test_relay_denied(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
     c.cmd("RCPT TO:<victim@elsewhere.test>", 550, "5.7.1")
     c.cmd("RCPT TO:<alice@example.test.elsewhere.test>", 550, "5.7.1")
@@ -103,44 +109,11 @@ def test_relay_denied(T):
     c.send("RCPT TO:<@example.test:victim@elsewhere.test>\r\n")
     r = c.reply()
     check(r.code in (550, 501), "source-routed relay RCPT: want 550 5.7.1 or 501, got %r" % r.text)
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    env.assert_nothing_stored()
+    env.quit_nothing_stored(c)
 
 
-@test
-def test_bad_sequence(T):
-    env = T.env()
-    c = env.client(ehlo=None)
-    c.cmd("MAIL FROM:<s@remote.test>", 503, None, "MAIL before EHLO")
-    c.cmd("EHLO client.test", 250)
-    c.cmd("RCPT TO:<alice@example.test>", 503, "5.5.1", "RCPT before MAIL")
-    c.cmd("DATA", 503, "5.5.1", "DATA before MAIL")
-    c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
-    c.cmd("DATA", 503, "5.5.1", "DATA before RCPT")
-    c.cmd("MAIL FROM:<t@remote.test>", 503, "5.5.1", "second MAIL")
-    c.cmd("RSET", 250, "2.0.0")
-    c.cmd("RCPT TO:<alice@example.test>", 503, "5.5.1", "RCPT after RSET")
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    env.assert_nothing_stored()
-
-
-@test
-def test_unknown_parameters(T):
-    env = T.env()
-    c = env.client()
-    c.cmd("MAIL FROM:<s@remote.test> FOO=BAR", 555, "5.5.4")
-    c.cmd("MAIL FROM:<s@remote.test> NOTIFY=NEVER", 555, "5.5.4", "DSN param not offered")
-    c.cmd("MAIL FROM:<s@remote.test> BODY=8BITMIME", 250, "2.1.0")
-    c.cmd("RCPT TO:<alice@example.test> XYZZY=1", 555, "5.5.4")
-    c.cmd("RCPT TO:<alice@example.test>", 250, "2.1.5")
-
-
-@test
 def test_size_declared_over_limit(T):
-    env = T.env(opts={"size_limit": "10000"})
-    c = env.client(ehlo=None)
+    env, c = T.session(ehlo=None, opts={"size_limit": "10000"})
     r = c.cmd("EHLO client.test", 250)
     check("SIZE 10000" in [l[4:] for l in r.lines], "EHLO lacks SIZE 10000: %r" % r.text)
     c.cmd("MAIL FROM:<s@remote.test> SIZE=20000", 552, "5.3.4")
@@ -148,49 +121,32 @@ def test_size_declared_over_limit(T):
     c.cmd("RCPT TO:<alice@example.test>", 250, "2.1.5")
 
 
-@test
 def test_size_undeclared_oversize(T):
-    env = T.env(opts={"size_limit": "10000"})
-    c = env.client()
+    env, c = T.session(opts={"size_limit": "10000"})
     body = b"Subject: too big\r\n\r\n" + (b"x" * 70 + b"\r\n") * 300
-    send_message(c, "s@remote.test", ["alice@example.test"], body,
-                 expect_code=552, expect_enh="5.3.4")
+    c.send_message("s@remote.test", ["alice@example.test"], body,
+                 code=552, enh="5.3.4")
     c.cmd("NOOP", 250, "2.0.0", "NOOP after the oversize message")
     small = "Subject: small\n\nfits\n"
-    qid = qid_of(send_message(c, "s@remote.test", ["bob@example.test"], crlf(small)))
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
+    qid = qid_of(c.send_message("s@remote.test", ["bob@example.test"], crlf(small)))
+    env.quit(c)
     env.assert_nothing_stored(["alice"])
-    check_stored(env, "bob", "s@remote.test", "bob@example.test", "client.test", qid, small)
+    env.check_stored("bob", qid, small)
     eq(env.spool_files(), [], "spool after the session")
 
 
-@test
-def test_non_ascii_without_smtputf8(T):
-    env = T.env()
-    c = env.client()
-    c.cmd("MAIL FROM:<j\u00f6s\u00e9@remote.test>", 553, "5.6.7")
-    c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
-    c.cmd("RCPT TO:<\u00e5lice@example.test>", 553, "5.6.7")
-
-
-@test
 def test_smtputf8_delivery(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     sender = "j\u00f6s\u00e9@r\u00e9mote.test"
     body = "Subject: \u00fcnicode\n\nSMTPUTF8 body \u2713\n"
-    r = send_message(c, sender, ["alice@example.test"], crlf(body), mail_params="SMTPUTF8")
+    r = c.send_message(sender, ["alice@example.test"], crlf(body), params="SMTPUTF8")
     qid = qid_of(r)
-    c.cmd("QUIT", 221, "2.0.0")
-    check_stored(env, "alice", sender, "alice@example.test", "client.test", qid, body,
-                 with_="UTF8SMTP")
+    c.quit()
+    env.check_stored("alice", qid, body, sender=sender, with_="UTF8SMTP")
 
 
-@test
 def test_pipelining(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     c.send("MAIL FROM:<p@remote.test>\r\nRCPT TO:<alice@example.test>\r\n"
            "RCPT TO:<nosuch@example.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n")
     for code, enh, what in ((250, "2.1.0", "MAIL"), (250, "2.1.5", "RCPT alice"),
@@ -202,16 +158,13 @@ def test_pipelining(T):
     qid = qid_of(c.reply())
     expect(c.reply(), 250, "2.0.0", "pipelined NOOP")
     expect(c.reply(), 221, "2.0.0", "pipelined QUIT")
-    c.expect_eof()
+    c.read_to_eof()
     for u in ("alice", "bob"):
-        check_stored(env, u, "p@remote.test", "%s@example.test" % u, "client.test", qid, body,
-                     single=False)
+        env.check_stored(u, qid, body, sender="p@remote.test", single=False)
 
 
-@test
 def test_pipelined_transactions(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     b1, b2 = "Subject: one\n\nfirst\n", "Subject: two\n\nsecond\n"
     c.send("MAIL FROM:<p@remote.test>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n")
     for code in (250, 250, 354):
@@ -224,34 +177,27 @@ def test_pipelined_transactions(T):
     c.send(crlf(b2) + b".\r\n")
     q2 = qid_of(c.reply())
     check(q1 != q2, "same QID for two messages: %s" % q1)
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
+    env.quit(c)
     got = env.read_new("alice")
     eq(len(got), 2, "files in alice's new/")
     bodies = sorted(d.split(b"\n\n", 1)[1] for _, d in got)
     eq(bodies, [b"first\n", b"second\n"], "bodies")
 
 
-@test
 def test_rset_discards_transaction(T):
-    env = T.env()
-    c = env.client()
-    c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
-    c.cmd("RCPT TO:<bob@example.test>", 250, "2.1.5")
+    env, c = T.session()
+    c.mail_rcpt("s@remote.test", "bob@example.test")
     c.cmd("RSET", 250, "2.0.0")
     c.cmd("DATA", 503, "5.5.1", "DATA after RSET")
     body = "Subject: after rset\n\nonly alice\n"
-    qid = qid_of(send_message(c, "t@remote.test", ["alice@example.test"], crlf(body)))
-    c.cmd("QUIT", 221, "2.0.0")
-    env.wait_sessions()
-    check_stored(env, "alice", "t@remote.test", "alice@example.test", "client.test", qid, body)
+    qid = qid_of(c.send_message("t@remote.test", ["alice@example.test"], crlf(body)))
+    env.quit(c)
+    env.check_stored("alice", qid, body, sender="t@remote.test")
     eq(env.files("bob"), [], "bob's new/ after RSET")
 
 
-@test
 def test_command_line_too_long(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     c.send(b"NOOP " + b"A" * 600 + b"HELP\r\n")
     r = c.reply()
     expect(r, 500, "5.5.2", "600-octet NOOP line")
@@ -263,10 +209,8 @@ def test_command_line_too_long(T):
     c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0", "MAIL after the long lines")
 
 
-@test
 def test_command_line_limit_boundary(T):
-    env = T.env()
-    c = env.client()
+    env, c = T.session()
     line = b"NOOP " + b"x" * (512 - 5 - 2)          # 512 octets with CRLF
     c.send(line + b"\r\n")
     expect(c.reply(), 250, "2.0.0", "NOOP line of exactly 512 octets incl. CRLF")
@@ -278,10 +222,8 @@ def test_command_line_limit_boundary(T):
     expect(c2.reply(), 250, "2.0.0", "907-octet line with cmdline_limit=1000")
 
 
-@test
 def test_error_limit(T):
-    env = T.env(opts={"error_limit": "3"})
-    c = env.client()
+    env, c = T.session(opts={"error_limit": "3"})
     seen = []
     for i in range(10):
         try:
@@ -297,37 +239,29 @@ def test_error_limit(T):
     else:
         raise TestFailure("no 421 after 10 errors with error_limit=3: %r" % seen)
     check(len(seen) <= 4, "421 came only after %d errors with error_limit=3" % (len(seen) - 1))
-    c.expect_eof()
+    c.read_to_eof()
     env.wait_sessions()
 
 
-@test
 def test_command_timeout(T):
-    env = T.env(opts={"cmd_timeout": "1"})
-    c = env.client()
+    env, c = T.session(opts={"cmd_timeout": "1"})
     t0 = time.time()
-    c.sock.settimeout(8)
-    r = c.reply()
+    r = c.reply(timeout=8)
     dt = time.time() - t0
     expect(r, 421, "4.4.2", "after idling past cmd_timeout=1")
     check(0.5 <= dt <= 6, "timeout reply after %.1fs with cmd_timeout=1" % dt)
-    c.expect_eof()
+    c.read_to_eof()
     env.wait_sessions()
 
 
-@test
 def test_data_timeout(T):
-    env = T.env(opts={"data_timeout": "1"})
-    c = env.client()
-    c.cmd("MAIL FROM:<s@remote.test>", 250, "2.1.0")
-    c.cmd("RCPT TO:<alice@example.test>", 250, "2.1.5")
-    c.cmd("DATA", 354)
+    env, c = T.session(opts={"data_timeout": "1"})
+    c.open_data("s@remote.test", "alice@example.test")
     c.send(b"Subject: stalled\r\n\r\nhalf a mess")
-    c.sock.settimeout(8)
-    r = c.reply()
+    r = c.reply(timeout=8)
     check(r.code == 421 and (r.enh() or "").startswith("4."),
           "after stalling past data_timeout=1: want 421 4.x.x, got %r" % r.text)
-    c.expect_eof()
+    c.read_to_eof()
     env.wait_sessions()
     env.assert_nothing_stored()
     eq(env.spool_files(), [], "spool after the data timeout")

@@ -25,6 +25,8 @@ import time
 
 import pytest
 
+from smtptest import free_port  # tests/lib, on the path by tests/conftest.py
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PKG = "smtpd"
 CONF = "/etc/smtpd/smtpd.conf"
@@ -136,14 +138,6 @@ def mailuser(package):
     finally:
         run(["userdel", "-r", USER], check=False)
         shutil.rmtree(base, ignore_errors=True)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def wait_port(port, proc):

@@ -1,21 +1,15 @@
-#!/usr/bin/env python3
-"""run.py - smtpd's robustness tests: crashes, abusive clients, load, memory.
+"""t_robust.py - smtpd's robustness tests: crashes, abusive clients, load, memory.
 
-Usage: python3 tests/robust/run.py ./smtpd [TEST_NAME_SUBSTRING ...]
-
-Prints one line per test ("PASS name (secs) figures" or "FAIL name: why"),
-then a last line "N passed, M failed"; exits 1 when a test failed.
-
-It reuses tests/e2e/harness.py for the temp world (virtual users, Maildirs,
-spool, log) and its inetd-style listener (one smtpd per connection).  The
-prefork supervisor is started here in its own process group, so the whole
-tree can be stopped by that group id at the end.
+Each test's figures (times, peak RSS, counts) are printed at the end of
+the run.  The inetd-style listener and the temp world are the shared
+library's (tests/lib/smtptest.py); the prefork supervisor runs in its own
+process group, so the whole tree can be stopped by that group id.
 
 Memory figures are VmHWM (peak RSS) read from /proc while the process is
 alive: ru_maxrss of a child spawned from Python is useless, since Linux
 carries the parent's (Python's) high-water mark across fork/vfork + exec.
-
-Python 3 standard library only.  Every wait is bounded.
+test_memory_bound is marked `memory` (make check-asan leaves it out); under
+ASan the per-session RSS limit is not applied either (the figures are shown).
 """
 import hashlib
 import os
@@ -24,103 +18,23 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import traceback
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
-sys.dont_write_bytecode = True      # leave no __pycache__ in the work tree
+import pytest
 
-import harness  # noqa: E402
-from harness import (DOMAIN, MAIL_GID, MAIL_UID, SESSION_UID, SESSION_GID,  # noqa: E402
-                     Env, TestFailure, check, eq, free_port)
+import smtptest as S
+from smtptest import (DOMAIN, MAIL_GID, MAIL_UID, SESSION_GID, SESSION_UID,
+                      TestFailure, check, eq, parse_replies, Reader)
 
 MEM_LIMIT_KB = 8 * 1024     # peak RSS allowed for a session or its deliverer
 # crash_durability streams for this long (and at least 500 messages)
 STREAM_SECONDS = float(os.environ.get("ROBUST_STREAM_SECONDS", "30"))
 SUITE_SEED = int(os.environ.get("ROBUST_SEED", str(int(time.time()))))
 
-TESTS = []
 
-
-def test(seconds):
-    """register a test function with its time bound"""
-    def reg(fn):
-        fn.seconds = seconds
-        TESTS.append(fn)
-        return fn
-    return reg
-
-
-# ---------------------------------------------------------------- /proc
-
-def children(pid):
-    """direct children of pid (every thread's list), [] if it is gone"""
-    out = []
-    try:
-        tids = os.listdir("/proc/%d/task" % pid)
-    except OSError:
-        return out
-    for tid in tids:
-        try:
-            with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
-                out += [int(x) for x in f.read().split()]
-        except OSError:
-            pass
-    return out
-
-
-def proc_status(pid):
-    """dict of /proc/PID/status fields, {} if gone"""
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            text = f.read()
-    except OSError:
-        return {}
-    d = {}
-    for line in text.splitlines():
-        k, _, v = line.partition(":")
-        d[k] = v.strip()
-    return d
-
-
-def vm_hwm(pid):
-    """peak RSS in kB, None when gone or a zombie"""
-    v = proc_status(pid).get("VmHWM")
-    return int(v.split()[0]) if v else None
-
-
-def ppid_of(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            s = f.read()
-        return int(s[s.rindex(")") + 2:].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def alive(pid):
-    st = proc_status(pid).get("State", "")
-    return bool(st) and not st.startswith("Z")
-
-
-def pgroup_members(pgid):
-    """pids whose process group is pgid (live ones, zombies included)"""
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                s = f.read()
-            if int(s[s.rindex(")") + 2:].split()[2]) == pgid:
-                out.append(int(d))
-        except (OSError, ValueError, IndexError):
-            pass
-    return out
-
+# ---------------------------------------------------------------- memory watch
 
 class HwmSampler(threading.Thread):
     """samples VmHWM of a session process and of its children (the
@@ -134,12 +48,12 @@ class HwmSampler(threading.Thread):
         self.ev = threading.Event()
 
     def sample(self):
-        h = vm_hwm(self.pid)
+        h = S.vm_hwm(self.pid)
         if h is None:
             return False
         self.session_kb = max(self.session_kb, h)
-        for c in children(self.pid):
-            hc = vm_hwm(c)
+        for c in S.children(self.pid):
+            hc = S.vm_hwm(c)
             if hc is not None:
                 self.deliverer_kb = max(self.deliverer_kb, hc)
         return True
@@ -154,229 +68,17 @@ class HwmSampler(threading.Thread):
         self.join(timeout=2)
 
     def figures(self):
-        return "rss session=%dkB deliverer=%dkB" % (self.session_kb, self.deliverer_kb)
+        return "rss session=%dkB deliverer=%dkB%s" % (
+            self.session_kb, self.deliverer_kb, " (ASan: no limit)" if S.sanitized() else "")
 
     def check(self, limit=MEM_LIMIT_KB):
         check(self.session_kb > 0, "no VmHWM sample of the session was taken")
+        if S.sanitized():
+            return      # ASan's shadow memory: the RSS limit means nothing
         check(self.session_kb < limit, "session peak RSS %d kB >= %d kB" %
               (self.session_kb, limit))
         check(self.deliverer_kb < limit, "deliverer peak RSS %d kB >= %d kB" %
               (self.deliverer_kb, limit))
-
-
-# ---------------------------------------------------------------- context
-
-class Context:
-    """what a test gets: Envs and processes, all stopped afterwards"""
-
-    def __init__(self, name):
-        self.name = name
-        self.envs = []
-        self.groups = []        # Popen objects started in their own process group
-        self.figs = ""          # figures to print on the test's line, pass or fail
-        self.on_finish = []     # callables stopping the test's threads
-
-    def env(self, start=True, **kw):
-        e = Env(self.name, **kw)
-        self.envs.append(e)
-        if start:
-            e.start()
-        return e
-
-    def spawn_group(self, argv, log_path, env):
-        """start argv in a new session/process group; log to log_path"""
-        with open(log_path, "ab") as log:
-            p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                 env=env, start_new_session=True)
-        self.groups.append(p)
-        return p
-
-    def finish(self, passed):
-        for fn in self.on_finish:
-            try:
-                fn()
-            except Exception:           # noqa: BLE001
-                pass
-        for p in self.groups:
-            stop_group(p, grace=5)
-        for e in self.envs:
-            try:
-                e.stop()
-            except Exception:           # noqa: BLE001
-                pass
-        logs = []
-        for e in self.envs:
-            if e.spawn_errors:
-                logs.append("spawn errors: %s" % "; ".join(e.spawn_errors))
-            text = e.log().strip()
-            if text:
-                logs.append(text)
-            if passed:
-                e.cleanup()
-        return logs
-
-
-def stop_group(p, grace=5.0):
-    """SIGTERM the leader, wait, then SIGKILL whatever is left of its group"""
-    if p.poll() is None:
-        try:
-            p.send_signal(signal.SIGTERM)
-            p.wait(timeout=grace)
-        except (subprocess.TimeoutExpired, OSError):
-            pass
-    left = pgroup_members(p.pid)
-    if left or p.poll() is None:
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        try:
-            p.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-    return left
-
-
-# ---------------------------------------------------------------- raw I/O
-
-REPLY_LINE = re.compile(rb"^(\d{3})([ -])(.*)$")
-
-
-class Conn:
-    """a raw socket with a line reader; never waits unbounded"""
-
-    def __init__(self, port, timeout=15.0, rcvbuf=None):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if rcvbuf:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.sock.settimeout(timeout)
-        self.sock.connect(("127.0.0.1", port))
-        self.buf = b""
-        self.eof = False
-        self.timeout = timeout
-
-    def send(self, b):
-        if isinstance(b, str):
-            b = b.encode()
-        self.sock.sendall(b)
-
-    def line(self, timeout=None):
-        """one CRLF-ended line (bytes, without CRLF); None at EOF"""
-        end = time.time() + (timeout or self.timeout)
-        while b"\r\n" not in self.buf:
-            if self.eof:
-                return None
-            left = end - time.time()
-            if left <= 0:
-                raise TestFailure("timeout waiting for a line (have %r)" % self.buf[:100])
-            self.sock.settimeout(left)
-            try:
-                chunk = self.sock.recv(65536)
-            except socket.timeout:
-                raise TestFailure("timeout waiting for a line (have %r)" % self.buf[:100])
-            except ConnectionResetError:
-                chunk = b""
-            if not chunk:
-                self.eof = True
-            self.buf += chunk
-        ln, self.buf = self.buf.split(b"\r\n", 1)
-        return ln
-
-    def reply(self, timeout=None):
-        """(code, [lines]) of one possibly multi-line reply; (None, lines) at EOF"""
-        lines = []
-        while True:
-            ln = self.line(timeout)
-            if ln is None:
-                return None, lines
-            m = REPLY_LINE.match(ln)
-            if not m:
-                raise TestFailure("malformed reply line %r" % ln[:100])
-            lines.append(ln.decode("utf-8", "replace"))
-            if m.group(2) == b" ":
-                return int(m.group(1)), lines
-
-    def expect(self, code, prefix=None, timeout=None, what=""):
-        c, lines = self.reply(timeout)
-        if c != code or (prefix and not (lines[0].startswith(prefix) or
-                                         lines[-1].startswith(prefix))):
-            raise TestFailure("%s: expected %s, got %r" % (what, prefix or code, lines))
-        return lines
-
-    def cmd(self, line, code, prefix=None, what=None):
-        self.send(line + "\r\n")
-        return self.expect(code, prefix, what=what or line[:40])
-
-    def wait_eof(self, timeout=10.0):
-        """read until EOF; returns the bytes read; TestFailure if it stays open"""
-        end = time.time() + timeout
-        got = self.buf
-        self.buf = b""
-        while not self.eof:
-            left = end - time.time()
-            if left <= 0:
-                raise TestFailure("connection still open after %.0fs (read %r)" %
-                                  (timeout, got[-120:]))
-            self.sock.settimeout(left)
-            try:
-                chunk = self.sock.recv(65536)
-            except socket.timeout:
-                continue
-            except ConnectionResetError:
-                chunk = b""
-            if not chunk:
-                self.eof = True
-            got += chunk
-        return got
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-
-def parse_replies(data):
-    """split raw reply bytes into a list of (code, last line) per reply"""
-    out = []
-    for ln in data.split(b"\r\n"):
-        if not ln:
-            continue
-        m = REPLY_LINE.match(ln)
-        if not m:
-            out.append((None, ln.decode("latin-1")))
-        elif m.group(2) == b" ":
-            out.append((int(m.group(1)), ln.decode("utf-8", "replace")))
-    return out
-
-
-class Reader(threading.Thread):
-    """reads a socket to EOF (or a deadline) in the background"""
-
-    def __init__(self, sock, deadline):
-        super().__init__(daemon=True)
-        self.sock = sock
-        self.deadline = deadline
-        self.data = b""
-        self.eof = False
-        self.error = None
-        self.start()
-
-    def run(self):
-        try:
-            while time.time() < self.deadline:
-                self.sock.settimeout(max(0.05, min(0.5, self.deadline - time.time())))
-                try:
-                    chunk = self.sock.recv(65536)
-                except socket.timeout:
-                    continue
-                if not chunk:
-                    self.eof = True
-                    return
-                self.data += chunk
-        except OSError as e:
-            self.error = e
-            self.eof = True
 
 
 # ---------------------------------------------------------------- messages
@@ -407,43 +109,13 @@ SUBJ_RE = re.compile(rb"^Subject: robust (\S+)$", re.M)
 def honest_delivery(env, user="alice", limit=5.0):
     """a well-behaved client delivers one message; returns seconds taken"""
     t0 = time.time()
-    token = "HONEST%08x" % random.getrandbits(32)
-    msg = make_message(token, ["%s@%s" % (user, DOMAIN)], 300, random.Random(token))
-    before = set(env.files(user))
-    c = Conn(env.port, timeout=limit + 5)
-    try:
-        c.expect(220, what="honest greeting")
-        c.cmd("EHLO honest.test", 250)
-        c.cmd("MAIL FROM:<h@client.test>", 250, "250 2.1.0")
-        c.cmd("RCPT TO:<%s@%s>" % (user, DOMAIN), 250, "250 2.1.5")
-        c.cmd("DATA", 354)
-        c.send(msg + b".\r\n")
-        c.expect(250, "250 2.0.0 Ok: queued as", what="honest end of data")
-        c.cmd("QUIT", 221)
-    finally:
-        c.close()
-    new = set(env.files(user)) - before
-    found = False
-    for fn in new:
-        with open(os.path.join(env.maildir(user), "new", fn), "rb") as f:
-            found |= f.read().endswith(msg.replace(b"\r\n", b"\n"))
-    check(found, "honest client's message not in %s's new/" % user)
+    env.deliver_one(env.port, user=user, timeout=limit + 5)
     dt = time.time() - t0
     check(dt < limit, "honest client took %.1fs (limit %.0fs)" % (dt, limit))
     return dt
 
 
 # ---------------------------------------------------------------- inetd sessions
-
-def next_session(env, n_before, timeout=5.0):
-    """the Popen of the smtpd spawned for connection number n_before"""
-    end = time.time() + timeout
-    while len(env.procs) <= n_before:
-        if time.time() > end:
-            raise TestFailure("the listener spawned no smtpd (errors %r)" % env.spawn_errors)
-        time.sleep(0.005)
-    return env.procs[n_before]
-
 
 def wait_exit(p, timeout, what="session"):
     try:
@@ -456,14 +128,18 @@ class Abusive:
     """one inetd-style session under watch: connect, find its process,
     sample its memory; end() checks exit, memory, an honest client next"""
 
-    def __init__(self, env, rcvbuf=None, timeout=15.0):
+    def __init__(self, env, rcvbuf=None, timeout=15.0, greet=True, ehlo=None):
         self.env = env
         n = len(env.procs)
-        self.conn = Conn(env.port, timeout=timeout, rcvbuf=rcvbuf)
-        self.proc = next_session(env, n)
+        self.conn = S.Client(env.port, timeout=timeout, rcvbuf=rcvbuf)
+        self.proc = env.next_session(n)
         self.sampler = HwmSampler(self.proc.pid)
         self.sampler.start()
         self.t0 = time.time()
+        if greet:
+            self.conn.greeting()
+        if ehlo:
+            self.conn.helo(ehlo)
 
     def end(self, exit_within=10.0, honest=True):
         rc = wait_exit(self.proc, exit_within)
@@ -487,63 +163,54 @@ def spool_clean(env):
     eq(env.spool_files(), [], "spool files left")
 
 
-@test(30)
+@pytest.mark.bound(30)
 def test_silent_client(T):
     """connect and say nothing: 421 4.4.2 after cmd_timeout; same in DATA"""
     env = slow_env(T)
     a = Abusive(env)
-    a.conn.expect(220, what="greeting")
     t0 = time.time()
     # before EHLO no enhanced codes are offered, so none is sent
-    lines = a.conn.expect(421, "421 mx.test Timeout", timeout=8, what="idle client")
+    lines = a.conn.expect(421, prefix="421 mx.test Timeout", timeout=8, what="idle client")
     dt = time.time() - t0
     check(1.5 <= dt <= 4.0, "idle timeout after %.2fs, want ~2s" % dt)
-    a.conn.wait_eof(5)
+    a.conn.read_to_eof(5)
     figs = "cmd_timeout_after=%.2fs " % dt + a.end()
     # silent after EHLO: 421 4.4.2
-    a = Abusive(env)
-    a.conn.expect(220)
-    a.conn.cmd("EHLO quiet.test", 250)
+    a = Abusive(env, ehlo="quiet.test")
     t0 = time.time()
-    lines = a.conn.expect(421, "421 4.4.2", timeout=8, what="idle client after EHLO")
+    lines = a.conn.expect(421, prefix="421 4.4.2", timeout=8, what="idle client after EHLO")
     dt = time.time() - t0
     check(1.5 <= dt <= 4.0, "idle timeout after %.2fs, want ~2s" % dt)
-    a.conn.wait_eof(5)
+    a.conn.read_to_eof(5)
     a.end(honest=False)
     # silent in the middle of DATA: data_timeout, nothing stored
-    a = Abusive(env)
+    a = Abusive(env, ehlo="slow.test")
     c = a.conn
-    c.expect(220)
-    c.cmd("EHLO slow.test", 250)
-    c.cmd("MAIL FROM:<s@client.test>", 250)
-    c.cmd("RCPT TO:<bob@%s>" % DOMAIN, 250)
-    c.cmd("DATA", 354)
+    c.open_data("s@client.test", "bob@" + DOMAIN)
     c.send(b"Subject: stalled\r\n\r\nhalf a messa")
     t0 = time.time()
-    c.expect(421, "421 4.4.2", timeout=8, what="client silent in DATA")
+    c.expect(421, prefix="421 4.4.2", timeout=8, what="client silent in DATA")
     dt = time.time() - t0
     check(1.5 <= dt <= 4.0, "data timeout after %.2fs, want ~2s" % dt)
-    c.wait_eof(5)
+    c.read_to_eof(5)
     figs += " data_timeout_after=%.2fs " % dt + a.end(honest=False)
     env.assert_nothing_stored(["bob"])
     spool_clean(env)
-    return figs + " " + lines[-1]
+    T.figs = figs + " " + lines.lines[-1]
 
 
-@test(40)
+@pytest.mark.bound(40)
 def test_trickle(T):
     """a command trickled at 1 byte/0.5 s is served (the timeout is per
     read); trickling slower than cmd_timeout gets 421 4.4.2"""
     env = slow_env(T)
-    a = Abusive(env)
+    a = Abusive(env, ehlo="slow.test")
     c = a.conn
-    c.expect(220)
-    c.cmd("EHLO slow.test", 250)
     t0 = time.time()
     for b in b"NOOP\r\n":
         c.send(bytes([b]))
         time.sleep(0.5)
-    c.expect(250, "250 2.0.0", timeout=5, what="trickled NOOP")
+    c.expect(250, prefix="250 2.0.0", timeout=5, what="trickled NOOP")
     took = time.time() - t0
     c.send(b"NO")
     time.sleep(2.6)                     # slower than cmd_timeout=2
@@ -552,18 +219,18 @@ def test_trickle(T):
         c.send(b"O")
     except OSError:
         pass
-    lines = c.expect(421, "421 4.4.2", timeout=5, what="trickle slower than the timeout")
-    c.wait_eof(5)
+    lines = c.expect(421, prefix="421 4.4.2", timeout=5, what="trickle slower than the timeout")
+    c.read_to_eof(5)
     check(time.time() - t1 < 1.0, "421 came late")
     figs = "noop_trickled_over=%.1fs " % took + a.end()
-    return figs
+    T.figs = figs
 
 
-@test(40)
+@pytest.mark.bound(40)
 def test_pipelining_5000(T):
     """5000 NOOPs pipelined without waiting: 5000 replies in order"""
     env = slow_env(T)
-    a = Abusive(env)
+    a = Abusive(env, greet=False)
     n = 5000
     deadline = time.time() + 25
     rd = Reader(a.conn.sock, deadline)
@@ -578,16 +245,16 @@ def test_pipelining_5000(T):
     noops = reps[2:2 + n]
     eq(sum(1 for c, l in noops if c == 250 and l == "250 2.0.0 Ok"), n, "NOOP replies")
     eq(reps[2 + n:], [(221, "221 2.0.0 mx.test closing connection")], "after the NOOPs")
-    return "replies=%d " % len(reps) + a.end()
+    T.figs = "replies=%d " % len(reps) + a.end()
 
 
-@test(60)
+@pytest.mark.bound(60)
 def test_unread_replies(T):
     """a client that pipelines a lot and never reads the replies: the
     session must still end within a bounded time (cmd_timeout 2 s), not
     block in write(2) forever holding a process"""
     env = slow_env(T)
-    a = Abusive(env, rcvbuf=4096)
+    a = Abusive(env, rcvbuf=4096, greet=False)
     s = a.conn.sock
     s.setblocking(False)
     chunk = b"NOOP\r\n" * 2000
@@ -612,7 +279,7 @@ def test_unread_replies(T):
     except subprocess.TimeoutExpired:
         rc = None
     waited = time.time() - t0
-    st = proc_status(a.proc.pid).get("State", "gone")
+    st = S.proc_status(a.proc.pid).get("State", "gone")
     wchan = ""
     try:
         with open("/proc/%d/wchan" % a.proc.pid) as f:
@@ -623,35 +290,31 @@ def test_unread_replies(T):
     check(rc is not None, "session still running %.0fs after the client stopped reading "
           "(sent %d bytes of NOOPs; session state %s, wchan %s): no write timeout" %
           (waited, sent, st, wchan))
-    return "sent=%dB ended_after=%.1fs " % (sent, waited) + a.end()
+    T.figs = "sent=%dB ended_after=%.1fs " % (sent, waited) + a.end()
 
 
-@test(30)
+@pytest.mark.bound(30)
 def test_nul_bytes(T):
     """NUL octets in commands: 500 5.5.2, the session stays in step"""
     env = slow_env(T)
-    a = Abusive(env)
+    a = Abusive(env, ehlo="nul.test")
     c = a.conn
-    c.expect(220)
-    c.cmd("EHLO nul.test", 250)
     for bad in (b"NOOP\x00\r\n", b"\x00\r\n", b"MAIL FROM:<a\x00@b.test>\r\n",
                 b"EHLO x\x00y\r\n", b"QUIT\x00\r\n"):
         c.send(bad)
-        c.expect(500, "500 5.5.2", what=repr(bad))
-    c.cmd("MAIL FROM:<a@b.test>", 250, "250 2.1.0", what="MAIL after the NULs")
-    c.cmd("QUIT", 221)
-    c.wait_eof(5)
-    return a.end()
+        c.expect(500, prefix="500 5.5.2", what=repr(bad))
+    c.cmd("MAIL FROM:<a@b.test>", 250, prefix="250 2.1.0", what="MAIL after the NULs")
+    c.quit()
+    c.read_to_eof(5)
+    T.figs = a.end()
 
 
-@test(40)
+@pytest.mark.bound(40)
 def test_binary_garbage(T):
     """1 MB of random bytes: error replies, 421 4.7.0 after error_limit (20)"""
     env = slow_env(T)
-    a = Abusive(env)
+    a = Abusive(env, ehlo="garbage.test")
     c = a.conn
-    c.expect(220)
-    c.cmd("EHLO garbage.test", 250)
     rng = random.Random(SUITE_SEED)
     garbage = bytes(rng.getrandbits(8) for _ in range(1 << 20))
     deadline = time.time() + 20
@@ -671,178 +334,158 @@ def test_binary_garbage(T):
     check(all(code is not None and 400 <= code < 600 for code, _ in errs),
           "non-error reply to garbage: %r" % [r for r in errs if not r[0] or r[0] < 400][:3])
     eq(len(errs), 20, "error replies before the 421")
-    return "errors=%d then %r sender=%s " % (len(errs), reps[-1][1][:40], sent_err) + a.end()
+    T.figs = "errors=%d then %r sender=%s " % (len(errs), reps[-1][1][:40], sent_err) + a.end()
 
 
-@test(30)
+@pytest.mark.bound(30)
 def test_lone_cr(T):
     """lone CRs never split or end a command: one 5xx reply per line;
     a lone CR in DATA rejects the message (554 5.6.0)"""
     env = slow_env(T)
-    a = Abusive(env)
+    a = Abusive(env, ehlo="cr.test")
     c = a.conn
-    c.expect(220)
-    c.cmd("EHLO cr.test", 250)
     bad = [b"NOOP\rQUIT\r\n", b"RSET\r\r\n", b"\r\r\r\n", b"QUIT\rNOOP\r\n",
            b"MAIL FROM:<a@b.test>\r SIZE=10\r\n", b"\rQUIT\r\n", b"HELO x\ry\r\n"]
     codes = []
     for b in bad:
         c.send(b)
-        code, lines = c.reply(timeout=5)
-        check(code is not None, "session closed after %r" % b)
-        codes.append(code)
-        check(500 <= code < 600, "%r got %r, want a 5xx" % (b, lines))
+        r = c.reply(timeout=5, eof_ok=True)
+        check(r is not None, "session closed after %r" % b)
+        codes.append(r.code)
+        check(500 <= r.code < 600, "%r got %r, want a 5xx" % (b, r.lines))
     c.cmd("NOOP", 250, what="NOOP after the lone CRs")
     # all of it pipelined in one write: exactly one reply per CR LF
     c.send(b"".join(bad) + b"NOOP\r\n")
     for b in bad:
-        code, lines = c.reply(timeout=5)
-        check(code is not None and 500 <= code < 600, "pipelined %r got %r" % (b, lines))
+        r = c.reply(timeout=5, eof_ok=True)
+        check(r is not None and 500 <= r.code < 600, "pipelined %r got %r" % (b, r))
     c.expect(250, what="pipelined NOOP")
-    c.cmd("MAIL FROM:<s@client.test>", 250)
-    c.cmd("RCPT TO:<bob@%s>" % DOMAIN, 250)
-    c.cmd("DATA", 354)
+    c.open_data("s@client.test", "bob@" + DOMAIN)
     c.send(b"Subject: cr\r\n\r\nline one\rstill line one\r\n.\r\n")
-    c.expect(554, "554 5.6.0", what="lone CR in DATA")
-    c.cmd("QUIT", 221)
-    c.wait_eof(5)
+    c.expect(554, prefix="554 5.6.0", what="lone CR in DATA")
+    c.quit()
+    c.read_to_eof(5)
     env.assert_nothing_stored(["bob"])
     spool_clean(env)
-    return "codes=%s " % codes + a.end()
+    T.figs = "codes=%s " % codes + a.end()
 
 
-@test(40)
+@pytest.mark.bound(40)
 def test_endless_line(T):
     """10 MB without LF: 500 5.5.2 Line too long when the LF comes, memory bounded"""
     env = slow_env(T)
-    a = Abusive(env)
+    a = Abusive(env, ehlo="long.test")
     c = a.conn
-    c.expect(220)
-    c.cmd("EHLO long.test", 250)
     t0 = time.time()
     block = b"A" * 65536
     c.sock.settimeout(20)
     for _ in range(160):                # 10 MiB
         c.sock.sendall(block)
     c.send(b"\r\n")
-    c.expect(500, "500 5.5.2 Line too long", timeout=10, what="10 MB line")
+    c.expect(500, prefix="500 5.5.2 Line too long", timeout=10, what="10 MB line")
     dt = time.time() - t0
     c.cmd("NOOP", 250, what="NOOP after the long line")
-    c.cmd("QUIT", 221)
-    c.wait_eof(5)
-    return "10MB_in=%.1fs " % dt + a.end()
+    c.quit()
+    c.read_to_eof(5)
+    T.figs = "10MB_in=%.1fs " % dt + a.end()
 
 
-@test(30)
+@pytest.mark.bound(30)
 def test_half_close(T):
     """EHLO, MAIL, then SHUT_WR: both replied to, clean end, spool empty"""
     env = slow_env(T)
     a = Abusive(env)
     c = a.conn
-    c.expect(220)
     c.send(b"EHLO half.test\r\nMAIL FROM:<a@b.test>\r\n")
     c.sock.shutdown(socket.SHUT_WR)
-    c.expect(250, "250-mx.test", what="EHLO")
-    c.expect(250, "250 2.1.0", what="MAIL")
-    rest = c.wait_eof(5)
+    c.expect(250, prefix="250-mx.test", what="EHLO")
+    c.expect(250, prefix="250 2.1.0", what="MAIL")
+    rest = c.read_to_eof(5)
     eq(rest, b"", "bytes after the MAIL reply")
     figs = a.end()
     spool_clean(env)
-    check("reason=eof" in env.log(), "no 'lost ... reason=eof' log line")
-    return figs
+    check(S.LOG.EOF in env.log(), "no 'lost ... reason=eof' log line")
+    T.figs = figs
 
 
-@test(30)
+@pytest.mark.bound(30)
 def test_half_close_in_data(T):
     """SHUT_WR in the middle of DATA: no 250, nothing in new/, spool empty"""
     env = slow_env(T)
-    a = Abusive(env)
+    a = Abusive(env, ehlo="half.test")
     c = a.conn
-    c.expect(220)
-    c.cmd("EHLO half.test", 250)
-    c.cmd("MAIL FROM:<a@b.test>", 250)
-    c.cmd("RCPT TO:<bob@%s>" % DOMAIN, 250)
-    c.cmd("DATA", 354)
+    c.open_data("a@b.test", "bob@" + DOMAIN)
     c.send(b"Subject: cut\r\n\r\n" + b"x" * 100000 + b"\r\nthe end is not com")
     c.sock.shutdown(socket.SHUT_WR)
-    rest = c.wait_eof(5)
+    rest = c.read_to_eof(5)
     check(b"250" not in rest, "got %r after a half-closed DATA" % rest)
     figs = a.end(honest=False)
     env.assert_nothing_stored(["bob"])
     spool_clean(env)
-    check("stage=data" in env.log(), "no 'lost ... stage=data' log line")
-    return figs + " honest=%.2fs" % honest_delivery(env)
+    check(S.LOG.LOST_IN_DATA in env.log(), "no 'lost ... during data' log line")
+    T.figs = figs + " honest=%.2fs" % honest_delivery(env)
 
 
 # ---------------------------------------------------------------- supervisor
 
 def has_setting(name):
     """does this smtpd know the setting? (the code base moves)"""
-    try:
-        out = subprocess.run([harness.SMTPD, "-h"], stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, timeout=10).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return re.search(rb"^\s+%s\s" % name.encode(), out, re.M) is not None
+    rc, out, err = S.run([S.smtpd_path(), "-h"], timeout=10)
+    return re.search(r"^\s+%s\s" % name, out + err, re.M) is not None
 
 
-def start_supervisor(T, env, opts, port=None):
-    port = port or free_port()
-    argv = env.argv(opts, flags=("-e", "-l", "127.0.0.1:%d" % port))
-    p = T.spawn_group(argv, env.log_path, env.environ())
-    end = time.time() + 10
-    while True:
-        if p.poll() is not None:
-            raise TestFailure("supervisor exited with %r: %s" % (p.returncode, env.log()[-500:]))
-        try:
-            c = Conn(port, timeout=5)
-            try:
-                c.expect(220, what="supervisor greeting")
-                c.cmd("QUIT", 221)
-            finally:
-                c.close()
-            return p, port
-        except (OSError, TestFailure):
-            if time.time() > end:
-                raise TestFailure("supervisor not serving on port %d" % port)
-            time.sleep(0.1)
+def start_supervisor(env, opts):
+    """the prefork supervisor on a free port, serving (a greeting, QUIT)"""
+    p, port = env.supervisor(opts)
+    c = S.connect(port, ehlo=None, timeout=5)
+    c.cmd("QUIT", 221)
+    c.close()
+    return p, port
 
 
-@test(90)
+def term_supervisor(p, timeout):
+    """SIGTERM to the supervisor alone; its exit status (None: still running)
+    and the processes of its group (zombies too) left right after it exited"""
+    p.kill(signal.SIGTERM)
+    rc = p.wait(timeout)
+    return rc, S.group_members(p.pid, zombies=True) if rc is not None else []
+
+
+@pytest.mark.bound(90)
 def test_idle_connections_supervisor(T):
     """300 idle connections; a new client is still served in seconds"""
     env = T.env(start=False)
-    p, port = start_supervisor(T, env, {"max_sessions": "400", "max_per_addr": "400",
+    p, port = start_supervisor(env, {"max_sessions": "400", "max_per_addr": "400",
                                         "cmd_timeout": "30", "workers": "4",
                                         "queue_interval": "0", "shutdown_grace": "2"})
-    base = len(children(p.pid))
+    base = len(S.children(p.pid))
     conns = []
     t0 = time.time()
     try:
         for _ in range(300):
-            conns.append(Conn(port, timeout=30))
+            conns.append(S.Client(port, timeout=30))
         greeted = 0
         end = time.time() + 45
         for c in conns:
             c.expect(220, timeout=max(0.5, end - time.time()), what="greeting %d" % greeted)
             greeted += 1
         t_greet = time.time() - t0
-        peak = len(children(p.pid))
+        peak = len(S.children(p.pid))
         env.port = port
         dt = honest_delivery(env, limit=5.0)
     finally:
         for c in conns:
             c.close()
     end = time.time() + 15
-    n = len(children(p.pid))
+    n = len(S.children(p.pid))
     while n > 4 and time.time() < end:
         time.sleep(0.2)
-        n = len(children(p.pid))
+        n = len(S.children(p.pid))
     t_settle = time.time()
-    left = stop_group(p, grace=10)
-    check(p.returncode == 0, "supervisor exit status %r after SIGTERM" % p.returncode)
+    rc, left = term_supervisor(p, 10)
+    check(rc == 0, "supervisor exit status %r after SIGTERM" % rc)
     check(not left, "processes of the supervisor's group left after it exited: %r" % left)
-    return ("idle=300 greeted_in=%.1fs workers_before=%d peak_workers=%d honest=%.2fs "
+    T.figs = ("idle=300 greeted_in=%.1fs workers_before=%d peak_workers=%d honest=%.2fs "
             "workers_after_close=%d (settled in %.1fs)" %
             (t_greet, base, peak, dt, n, t_settle - (end - 15)))
 
@@ -870,10 +513,10 @@ def smtp_send(c, a, data):
     """one transaction on an open Conn; returns the end-of-data reply line"""
     def cmd(line):
         c.send(line + "\r\n")
-        code, lines = c.reply()
-        if code is None:
+        r = c.reply(eof_ok=True)
+        if r is None:
             raise Broken("eof after %s" % line.split()[0])
-        return code, lines[-1]
+        return r.code, r.lines[-1]
     code, l = cmd("MAIL FROM:<robust@client.test>")
     if code != 250:
         return l
@@ -886,10 +529,10 @@ def smtp_send(c, a, data):
     if code != 354:
         return l
     c.send(data + b".\r\n")
-    code, lines = c.reply()
-    if code is None:
+    r = c.reply(eof_ok=True)
+    if r is None:
         raise Broken("eof after the data")
-    return lines[-1]
+    return r.lines[-1]
 
 
 QUEUED_RE = re.compile(r"^250 2\.0\.0 Ok: queued as ([A-Za-z0-9]+)$")
@@ -946,16 +589,14 @@ class Stream:
         return not any(t.is_alive() for t in self.threads)
 
     def connect(self):
-        c = Conn(self.port, timeout=10)
-        code, lines = c.reply()
-        if code != 220:
-            c.close()
-            raise Broken("greeting %r" % lines)
-        c.send("EHLO robust.test\r\n")
-        code, lines = c.reply()
-        if code != 250:
-            c.close()
-            raise Broken("EHLO %r" % lines)
+        c = S.Client(self.port, timeout=10)
+        for line, code in ((None, 220), ("EHLO robust.test", 250)):
+            if line:
+                c.send(line + "\r\n")
+            r = c.reply(eof_ok=True)
+            if r is None or r.code != code:
+                c.close()
+                raise Broken("%s %r" % (line or "greeting", r))
         return c
 
     def client(self, k, seed):
@@ -1025,14 +666,14 @@ class Killer(threading.Thread):
     def run(self):
         try:
             while not self.ev.wait(self.rnd.uniform(0.02, 0.1)):
-                workers = children(self.sup)
+                workers = S.children(self.sup)
                 cands = [(w, "worker", self.sup) for w in workers]
                 for w in workers:
-                    cands += [(d, "deliverer", w) for d in children(w)]
+                    cands += [(d, "deliverer", w) for d in S.children(w)]
                 if not cands:
                     continue
                 pid, kind, parent = self.rnd.choice(cands)
-                if pid == self.sup or ppid_of(pid) != parent:
+                if pid == self.sup or (S.proc_stat(pid) or (0, 0))[1] != parent:
                     continue            # gone (or a recycled pid): skip
                 try:
                     os.kill(pid, signal.SIGKILL)
@@ -1099,7 +740,7 @@ def spool_leftovers(spool):
     return data, tmps, queued
 
 
-@test(200)
+@pytest.mark.bound(200)
 def test_crash_durability(T):
     """stream messages while workers and deliverers are SIGKILLed at
     random; every 250 must be in each recipient's new/ exactly once
@@ -1112,7 +753,7 @@ def test_crash_durability(T):
     if has_setting("spool_memory"):
         # messages over 64 KiB are spooled on disk: both spool paths get killed
         sup_opts["spool_memory"] = "65536"
-    p, port = start_supervisor(T, env, sup_opts)
+    p, port = start_supervisor(env, sup_opts)
     seed = SUITE_SEED
     t0 = time.time()
     stream = Stream(port, users, min_msgs=500, seconds=STREAM_SECONDS, nthreads=6, seed=seed,
@@ -1138,13 +779,10 @@ def test_crash_durability(T):
         fails.append("supervisor did not serve a session after the kills: %s" % e)
 
     # stop the supervisor; its whole group must be gone
-    p.send_signal(signal.SIGTERM)
-    try:
-        p.wait(timeout=20)
-    except subprocess.TimeoutExpired:
+    if term_supervisor(p, 20)[0] is None:
         raise TestFailure("supervisor still running 20 s after SIGTERM")
     time.sleep(0.5)
-    left = [x for x in pgroup_members(p.pid) if alive(x)]
+    left = S.group_members(p.pid)
     if left:
         fails.append("processes left in the supervisor's group after it exited: %r" % left)
     t_stop = time.time()
@@ -1162,7 +800,7 @@ def test_crash_durability(T):
         path = os.path.join(env.spool, n)
         with open(path, "wb") as f:
             f.write(b"Return-Path: <x@y>\nleftover\n")
-        if harness.IS_ROOT:
+        if S.IS_ROOT:
             os.chown(path, SESSION_UID, SESSION_GID)
         os.utime(path, (old, old))
 
@@ -1196,7 +834,7 @@ def test_crash_durability(T):
     rcpt250 = sum(len(a.rcpts) for a in got250)
     found250 = sum(1 for a in got250 for r in a.rcpts
                    if (r.split("@")[0], a.token) in after)
-    T.figs = ("msgs=%d attempts=%d got250=%d(msgs %d, rcpt-copies %d) found=%d "
+    T.figs = ("seed=%d " % seed) + ("msgs=%d attempts=%d got250=%d(msgs %d, rcpt-copies %d) found=%d "
               "found_only_after_q=%d delivered_without_250=%d gave_up=%d "
               "kills=%d+%d(worker+deliverer) stream=%.0fs spool_before_q: data=%d tmp=%d "
               "queued=%d" %
@@ -1235,7 +873,7 @@ def test_crash_durability(T):
         for path in (plant, young):
             with open(path, "wb") as f:
                 f.write(b"partial")
-            if harness.IS_ROOT:
+            if S.IS_ROOT:
                 os.chown(path, MAIL_UID, MAIL_GID)
         aged = [n for n in os.listdir(tmpd) if n != os.path.basename(young)]
         then = time.time() - 37 * 3600
@@ -1272,7 +910,7 @@ def describe_dups(env, dup, after):
     log = env.log()
     unlogged = 0
     for a, u in dup:
-        if any(fn not in log for fn in after[(u, a.token)]):
+        if any(S.LOG.file_name(fn) not in log for fn in after[(u, a.token)]):
             unlogged += 1
     a, u = dup[0]
     return (" | %d of %d duplicated copies have a file no delivery log line names "
@@ -1288,8 +926,8 @@ def measured_delivery(env, size, rnd):
     n = len(env.procs)
     token = "MEM%d" % size
     msg = make_message(token, ["alice@%s" % DOMAIN], size, rnd)
-    c = Conn(env.port, timeout=60)
-    p = next_session(env, n)
+    c = S.Client(env.port, timeout=60)
+    p = env.next_session(n)
     sampler = HwmSampler(p.pid)
     sampler.start()
     try:
@@ -1300,9 +938,9 @@ def measured_delivery(env, size, rnd):
         c.cmd("DATA", 354)
         c.sock.settimeout(60)
         c.sock.sendall(msg + b".\r\n")
-        c.expect(250, "250 2.0.0 Ok: queued as", timeout=60, what="end of %d-octet data" % size)
+        c.expect(250, prefix="250 2.0.0 Ok: queued as", timeout=60, what="end of %d-octet data" % size)
         sampler.sample()                # final figures: before QUIT, both alive
-        dkids = children(p.pid)
+        dkids = S.children(p.pid)
         check(dkids, "session has no deliverer child to measure")
         c.cmd("QUIT", 221)
         wait_exit(p, 10)
@@ -1316,7 +954,8 @@ def measured_delivery(env, size, rnd):
     return sampler.session_kb, sampler.deliverer_kb, len(msg)
 
 
-@test(90)
+@pytest.mark.memory
+@pytest.mark.bound(90)
 def test_memory_bound(T):
     """peak RSS with a 50 MB message is within 1 MB of a 4 KB message's"""
     env = T.env(opts={"size_limit": "100000000"})
@@ -1330,81 +969,5 @@ def test_memory_bound(T):
           (s_big - s_small))
     check(d_big - d_small <= 1024, "deliverer peak RSS grew by %d kB with a 50 MB message" %
           (d_big - d_small))
-    return figs
 
 
-# ---------------------------------------------------------------- runner
-
-class Timeout(Exception):
-    pass
-
-
-def on_alarm(_sig, _frame):
-    raise Timeout("test took longer than its time bound")
-
-
-def one_line(s, limit=900):
-    s = " ".join(str(s).split())
-    return s if len(s) <= limit else s[:limit] + "..."
-
-
-def main(argv):
-    if len(argv) < 2:
-        print("usage: run.py ./smtpd [name ...]", file=sys.stderr)
-        return 2
-    smtpd = os.path.abspath(argv[1])
-    harness.SMTPD = smtpd
-    wanted = argv[2:]
-    tests = [t for t in TESTS if not wanted or any(w in t.__name__ for w in wanted)]
-    passed = failed = 0
-    t_start = time.time()
-    signal.signal(signal.SIGALRM, on_alarm)
-    print("# seed %d (ROBUST_SEED=%d to repeat)" % (SUITE_SEED, SUITE_SEED), flush=True)
-    for fn in tests:
-        name = fn.__name__[len("test_"):]
-        if not os.access(smtpd, os.X_OK):
-            print("FAIL %s: %s is not an executable file" % (name, smtpd))
-            failed += 1
-            continue
-        ctx = Context(name)
-        t0 = time.time()
-        status, reason, figs = "PASS", "", ""
-        signal.alarm(fn.seconds)
-        try:
-            figs = fn(ctx) or ""
-            figs = ctx.figs if not figs else figs
-        except (TestFailure, Timeout) as e:
-            status, reason = "FAIL", str(e)
-        except Exception as e:          # noqa: BLE001  a test bug or crash
-            tb = traceback.extract_tb(e.__traceback__)[-1]
-            status, reason = "FAIL", "%s: %s (at %s:%d)" % (
-                type(e).__name__, e, os.path.basename(tb.filename), tb.lineno)
-        finally:
-            signal.alarm(0)
-        try:
-            logs = ctx.finish(status == "PASS")
-        except Exception as e:          # noqa: BLE001
-            logs = [str(e)]
-        dt = time.time() - t0
-        if status == "PASS":
-            passed += 1
-            print("PASS %s (%.1fs) %s" % (name, dt, one_line(figs)))
-        else:
-            failed += 1
-            line = "FAIL %s (%.1fs): %s" % (name, dt, one_line(reason, 2500))
-            if ctx.figs:
-                line += " | figures: " + one_line(ctx.figs)
-            if logs:
-                line += " | smtpd log tail: " + one_line(" / ".join(logs)[-1200:], 1200)
-            kept = [e.dir for e in ctx.envs]
-            if kept:
-                line += " | kept " + " ".join(kept)
-            print(line)
-        sys.stdout.flush()
-    print("# %d tests in %.1fs" % (len(tests), time.time() - t_start))
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))

@@ -1,16 +1,12 @@
-#!/usr/bin/env python3
-"""run.py - smtpd's launch-mode tests: the prefork supervisor (IPv4 and
+"""t_launch.py - smtpd's launch modes: the prefork supervisor (IPv4 and
 IPv6, caps, signals, detach), systemd socket activation (Accept=yes and
 Accept=no), tcpserver, xinetd, HAProxy and raw PROXY v1/v2 headers, and
 every file in etc/.
 
-Usage: python3 tests/launch/run.py ./smtpd [TEST-NAME-SUBSTRING...]
 Needs: tests/install-deps.sh (systemd-socket-activate, tcpserver,
-xinetd, haproxy).  Runs as root (deliveries use uid 65534) or not.
-Prints one line per test and ends with "N passed, M failed" (plus
-", K skipped" when a tool is missing); exit status 1 on any failure.
+xinetd, haproxy).  Runs as root (deliveries as another uid) or not.
 Every process a test starts is stopped (its process group killed) after
-the test, pass or fail.
+the test, pass or fail; a test that leaves one running fails.
 """
 import os
 import re
@@ -20,30 +16,20 @@ import smtplib
 import struct
 import socket
 import subprocess
-import sys
 import threading
 import time
-import traceback
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import launchlib as L                                    # noqa: E402
-from launchlib import (Client, TestFailure, Skip, World, check, eq,   # noqa: E402
-                       deliver_one, token, message)
+import smtptest as S
+from smtptest import LOG, TestFailure, check, eq
 
-TEST_TIMEOUT = 90       # hard limit for one test, seconds
-TESTS = []
-
-
-def test(fn):
-    TESTS.append(fn)
-    return fn
+BOUND = 90              # seconds a test may take
 
 
 # ---------------------------------------------------------------- helpers
 
 def worker_pids(sup):
     """the supervisor's direct children that are workers (not the queue run)"""
-    return [p for p in L.children(sup.pid) if L.alive(p)]
+    return [p for p in S.children(sup.pid) if S.alive(p)]
 
 
 def wait_workers(sup, n, timeout=10, exclude=()):
@@ -59,8 +45,8 @@ def wait_workers(sup, n, timeout=10, exclude=()):
 
 def zombies(pid):
     out = []
-    for k in L.children(pid):
-        st = L.proc_stat(k)
+    for k in S.children(pid):
+        st = S.proc_stat(k)
         if st and st[0] == "Z":
             out.append(k)
     return out
@@ -92,28 +78,16 @@ def ps_children(pid):
         return repr(e)
 
 
-def stop_supervisor(w, sup, timeout=10):
-    """SIGTERM; exit status 0 within timeout; no process of its group left"""
-    sup.kill(signal.SIGTERM)
-    rc = sup.wait(timeout)
-    check(rc is not None, "supervisor still running %ss after SIGTERM; log:\n%s" %
-          (timeout, w.log_tail()))
-    eq(rc, 0, "supervisor exit status")
-    check(L.wait_gone(sup.members(), 5), "processes left after the supervisor exited: %r"
-          % [(p, L.cmdline(p)[:1]) for p in sup.members()])
-    w.wait_log(r"supervisor result=stopped", 5)
-
-
 def smtplib_send(port, tok, host="127.0.0.1", conn=None, helo="client.test"):
     """one message via smtplib; returns (conn, code, text)"""
     if conn is None:
         conn = smtplib.SMTP(host, port, local_hostname=helo, timeout=30)
         conn.ehlo()
     conn.mail("sender@client.test")
-    code, resp = conn.rcpt("alice@%s" % L.DOMAIN)
+    code, resp = conn.rcpt("alice@%s" % S.DOMAIN)
     if code != 250:
         return conn, code, resp.decode()
-    code, resp = conn.data(message(tok))
+    code, resp = conn.data(S.message(tok))
     return conn, code, resp.decode()
 
 
@@ -137,7 +111,7 @@ def proxy_v2(src, dst="127.0.0.1", sport=4000, dport=25, cmd=0x21, tlv=b""):
 
 def raw_conn(port, header, src=None, host="127.0.0.1"):
     s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    s.settimeout(L.TIMEOUT)
+    s.settimeout(S.TIMEOUT)
     if src:
         s.bind((src, 0))
     s.connect((host, port))
@@ -147,42 +121,29 @@ def raw_conn(port, header, src=None, host="127.0.0.1"):
 
 
 def closed_without_greeting(sock, timeout=10):
-    c = Client(0, sock=sock)
+    c = S.Client(0, sock=sock)
     data = c.read_to_eof(timeout)
     c.close()
     eq(data, b"", "bytes before the server closed")
 
 
-def start_with_port(w, make_argv, name, fam=4, retries=5, **kw):
-    """start argv(port) and wait until the port listens; retry on collision"""
-    for _ in range(retries):
-        port = L.free_port(v6=(fam == 6), v4=(fam == 4))
-        pr = w.start(make_argv(port), name=name, **kw)
-        if L.wait_listen(port, fam, proc=pr) and pr.poll() is None:
-            return pr, port
-        pr.stop()
-    raise TestFailure("%s did not start listening; log:\n%s" % (name, w.log_tail()))
-
-
 # ---------------------------------------------------------------- supervisor
 
-@test
-def supervisor_ipv4_and_ipv6():
-    w = World("v4v6")
+def test_supervisor_ipv4_and_ipv6(T):
+    w = T.world("v4v6")
     sup, port = w.supervisor({"workers": 2}, v6=True)
-    w.wait_log(r"listen address=127\.0\.0\.1:%d" % port)
-    w.wait_log(r"listen address=\[::1\]:%d" % port)
-    deliver_one(w, port, "127.0.0.1")
-    deliver_one(w, port, "::1")
-    w.wait_log(r"connect client=127\.0\.0\.1$")
-    w.wait_log(r"connect client=::1$")
+    w.wait_log(LOG.listening("127.0.0.1:%d" % port))
+    w.wait_log(LOG.listening("[::1]:%d" % port))
+    w.deliver_one(port, "127.0.0.1")
+    w.deliver_one(port, "::1")
+    w.wait_log(LOG.connect("127.0.0.1"))
+    w.wait_log(LOG.connect("::1"))
     eq(len(w.files()), 2, "files stored")
-    stop_supervisor(w, sup)
+    w.stop_supervisor(sup)
 
 
-@test
-def concurrent_50_clients_500_messages():
-    w = World("c500")
+def test_concurrent_50_clients_500_messages(T):
+    w = T.world("c500")
     sup, port = w.supervisor({"max_sessions": 64, "max_per_addr": 64, "workers": 4})
     results, errors, busy421 = [], [], []
     lock = threading.Lock()
@@ -191,7 +152,7 @@ def concurrent_50_clients_500_messages():
         conn = None
         try:
             for j in range(10):
-                tok = "c%02dm%d-%s" % (i, j, token())
+                tok = "c%02dm%d-%s" % (i, j, S.token())
                 # even clients keep one session for 10 messages; odd ones
                 # open a session per message.  A 421 at connect is retried
                 # (as any SMTP client would) and counted: with 50 clients
@@ -226,7 +187,7 @@ def concurrent_50_clients_500_messages():
     for t in threads:
         t.join(max(1, 120 - (time.time() - t0)))
     check(not any(t.is_alive() for t in threads), "clients still running after 120 s")
-    stopping = [l for l in w.log().splitlines() if "stopping" in l]
+    stopping = [l for l in w.log().splitlines() if LOG.STOPPING in l]
     check(not stopping, "the supervisor stopped by itself during the run (no SIGTERM sent): "
           "%r; %d client errors, e.g. %s" % (stopping, len(errors), errors[:1]))
     check(not errors, "client errors: %s" % errors[:5])
@@ -237,84 +198,79 @@ def concurrent_50_clients_500_messages():
     eq(len(files), 500, "files in new/")
     by_token = {}
     for fn, data in files:
-        m, rest = L.parse_stored(data)
-        tok = rest.split(b"\n", 6)[5].split(b" ", 1)[1].decode()     # "token TOK"
+        m, rest = S.parse_stored(data)
+        tok = S.token_of(rest)
         by_token.setdefault(tok, []).append((fn, data, m))
     qids = set()
     for tok, code, text in results:
         got = by_token.get(tok, [])
         eq(len(got), 1, "files holding %s" % tok)
         fn, data, m = got[0]
-        L.check_stored(data, tok)
+        S.check_token(data, tok)
         qid = text.rsplit(" ", 1)[1]
         eq(m.group("qid"), qid, "Received id of %s" % tok)
         qids.add(qid)
     eq(len(by_token), 500, "distinct tokens on disk")
     eq(len(qids), 500, "distinct queue ids")
-    w.wait_log(r"result=accepted reply=\"250 ", count=500)
-    check("died" not in w.log(), "a worker died:\n" + w.log_tail())
-    print("    (500 messages in %.1f s)" % (time.time() - t0))
+    w.wait_log(LOG.MESSAGE_OK, count=500)
+    check(LOG.DIED not in w.log(), "a worker died:\n" + w.log_tail())
+    T.figs = ("500 messages in %.1f s" % (time.time() - t0))
     check(not busy421, "500 messages stored intact, but %d connections got a 421 with at "
           "most 50 sessions open (max_sessions=64, max_per_addr=64): %s" %
           (len(busy421), busy421[:2]))
-    stop_supervisor(w, sup)
+    w.stop_supervisor(sup)
 
 
-@test
-def per_address_cap():
-    w = World("peraddr")
+def test_per_address_cap(T):
+    w = T.world("peraddr")
     sup, port = w.supervisor({"max_per_addr": 2, "workers": 4}, v6=True)
-    a = Client(port)
+    a = S.Client(port)
     a.greeting()
-    b = Client(port)
+    b = S.Client(port)
     b.greeting()
-    c = Client(port)
+    c = S.Client(port)
     r = c.reply()
     eq(r.text, "421 4.7.0 Too many connections, try again later", "third session's reply")
     eq(c.read_to_eof(5), b"", "after the 421")
     c.close()
-    w.wait_log(r"refused client=127\.0\.0\.1 reason=connection-limit$")
+    w.wait_log(LOG.refused("127.0.0.1", "connection-limit"))
     # another address is not counted with 127.0.0.1
-    v6 = Client(port, "::1")
+    v6 = S.Client(port, "::1")
     v6.greeting()
-    v6.cmd("QUIT", 221)
-    v6.close()
+    v6.bye()
     # after one closes, a new one is served
     a.cmd("QUIT", 221)
     a.read_to_eof(5)
     a.close()
     # the worker tells the supervisor it is free only after closing the
     # client's socket, so wait for its log line before the strict check
-    w.wait_log(r"disconnect client=127\.0\.0\.1 helo=-", 5)
+    w.wait_log(LOG.disconnect("127.0.0.1", "-"), 5)
     end = time.time() + 5
     while True:
-        d = Client(port)
+        d = S.Client(port)
         r = d.reply()
         if r.code == 220 or time.time() > end:
             break
         d.close()
         time.sleep(0.1)
     eq(r.code, 220, "greeting after one session closed (%s)" % r.text)
-    d.cmd("QUIT", 221)
-    d.close()
-    b.cmd("QUIT", 221)
-    b.close()
-    stop_supervisor(w, sup)
+    d.bye()
+    b.bye()
+    w.stop_supervisor(sup)
 
 
-@test
-def all_workers_busy_backlog():
-    w = World("busy")
+def test_all_workers_busy_backlog(T):
+    w = T.world("busy")
     sup, port = w.supervisor({"workers": 1, "max_sessions": 3, "max_per_addr": 10})
     held = []
     for i in range(3):
-        c = Client(port)
+        c = S.Client(port)
         r = c.reply(timeout=5)
         eq(r.code, 220, "held session %d greeting" % i)
         held.append(c)
     wait_workers(sup, 3)
-    fourth = Client(port)         # connect() completes: the kernel's backlog
-    check(fourth.nothing_within(1.5),
+    fourth = S.Client(port)         # connect() completes: the kernel's backlog
+    check(fourth.nothing_pending(1.5),
           "4th connection got %r while 3 sessions (max_sessions=3) are held" % fourth.buf)
     eq(len(worker_pids(sup)), 3, "workers (max_sessions caps them)")
     held[0].cmd("QUIT", 221)
@@ -322,16 +278,15 @@ def all_workers_busy_backlog():
     t0 = time.time()
     r = fourth.reply(timeout=5)
     eq(r.code, 220, "4th connection's greeting after one session closed")
-    print("    (4th served %.2f s after one closed)" % (time.time() - t0))
+    T.figs = ("4th served %.2f s after one closed" % (time.time() - t0))
     fourth.cmd("QUIT", 221)
     for c in held[1:] + [fourth]:
         c.close()
-    stop_supervisor(w, sup)
+    w.stop_supervisor(sup)
 
 
-@test
-def sigterm_during_burst():
-    w = World("burst")
+def test_sigterm_during_burst(T):
+    w = T.world("burst")
     grace = 3
     sup, port = w.supervisor({"workers": 4, "max_sessions": 32, "max_per_addr": 32,
                               "shutdown_grace": grace})
@@ -343,7 +298,7 @@ def sigterm_during_burst():
         n = 0
         while not stop.is_set() and n < 200:
             n += 1
-            tok = "b%02d-%d-%s" % (i, n, token())
+            tok = "b%02d-%d-%s" % (i, n, S.token())
             try:
                 conn, code, text = smtplib_send(port, tok)
                 try:
@@ -366,7 +321,7 @@ def sigterm_during_burst():
     while time.time() < end and len(accepted) < 40:
         time.sleep(0.05)
     check(len(accepted) >= 40, "only %d messages accepted before SIGTERM" % len(accepted))
-    check(sup.poll() is None and "stopping" not in w.log(),
+    check(sup.poll() is None and LOG.STOPPING not in w.log(),
           "the supervisor was stopping before the test sent SIGTERM:\n" + w.log_tail())
     t0 = time.time()
     sup.kill(signal.SIGTERM)
@@ -375,7 +330,7 @@ def sigterm_during_burst():
     check(rc is not None, "supervisor still running %.1f s after SIGTERM" % took)
     eq(rc, 0, "exit status")
     check(took <= grace + 3, "supervisor took %.1f s to stop (grace %d)" % (took, grace))
-    check(L.wait_gone(sup.members(), 3), "processes left: %r" % sup.members())
+    check(S.wait_gone(sup.members(), 3), "processes left: %r" % sup.members())
     stop.set()
     for t in threads:
         t.join(35)
@@ -383,8 +338,8 @@ def sigterm_during_burst():
     files = w.read_new()
     count = {}
     for fn, data in files:
-        m, rest = L.parse_stored(data)
-        tok = rest.split(b"\n", 6)[5].split(b" ", 1)[1].decode()
+        m, rest = S.parse_stored(data)
+        tok = S.token_of(rest)
         count[tok] = count.get(tok, 0) + 1
     dup = [t for t, n in count.items() if n > 1]
     check(not dup, "messages stored twice: %r" % dup[:5])
@@ -393,32 +348,30 @@ def sigterm_during_burst():
           (len(missing), missing[:5]))
     stored = {}
     for fn, data in files:
-        stored[L.parse_stored(data)[1].split(b"\n", 6)[5].split(b" ", 1)[1].decode()] = data
+        stored[S.token_of(S.parse_stored(data)[1])] = data
     for tok, _c, _t in accepted:
-        L.check_stored(stored[tok], tok)
-    print("    (%d accepted, %d refused/failed, %d files, stopped in %.1f s)" %
+        S.check_token(stored[tok], tok)
+    T.figs = ("%d accepted, %d refused/failed, %d files, stopped in %.1f s" %
           (len(accepted), len(other), len(files), took))
 
 
-@test
-def sigterm_idle_session_gets_421():
-    w = World("term421")
+def test_sigterm_idle_session_gets_421(T):
+    w = T.world("term421")
     sup, port = w.supervisor({"shutdown_grace": 2, "workers": 2})
-    idle = Client(port)
+    idle = S.Client(port)
     idle.greeting()
     idle.cmd("EHLO client.test", 250)
-    busy = Client(port)           # mid-transaction: must be able to finish
+    busy = S.Client(port)           # mid-transaction: must be able to finish
     busy.greeting()
     busy.cmd("EHLO client.test", 250)
     busy.cmd("MAIL FROM:<s@client.test>", 250)
-    busy.cmd("RCPT TO:<alice@%s>" % L.DOMAIN, 250)
+    busy.cmd("RCPT TO:<alice@%s>" % S.DOMAIN, 250)
     t0 = time.time()
     sup.kill(signal.SIGTERM)
-    w.wait_log(r"stopping grace=2", 3)
-    tok = token()
+    w.wait_log(LOG.grace(2), 3)
+    tok = S.token()
     busy.cmd("DATA", 354)
-    busy.send(message(tok).replace(b"\r\n.", b"\r\n..") + b".\r\n")
-    r = busy.reply()
+    r = busy.end_data(S.message(tok), code=None)
     eq(r.code, 250, "DATA during the grace time (%s)" % r.text)
     r = idle.reply(timeout=6)
     took = time.time() - t0
@@ -426,33 +379,32 @@ def sigterm_idle_session_gets_421():
           "idle session got %r" % r.text)
     check(took <= 3.5, "421 came %.2f s after SIGTERM (grace 2)" % took)
     eq(idle.read_to_eof(5), b"", "after the 421")
-    w.wait_log(r"lost client=127\.0\.0\.1 reason=shutdown")
+    w.wait_log(LOG.lost("127.0.0.1", "shutdown"))
     rc = sup.wait(8)
     check(rc is not None, "supervisor still running")
     eq(rc, 0, "exit status")
-    check(L.wait_gone(sup.members(), 3), "processes left: %r" % sup.members())
-    eq(len(L.find_token(w, tok)), 1, "message finished in the grace time stored")
-    print("    (421 after %.2f s)" % took)
+    check(S.wait_gone(sup.members(), 3), "processes left: %r" % sup.members())
+    eq(len(w.find_token(tok)), 1, "message finished in the grace time stored")
+    T.figs = ("421 after %.2f s" % took)
 
 
-@test
-def new_connection_during_grace_not_left_hanging():
+def test_new_connection_during_grace_not_left_hanging(T):
     # SIGTERM means "stop accepting": a client connecting during the grace
     # time must be refused (or closed) at once, not be accepted by the
     # kernel and left without a greeting until the grace time is over.
-    w = World("grace-new")
+    w = T.world("grace-new")
     grace = 4
     sup, port = w.supervisor({"shutdown_grace": grace, "workers": 2})
-    held = Client(port)
+    held = S.Client(port)
     held.greeting()
     held.cmd("EHLO client.test", 250)
     sup.kill(signal.SIGTERM)
-    w.wait_log(r"stopping", 3)
+    w.wait_log(LOG.STOPPING, 3)
     time.sleep(0.2)
     t0 = time.time()
     how, waited = None, 0.0
     try:
-        c = Client(port, timeout=grace + 4)
+        c = S.Client(port, timeout=grace + 4)
     except ConnectionRefusedError:
         how = "refused"
     else:
@@ -472,91 +424,82 @@ def new_connection_during_grace_not_left_hanging():
           "connection made during the grace time (shutdown_grace=%d) was %s" % (grace, how))
 
 
-@test
-def killed_worker_is_replaced():
-    w = World("kill")
+def test_killed_worker_is_replaced(T):
+    w = T.world("kill")
     sup, port = w.supervisor({"workers": 2})
     ws = wait_workers(sup, 2)
     victim = ws[0]
-    family = [victim] + L.descendants(victim)      # the worker and its deliverer
+    family = [victim] + S.descendants(victim)      # the worker and its deliverer
     os.kill(victim, signal.SIGKILL)
-    w.wait_log(r"worker pid=%d result=died status=9" % victim, 5)
+    w.wait_log(LOG.worker_died(victim, 9), 5)
     ws2 = wait_workers(sup, 2, exclude=(victim,))
     check(victim not in ws2, "victim still listed")
-    check(L.wait_gone(family, 5), "the killed worker's deliverer lingers: %r" %
-          [p for p in family if L.alive(p)])
+    check(S.wait_gone(family, 5), "the killed worker's deliverer lingers: %r" %
+          [p for p in family if S.alive(p)])
     for _ in range(4):            # every worker, new ones included, serves
-        deliver_one(w, port)
+        w.deliver_one(port)
     check_no_zombies(sup)
-    stop_supervisor(w, sup)
+    w.stop_supervisor(sup)
 
 
-@test
-def sighup_reloads_without_dropping_sessions():
-    w = World("hup")
+def test_sighup_reloads_without_dropping_sessions(T):
+    w = T.world("hup")
     conf = w.write_config(extra={"hostname": "one.test", "workers": 2})
-    sup, port = start_with_port(
-        w, lambda p: [L.SMTPD, "-c", conf, "-l", "127.0.0.1:%d" % p], "supervisor")
-    w.wait_log(r"supervisor result=started")
-    old = Client(port)
+    sup, port = w.start_listening(lambda p: [S.smtpd_path(), "-c", conf, "-l", "127.0.0.1:%d" % p], "supervisor")
+    w.wait_log(LOG.STARTED)
+    old = S.Client(port)
     r = old.greeting()
     eq(r.text, "220 one.test ESMTP smtpd", "greeting before HUP")
     old.cmd("EHLO client.test", 250)
     old.cmd("MAIL FROM:<s@client.test>", 250)
-    old.cmd("RCPT TO:<alice@%s>" % L.DOMAIN, 250)
-    w.wait_log(r"connect client=127\.0\.0\.1$")
+    old.cmd("RCPT TO:<alice@%s>" % S.DOMAIN, 250)
+    w.wait_log(LOG.connect("127.0.0.1"))
     before = wait_workers(sup, 2)     # 1 idle + the busy one
     w.write_config(extra={"hostname": "two.test", "workers": 2})
     sup.kill(signal.SIGHUP)
-    w.wait_log(r"reload result=ok", 5)
+    w.wait_log(LOG.RELOADED, 5)
     # the old idle workers go; the busy one stays until its session ends
     end = time.time() + 5
-    while time.time() < end and len([p for p in before if L.alive(p)]) > 1:
+    while time.time() < end and len([p for p in before if S.alive(p)]) > 1:
         time.sleep(0.05)
-    left = [p for p in before if L.alive(p)]
+    left = [p for p in before if S.alive(p)]
     eq(len(left), 1, "old workers still alive after HUP (want only the busy one)")
-    tok_new, _, _ = deliver_one(w, port, by="two.test")
-    new = Client(port)
+    tok_new, _, _ = w.deliver_one(port, by="two.test")
+    new = S.Client(port)
     eq(new.greeting().text, "220 two.test ESMTP smtpd", "greeting after HUP")
-    new.cmd("QUIT", 221)
-    new.close()
+    new.bye()
     # the session from before the HUP completes
-    tok = token()
+    tok = S.token()
     old.cmd("DATA", 354)
-    old.send(message(tok).replace(b"\r\n.", b"\r\n..") + b".\r\n")
-    r = old.reply()
+    r = old.end_data(S.message(tok), code=None)
     eq(r.code, 250, "DATA on the session opened before HUP (%s)" % r.text)
-    old.cmd("QUIT", 221)
-    old.close()
-    got = L.find_token(w, tok)
+    old.bye()
+    got = w.find_token(tok)
     eq(len(got), 1, "old session's message stored")
-    L.check_stored(got[0][1], tok, by="one.test")
-    check(L.wait_gone(left, 5), "old busy worker %r did not exit after its session" % left)
+    S.check_token(got[0][1], tok, by="one.test")
+    check(S.wait_gone(left, 5), "old busy worker %r did not exit after its session" % left)
     check_no_zombies(sup)
-    check("died" not in w.log(), "a worker died:\n" + w.log_tail())
-    stop_supervisor(w, sup)
+    check(LOG.DIED not in w.log(), "a worker died:\n" + w.log_tail())
+    w.stop_supervisor(sup)
 
 
-@test
-def sighup_with_bad_config_keeps_old():
-    w = World("hupbad")
+def test_sighup_with_bad_config_keeps_old(T):
+    w = T.world("hupbad")
     conf = w.write_config(extra={"hostname": "one.test", "workers": 1})
-    sup, port = start_with_port(
-        w, lambda p: [L.SMTPD, "-c", conf, "-l", "127.0.0.1:%d" % p], "supervisor")
+    sup, port = w.start_listening(lambda p: [S.smtpd_path(), "-c", conf, "-l", "127.0.0.1:%d" % p], "supervisor")
     with open(conf, "a") as f:
         f.write("no_such_setting = 1\n")
     sup.kill(signal.SIGHUP)
-    w.wait_log(r"reload result=error", 5)
+    w.wait_log(LOG.RELOAD_BAD, 5)
     check(sup.poll() is None, "supervisor exited after a bad HUP")
-    deliver_one(w, port, by="one.test")
-    stop_supervisor(w, sup)
+    w.deliver_one(port, by="one.test")
+    w.stop_supervisor(sup)
 
 
-@test
-def sighup_with_o_settings():
+def test_sighup_with_o_settings(T):
     # -c FILE plus -o settings on the command line (as "make demo" and most
     # hand-started supervisors have): SIGHUP must still re-read FILE
-    w = World("hup-o")
+    w = T.world("hup-o")
     conf = w.path("hup.conf")
     with open(conf, "w") as f:
         f.write("hostname = one.test\n")
@@ -564,38 +507,36 @@ def sighup_with_o_settings():
     for k, v in w.settings.items():
         if k != "hostname":
             opts += ["-o", "%s=%s" % (k, v)]
-    sup, port = start_with_port(
-        w, lambda p: [L.SMTPD, "-c", conf] + opts + ["-l", "127.0.0.1:%d" % p],
+    sup, port = w.start_listening(lambda p: [S.smtpd_path(), "-c", conf] + opts + ["-l", "127.0.0.1:%d" % p],
         "supervisor")
-    w.wait_log(r"supervisor result=started")
-    c = Client(port)
+    w.wait_log(LOG.STARTED)
+    c = S.Client(port)
     eq(c.greeting().text, "220 one.test ESMTP smtpd", "greeting before HUP")
     c.close()
     with open(conf, "w") as f:
         f.write("hostname = two.test\n")
     sup.kill(signal.SIGHUP)
     try:
-        w.wait_log(r"reload result=(ok|error)", 5)
+        w.wait_log(LOG.RELOAD_ANY, 5)
     finally:
         errs = [l for l in w.log().splitlines() if "bad setting" in l or "has errors" in l]
     check(not errs, "SIGHUP with -o settings: %s" % " / ".join(errs))
     time.sleep(0.3)
-    deliver_one(w, port, by="two.test")
-    stop_supervisor(w, sup)
+    w.deliver_one(port, by="two.test")
+    w.stop_supervisor(sup)
 
 
-@test
-def spare_workers_retired_under_churn():
+def test_spare_workers_retired_under_churn(T):
     # Bursts of sessions make the supervisor fork workers (workers=1 kept
     # idle); when a burst ends it retires the spares with SIGTERM while new
     # connections arrive.  Every connection must get 220 (nothing is over
     # a cap) and the supervisor must keep running.
-    w = World("churn")
+    w = T.world("churn")
     sup, port = w.supervisor({"workers": 1, "max_sessions": 64, "max_per_addr": 64})
     stats = {}
 
     def greet(c):
-        if "stopping" in w.log():
+        if LOG.STOPPING in w.log():
             return "(not read: supervisor stopping)"
         try:
             r = c.reply(timeout=5)
@@ -606,7 +547,7 @@ def spare_workers_retired_under_churn():
         held = []
         for i in range(20):
             try:
-                c = Client(port, timeout=5)
+                c = S.Client(port, timeout=5)
             except OSError as e:
                 stats["connect: %s" % e] = stats.get("connect: %s" % e, 0) + 1
                 break
@@ -621,7 +562,7 @@ def spare_workers_retired_under_churn():
         news = []
         for i in range(10):
             try:
-                news.append(Client(port, timeout=5))
+                news.append(S.Client(port, timeout=5))
             except OSError as e:
                 stats["connect: %s" % e] = stats.get("connect: %s" % e, 0) + 1
         for c in held:
@@ -630,39 +571,36 @@ def spare_workers_retired_under_churn():
             k = greet(c)
             stats[k] = stats.get(k, 0) + 1
             c.close()
-        if sup.poll() is not None or "stopping" in w.log():
+        if sup.poll() is not None or LOG.STOPPING in w.log():
             break
-    stopping = [l for l in w.log().splitlines() if "stopping" in l]
+    stopping = [l for l in w.log().splitlines() if LOG.STOPPING in l]
     check(not stopping, "the supervisor stopped by itself (no SIGTERM was sent): %r; "
           "replies: %r" % (stopping, stats))
     check(set(stats) == {"220"}, "replies while spares were retired: %r; log: %r" %
           (stats, [l for l in w.log().splitlines() if "refused" in l][:3]))
-    stop_supervisor(w, sup)
+    w.stop_supervisor(sup)
 
 
-@test
-def worker_retirement():
-    w = World("retire")
+def test_worker_retirement(T):
+    w = T.world("retire")
     sup, port = w.supervisor({"workers": 1, "worker_connections": 2})
     for _ in range(5):
-        deliver_one(w, port)
+        w.deliver_one(port)
     eq(len(w.files()), 5, "files")
-    pids = set(re.findall(r"smtpd\[(\d+)\]: \S+ connect client=", w.log()))
+    pids = set(re.findall(LOG.SESSION_PID, w.log()))
     check(len(pids) >= 3, "5 sessions by %d workers with worker_connections=2" % len(pids))
-    check("died" not in w.log(), "a worker died:\n" + w.log_tail())
+    check(LOG.DIED not in w.log(), "a worker died:\n" + w.log_tail())
     check_no_zombies(sup)
-    stop_supervisor(w, sup)
+    w.stop_supervisor(sup)
 
 
-@test
-def no_zombies():
-    w = World("zombie")
+def test_no_zombies(T):
+    w = T.world("zombie")
     # -c only: a reload with -o settings fails (see sighup_with_o_settings)
     conf = w.write_config(extra={"workers": 2, "worker_connections": 1, "queue_interval": 1})
-    sup, port = start_with_port(
-        w, lambda p: [L.SMTPD, "-c", conf, "-l", "127.0.0.1:%d" % p], "supervisor")
+    sup, port = w.start_listening(lambda p: [S.smtpd_path(), "-c", conf, "-l", "127.0.0.1:%d" % p], "supervisor")
     for _ in range(6):
-        deliver_one(w, port)
+        w.deliver_one(port)
     for _ in range(50):           # a worker may exit on its own (worker_connections=1)
         try:
             os.kill(wait_workers(sup, 2)[0], signal.SIGKILL)
@@ -670,20 +608,19 @@ def no_zombies():
         except ProcessLookupError:
             time.sleep(0.05)
     sup.kill(signal.SIGHUP)
-    w.wait_log(r"reload result=ok")
+    w.wait_log(LOG.RELOADED)
     for _ in range(3):
-        deliver_one(w, port)
+        w.deliver_one(port)
     time.sleep(1.5)               # a queue run or two (queue_interval=1)
     check_no_zombies(sup, settle=1.5)
-    stop_supervisor(w, sup)
+    w.stop_supervisor(sup)
 
 
-@test
-def detach_pid_file():
-    w = World("detach")
+def test_detach_pid_file(T):
+    w = T.world("detach")
     pidf = w.path("smtpd.pid")
-    port = L.free_port()
-    pr = w.start(w.argv({"pid_file": pidf}, flags=["-d"]) + ["-l", "127.0.0.1:%d" % port],
+    port = S.free_port()
+    pr = w.spawn(w.argv({"pid_file": pidf}, flags=("-d", "-e")) + ["-l", "127.0.0.1:%d" % port],
                  name="detach")
     rc = pr.wait(10)
     eq(rc, 0, "foreground process exit status")
@@ -692,17 +629,17 @@ def detach_pid_file():
         time.sleep(0.05)
     check(os.path.exists(pidf), "no pid file; log:\n" + w.log_tail())
     pid = int(open(pidf).read())
-    L.add_group(pid)              # setsid(): its own session, for cleanup
-    check(pid != pr.pid and L.alive(pid), "pid file names %d" % pid)
-    st = L.proc_stat(pid)
+    S.add_group(pid)              # setsid(): its own session, for cleanup
+    check(pid != pr.pid and S.alive(pid), "pid file names %d" % pid)
+    st = S.proc_stat(pid)
     eq(st[3], pid, "detached supervisor is a session leader")
-    check(L.wait_listen(port), "not listening")
-    w.wait_log(r"supervisor result=started pid=%d" % pid)
-    deliver_one(w, port)
-    members = L.group_members(pid)
+    check(S.wait_listen(port), "not listening")
+    w.wait_log(LOG.started_pid(pid))
+    w.deliver_one(port)
+    members = S.group_members(pid)
     os.kill(pid, signal.SIGTERM)
-    check(L.wait_gone([pid] + members, 10), "still running after SIGTERM: %r" %
-          [p for p in [pid] + members if L.alive(p)])
+    check(S.wait_gone([pid] + members, 10), "still running after SIGTERM: %r" %
+          [p for p in [pid] + members if S.alive(p)])
     end = time.time() + 3
     while time.time() < end and os.path.exists(pidf):
         time.sleep(0.05)
@@ -711,48 +648,43 @@ def detach_pid_file():
 
 # ---------------------------------------------------------------- superservers
 
-@test
-def systemd_socket_activate_accept_yes():
-    L.need(L.SOCKET_ACTIVATE)
-    w = World("sd-accept")
-    sa, port = start_with_port(
-        w, lambda p: [L.SOCKET_ACTIVATE, "-l", "127.0.0.1:%d" % p, "--accept"] + w.argv(),
+def test_systemd_socket_activate_accept_yes(T):
+    S.need(S.SOCKET_ACTIVATE)
+    w = T.world("sd-accept")
+    sa, port = w.start_listening(lambda p: [S.SOCKET_ACTIVATE, "-l", "127.0.0.1:%d" % p, "--accept"] + w.argv(),
         "socket-activate")
-    deliver_one(w, port)
-    deliver_one(w, port)
-    pids = set(re.findall(r"smtpd\[(\d+)\]: \S+ connect client=127\.0\.0\.1$", w.log(), re.M))
+    w.deliver_one(port)
+    w.deliver_one(port)
+    pids = set(re.findall(LOG.SESSION_PID + r"127\.0\.0\.1(?: |$)", w.log(), re.M))
     eq(len(pids), 2, "one smtpd process per connection")
-    check("supervisor result=started" not in w.log(), "a supervisor started under Accept=yes")
+    check(LOG.STARTED not in w.log(), "a supervisor started under Accept=yes")
     sa.stop()
 
 
-@test
-def systemd_socket_activate_accept_no():
-    L.need(L.SOCKET_ACTIVATE)
-    w = World("sd-noaccept")
-    sa, port = start_with_port(
-        w, lambda p: [L.SOCKET_ACTIVATE, "-l", "127.0.0.1:%d" % p] + w.argv({"workers": 2}),
+def test_systemd_socket_activate_accept_no(T):
+    S.need(S.SOCKET_ACTIVATE)
+    w = T.world("sd-noaccept")
+    sa, port = w.start_listening(lambda p: [S.SOCKET_ACTIVATE, "-l", "127.0.0.1:%d" % p] + w.argv({"workers": 2}),
         "socket-activate")
     # systemd-socket-activate execs smtpd on the first connection
-    deliver_one(w, port)
-    w.wait_log(r"supervisor result=started pid=%d " % sa.pid)
-    deliver_one(w, port)
+    w.deliver_one(port)
+    w.wait_log(LOG.started_pid(sa.pid))
+    w.deliver_one(port)
     eq(len(w.files()), 2, "files")
-    check("listen address=" not in w.log(), "supervisor opened its own socket")
-    stop_supervisor(w, sa)
+    check(LOG.LISTENING not in w.log(), "supervisor opened its own socket")
+    w.stop_supervisor(sa)
 
 
 def tcpserver_argv(port, rest):
     return ["tcpserver", "-v", "-R", "-H", "-l", "localhost", "127.0.0.1", str(port)] + rest
 
 
-@test
-def tcpserver_tcpremoteip():
-    L.need("tcpserver")
-    w = World("tcpserver")
-    ts, port = start_with_port(w, lambda p: tcpserver_argv(p, w.argv()), "tcpserver")
-    deliver_one(w, port, addr="127.0.0.1")
-    w.wait_log(r"connect client=127\.0\.0\.1$")
+def test_tcpserver_tcpremoteip(T):
+    S.need("tcpserver")
+    w = T.world("tcpserver")
+    ts, port = w.start_listening(lambda p: tcpserver_argv(p, w.argv()), "tcpserver")
+    w.deliver_one(port, addr="127.0.0.1")
+    w.wait_log(LOG.connect("127.0.0.1"))
     w.wait_log(r"tcpserver: ok \d+ ")
     ts.stop()
 
@@ -793,28 +725,27 @@ def parse_xinetd(path):
 
 
 def run_xinetd(w, attrs, server_args):
-    L.need("/usr/sbin/xinetd")
+    S.need("/usr/sbin/xinetd")
     for _ in range(5):
-        port = L.free_port()
-        cfg = xinetd_config(w, port, attrs, L.SMTPD, server_args)
-        pr = w.start(["/usr/sbin/xinetd", "-dontfork", "-f", cfg, "-pidfile",
+        port = S.free_port()
+        cfg = xinetd_config(w, port, attrs, S.smtpd_path(), server_args)
+        pr = w.spawn(["/usr/sbin/xinetd", "-dontfork", "-f", cfg, "-pidfile",
                       w.path("xinetd.pid")], name="xinetd")
-        if L.wait_listen(port, proc=pr) and pr.poll() is None:
+        if S.wait_listen(port, proc=pr) and pr.poll() is None:
             return pr, port
         pr.stop()
     raise TestFailure("xinetd did not start; log:\n" + w.log_tail())
 
 
-@test
-def xinetd_delivery():
-    w = World("xinetd")
-    _name, attrs = parse_xinetd(os.path.join(L.ETC_DIR, "xinetd.smtpd"))
+def test_xinetd_delivery(T):
+    w = T.world("xinetd")
+    _name, attrs = parse_xinetd(os.path.join(S.ETC_DIR, "xinetd.smtpd"))
     # xinetd puts the socket on fds 0, 1 and 2: no -e (it would talk to the
     # client); smtpd logs to syslog there.
-    args = " ".join(w.opts(stderr_log=False))
+    args = " ".join(w.option_args(stderr_log=False))
     pr, port = run_xinetd(w, attrs, args)
-    deliver_one(w, port, addr="127.0.0.1")
-    deliver_one(w, port, addr="127.0.0.1")
+    w.deliver_one(port, addr="127.0.0.1")
+    w.deliver_one(port, addr="127.0.0.1")
     pr.stop()
 
 
@@ -834,41 +765,39 @@ def haproxy_cfg(w, fronts):
 
 
 def run_haproxy(w, cfg, ports):
-    L.need("haproxy")
+    S.need("haproxy")
     r = subprocess.run(["haproxy", "-c", "-f", cfg], capture_output=True, text=True,
                        timeout=20)
     eq(r.returncode, 0, "haproxy -c -f %s (%s)" % (cfg, (r.stdout + r.stderr)[-500:]))
-    pr = w.start(["haproxy", "-f", cfg, "-db"], name="haproxy",
+    pr = w.spawn(["haproxy", "-f", cfg, "-db"], name="haproxy",
                  log_path=w.path("haproxy.log"))
     for p in ports:
-        if not L.wait_listen(p, proc=pr):
+        if not S.wait_listen(p, proc=pr):
             raise TestFailure("haproxy not listening on %d: %s" %
                               (p, open(w.path("haproxy.log")).read()[-800:]))
     return pr
 
 
-@test
-def haproxy_send_proxy_v1_and_v2():
-    L.need("haproxy")
-    w = World("haproxy")
+def test_haproxy_send_proxy_v1_and_v2(T):
+    S.need("haproxy")
+    w = T.world("haproxy")
     sup, sport = w.supervisor({"proxy_trusted": "127.0.0.1", "workers": 2})
-    p1, p2 = L.free_port(), L.free_port()
+    p1, p2 = S.free_port(), S.free_port()
     while p2 == p1:
-        p2 = L.free_port()
+        p2 = S.free_port()
     cfg = haproxy_cfg(w, [(p1, sport, "send-proxy"), (p2, sport, "send-proxy-v2")])
     ha = run_haproxy(w, cfg, [p1, p2])
-    deliver_one(w, p1, addr="127.0.0.1")
-    deliver_one(w, p2, addr="127.0.0.1")
-    w.wait_log(r"proxy client=127\.0\.0\.1 via=127\.0\.0\.1$", count=2)
-    w.wait_log(r"connect client=127\.0\.0\.1$", count=2)
+    w.deliver_one(p1, addr="127.0.0.1")
+    w.deliver_one(p2, addr="127.0.0.1")
+    w.wait_log(LOG.proxy("127.0.0.1", "127.0.0.1"), count=2)
+    w.wait_log(LOG.connect("127.0.0.1"), count=2)
     check("refused" not in w.log(), "a connection was refused:\n" + w.log_tail())
     ha.stop()
-    stop_supervisor(w, sup)
+    w.stop_supervisor(sup)
 
 
-@test
-def proxy_raw_headers():
-    w = World("proxyraw")
+def test_proxy_raw_headers(T):
+    w = T.world("proxyraw")
     sup, port = w.supervisor({"proxy_trusted": "127.0.0.1", "workers": 2})
     cases = [
         ("v1 TCP4", proxy_v1("203.0.113.7"), "203.0.113.7", "203.0.113.7"),
@@ -883,27 +812,25 @@ def proxy_raw_headers():
         ("v2 LOCAL", proxy_v2("198.51.100.11", cmd=0x20), "127.0.0.1", "127.0.0.1"),
     ]
     for what, hdr, logaddr, rcvd in cases:
-        n = len(re.findall(r"connect client=%s$" % re.escape(logaddr), w.log(), re.M))
+        n = w.log_count(LOG.connect(logaddr))
         try:
-            deliver_one(w, port, sock=raw_conn(port, hdr), addr=rcvd)
-            w.wait_log(r"connect client=%s$" % re.escape(logaddr), count=n + 1)
+            w.deliver_one(port, sock=raw_conn(port, hdr), addr=rcvd)
+            w.wait_log(LOG.connect(logaddr), count=n + 1)
         except TestFailure as e:
             raise TestFailure("%s: %s" % (what, e))
-    w.wait_log(r"proxy client=203\.0\.113\.7 via=127\.0\.0\.1$")
-    w.wait_log(r"proxy client=198\.51\.100\.9 via=127\.0\.0\.1$")
+    w.wait_log(LOG.proxy("203.0.113.7", "127.0.0.1"))
+    w.wait_log(LOG.proxy("198.51.100.9", "127.0.0.1"))
     # the header and the first command in one packet: the command is not lost
     s = raw_conn(port, proxy_v1("203.0.113.8") + b"EHLO pipelined.test\r\n")
-    c = Client(0, sock=s)
+    c = S.Client(0, sock=s)
     c.greeting()
     eq(c.reply().code, 250, "EHLO sent with the header")
-    c.cmd("QUIT", 221)
-    c.close()
-    stop_supervisor(w, sup)
+    c.bye()
+    w.stop_supervisor(sup)
 
 
-@test
-def proxy_malformed_headers():
-    w = World("proxybad")
+def test_proxy_malformed_headers(T):
+    w = T.world("proxybad")
     sup, port = w.supervisor({"proxy_trusted": "127.0.0.1", "workers": 2,
                               "cmd_timeout": 2})
     bad = [
@@ -923,87 +850,81 @@ def proxy_malformed_headers():
         try:
             closed_without_greeting(raw_conn(port, hdr), 8)
             n0 += 1
-            w.wait_log(r"refused client=127\.0\.0\.1 reason=bad-proxy-header$", 5, count=n0)
+            w.wait_log(LOG.refused("127.0.0.1", "bad-proxy-header"), 5, count=n0)
         except TestFailure as e:
             raise TestFailure("%s: %s" % (what, e))
     # a client that sends nothing: closed after cmd_timeout, no greeting
     t0 = time.time()
     closed_without_greeting(raw_conn(port, b""), 8)
     check(time.time() - t0 < 6, "silent client held %.1f s (cmd_timeout=2)" % (time.time() - t0))
-    w.wait_log(r"refused client=127\.0\.0\.1 reason=bad-proxy-header$", 5, count=n0 + 1)
+    w.wait_log(LOG.refused("127.0.0.1", "bad-proxy-header"), 5, count=n0 + 1)
     check("connect client=" not in w.log(), "a session started:\n" + w.log_tail())
     eq(w.files(), [], "files stored")
     # the workers are still fine
-    deliver_one(w, port, sock=raw_conn(port, proxy_v1("203.0.113.7")), addr="203.0.113.7")
-    stop_supervisor(w, sup)
+    w.deliver_one(port, sock=raw_conn(port, proxy_v1("203.0.113.7")), addr="203.0.113.7")
+    w.stop_supervisor(sup)
 
 
-@test
-def proxy_untrusted_peer():
-    w = World("proxyuntrusted")
+def test_proxy_untrusted_peer(T):
+    w = T.world("proxyuntrusted")
     sup, port = w.supervisor({"proxy_trusted": "127.0.0.2", "workers": 2})
     s = raw_conn(port, proxy_v1("203.0.113.7") +
                  b"EHLO spoof.test\r\nMAIL FROM:<a@client.test>\r\n")
     closed_without_greeting(s)
-    w.wait_log(r"refused client=127\.0\.0\.1 reason=untrusted-proxy-peer$")
+    w.wait_log(LOG.refused("127.0.0.1", "untrusted-proxy-peer"))
     s = raw_conn(port, proxy_v2("198.51.100.9"))
     closed_without_greeting(s)
-    w.wait_log(r"refused client=127\.0\.0\.1 reason=untrusted-proxy-peer$", count=2)
+    w.wait_log(LOG.refused("127.0.0.1", "untrusted-proxy-peer"), count=2)
     check("203.0.113.7" not in w.log() and "198.51.100.9" not in w.log(),
           "spoofed address in the log:\n" + w.log_tail())
     eq(w.files(), [], "files stored")
     # the trusted address (127.0.0.2, a loopback source) is served
-    deliver_one(w, port, sock=raw_conn(port, proxy_v1("203.0.113.7"), src="127.0.0.2"),
+    w.deliver_one(port, sock=raw_conn(port, proxy_v1("203.0.113.7"), src="127.0.0.2"),
                 addr="203.0.113.7")
-    w.wait_log(r"proxy client=203\.0\.113\.7 via=127\.0\.0\.2$")
-    stop_supervisor(w, sup)
+    w.wait_log(LOG.proxy("203.0.113.7", "127.0.0.2"))
+    w.stop_supervisor(sup)
 
 
-@test
-def proxy_per_address_cap_uses_header_address():
-    w = World("proxycap")
+def test_proxy_per_address_cap_uses_header_address(T):
+    w = T.world("proxycap")
     sup, port = w.supervisor({"proxy_trusted": "127.0.0.1", "workers": 3,
                               "max_per_addr": 1})
-    a = Client(0, sock=raw_conn(port, proxy_v1("203.0.113.7")))
+    a = S.Client(0, sock=raw_conn(port, proxy_v1("203.0.113.7")))
     a.greeting()
-    b = Client(0, sock=raw_conn(port, proxy_v1("203.0.113.7", sport=4001)))
+    b = S.Client(0, sock=raw_conn(port, proxy_v1("203.0.113.7", sport=4001)))
     eq(b.reply().text, "421 4.7.0 Too many connections, try again later", "same source")
     b.close()
-    w.wait_log(r"refused client=203\.0\.113\.7 reason=connection-limit$")
-    c = Client(0, sock=raw_conn(port, proxy_v2("203.0.113.8")))
+    w.wait_log(LOG.refused("203.0.113.7", "connection-limit"))
+    c = S.Client(0, sock=raw_conn(port, proxy_v2("203.0.113.8")))
     eq(c.greeting().code, 220, "other source, same proxy")
-    c.cmd("QUIT", 221)
-    c.close()
-    a.cmd("QUIT", 221)
-    a.close()
-    stop_supervisor(w, sup)
+    c.bye()
+    a.bye()
+    w.stop_supervisor(sup)
 
 
-@test
-def proxy_pending_headers_do_not_block_others():
+def test_proxy_pending_headers_do_not_block_others(T):
     # Two connections from the trusted proxy whose PROXY header has not
     # arrived yet occupy both workers (workers=2).  A third connection with
     # a header must still be served promptly (max_sessions=10 allows more
     # workers), not wait until the first two time out (cmd_timeout).
-    w = World("proxypending")
+    w = T.world("proxypending")
     timeout = 6
     sup, port = w.supervisor({"proxy_trusted": "127.0.0.1", "workers": 2,
                               "max_sessions": 10, "cmd_timeout": timeout})
     silent = [raw_conn(port, b"") for _ in range(2)]
     time.sleep(0.3)
     t0 = time.time()
-    c = Client(0, sock=raw_conn(port, proxy_v1("203.0.113.7")), timeout=timeout + 4)
+    c = S.Client(0, sock=raw_conn(port, proxy_v1("203.0.113.7")), timeout=timeout + 4)
     r = c.reply(timeout=timeout + 4)
     took = time.time() - t0
     eq(r.code, 220, "greeting")
-    c.cmd("QUIT", 221)
-    c.close()
+    c.bye()
     for s in silent:
         s.close()
     check(took < 2, "greeting came after %.1f s: the two connections waiting for their "
           "header held both workers until cmd_timeout=%d (the supervisor counts them idle "
           "and forks no other worker)" % (took, timeout))
-    stop_supervisor(w, sup)
+    w.stop_supervisor(sup)
 
 
 # ---------------------------------------------------------------- etc/ files
@@ -1011,7 +932,7 @@ def proxy_pending_headers_do_not_block_others():
 def parse_unit(name):
     """{section: {key: value}} of a systemd unit file in etc/"""
     out, sec = {}, None
-    for line in open(os.path.join(L.ETC_DIR, name)):
+    for line in open(os.path.join(S.ETC_DIR, name)):
         line = line.strip()
         if not line or line[0] in "#;":
             continue
@@ -1023,18 +944,35 @@ def parse_unit(name):
     return out
 
 
+def socket_units(socket_name, service_name, accept):
+    """etc/'s socket unit (port 25, Accept=accept) and its service unit, parsed"""
+    S.need(S.SOCKET_ACTIVATE)
+    sock = parse_unit(socket_name)
+    eq(sock["Socket"].get("Accept"), accept, "%s Accept" % socket_name)
+    eq(sock["Socket"].get("ListenStream"), "25", "%s ListenStream" % socket_name)
+    return parse_unit(service_name)
+
+
+def etc_file(name, *snippets):
+    """the text of etc/NAME, which holds every snippet the test rewrites"""
+    with open(os.path.join(S.ETC_DIR, name)) as f:
+        src = f.read()
+    check(all(x in src for x in snippets), "unexpected etc/%s" % name)
+    return src
+
+
 def etc_config(w, log_stderr=True, extra=None):
     """etc/smtpd.conf with the test's values; returns its path"""
-    vals = {"hostname": L.HOST, "local_domains": L.DOMAIN, "postmaster": "alice",
+    vals = {"hostname": S.HOST, "local_domains": S.DOMAIN, "postmaster": "alice",
             "spool_dir": w.spool, "virtual_users": w.users_file,
             "queue_interval": "0"}
-    if L.SESSION_USER:
-        vals["session_user"] = L.SESSION_USER
+    if S.SESSION_USER:
+        vals["session_user"] = S.SESSION_USER
     if log_stderr:
         vals["log"] = "stderr"
     vals.update(extra or {})
     out, done = [], set()
-    for line in open(os.path.join(L.ETC_DIR, "smtpd.conf")):
+    for line in open(os.path.join(S.ETC_DIR, "smtpd.conf")):
         s = line.strip()
         body = s.lstrip("#").strip()
         if "=" in body:
@@ -1058,7 +996,7 @@ def exec_argv(execstart, conf, listen=None):
     """ExecStart with our binary and config; -l ADDRs replaced by listen"""
     a = shlex.split(execstart)
     check(a[0] == "/usr/local/sbin/smtpd", "ExecStart runs %s" % a[0])
-    out, i = [L.SMTPD], 1
+    out, i = [S.smtpd_path()], 1
     ls = list(listen or [])
     while i < len(a):
         if a[i] == "-c":
@@ -1080,7 +1018,7 @@ def mixed_stop(w, pr, timeout):
     pr.kill(signal.SIGTERM)
     rc = pr.wait(timeout)
     check(rc is not None, "main process still running %ds after SIGTERM" % timeout)
-    check(L.wait_gone(pr.members(), 5), "left after main exited: %r" % pr.members())
+    check(S.wait_gone(pr.members(), 5), "left after main exited: %r" % pr.members())
     return time.time() - t0
 
 
@@ -1090,104 +1028,89 @@ def exec_reload(unit, pid):
     eq(r.returncode, 0, "ExecReload %s" % cmd)
 
 
-@test
-def etc_smtpd_conf():
-    w = World("etc-conf")
+def test_etc_smtpd_conf(T):
+    w = T.world("etc-conf")
     conf = etc_config(w)
-    r = subprocess.run([L.SMTPD, "-c", conf, "-n"], capture_output=True, text=True, timeout=10)
+    r = subprocess.run([S.smtpd_path(), "-c", conf, "-n"], capture_output=True, text=True, timeout=10)
     eq(r.returncode, 0, "smtpd -c etc-smtpd.conf -n (%s)" % r.stderr.strip())
-    check("hostname = %s" % L.HOST in r.stdout, "-n output: %s" % r.stdout[:300])
+    check("hostname = %s" % S.HOST in r.stdout, "-n output: %s" % r.stdout[:300])
     # the file as shipped parses too (its postmaster may not exist here)
-    r = subprocess.run([L.SMTPD, "-c", os.path.join(L.ETC_DIR, "smtpd.conf"), "-n"],
+    r = subprocess.run([S.smtpd_path(), "-c", os.path.join(S.ETC_DIR, "smtpd.conf"), "-n"],
                        capture_output=True, text=True, timeout=10)
     check("hostname = mx.example.org" in r.stdout and "bad setting" not in r.stderr and
           "usage" not in r.stderr, "etc/smtpd.conf: rc %d %s" % (r.returncode, r.stderr))
 
 
-@test
-def etc_smtpd_socket_accept_yes():
-    L.need(L.SOCKET_ACTIVATE)
-    sock, svc = parse_unit("smtpd.socket"), parse_unit("smtpd@.service")
-    eq(sock["Socket"].get("Accept"), "yes", "smtpd.socket Accept")
-    eq(sock["Socket"].get("ListenStream"), "25", "smtpd.socket ListenStream")
-    w = World("etc-socket")
+def test_etc_smtpd_socket_accept_yes(T):
+    svc = socket_units("smtpd.socket", "smtpd@.service", "yes")
+    w = T.world("etc-socket")
     argv = exec_argv(svc["Service"]["ExecStart"], etc_config(w))
-    sa, port = start_with_port(
-        w, lambda p: [L.SOCKET_ACTIVATE, "-l", "127.0.0.1:%d" % p, "--accept"] + argv,
+    sa, port = w.start_listening(lambda p: [S.SOCKET_ACTIVATE, "-l", "127.0.0.1:%d" % p, "--accept"] + argv,
         "socket-activate")
-    deliver_one(w, port)
-    w.wait_log(r"connect client=127\.0\.0\.1$")
+    w.deliver_one(port)
+    w.wait_log(LOG.connect("127.0.0.1"))
     sa.stop()
 
 
-@test
-def etc_smtpd_activated_accept_no():
-    L.need(L.SOCKET_ACTIVATE)
-    sock, svc = parse_unit("smtpd-activated.socket"), parse_unit("smtpd-activated.service")
-    eq(sock["Socket"].get("Accept"), "no", "smtpd-activated.socket Accept")
-    eq(sock["Socket"].get("ListenStream"), "25", "ListenStream")
-    w = World("etc-activated")
+def test_etc_smtpd_activated_accept_no(T):
+    svc = socket_units("smtpd-activated.socket", "smtpd-activated.service", "no")
+    w = T.world("etc-activated")
     conf = etc_config(w)
     argv = exec_argv(svc["Service"]["ExecStart"], conf)
-    sa, port = start_with_port(
-        w, lambda p: [L.SOCKET_ACTIVATE, "-l", "127.0.0.1:%d" % p] + argv, "socket-activate")
-    deliver_one(w, port)
-    w.wait_log(r"supervisor result=started pid=%d " % sa.pid)
+    sa, port = w.start_listening(lambda p: [S.SOCKET_ACTIVATE, "-l", "127.0.0.1:%d" % p] + argv, "socket-activate")
+    w.deliver_one(port)
+    w.wait_log(LOG.started_pid(sa.pid))
     # ExecReload with a changed hostname
     with open(conf) as f:
         text = f.read()
     with open(conf, "w") as f:
-        f.write(text.replace("hostname = %s" % L.HOST, "hostname = reloaded.test"))
+        f.write(text.replace("hostname = %s" % S.HOST, "hostname = reloaded.test"))
     exec_reload(svc, sa.pid)
-    w.wait_log(r"reload result=ok")
+    w.wait_log(LOG.RELOADED)
     time.sleep(0.3)
-    deliver_one(w, port, by="reloaded.test")
+    w.deliver_one(port, by="reloaded.test")
     took = mixed_stop(w, sa, int(svc["Service"].get("TimeoutStopSec", "60")))
     check(took < 5, "stop took %.1f s" % took)
 
 
-@test
-def etc_smtpd_service_listens_itself():
+def test_etc_smtpd_service_listens_itself(T):
     svc = parse_unit("smtpd.service")
-    w = World("etc-service")
+    w = T.world("etc-service")
     conf = etc_config(w)
-    sup, port = start_with_port(
-        w, lambda p: exec_argv(svc["Service"]["ExecStart"], conf,
+    sup, port = w.start_listening(lambda p: exec_argv(svc["Service"]["ExecStart"], conf,
                                ["127.0.0.1:%d" % p, "[::1]:%d" % p]),
         "smtpd.service")
-    check(L.wait_listen(port, 6), "not listening on [::1]")
-    w.wait_log(r"supervisor result=started")
-    deliver_one(w, port, "127.0.0.1")
-    deliver_one(w, port, "::1")
+    check(S.wait_listen(port, 6), "not listening on [::1]")
+    w.wait_log(LOG.STARTED)
+    w.deliver_one(port, "127.0.0.1")
+    w.deliver_one(port, "::1")
     exec_reload(svc, sup.pid)
-    w.wait_log(r"reload result=ok")
-    deliver_one(w, port)
+    w.wait_log(LOG.RELOADED)
+    w.deliver_one(port)
     took = mixed_stop(w, sup, int(svc["Service"].get("TimeoutStopSec", "60")))
     check(took < 5, "stop took %.1f s" % took)
 
 
-@test
-def etc_xinetd_smtpd():
-    name, attrs = parse_xinetd(os.path.join(L.ETC_DIR, "xinetd.smtpd"))
+def test_etc_xinetd_smtpd(T):
+    name, attrs = parse_xinetd(os.path.join(S.ETC_DIR, "xinetd.smtpd"))
     eq(name, "smtp", "service name")
     eq(attrs.get("server"), "/usr/local/sbin/smtpd", "server")
-    w = World("etc-xinetd")
+    w = T.world("etc-xinetd")
     args = attrs["server_args"].replace("/etc/smtpd.conf", etc_config(w, log_stderr=False))
     pr, port = run_xinetd(w, attrs, args)
-    deliver_one(w, port)
+    w.deliver_one(port)
     pr.stop()
 
 
-@test
-def etc_inetd_conf():
-    line = [l for l in open(os.path.join(L.ETC_DIR, "inetd.conf"))
+def test_etc_inetd_conf(T):
+    line = [l for l in open(os.path.join(S.ETC_DIR, "inetd.conf"))
             if l.strip() and not l.lstrip().startswith("#")]
     eq(len(line), 1, "service lines in inetd.conf")
     f = line[0].split()
     eq(f[:5], ["smtp", "stream", "tcp", "nowait", "root"], "inetd.conf fields")
     eq(f[5], "/usr/local/sbin/smtpd", "server path")
     eq(f[6], "smtpd", "argv[0]")
-    w = World("etc-inetd")
+    w = T.world("etc-inetd")
     args = [a.replace("/etc/smtpd.conf", etc_config(w)) for a in f[7:]]
     inetd = "/usr/sbin/inetd"
     if os.path.exists(inetd) and os.path.exists("/usr/share/doc/openbsd-inetd"):
@@ -1195,54 +1118,47 @@ def etc_inetd_conf():
             cfg = w.path("inetd.conf")
             with open(cfg, "w") as c:
                 c.write("127.0.0.1:%d\t%s\t%s\t%s\t%s\t%s\t%s\n" % (
-                    p, f[1], f[2], f[3], f[4], L.SMTPD,
+                    p, f[1], f[2], f[3], f[4], S.smtpd_path(),
                     " ".join(["smtpd"] + [a.replace("/etc/smtpd.conf", etc_config(
                         w, log_stderr=False)) for a in f[7:]])))
             return [inetd, "-d", cfg]
-        pr, port = start_with_port(w, mk, "inetd")
+        pr, port = w.start_listening(mk, "inetd")
     else:
         # no openbsd-inetd here (xinetd is the superserver installed): the
         # same argv under tcpserver, which also gives fd 0/1 per connection
-        L.need("tcpserver")
-        pr, port = start_with_port(w, lambda p: tcpserver_argv(p, [L.SMTPD] + args),
+        S.need("tcpserver")
+        pr, port = w.start_listening(lambda p: tcpserver_argv(p, [S.smtpd_path()] + args),
                                    "tcpserver")
-    deliver_one(w, port)
+    w.deliver_one(port)
     pr.stop()
 
 
-@test
-def etc_tcpserver_sh():
-    L.need("tcpserver")
-    src = open(os.path.join(L.ETC_DIR, "tcpserver.sh")).read()
-    check("exec tcpserver" in src and " 0.0.0.0 25 " in src, "unexpected tcpserver.sh")
-    w = World("etc-tcpserver")
+def test_etc_tcpserver_sh(T):
+    S.need("tcpserver")
+    src = etc_file("tcpserver.sh", "exec tcpserver", " 0.0.0.0 25 ")
+    w = T.world("etc-tcpserver")
     conf = etc_config(w)
 
     def mk(p):
         s = (src.replace(" 0.0.0.0 25 ", " 127.0.0.1 %d " % p)
-             .replace("/usr/local/sbin/smtpd", L.SMTPD)
+             .replace("/usr/local/sbin/smtpd", S.smtpd_path())
              .replace("/etc/smtpd.conf", conf))
-        path = w.path("tcpserver.sh")
-        with open(path, "w") as f:
-            f.write(s)
-        return ["sh", path]
-    pr, port = start_with_port(w, mk, "tcpserver.sh")
-    deliver_one(w, port)
-    w.wait_log(r"connect client=127\.0\.0\.1$")
+        return ["sh", w.write_file("tcpserver.sh", s)]
+    pr, port = w.start_listening(mk, "tcpserver.sh")
+    w.deliver_one(port)
+    w.wait_log(LOG.connect("127.0.0.1"))
     w.wait_log(r"tcpserver: status: ")
     pr.stop()
 
 
-@test
-def etc_haproxy_cfg():
-    L.need("haproxy")
-    src = open(os.path.join(L.ETC_DIR, "haproxy.cfg")).read()
-    check("bind :25" in src and "127.0.0.1:2525" in src, "unexpected haproxy.cfg")
-    w = World("etc-haproxy")
+def test_etc_haproxy_cfg(T):
+    S.need("haproxy")
+    src = etc_file("haproxy.cfg", "bind :25", "127.0.0.1:2525")
+    w = T.world("etc-haproxy")
     conf = etc_config(w, extra={"proxy_trusted": "127.0.0.1"})
-    sup, sport = start_with_port(w, lambda p: [L.SMTPD, "-c", conf, "-l", "127.0.0.1:%d" % p],
+    sup, sport = w.start_listening(lambda p: [S.smtpd_path(), "-c", conf, "-l", "127.0.0.1:%d" % p],
                                  "supervisor")
-    fport = L.free_port()
+    fport = S.free_port()
     cfg = w.path("haproxy.cfg")
     with open(cfg, "w") as f:
         f.write(src.replace("bind :25", "bind 127.0.0.1:%d" % fport)
@@ -1250,118 +1166,11 @@ def etc_haproxy_cfg():
     r = subprocess.run(["haproxy", "-c", "-f", cfg], capture_output=True, text=True, timeout=20)
     warn = [l for l in (r.stdout + r.stderr).splitlines() if "WARNING" in l]
     ha = run_haproxy(w, cfg, [fport])
-    deliver_one(w, fport, addr="127.0.0.1")
-    w.wait_log(r"proxy client=127\.0\.0\.1 via=127\.0\.0\.1$")
+    w.deliver_one(fport, addr="127.0.0.1")
+    w.wait_log(LOG.proxy("127.0.0.1", "127.0.0.1"))
     ha.stop()
-    stop_supervisor(w, sup)
+    w.stop_supervisor(sup)
     if warn:
-        print("    (haproxy -c warns: %s)" % "; ".join(x.split(": ", 1)[-1] for x in warn))
+        T.figs = ("haproxy -c warns: %s" % "; ".join(x.split(": ", 1)[-1] for x in warn))
 
 
-# ---------------------------------------------------------------- runner
-
-class Timeout(Exception):
-    pass
-
-
-def on_alarm(_sig, _frame):
-    raise Timeout("test exceeded %d s" % TEST_TIMEOUT)
-
-
-def on_term(sig, _frame):
-    left = L.stop_all(2)
-    print("interrupted by signal %d; stopped %s" % (sig, ", ".join(left) or "nothing"),
-          flush=True)
-    sys.exit(128 + sig)
-
-
-def leftovers(world_dirs):
-    """live processes whose cwd is in a test's world (our children)"""
-    out = []
-    for p in L.all_pids():
-        try:
-            cwd = os.readlink("/proc/%d/cwd" % p)
-        except OSError:
-            continue
-        if any(cwd == d or cwd.startswith(d + "/") for d in world_dirs) and L.alive(p):
-            out.append(p)
-    return out
-
-
-def main(argv):
-    if len(argv) < 2:
-        print("usage: run.py ./smtpd [TEST...]", file=sys.stderr)
-        return 2
-    L.SMTPD = os.path.abspath(argv[1])
-    if not os.access(L.SMTPD, os.X_OK):
-        print("not executable: %s" % L.SMTPD, file=sys.stderr)
-        return 2
-    want = argv[2:]
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, on_term)
-    passed = failed = skipped = 0
-    t_all = time.time()
-    worlds_before = set()
-    for fn in TESTS:
-        name = fn.__name__
-        if want and not any(x in name for x in want):
-            continue
-        made = []
-        orig = World.__init__
-
-        def init(self, *a, **k):
-            orig(self, *a, **k)
-            made.append(self)
-        World.__init__ = init
-        t0 = time.time()
-        err = None
-        signal.alarm(TEST_TIMEOUT)
-        try:
-            fn()
-        except Skip as e:
-            err = ("skip", str(e))
-        except (TestFailure, Timeout) as e:
-            err = ("fail", str(e))
-        except Exception:                                   # noqa: BLE001
-            err = ("fail", traceback.format_exc())
-        finally:
-            signal.alarm(0)
-            World.__init__ = orig
-        killed = L.stop_all()
-        dirs = [w.dir for w in made]
-        rest = leftovers(dirs)
-        if rest:
-            for p in rest:
-                try:
-                    os.kill(p, signal.SIGKILL)
-                except OSError:
-                    pass
-            killed.append("cwd-in-test pids %r" % rest)
-        if killed and err is None:
-            err = ("fail", "processes left running after the test: %s" % ", ".join(killed))
-        dt = time.time() - t0
-        if err is None:
-            passed += 1
-            print("ok    %-45s %5.1fs" % (name, dt), flush=True)
-            for w in made:
-                subprocess.run(["rm", "-rf", w.dir], timeout=30)
-        elif err[0] == "skip":
-            skipped += 1
-            print("skip  %-45s %s" % (name, err[1]), flush=True)
-        else:
-            failed += 1
-            msg = err[1].rstrip().replace("\n", "\n      ")
-            print("FAIL  %-45s %5.1fs\n      %s" % (name, dt, msg), flush=True)
-            for w in made:
-                print("      (kept %s)" % w.dir, flush=True)
-    print("(%.0f s)" % (time.time() - t_all))
-    line = "%d passed, %d failed" % (passed, failed)
-    if skipped:
-        line += ", %d skipped" % skipped
-    print(line, flush=True)
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))

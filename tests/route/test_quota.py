@@ -1,0 +1,94 @@
+"""Maildir++ quota (issue 15, item 6), against Dovecot's own quota plugin
+(maildir backend): 452 4.2.2 at RCPT, 552 5.2.2 at end of data for the
+recipient a message would push over, maildirsize kept right (doveadm)."""
+import os
+import re
+
+from conftest import DOMAIN, empty_maildir, maildir_files, message, send
+
+
+def maildirsize(pw):
+    with open(os.path.join(pw.pw_dir, "Maildir", "maildirsize")) as f:
+        lines = f.read().splitlines()
+    used = [l.split() for l in lines[1:] if l.strip()]
+    return lines[0], sum(int(b) for b, c in used), sum(int(c) for b, c in used)
+
+
+def doveadm_quota(dovecot, user):
+    """(storage KB, messages) as Dovecot's quota plugin counts them"""
+    out = dovecot.doveadm("quota", "get", "-u", user)
+    storage = re.search(r"STORAGE\s+(\d+)\s+(\d+)", out)
+    count = re.search(r"MESSAGE\s+(\d+)\s+(\d+)", out)
+    assert storage and count, out
+    return int(storage.group(1)), int(count.group(1)), int(storage.group(2)), \
+        int(count.group(2))
+
+
+def test_quota_with_dovecot(users, dovecot, smtpd_factory):
+    q, alice = users["rtquota"], users["rtalice"]
+    empty_maildir(q)
+    try:
+        os.unlink(os.path.join(q.pw_dir, "Maildir", "maildirsize"))
+    except FileNotFoundError:
+        pass
+    dovecot.doveadm("quota", "recalc", "-u", "rtquota")
+    limits, used, count = maildirsize(q)
+    assert limits == "20480S,3C", limits
+    assert (used, count) == (0, 0)
+    s = smtpd_factory().start()
+
+    # under the limit: delivered, and counted the way Dovecot counts
+    for i in range(2):
+        c = s.client()
+        codes, (code, _) = send(c, ["rtquota@" + DOMAIN], message("q%d" % i, 3000))
+        c.quit()
+        assert codes == [250] and code == 250
+    limits, used, count = maildirsize(q)
+    files = maildir_files(q)
+    assert count == 2 and used == sum(os.path.getsize(f) for f in files)
+    kb, msgs, kb_limit, msg_limit = doveadm_quota(dovecot, "rtquota")
+    assert (msgs, kb_limit, msg_limit) == (2, 20, 3)
+    assert kb == -(-used // 1024), (kb, used)   # Dovecot rounds up to KB
+
+    # would push over: 552 5.2.2 for this recipient alone
+    c = s.client()
+    codes, (code, text) = send(c, ["rtquota@" + DOMAIN], message("big", 16000))
+    c.quit()
+    assert codes == [250] and (code, text[:5]) == (552, b"5.2.2"), text
+    assert len(maildir_files(q)) == 2
+
+    # with another recipient: the other still gets it; the full one is queued
+    empty_maildir(alice)
+    c = s.client()
+    codes, (code, text) = send(c, ["rtquota@" + DOMAIN, "rtalice@" + DOMAIN],
+                               message("big2", 16000))
+    c.quit()
+    assert codes == [250, 250] and code == 250, text
+    assert len(maildir_files(alice)) == 1 and len(maildir_files(q)) == 2
+    assert len(s.queued()) == 1
+
+    # the third message fills the count: 452 4.2.2 at RCPT
+    c = s.client()
+    codes, (code, _) = send(c, ["rtquota@" + DOMAIN], message("q3", 1000))
+    c.quit()
+    assert code == 250
+    c = s.client()
+    c.mail("sender@client.test")
+    code, text = c.rcpt("rtquota@" + DOMAIN)
+    c.quit()
+    assert (code, text[:5]) == (452, b"4.2.2"), text
+    limits, used, count = maildirsize(q)
+    kb, msgs, _, _ = doveadm_quota(dovecot, "rtquota")
+    assert (msgs, kb) == (count, -(-used // 1024)) == (3, -(-used // 1024))
+
+    # Dovecot frees room (expunge): smtpd sees it at once
+    dovecot.doveadm("expunge", "-u", "rtquota", "mailbox", "INBOX", "all")
+    kb, msgs, _, _ = doveadm_quota(dovecot, "rtquota")
+    assert msgs == 0
+    c = s.client()
+    codes, (code, _) = send(c, ["rtquota@" + DOMAIN], message("after", 2000))
+    c.quit()
+    assert code == 250
+    kb, msgs, _, _ = doveadm_quota(dovecot, "rtquota")
+    limits, used, count = maildirsize(q)
+    assert msgs == count == 1 and kb == -(-used // 1024)
