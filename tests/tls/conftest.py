@@ -1,10 +1,10 @@
-"""conftest.py - the STARTTLS suite's fixtures.
+"""tests/tls - STARTTLS through smtpd-tls; fixtures on top of tests/conftest.py.
 
-Reuses tests/launch/launchlib.py (temp world, processes in their own
-process groups, raw SMTP client, Maildir reading).  Adds: a throwaway CA
-and server certificates made with openssl for the whole session, and
-helpers to start smtpd behind the smtpd-tls wrapper or the supervisor
-with tls_cert/tls_key.  Every process a test starts is stopped after it.
+world: a World (tests/lib/smtptest.py, from the shared T fixture) with
+.engine, the smtpd-tls binary (--engine, default ./smtpd-tls); the servers
+a test starts are stopped after it (they are meant to run until then) and
+the test fails if smtpd or the engine reported a sanitizer error in the log.
+pki: a throwaway CA and server certificates made with openssl, once per run.
 """
 import os
 import shutil
@@ -16,24 +16,19 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "launch"))
-import launchlib as L                                    # noqa: E402
+import smtptest as L                                     # noqa: E402
 
 
 def pytest_addoption(parser):
-    parser.addoption("--smtpd", default=os.path.join(ROOT, "smtpd"))
-    parser.addoption("--engine", default=os.path.join(ROOT, "smtpd-tls"))
+    parser.addoption("--engine", default=os.path.join(ROOT, "smtpd-tls"),
+                     help="the smtpd-tls binary to test (default ./smtpd-tls)")
 
 
-@pytest.fixture(scope="session")
-def bins(request):
-    smtpd = os.path.abspath(request.config.getoption("--smtpd"))
-    engine = os.path.abspath(request.config.getoption("--engine"))
-    for b in (smtpd, engine):
-        if not os.access(b, os.X_OK):
-            pytest.fail("%s not built (make)" % b)
-    L.SMTPD = smtpd
-    return smtpd, engine
+@pytest.fixture
+def world_defaults():
+    return {"make_spool": False, "settings": {"queue_interval": "0"}}
 
 
 def openssl(*args, cwd):
@@ -42,7 +37,7 @@ def openssl(*args, cwd):
 
 
 def make_cert(d, name, ca, cn="mx.test", curve=True):
-    """key + certificate for cn (and 127.0.0.1) signed by the CA"""
+    """key + certificate for cn (and mx.test, 127.0.0.1) signed by the CA"""
     key, csr, crt = (os.path.join(d, name + s) for s in (".key", ".csr", ".crt"))
     if curve:
         openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
@@ -81,6 +76,7 @@ class PKI:
 
 @pytest.fixture(scope="session")
 def pki():
+    L.need("openssl")
     d = tempfile.mkdtemp(prefix="smtpd-tls-pki-")
     os.chmod(d, 0o755)
     p = PKI(d)
@@ -89,12 +85,14 @@ def pki():
 
 
 @pytest.fixture
-def world(bins, request):
-    w = L.World("tls-" + request.node.name[:20].replace("[", "-").replace("]", ""))
-    w.engine = bins[1]
+def world(T, request):
+    engine = os.path.abspath(request.config.getoption("--engine"))
+    if not os.access(engine, os.X_OK):
+        pytest.fail("%s not built (make; needs libtls-dev)" % engine)
+    w = T.world()
+    w.engine = engine
     yield w
-    L.stop_all()
+    L.stop_all()            # our servers run until the test ends: stop them here
     log = w.log()
-    shutil.rmtree(w.dir, ignore_errors=True)
     # ASan/UBSan (make check-asan) report on stderr, which is the log
     assert "Sanitizer" not in log and "runtime error:" not in log, log[-4000:]

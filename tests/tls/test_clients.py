@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-import launchlib as L
+import smtptest as L
 import tlslib as T
 
 

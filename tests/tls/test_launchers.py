@@ -11,11 +11,11 @@ import sys
 
 import pytest
 
-import launchlib as L
+import smtptest as L
 import tlslib as T
 
-sys.path.insert(0, os.path.join(L.MAIN_DIR, "tests", "launch"))
-import run as LR                                         # noqa: E402
+sys.path.insert(0, os.path.join(L.ROOT_DIR, "tests", "launch"))
+import t_launch as LR                                    # noqa: E402
 
 TLS_ETC = os.path.join(L.ETC_DIR, "tls")
 LE = "/etc/letsencrypt/live/mx.example.org/"
@@ -25,7 +25,7 @@ def subst(args, w, pki, conf):
     out = []
     for a in args:
         a = a.replace("/usr/local/sbin/smtpd-tls", w.engine)
-        a = a.replace("/usr/local/sbin/smtpd", L.SMTPD)
+        a = a.replace("/usr/local/sbin/smtpd", L.smtpd_path())
         a = a.replace(LE + "fullchain.pem", pki.cert).replace(LE + "privkey.pem", pki.key)
         a = a.replace("/etc/smtpd.conf", conf)
         out.append(a)
@@ -115,7 +115,7 @@ def test_etc_xinetd(world, pki):
     for _ in range(5):
         port = L.free_port()
         cfg = LR.xinetd_config(world, port, attrs, world.engine, args)
-        pr = world.start(["/usr/sbin/xinetd", "-dontfork", "-f", cfg, "-pidfile",
+        pr = world.spawn(["/usr/sbin/xinetd", "-dontfork", "-f", cfg, "-pidfile",
                           world.path("xinetd.pid")], name="xinetd")
         if L.wait_listen(port, proc=pr) and pr.poll() is None:
             break
@@ -134,10 +134,10 @@ def test_etc_supervisor_tls_settings(world, pki, how):
     assert "\ntls_cert = %s\n" % pki.cert in text     # the example's line, filled in
     if how == "listen":
         _, port = T.start_with_port(
-            world, lambda p: [L.SMTPD, "-c", conf, "-l", "127.0.0.1:%d" % p], "supervisor")
+            world, lambda p: [L.smtpd_path(), "-c", conf, "-l", "127.0.0.1:%d" % p], "supervisor")
     else:
         L.need(L.SOCKET_ACTIVATE)
         _, port = T.start_with_port(
-            world, lambda p: [L.SOCKET_ACTIVATE, "-l", "127.0.0.1:%d" % p, L.SMTPD, "-c",
+            world, lambda p: [L.SOCKET_ACTIVATE, "-l", "127.0.0.1:%d" % p, L.smtpd_path(), "-c",
                               conf], "socket-activate")
     deliver_tls(world, port, pki)

@@ -12,7 +12,7 @@ import socket
 import ssl
 import subprocess
 
-import launchlib as L
+import smtptest as L
 
 TLS_TIMEOUT = 30
 
@@ -21,7 +21,7 @@ def start_with_port(w, make_argv, name, fam=4, retries=5, **kw):
     """start argv(port), wait until the port listens; retry on collision"""
     for _ in range(retries):
         port = L.free_port(v6=(fam == 6), v4=(fam == 4))
-        pr = w.start(make_argv(port), name=name, **kw)
+        pr = w.spawn(make_argv(port), name=name, **kw)
         if L.wait_listen(port, fam, proc=pr) and pr.poll() is None:
             return pr, port
         pr.stop()
@@ -120,3 +120,14 @@ def received_tls(data):
     """the Received: line of a stored message, unfolded"""
     m = re.search(rb"^Received: .*?(?=^\S)", data, re.S | re.M)
     return m.group(0).decode().replace("\n\t", " ") if m else ""
+
+
+def send_mail(c, tok, ehlo=True):
+    """(EHLO,) MAIL, RCPT, DATA with message(tok); the reply to the data"""
+    if ehlo:
+        c.cmd("EHLO client.test", 250)
+    c.cmd("MAIL FROM:<sender@client.test>", 250)
+    c.cmd("RCPT TO:<alice@%s>" % L.DOMAIN, 250)
+    c.cmd("DATA", 354)
+    c.send(L.message(tok).replace(b"\r\n.", b"\r\n..") + b".\r\n")
+    return c.reply()
