@@ -23,6 +23,10 @@
 #include "dnsbl.h"
 #include "netaddr.h"
 
+#ifndef TLS_ENGINE
+#define TLS_ENGINE "/usr/local/sbin/smtpd-tls"	/* make sets SBINDIR's */
+#endif
+
 struct config cfg;
 
 struct setting {
@@ -52,6 +56,9 @@ static const struct setting settings[] = {
 	S(recipient_delimiter, "characters that start a user+tag, empty = off"),
 	S(catchall, "domain:user comma list: unknown names go to user"),
 	S(delivery, "maildir or lmtp:unix:/path or lmtp:HOST:PORT, [domain=]..."),
+	S(tls_cert, "supervisor: TLS certificate chain file (PEM), empty = no STARTTLS"),
+	S(tls_key, "supervisor: TLS private key file (PEM)"),
+	S(tls_engine, "path of the smtpd-tls engine"),
 	S(trusted_networks, "networks skipping caps, rate, DNSBL, pregreet (CIDR list)"),
 	S(dnsbl_sites, "DNS lists: ZONE[=127.0.0.[2..11]][*WEIGHT], comma list"),
 	S(dns_server, "resolver for the door's lookups, IP[:PORT]; default resolv.conf"),
@@ -77,6 +84,7 @@ static const struct setting settings[] = {
 	N(min_uid, 1000, 0, 2147483647L, "lowest uid of a system-user recipient"),
 	N(quota, 1, 0, 1, "1: honour the Maildir++ maildirsize quota"),
 	N(lmtp_timeout, 60, 1, 3600, "seconds for each LMTP wait"),
+	N(tls_required, 0, 0, 1, "1: refuse MAIL before STARTTLS (private listeners only)"),
 	N(dnsbl_threshold, 1, 1, 100000, "DNSBL score that refuses a client"),
 	N(dnsbl_timeout, 5, 1, 60, "seconds the greeting waits for DNS lists"),
 	N(dnsbl_cache_ttl, 60, 0, 86400, "seconds a worker remembers a DNSBL verdict, 0 = off"),
@@ -206,6 +214,7 @@ static int set_defaults(void)
 	strcpy(cfg.delivery, "maildir");
 	strcpy(cfg.log, "syslog");
 	strcpy(cfg.session_user, "nobody");
+	snprintf(cfg.tls_engine, sizeof cfg.tls_engine, "%s", TLS_ENGINE);
 	strcpy(cfg.trusted_networks, "127.0.0.0/8, ::1/128");
 	cfg.uid = getuid();
 	if (cfg.uid == 0) {

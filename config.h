@@ -34,6 +34,9 @@ struct config {
 	char recipient_delimiter[CFG_STR_MAX];/* "+" etc: user+tag; "" = off */
 	char catchall[CFG_STR_MAX];	/* comma list of domain:user; "" = off */
 	char delivery[CFG_STR_MAX];	/* maildir | lmtp:SPEC, [domain=]... list */
+	char tls_cert[CFG_STR_MAX];	/* supervisor: certificate chain (PEM); "" = no TLS */
+	char tls_key[CFG_STR_MAX];	/* supervisor: its private key (PEM) */
+	char tls_engine[CFG_STR_MAX];	/* path of the smtpd-tls binary */
 	char trusted_networks[CFG_STR_MAX];/* CIDR list exempt from the door's checks */
 	char dnsbl_sites[CFG_STR_MAX];	/* postscreen-style ZONE[=FILTER][*WEIGHT] list */
 	char dns_server[CFG_STR_MAX];	/* resolver IP[:PORT]; "" = /etc/resolv.conf */
@@ -59,6 +62,7 @@ struct config {
 	long min_uid;			/* lowest uid of a system-user recipient */
 	long quota;			/* 1: honour Maildir++ maildirsize */
 	long lmtp_timeout;		/* seconds for each LMTP wait */
+	long tls_required;		/* 1: MAIL only after STARTTLS (530) */
 	long dnsbl_threshold;		/* score at which a client is refused */
 	long dnsbl_timeout;		/* seconds the greeting waits for DNS lists */
 	long dnsbl_cache_ttl;		/* seconds a worker remembers a verdict; 0 = off */
