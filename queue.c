@@ -66,16 +66,35 @@ static int spool_path(char *dst, size_t cap, const char *id, const char *suffix)
 	return (n < 0 || (size_t)n >= cap) ? -1 : 0;
 }
 
-/* disk_fd - create the named data file spool_dir/ID */
-static int disk_fd(const char *id)
+/*
+ * locked_create - create spool_dir/ID<suffix> and lock it (flock) for as
+ * long as the descriptor lives: the cleaner never removes a locked file,
+ * so a slow session's data file cannot vanish under it.
+ */
+static int locked_create(const char *id, const char *suffix, int excl)
 {
 	char path[CFG_STR_MAX + QID_MAX + 8];
+	int fd, err;
 
-	if (spool_path(path, sizeof path, id, "") < 0) {
+	if (spool_path(path, sizeof path, id, suffix) < 0) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	return open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	fd = open(path, O_RDWR | O_CREAT | (excl ? O_EXCL : O_TRUNC) | O_NOFOLLOW |
+	    O_CLOEXEC, 0600);
+	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		err = errno;	/* a cleaner looks at it this instant: retry later */
+		close(fd);
+		errno = err;
+		return -1;
+	}
+	return fd;
+}
+
+/* disk_fd - create the named data file spool_dir/ID, locked */
+static int disk_fd(const char *id)
+{
+	return locked_create(id, "", 1);
 }
 
 /* mem_fd - an anonymous file in memory; -1 where the system has none */
@@ -202,7 +221,7 @@ static int write_env(const char *id, time_t arrival, long attempts,
 	if (spool_path(tmp, sizeof tmp, id, ".tmp") < 0 ||
 	    spool_path(env, sizeof env, id, ".env") < 0)
 		return ENAMETOOLONG;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	fd = locked_create(id, ".tmp", 0);
 	if (fd < 0 || !(f = fdopen(fd, "w"))) {
 		err = errno;
 		if (fd >= 0)
@@ -228,19 +247,47 @@ static int write_env(const char *id, time_t arrival, long attempts,
 	return err;
 }
 
-/* spool_keep - make message and pending recipients durable; 0 or errno */
+/* linked - does the open data file still have a name? 1, 0, or -1 */
+static int linked(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return -1;
+	return st.st_nlink > 0;
+}
+
+/*
+ * spool_keep - make message and pending recipients durable; 0 or errno.
+ * An envelope is never committed for a data file that lost its name
+ * (removed by someone while we read): the octets we still hold through
+ * the descriptor are written to a new file first, and a name lost after
+ * the envelope's rename withdraws the envelope (4xx, the sender keeps it).
+ */
 int spool_keep(struct spool *s, char *const *rcpts, int n, const char *why)
 {
+	char env[CFG_STR_MAX + QID_MAX + 8];
 	int err;
 
 	if ((err = spool_flush(s)) != 0)
 		return err;
+	if (s->disk && linked(s->fd) == 0) {
+		logmsg(LOG_WARNING, "%s spool result=relinked reason=\"data file removed "
+		    "while the session read it\"", s->id);
+		s->disk = 0;	/* copy it back, as a memory spool would be */
+	}
 	if (!s->disk && (err = to_disk(s)) != 0)
 		return err;
 	if ((err = storage_fsync(s->fd)) != 0)
 		return err;
-	return write_env(s->id, time(NULL), 0, time(NULL) + cfg.queue_retry,
-	    rcpts, n, why);
+	if ((err = write_env(s->id, time(NULL), 0, time(NULL) + cfg.queue_retry,
+	    rcpts, n, why)) != 0)
+		return err;
+	if (linked(s->fd) == 1)
+		return 0;
+	if (spool_path(env, sizeof env, s->id, ".env") == 0)
+		unlink(env);
+	return EIO;
 }
 
 /* An envelope read back from disk; `buf` holds the recipient lines. */
@@ -384,6 +431,46 @@ static int give_up(struct deliverer *d, const char *id, int data)
 	return r.status == DELIVER_OK;
 }
 
+/*
+ * lost_data - an envelope whose data file is gone: the copies it names
+ * are lost, so the postmaster gets a notice listing them, and the
+ * envelope goes; 1 when the notice was delivered.  The notice:
+ *   Return-Path: <>
+ *   Subject: smtpd: queued message ID lost its data file
+ *   (blank line, then one pending recipient per line)
+ */
+static int lost_data(struct deliverer *d, const char *id, const struct envelope *e)
+{
+	struct spool *s = malloc(sizeof *s);
+	char line[ADDR_MAX + 128], why[sizeof ((struct deliver_result *)0)->text * 4];
+	struct deliver_result r;
+	int i;
+
+	if (!s || spool_create(s, 1) != 0) {
+		free(s);
+		return 0;
+	}
+	snprintf(line, sizeof line, "Return-Path: <>\nFrom: <postmaster@%s>\n"
+	    "Subject: smtpd: queued message %s lost its data file\n\n"
+	    "These recipients never got the message:\n", cfg.hostname, id);
+	spool_put(s, line, strlen(line));
+	for (i = 0; i < e->n; i++) {
+		snprintf(line, sizeof line, "  <%s>\n", e->rcpt[i]);
+		spool_put(s, line, strlen(line));
+	}
+	r.status = DELIVER_TEMP;
+	snprintf(r.text, sizeof r.text, "4.3.0 cannot write the notice");
+	if (spool_flush(s) == 0)
+		deliverer_deliver(d, s->fd, s->id, "postmaster", 0, &r);
+	log_text(why, sizeof why, r.text);
+	logmsg(LOG_ERR, "%s lost reason=data-file-missing nrcpt=%d notice=%s "
+	    "result=%s reply=\"%s\"", id, e->n, s->id,
+	    r.status == DELIVER_OK ? "delivered" : "deferred", why);
+	spool_discard(s);
+	free(s);
+	return r.status == DELIVER_OK;
+}
+
 /* run_one - retry one queued message whose envelope is open as `fd` */
 static void run_one(struct deliverer *d, const char *id, int fd, time_t now,
     int force)
@@ -398,14 +485,18 @@ static void run_one(struct deliverer *d, const char *id, int fd, time_t now,
 	}
 	if ((now < e.next && !force) || spool_path(path, sizeof path, id, "") < 0)
 		goto out;
-	if ((data = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
-		logmsg(LOG_ERR, "%s queue result=skipped reason=\"data file missing: %s\"",
+	if ((data = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0 &&
+	    errno != ENOENT) {
+		logmsg(LOG_ERR, "%s queue result=skipped reason=\"data file unreadable: %s\"",
 		    id, strerror(errno));
 		goto out;
 	}
-	snprintf(why, sizeof why, "%s", e.why);
-	e.n = retry(d, id, data, &e, &perm, why, sizeof why);
-	if (e.n > 0 && (perm || now - e.arrival > cfg.queue_lifetime) &&
+	snprintf(why, sizeof why, "%s", data < 0 ? "data file missing" : e.why);
+	if (data < 0 && lost_data(d, id, &e))
+		e.n = 0;	/* the postmaster knows; nothing more to try */
+	else if (data >= 0)
+		e.n = retry(d, id, data, &e, &perm, why, sizeof why);
+	if (data >= 0 && e.n > 0 && (perm || now - e.arrival > cfg.queue_lifetime) &&
 	    give_up(d, id, data))
 		e.n = 0;
 	if (e.n == 0) {
@@ -424,36 +515,40 @@ out:
 }
 
 /* stale - is this leftover old enough that no session can own it? */
-static int stale(const char *name, time_t now)
+static int stale(const struct stat *st, time_t now)
 {
-	char path[CFG_STR_MAX + 300];
-	struct stat st;
-
-	if (snprintf(path, sizeof path, "%s/%s", cfg.spool_dir, name) >= (int)sizeof path ||
-	    lstat(path, &st) < 0)
-		return 0;
-	return now - st.st_mtime > 2 * cfg.data_timeout + cfg.cmd_timeout;
+	return now - st->st_mtime > 2 * cfg.data_timeout + cfg.cmd_timeout;
 }
 
-/* clean_one - remove a crashed session's data file or envelope tmp */
+/*
+ * clean_one - remove a crashed session's data file or envelope tmp.
+ * A live session holds a lock on its files (locked_create), so we take
+ * the lock ourselves first: failing that, the owner is alive.  Old age
+ * is checked too, under the lock, which closes the instant between a
+ * session's create and its flock.
+ */
 static void clean_one(const char *name, time_t now)
 {
 	char path[CFG_STR_MAX + 300];
 	const char *dot = strchr(name, '.');
 	char safe[(QID_MAX + 4) * 4];
-	struct stat st;
+	struct stat st, at;
+	int fd;
 
-	if (strlen(name) >= QID_MAX + 4 || !stale(name, now))
-		return;
-	if (dot && strcmp(dot, ".tmp") != 0)
+	if (strlen(name) >= QID_MAX + 4 || (dot && strcmp(dot, ".tmp") != 0))
 		return;
 	if (!dot && snprintf(path, sizeof path, "%s/%s.env", cfg.spool_dir, name) > 0 &&
 	    lstat(path, &st) == 0)
 		return;		/* a queued message, not a leftover */
-	snprintf(path, sizeof path, "%s/%s", cfg.spool_dir, name);
+	if (snprintf(path, sizeof path, "%s/%s", cfg.spool_dir, name) >= (int)sizeof path ||
+	    (fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) < 0)
+		return;
 	log_escape(safe, sizeof safe, name, strlen(name));
-	if (unlink(path) == 0)
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &st) == 0 &&
+	    S_ISREG(st.st_mode) && stale(&st, now) && lstat(path, &at) == 0 &&
+	    at.st_ino == st.st_ino && at.st_dev == st.st_dev && unlink(path) == 0)
 		logmsg(LOG_INFO, "%s cleanup result=removed reason=\"leftover spool file\"", safe);
+	close(fd);
 }
 
 /* valid_id - a queue id as we make them: 1..31 letters and digits */

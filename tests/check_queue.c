@@ -489,15 +489,98 @@ START_TEST(test_malformed_envelope)
 }
 END_TEST
 
-/* an envelope whose data file is gone is left alone, not a crash */
+/* an envelope whose data file is gone: a notice to the postmaster, no loop */
 START_TEST(test_missing_data_file)
+{
+	struct deliverer d;
+	const char *env = "T 1\nA 0 0\nR bob@example.test\nR carol@example.test\n";
+	char *got;
+
+	put_file("spool/GONE1.env", env, strlen(env));
+	ck_assert_int_eq(deliverer_start(&d, 2), 0);
+	ck_assert_int_eq(queue_run(&d, time(NULL)), 0);
+	deliverer_stop(&d);
+	ck_assert_msg(!exists("spool/GONE1.env"), "envelope kept: retried forever");
+	got = only_message("alice/Maildir");	/* alice is the postmaster */
+	ck_assert_ptr_nonnull(strstr(got, "Return-Path: <>\n"));
+	ck_assert_ptr_nonnull(strstr(got, "Subject: smtpd: queued message GONE1 lost"));
+	ck_assert_ptr_nonnull(strstr(got, "<bob@example.test>\n"));
+	ck_assert_ptr_nonnull(strstr(got, "<carol@example.test>\n"));
+	ck_assert_int_eq(count(P("spool"), NULL, 0), 0);
+	free(got);
+}
+END_TEST
+
+/* the postmaster cannot take the notice now: the envelope stays for later */
+START_TEST(test_missing_data_file_deferred)
 {
 	struct deliverer none = { 0, -1 };
 	const char *env = "T 1\nA 0 0\nR bob@example.test\n";
+	long long t, next;
+	char rcpts[128];
+	long a;
 
-	put_file("spool/GONE1.env", env, strlen(env));
+	put_file("spool/GONE2.env", env, strlen(env));
 	ck_assert_int_eq(queue_run(&none, time(NULL)), 0);
-	ck_assert(exists("spool/GONE1.env"));
+	read_env("GONE2", &t, &a, &next, rcpts, sizeof rcpts);
+	ck_assert_int_eq(a, 1);
+	ck_assert(next > time(NULL));
+	ck_assert_int_eq(count(P("spool"), NULL, 0), 1);
+}
+END_TEST
+
+/* finding 1: a slow session's data file is old, but its session is alive */
+START_TEST(test_live_session_file_kept)
+{
+	struct deliverer none = { 0, -1 };
+	char *rcpt[] = { "bob@example.test" };
+	struct timeval tv[2] = { { time(NULL) - 5000, 0 }, { time(NULL) - 5000, 0 } };
+	char rel[64], *data;
+
+	cfg.spool_memory = 0;	/* on disk from the first octet */
+	ck_assert_int_eq(spool_create(&sp, 11), 0);
+	spool_put(&sp, MSG, strlen(MSG));
+	ck_assert_int_eq(spool_flush(&sp), 0);
+	snprintf(rel, sizeof rel, "spool/%s", sp.id);
+	ck_assert_int_eq(utimes(P(rel), tv), 0);	/* last flush long ago */
+	ck_assert_int_eq(queue_run(&none, time(NULL)), 0);
+	ck_assert_msg(exists(rel), "a live session's data file was removed");
+	ck_assert_int_eq(spool_keep(&sp, rcpt, 1), 0);
+	spool_close(&sp);
+	data = slurp(P(rel), NULL);
+	ck_assert_ptr_nonnull(data);
+	ck_assert_str_eq(data, MSG);
+	free(data);
+	/* once the session is gone the same age makes a leftover go */
+	ck_assert_int_eq(spool_create(&sp, 12), 0);
+	spool_put(&sp, MSG, strlen(MSG));
+	ck_assert_int_eq(spool_flush(&sp), 0);
+	snprintf(rel, sizeof rel, "spool/%s", sp.id);
+	spool_close(&sp);	/* a crashed session: no lock, no envelope */
+	ck_assert_int_eq(utimes(P(rel), tv), 0);
+	ck_assert_int_eq(queue_run(&none, time(NULL)), 0);
+	ck_assert(!exists(rel));
+}
+END_TEST
+
+/* finding 1: spool_keep never commits an envelope for a nameless file */
+START_TEST(test_keep_relinks_removed_data)
+{
+	char *rcpt[] = { "bob@example.test" };
+	char rel[64], *data;
+
+	cfg.spool_memory = 0;
+	ck_assert_int_eq(spool_create(&sp, 13), 0);
+	spool_put(&sp, MSG, strlen(MSG));
+	ck_assert_int_eq(spool_flush(&sp), 0);
+	snprintf(rel, sizeof rel, "spool/%s", sp.id);
+	ck_assert_int_eq(unlink(P(rel)), 0);	/* what the old cleaner did */
+	ck_assert_int_eq(spool_keep(&sp, rcpt, 1), 0);
+	spool_close(&sp);
+	data = slurp(P(rel), NULL);
+	ck_assert_msg(data != NULL, "envelope committed without a data file");
+	ck_assert_str_eq(data, MSG);
+	free(data);
 }
 END_TEST
 
@@ -519,6 +602,9 @@ Suite *check_suite(void)
 	tcase_add_test(run, test_stale_cleanup);
 	tcase_add_loop_test(run, test_malformed_envelope, 0, N(bad_envs));
 	tcase_add_test(run, test_missing_data_file);
+	tcase_add_test(run, test_missing_data_file_deferred);
+	tcase_add_test(run, test_live_session_file_kept);
+	tcase_add_test(run, test_keep_relinks_removed_data);
 	return s;
 }
 
