@@ -81,13 +81,17 @@ admin: $(B)/smtpd
 route: $(B)/smtpd
 	$(PYTEST) tests/route
 
-check: unit arrows e2e launch robust admin route tls
+# the audit's findings (issue 11): durability, injection, BDAT, privileges
+harden: $(B)/smtpd
+	cd tests/harden && SMTPD=$(abspath $(B)/smtpd) $(PYTEST) .
+
+check: unit arrows e2e launch robust admin route tls harden
 
 ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
              -fno-sanitize-recover=all
 # robust without the memory tests, whose RSS figures mean nothing under ASan
 check-asan:
-	$(MAKE) B=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" unit e2e launch admin route
+	$(MAKE) B=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" unit e2e launch admin route harden
 	$(MAKE) B=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" PYTEST_ARGS='-m "not memory"' robust
 	$(MAKE) B=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" tls
 
