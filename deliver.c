@@ -366,10 +366,38 @@ static void serve(int fd)
 	_exit(0);
 }
 
-/* deliverer_start - fork the deliverer; keep_fd stays open in it too */
+/*
+ * isolate - what the deliverer keeps: fds 0 and 1 on /dev/null, fd 2 only
+ * when it is keep_fd and no socket (a log file; under inetd it is the
+ * client's connection, which must not reach root), and its channel,
+ * moved to fd 3.  Every other descriptor is closed, however high.
+ * syslog's socket goes too and is opened again, so it cannot end up on a
+ * number we reuse.  Returns the channel.
+ */
+static int isolate(int chan, int keep_fd)
+{
+	struct stat st;
+	int nul, fd;
+
+	closelog();
+	if ((chan = fcntl(chan, F_DUPFD, 10)) < 0 || (nul = open("/dev/null", O_RDWR)) < 0)
+		fatal("deliverer: isolate");
+	dup2(nul, 0), dup2(nul, 1);
+	if (keep_fd != 2 || fstat(2, &st) < 0 || S_ISSOCK(st.st_mode))
+		dup2(nul, 2);
+	if (dup2(chan, 3) < 0)
+		fatal("deliverer: isolate");
+	if (close_range(4, ~0U, 0) < 0)
+		for (fd = 4; fd < sysconf(_SC_OPEN_MAX); fd++)
+			close(fd);
+	log_init("smtpd");
+	return 3;
+}
+
+/* deliverer_start - fork the deliverer; keep_fd (2: the log) may stay */
 int deliverer_start(struct deliverer *d, int keep_fd)
 {
-	int sv[2], nul, fd;
+	int sv[2];
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return -1;
@@ -379,15 +407,11 @@ int deliverer_start(struct deliverer *d, int keep_fd)
 	}
 	if (d->pid == 0) {
 		/* no network descriptor may reach the deliverer */
-		if ((nul = open("/dev/null", O_RDWR)) < 0)
-			fatal("deliverer: /dev/null");
-		dup2(nul, 0), dup2(nul, 1);
-		for (fd = 3; fd < 64; fd++)
-			if (fd != sv[1] && fd != keep_fd)
-				close(fd);
+		int chan = isolate(sv[1], keep_fd);
+
 		signal(SIGPIPE, SIG_IGN);
 		umask(077);
-		serve(sv[1]);
+		serve(chan);
 	}
 	close(sv[1]);
 	d->fd = sv[0];
