@@ -196,7 +196,7 @@ static int set_defaults(void)
 	strcpy(cfg.maildir, "Maildir");
 	strcpy(cfg.delivery, "maildir");
 	strcpy(cfg.log, "syslog");
-	strcpy(cfg.session_user, "nobody");
+	strcpy(cfg.session_user, "smtpd");	/* its own account: never "nobody" */
 	snprintf(cfg.tls_engine, sizeof cfg.tls_engine, "%s", TLS_ENGINE);
 	cfg.uid = getuid();
 	if (cfg.uid == 0) {
