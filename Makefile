@@ -117,6 +117,9 @@ install: all
 	if [ -f $(B)/smtpd-tls ]; then install -m 644 man/smtpd-tls.8 $(DESTDIR)$(MANDIR)/man8/smtpd-tls.8; fi
 	install -m 644 $(filter-out etc/demo.sh etc/tls,$(wildcard etc/*)) $(DESTDIR)$(DOCDIR)/examples/
 	install -m 644 $(wildcard etc/tls/*) $(DESTDIR)$(DOCDIR)/examples/tls/
+	if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -eq 0 ] && ! getent passwd smtpd >/dev/null; then \
+	    useradd --system --no-create-home --home-dir /nonexistent \
+	        --shell /usr/sbin/nologin smtpd; fi	# the session's own account (INSTALL)
 
 docs-check: $(B)/smtpd
 	$(PYTEST) tests/docs
