@@ -324,7 +324,7 @@ static void hello(struct session *s, char *arg, int esmtp)
 {
 	char name[DOMAIN_MAX * 4 + 1];
 
-	if (!rfc822_helo(arg)) {
+	if (!rfc822_helo(arg, esmtp)) {
 		reply(s, R_SYNTAX);
 		return;
 	}
@@ -638,7 +638,7 @@ static enum reply_id data_begin(struct session *s, int bdat)
 		if (starttls_comment(using, sizeof using, &s->tls.info) > 0)
 			rc.tls = using;
 	}
-	rc.id = t->spool.id, rc.when = time(NULL);
+	rc.id = t->spool.id, rc.when = time(NULL), rc.utf8 = t->utf8;
 	rc.rcpt = t->nrcpt == 1 ? strchr(t->rcpt[0], ' ') + 1 : NULL;
 	n = snprintf(head, sizeof head, "Return-Path: <%s>\n", t->sender);
 	n += (k = rfc822_received(head + n, sizeof head - n, &rc));

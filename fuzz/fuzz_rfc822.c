@@ -132,7 +132,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rfc822_addr_literal(raw, size))
 		CHECK(size >= 3 && raw[0] == '[' && raw[size - 1] == ']' &&
 		    printable(raw, size));
-	if (rfc822_helo(s))
+	if (rfc822_helo(s, size & 1))
 		CHECK(strlen(s) <= DOMAIN_MAX && printable(s, strlen(s)) &&
 		    !strchr(s, ' '));
 	for (i = 0; i < 2; i++) {		/* MAIL, then RCPT */
