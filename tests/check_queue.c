@@ -545,7 +545,7 @@ START_TEST(test_live_session_file_kept)
 	ck_assert_int_eq(utimes(P(rel), tv), 0);	/* last flush long ago */
 	ck_assert_int_eq(queue_run(&none, time(NULL)), 0);
 	ck_assert_msg(exists(rel), "a live session's data file was removed");
-	ck_assert_int_eq(spool_keep(&sp, rcpt, 1), 0);
+	ck_assert_int_eq(spool_keep(&sp, rcpt, 1, "test"), 0);
 	spool_close(&sp);
 	data = slurp(P(rel), NULL);
 	ck_assert_ptr_nonnull(data);
@@ -575,7 +575,7 @@ START_TEST(test_keep_relinks_removed_data)
 	ck_assert_int_eq(spool_flush(&sp), 0);
 	snprintf(rel, sizeof rel, "spool/%s", sp.id);
 	ck_assert_int_eq(unlink(P(rel)), 0);	/* what the old cleaner did */
-	ck_assert_int_eq(spool_keep(&sp, rcpt, 1), 0);
+	ck_assert_int_eq(spool_keep(&sp, rcpt, 1, "test"), 0);
 	spool_close(&sp);
 	data = slurp(P(rel), NULL);
 	ck_assert_msg(data != NULL, "envelope committed without a data file");
