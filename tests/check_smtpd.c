@@ -254,7 +254,7 @@ START_TEST(test_bad_arguments)
 	    "RCPT TO:alice@example.test\r\nRCPT TO:<alice@example.test>\r\nDATA x\r\n"
 	    "QUIT x\r\nBDAT 4 x\r\nQUITNOOP\r\nBDAT x\r\nQUIT\r\n"),
 	    "220 501 501 250 501 501 501 250 501 501 250 501 501 501 250 421");
-	HAS(out, "421 4.5.4 mx.test BDAT without a readable chunk size");
+	HAS(out, "421 4.5.4 mx.test BDAT without a readable chunk size, closing connection");
 	HAS(out, "501 Syntax error in parameters or arguments");
 	HAS(out, "501 5.1.7 Bad sender address syntax");
 	HAS(out, "501 5.1.3 Bad recipient address syntax");
