@@ -80,6 +80,7 @@ static const struct setting settings[] = {
 	N(quota, 1, 0, 1, "1: honour the Maildir++ maildirsize quota"),
 	N(lmtp_timeout, 60, 1, 3600, "seconds for each LMTP wait"),
 	N(tls_required, 0, 0, 1, "1: refuse MAIL before STARTTLS (private listeners only)"),
+	N(deliver_timeout, 300, 1, 3600, "seconds to wait for one Maildir delivery"),
 };
 #define NSETTINGS (sizeof settings / sizeof settings[0])
 

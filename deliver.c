@@ -34,6 +34,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -415,6 +416,7 @@ int deliverer_start(struct deliverer *d, int keep_fd)
 	}
 	close(sv[1]);
 	d->fd = sv[0];
+	d->hung = 0;
 	return 0;
 }
 
@@ -444,6 +446,32 @@ static int valid_reply(const char *rep, ssize_t n)
 	    rep[0] == DELIVER_PERM) && rep[1] > ' ' && rep[2] == ' ';
 }
 
+/*
+ * recv_reply - the deliverer's answer, waited for at most deliver_timeout
+ * seconds (a Maildir on a hung network mount must not hold the session
+ * forever); -2 on timeout, after which the deliverer is written off (we
+ * cannot kill root's process; it exits when it finds our end closed):
+ * the message stays the sender's (4xx) or goes to the queue.
+ */
+static ssize_t recv_reply(struct deliverer *d, char *rep, size_t cap)
+{
+	struct pollfd pfd = { d->fd, POLLIN, 0 };
+	ssize_t n;
+	int r;
+
+	do
+		r = poll(&pfd, 1, cfg.deliver_timeout * 1000);
+	while (r < 0 && errno == EINTR);
+	if (r == 0) {
+		d->hung = 1;
+		return -2;
+	}
+	do
+		n = recv(d->fd, rep, cap, 0);
+	while (n < 0 && errno == EINTR);
+	return n;
+}
+
 /* ask - one request ("C QID ENTRY", spool fd or -1) and its reply */
 static int ask(struct deliverer *d, int spoolfd, int verb, const char *qid,
     const char *rcpt, struct deliver_result *res)
@@ -460,9 +488,11 @@ static int ask(struct deliverer *d, int spoolfd, int verb, const char *qid,
 	}
 	if (!deliverer_alive(d) || send_request(d->fd, spoolfd, req, len) < 0)
 		goto broken;
-	do
-		n = recv(d->fd, rep, sizeof rep - 1, 0);
-	while (n < 0 && errno == EINTR);
+	if ((n = recv_reply(d, rep, sizeof rep - 1)) == -2) {
+		snprintf(res->text, sizeof res->text, "delivery agent timed out after %lds",
+		    cfg.deliver_timeout);
+		goto broken;
+	}
 	if (!valid_reply(rep, n))
 		goto broken;
 	rep[n < (ssize_t)sizeof res->text + 3 ? n : (ssize_t)sizeof res->text + 2] = '\0';
@@ -504,7 +534,10 @@ void deliverer_stop(struct deliverer *d)
 		return;
 	if (d->fd >= 0)
 		close(d->fd);
-	while (waitpid(d->pid, NULL, 0) < 0 && errno == EINTR)
-		;
+	if (d->hung)	/* stuck in the kernel, maybe: never wait for it */
+		waitpid(d->pid, NULL, WNOHANG);
+	else
+		while (waitpid(d->pid, NULL, 0) < 0 && errno == EINTR)
+			;
 	d->pid = 0;
 }
