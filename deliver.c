@@ -491,6 +491,7 @@ static int ask(struct deliverer *d, int spoolfd, int verb, const char *qid,
 	if ((n = recv_reply(d, rep, sizeof rep - 1)) == -2) {
 		snprintf(res->text, sizeof res->text, "delivery agent timed out after %lds",
 		    cfg.deliver_timeout);
+		logmsg(LOG_ERR, "%s delivery result=deferred reason=\"%s\"", qid, res->text);
 		goto broken;
 	}
 	if (!valid_reply(rep, n))
