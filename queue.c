@@ -193,53 +193,67 @@ void spool_discard(struct spool *s)
 		unlink_data(s->id);
 }
 
-/* fsync_dir - make the spool directory's entries durable */
+/* fsync_dir - make the spool directory's entries durable (the seam) */
 static int fsync_dir(void)
 {
-	int fd = open(cfg.spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), err = 0;
+	int fd = open(cfg.spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), err;
 
 	if (fd < 0)
 		return errno;
-	if (fsync(fd) < 0)
-		err = errno;
+	err = storage_fsync(fd);
 	close(fd);
 	return err;
 }
 
+/* env_text - the envelope's lines into a malloc'd buffer; its length */
+static char *env_text(time_t arrival, long attempts, time_t next,
+    char *const *rcpts, int n, const char *why, size_t *len)
+{
+	size_t cap = (size_t)n * (ADDR_MAX + 4) + 512;
+	char *text = malloc(cap), safe[256];
+	int i;
+
+	if (!text)
+		return NULL;
+	*len = snprintf(text, cap, "T %lld\nA %ld %lld\n", (long long)arrival,
+	    attempts, (long long)next);
+	for (i = 0; i < n; i++)		/* an address: < ADDR_MAX octets */
+		*len += snprintf(text + *len, cap - *len, "R %s\n", rcpts[i]);
+	log_text(safe, sizeof safe, why);	/* no line break can get in */
+	*len += snprintf(text + *len, cap - *len, "E %s\n", safe);	/* for -Q */
+	return text;
+}
+
 /*
- * write_env - write the envelope durably: tmp, fsync, rename, fsync dir.
- * The rename makes the new envelope appear whole or not at all.
+ * write_env - write the envelope durably: tmp, fsync, rename, fsync dir,
+ * every step through the storage seam (so ENOSPC, EDQUOT and EIO can be
+ * forced at each).  The rename makes the new envelope appear whole or
+ * not at all; on any failure the tmp file goes.
  */
 static int write_env(const char *id, time_t arrival, long attempts,
     time_t next, char *const *rcpts, int n, const char *why)
 {
 	char tmp[CFG_STR_MAX + QID_MAX + 8], env[CFG_STR_MAX + QID_MAX + 8];
-	char safe[256];
-	FILE *f;
-	int fd, i, err = 0;
+	char *text;
+	size_t len;
+	int fd, err;
 
 	if (spool_path(tmp, sizeof tmp, id, ".tmp") < 0 ||
 	    spool_path(env, sizeof env, id, ".env") < 0)
 		return ENAMETOOLONG;
-	fd = locked_create(id, ".tmp", 0);
-	if (fd < 0 || !(f = fdopen(fd, "w"))) {
+	if (!(text = env_text(arrival, attempts, next, rcpts, n, why, &len)))
+		return ENOMEM;
+	if ((fd = locked_create(id, ".tmp", 0)) < 0) {
 		err = errno;
-		if (fd >= 0)
-			close(fd);
-		return err;
+	} else {
+		if ((err = storage_write_all(fd, text, len)) == 0)
+			err = storage_fsync(fd);
+		if (close(fd) < 0 && !err)
+			err = errno;
 	}
-	fprintf(f, "T %lld\nA %ld %lld\n", (long long)arrival, attempts,
-	    (long long)next);
-	for (i = 0; i < n; i++)
-		fprintf(f, "R %s\n", rcpts[i]);
-	log_text(safe, sizeof safe, why);	/* no line break can get in */
-	fprintf(f, "E %s\n", safe);	/* last error, for smtpd -Q */
-	if (fflush(f) == EOF || fsync(fd) < 0)
-		err = errno;
-	if (fclose(f) == EOF && !err)
-		err = errno;
-	if (!err && rename(tmp, env) < 0)
-		err = errno;
+	free(text);
+	if (!err)
+		err = storage_rename(AT_FDCWD, tmp, AT_FDCWD, env);
 	if (!err)
 		err = fsync_dir();
 	if (err)
@@ -280,14 +294,12 @@ int spool_keep(struct spool *s, char *const *rcpts, int n, const char *why)
 		return err;
 	if ((err = storage_fsync(s->fd)) != 0)
 		return err;
-	if ((err = write_env(s->id, time(NULL), 0, time(NULL) + cfg.queue_retry,
-	    rcpts, n, why)) != 0)
-		return err;
-	if (linked(s->fd) == 1)
-		return 0;
-	if (spool_path(env, sizeof env, s->id, ".env") == 0)
-		unlink(env);
-	return EIO;
+	err = write_env(s->id, time(NULL), 0, time(NULL) + cfg.queue_retry, rcpts, n, why);
+	if (!err && linked(s->fd) != 1)
+		err = EIO;
+	if (err && spool_path(env, sizeof env, s->id, ".env") == 0)
+		unlink(env);	/* renamed but not durable, or no data: withdrawn */
+	return err;
 }
 
 /* An envelope read back from disk; `buf` holds the recipient lines. */
