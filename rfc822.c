@@ -425,8 +425,9 @@ static size_t helo_label(const char *s, size_t len, int utf8)
 }
 
 /*
- * rfc822_helo - is s a HELO/EHLO argument: an RFC 5321 Domain or
- * address-literal (4.1.1.1)?  Labels are letters, digits and '-' (and
+ * rfc822_helo - is s a HELO/EHLO argument: an RFC 5321 Domain or an
+ * IPv4 / IPv6 address-literal (4.1.1.1, 4.1.3; the general form with a
+ * tag, which no client uses, would let '"', '<', '>' and '=' in)?  Labels are letters, digits and '-' (and
  * '_', which some hosts use); with utf8 (EHLO: an SMTPUTF8 client may
  * give its U-label name, RFC 6531) also UTF-8 letters, but never the
  * invisible code points above.  Nothing accepted holds a blank, '=',
@@ -438,8 +439,9 @@ int rfc822_helo(const char *s, int utf8)
 
 	if (len == 0 || len > DOMAIN_MAX)
 		return 0;
-	if (s[0] == '[')
-		return rfc822_addr_literal(s, len);
+	if (s[0] == '[')	/* IPv4 or IPv6 only: no General-address-literal */
+		return len >= 3 && s[len - 1] == ']' && (ipv4(s + 1, len - 2) ||
+		    (len > 7 && strncasecmp(s + 1, "IPv6:", 5) == 0 && ipv6(s + 6, len - 7)));
 	for (;;) {
 		if ((n = helo_label(s + i, len - i, utf8)) == 0)
 			return 0;

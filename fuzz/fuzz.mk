@@ -14,7 +14,7 @@
 
 FUZZTIME	?= 60
 FUZZ_CC		?= clang
-FUZZ_TARGETS	:= rfc822 proxy session envelope config aliases lmtp tlsvars
+FUZZ_TARGETS	:= rfc822 proxy session envelope config aliases lmtp tlsvars escape
 FUZZ_PRODUCT	:= smtpd data replies rfc822 queue maildir storage config deliver \
 		   users log supervisor worker proc peer proxy aliases quota lmtp \
 		   resolve route starttls tlsspawn spooldir
