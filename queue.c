@@ -423,11 +423,11 @@ static int retry(struct deliverer *d, const char *id, int data, struct envelope 
 	return kept;
 }
 
-/* give_up - hand an undeliverable message to the postmaster */
-static int give_up(struct deliverer *d, const char *id, int data)
+/* to_postmaster - deliver spool file `data` (queue id `id`) to the postmaster */
+static void to_postmaster(struct deliverer *d, const char *id, int data,
+    struct deliver_result *r)
 {
 	char entry[ENTRY_MAX], *one[1] = { entry };
-	struct deliver_result r = { 0 };
 	struct target t[1];
 	struct path p;
 
@@ -435,10 +435,18 @@ static int give_up(struct deliverer *d, const char *id, int data)
 	if (rfc822_mailbox("postmaster", &p) == 0 &&
 	    resolve_rcpt(id, &p, t, 1) == 1 && t[0].lmtp[0]) {
 		snprintf(entry, sizeof entry, "%s %s", LMTP_MAILBOX, t[0].addr);
-		route_retry(id, data, one, 1, &r);
+		route_retry(id, data, one, 1, r);
 	} else {
-		deliverer_deliver(d, data, id, "postmaster", 1, &r);
+		deliverer_deliver(d, data, id, "postmaster", 1, r);
 	}
+}
+
+/* give_up - hand an undeliverable message to the postmaster */
+static int give_up(struct deliverer *d, const char *id, int data)
+{
+	struct deliver_result r = { 0 };
+
+	to_postmaster(d, id, data, &r);
 	log_attempt(id, "gaveup", "postmaster", &r);
 	return r.status == DELIVER_OK;
 }
@@ -467,13 +475,13 @@ static int lost_data(struct deliverer *d, const char *id, const struct envelope 
 	    "These recipients never got the message:\n", cfg.hostname, id);
 	spool_put(s, line, strlen(line));
 	for (i = 0; i < e->n; i++) {
-		snprintf(line, sizeof line, "  <%s>\n", e->rcpt[i]);
+		snprintf(line, sizeof line, "  <%s>\n", resolve_entry_addr(e->rcpt[i]));
 		spool_put(s, line, strlen(line));
 	}
 	r.status = DELIVER_TEMP;
 	snprintf(r.text, sizeof r.text, "4.3.0 cannot write the notice");
 	if (spool_flush(s) == 0)
-		deliverer_deliver(d, s->fd, s->id, "postmaster", 0, &r);
+		to_postmaster(d, s->id, s->fd, &r);
 	log_text(why, sizeof why, r.text);
 	logmsg(LOG_ERR, "%s lost reason=data-file-missing nrcpt=%d notice=%s "
 	    "result=%s reply=\"%s\"", id, e->n, s->id,
