@@ -34,17 +34,19 @@ def slow_message(world, queue_run_at=4.0, length=5.0):
     c.cmd("DATA", 354)
     c.send("Subject: slow\r\n\r\n")
     start, ran = time.time(), None
-    while time.time() - start < length:
-        c.send("x")
+    while time.time() - start < length or (ran and ran.poll() is None):
+        c.send("x")                     # a byte each 0.25 s: data_timeout is 1 s
         time.sleep(0.25)
         if ran is None and time.time() - start > queue_run_at:
-            ran = world.run("-q")      # the old cleaner: "stale by mtime"
+            # the old cleaner: "stale by mtime"; runs while we keep sending
+            ran = subprocess.Popen(world.argv("-q"), stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     c.send("\r\n.\r\n")
     r = c.reply()
     c.cmd("QUIT", 221)
     c.close()
     p.wait(timeout=20)
-    assert ran is not None and ran.returncode == 0, ran
+    assert ran is not None and ran.wait(timeout=20) == 0
     return r
 
 
