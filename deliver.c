@@ -370,10 +370,12 @@ static void serve(int fd)
 /*
  * isolate - what the deliverer keeps: fds 0 and 1 on /dev/null, fd 2 only
  * when it is keep_fd and no socket (a log file; under inetd it is the
- * client's connection, which must not reach root), and its channel,
- * moved to fd 3.  Every other descriptor is closed, however high.
- * syslog's socket goes too and is opened again, so it cannot end up on a
- * number we reuse.  Returns the channel.
+ * client's connection, which must not reach root), and its channel.
+ * Every other descriptor is closed, however high (close_range).  The
+ * channel keeps its number: a stdio stream of ours may still name a
+ * closed number, and must never end up writing into the channel.
+ * syslog's socket goes too and is opened again when next needed.
+ * Returns the channel (moved above fd 2 if it was there).
  */
 static int isolate(int chan, int keep_fd)
 {
@@ -381,18 +383,20 @@ static int isolate(int chan, int keep_fd)
 	int nul, fd;
 
 	closelog();
-	if ((chan = fcntl(chan, F_DUPFD, 10)) < 0 || (nul = open("/dev/null", O_RDWR)) < 0)
-		fatal("deliverer: isolate");
+	if (chan < 3 && (chan = fcntl(chan, F_DUPFD, 3)) < 0)
+		fatal("deliverer: channel");	/* started with fds 0-2 closed */
+	if ((nul = open("/dev/null", O_RDWR)) < 0)
+		fatal("deliverer: /dev/null");
 	dup2(nul, 0), dup2(nul, 1);
 	if (keep_fd != 2 || fstat(2, &st) < 0 || S_ISSOCK(st.st_mode))
 		dup2(nul, 2);
-	if (dup2(chan, 3) < 0)
-		fatal("deliverer: isolate");
-	if (close_range(4, ~0U, 0) < 0)
-		for (fd = 4; fd < sysconf(_SC_OPEN_MAX); fd++)
-			close(fd);
+	if ((chan > 3 && close_range(3, chan - 1, 0) < 0) ||
+	    close_range(chan + 1, ~0U, 0) < 0)
+		for (fd = 3; fd < sysconf(_SC_OPEN_MAX); fd++)
+			if (fd != chan)
+				close(fd);
 	log_init("smtpd");
-	return 3;
+	return chan;
 }
 
 /* deliverer_start - fork the deliverer; keep_fd (2: the log) may stay */
@@ -407,8 +411,7 @@ int deliverer_start(struct deliverer *d, int keep_fd)
 		return -1;
 	}
 	if (d->pid == 0) {
-		/* no network descriptor may reach the deliverer */
-		int chan = isolate(sv[1], keep_fd);
+		int chan = isolate(sv[1], keep_fd);	/* no network descriptor */
 
 		signal(SIGPIPE, SIG_IGN);
 		umask(077);
