@@ -611,7 +611,7 @@ def test_no_zombies(T):
     # a SIGKILLed worker blocked in accept() can still take the next
     # connection from the kernel's queue (accept checks the queue before
     # the signal) and then die with it: wait until it is dead
-    check(L.wait_gone([victim], 10), "worker %d survived SIGKILL" % victim)
+    check(S.wait_gone([victim], 10), "worker %d survived SIGKILL" % victim)
     sup.kill(signal.SIGHUP)
     w.wait_log(LOG.RELOADED)
     for _ in range(3):
