@@ -16,7 +16,8 @@ B       ?= .
 SRCS = smtpd.c data.c replies.c rfc822.c queue.c maildir.c storage.c config.c \
        deliver.c users.c log.c supervisor.c worker.c proc.c peer.c proxy.c \
        aliases.c quota.c lmtp.c resolve.c route.c \
-       starttls.c tlsspawn.c
+       starttls.c tlsspawn.c \
+       filter.c filter_proto.c milter.c policy.c
 OBJS = $(SRCS:%.c=$(B)/%.o)
 TESTS = $(B)/tests/check_rfc822 $(B)/tests/check_data $(B)/tests/check_maildir $(B)/tests/check_queue \
         $(B)/tests/check_smtpd $(B)/tests/check_aliases $(B)/tests/check_quota \

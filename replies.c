@@ -68,6 +68,11 @@ static const char *const replies[R_COUNT] = {
 	[R_TLS_ACTIVE] = "503 5.5.1 TLS already active",
 	[R_TLS_UNAVAILABLE] = "454 4.7.0 TLS not available due to temporary reason",
 	[R_TLS_REQUIRED] = "530 5.7.0 Must issue a STARTTLS command first",
+	[R_FILTER] = "%s",	/* a milter's or policy server's own reply line */
+	[R_MILTER_REJECT] = "550 5.7.1 Command rejected",
+	[R_MILTER_TEMP] = "451 4.7.1 Service unavailable - try again later",
+	[R_POLICY_REJECT] = "550 5.7.1 Access denied",
+	[R_POLICY_TEMP] = "451 4.3.5 Policy service unavailable, try again later",
 };
 
 /* has_enhanced - does the row carry "ddd x.y.z " after its code? */
