@@ -82,6 +82,26 @@ static int has_enhanced(const char *fmt)
 }
 
 /*
+ * filter_line - R_FILTER: the whole line is a filter's own, already
+ * checked ("4xx"/"5xx", printable); its "x.y.z " goes for HELO clients.
+ */
+static size_t filter_line(char *dst, size_t cap, int enhanced, const char *fmt,
+    va_list ap)
+{
+	int n = vsnprintf(dst, cap, fmt, ap);
+	size_t skip;
+
+	if (n < 4 || (size_t)n >= cap)
+		return snprintf(dst, cap, "%s", replies[R_INTERNAL]);
+	skip = strcspn(dst + 4, " ");
+	if (!enhanced && has_enhanced(dst) && dst[4 + skip] == ' ') {
+		memmove(dst + 4, dst + 5 + skip, n - 4 - skip);
+		n -= skip + 1;
+	}
+	return n;
+}
+
+/*
  * reply_format - one reply line, without CR LF, into dst; its length.
  * Without `enhanced` the "x.y.z " after the code is left out.  A reply
  * that does not fit becomes R_INTERNAL (cannot happen: rows are short).
@@ -95,6 +115,8 @@ size_t reply_format(char *dst, size_t cap, enum reply_id id, int enhanced,
 
 	if (cap < 64)
 		return 0;
+	if (fmt[0] == '%')
+		return filter_line(dst, cap, enhanced, fmt, ap);
 	if (!enhanced && has_enhanced(fmt))
 		skip = strcspn(fmt + 4, " ") + 1;
 	memcpy(dst, fmt, 4);
