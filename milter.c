@@ -507,6 +507,8 @@ void milter_mail(struct milters *ms, const char *arg, struct verdict *v)
 		m->in_txn = 1;
 		ask(ms, m, &st_mail, kv, 1, v);
 	}
+	if (refused(v))
+		milter_abort(ms);	/* no transaction after all */
 }
 
 /* milter_rcpt - RCPT (one we accept ourselves): ask each in order */
@@ -788,7 +790,7 @@ static int rewrite(struct milters *ms, struct msg *g)
 	    2 * MILTER_TEXT_MAX, n = 0, off = 0, k, name;
 	unsigned long pos = 0, seen[MOD_MAX] = { 0 };
 	char *o = malloc(cap);
-	int bad = 0;
+	int bad = 0, err;
 
 	if (!o || pread(g->sp->fd, o, g->start, 0) != (ssize_t)g->start) {
 		free(o);
@@ -808,9 +810,9 @@ static int rewrite(struct milters *ms, struct msg *g)
 	}
 	bad |= put_inserts(ms, o, cap, &n, pos, 1);
 	bad |= put_tail(ms, o, cap, &n, seen);
-	k = bad ? EOVERFLOW : (size_t)spool_replace_head(g->sp, g->start + g->hlen, o, n);
+	err = bad ? EOVERFLOW : spool_replace_head(g->sp, g->start + g->hlen, o, n);
 	free(o);
-	return (int)k;
+	return err;
 }
 
 /* end_of_message - E to each milter still in; the first refusal wins */
