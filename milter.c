@@ -115,7 +115,7 @@ static void log_verdict(struct milters *ms, struct milter *m, const char *stage,
 
 	log_escape(spec, sizeof spec, m->spec, strlen(m->spec));
 	log_text(reply, sizeof reply, text);
-	logmsg(LOG_INFO, "%s milter milter=%s stage=%s result=%s%s%s%s", ms->sid,
+	logmsg(LOG_INFO, "%s milter client=%s milter=%s stage=%s result=%s%s%s%s", ms->sid, ms->client,
 	    spec, stage, result, *text ? " reply=\"" : "", reply, *text ? "\"" : "");
 }
 
@@ -139,8 +139,8 @@ static void m_fail(struct milters *ms, struct milter *m, const char *stage,
 	static const char *const act[] = { "tempfail", "accept", "reject" };
 
 	log_escape(spec, sizeof spec, m->spec, strlen(m->spec));
-	logmsg(LOG_WARNING, "%s milter milter=%s stage=%s result=error reason=\"%s\" action=%s",
-	    ms->sid, spec, stage, why, act[ms->deflt]);
+	logmsg(LOG_WARNING, "%s milter client=%s milter=%s stage=%s result=error reason=\"%s\" action=%s",
+	    ms->sid, ms->client, spec, stage, why, act[ms->deflt]);
 	m_close(m);
 	m->done = 1;
 	filter_fail(v, ms->deflt);
@@ -211,7 +211,8 @@ static int eom_extra(struct milters *ms, struct milter *m, const struct mreply *
 		return -1;
 	log_escape(name, sizeof name, r->name, strlen(r->name));
 	log_escape(spec, sizeof spec, m->spec, strlen(m->spec));
-	logmsg(LOG_INFO, "%s milter milter=%s stage=eom result=%s header=%s", ms->sid,
+	logmsg(LOG_INFO, "%s milter client=%s milter=%s stage=eom result=%s header=%s", ms->sid,
+	    ms->client,
 	    spec, r->cmd == MR_ADDHEADER ? "addheader" : r->cmd == MR_INSHEADER ?
 	    "insheader" : *r->value ? "chgheader" : "delheader", name);
 	return 1;
@@ -543,8 +544,8 @@ void milter_abort(struct milters *ms)
 			if (mp_end(&ms->pkt) < 0 || filter_write(m->fd, ms->pkt.buf,
 			    ms->pkt.len, cfg.milter_command_timeout) < 0) {
 				why = "abort not sent";
-				logmsg(LOG_WARNING, "%s milter stage=abort result=error reason=\"%s\"",
-				    ms->sid, why);
+				logmsg(LOG_WARNING, "%s milter client=%s stage=abort result=error reason=\"%s\"",
+				    ms->sid, ms->client, why);
 				m_close(m);
 			}
 		}
@@ -861,8 +862,8 @@ void milter_message(struct milters *ms, struct spool *sp, struct verdict *v)
 	snprintf(ms->qid, sizeof ms->qid, "%s", sp->id);
 	free_mods(ms);
 	if (load_head(&g) < 0) {
-		logmsg(LOG_WARNING, "%s milter stage=data result=error reason=\"header section unreadable or too large\"",
-		    ms->sid);
+		logmsg(LOG_WARNING, "%s milter client=%s stage=data result=error reason=\"header section unreadable or too large\"",
+		    ms->sid, ms->client);
 		filter_fail(v, ms->deflt);
 	} else {
 		send_headers(ms, &g, v);
@@ -873,8 +874,8 @@ void milter_message(struct milters *ms, struct spool *sp, struct verdict *v)
 	}
 	if (!refused(v) && (ms->nmods > 0 || ms->quarantine[0]) &&
 	    (err = rewrite(ms, &g)) != 0) {
-		logmsg(LOG_ERR, "%s milter stage=eom result=error reason=\"header changes not stored: %s\"",
-		    ms->sid, strerror(err));
+		logmsg(LOG_ERR, "%s milter client=%s stage=eom result=error reason=\"header changes not stored: %s\"",
+		    ms->sid, ms->client, strerror(err));
 		v->kind = FV_TEMPFAIL, v->text[0] = '\0';
 	}
 	if (v->kind == FV_ACCEPT)

@@ -205,7 +205,8 @@ static void log_result(const struct policy *p, const struct server *s,
 	log_escape(spec, sizeof spec, s->spec, strlen(s->spec));
 	log_escape(to, sizeof to, rcpt, strlen(rcpt));
 	log_text(rep, sizeof rep, text);
-	logmsg(LOG_INFO, "%s policy policy=%s to=<%s> result=%s%s%s%s", p->sid, spec,
+	logmsg(LOG_INFO, "%s policy client=%s policy=%s to=<%s> result=%s%s%s%s", p->sid,
+	    p->client, spec,
 	    to, result, *text ? " reply=\"" : "", rep, *text ? "\"" : "");
 }
 
@@ -239,8 +240,8 @@ static void ask_one(struct policy *p, struct server *s, const char *req, size_t 
 		log_escape(spec, sizeof spec, s->spec, strlen(s->spec));
 		log_escape(to, sizeof to, rcpt, strlen(rcpt));
 		log_text(esc, sizeof esc, why);
-		logmsg(LOG_WARNING, "%s policy policy=%s to=<%s> result=error reason=\"%s\" action=%s",
-		    p->sid, spec, to, esc, act[p->deflt]);
+		logmsg(LOG_WARNING, "%s policy client=%s policy=%s to=<%s> result=error reason=\"%s\" action=%s",
+		    p->sid, p->client, spec, to, esc, act[p->deflt]);
 		filter_fail(v, p->deflt);
 		return;
 	}
