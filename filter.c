@@ -168,8 +168,15 @@ long filter_read(int fd, void *p, size_t n, long timeout, int exact)
 	size_t got = 0;
 
 	while (got < n) {
-		ssize_t r = read(fd, b + got, n - got);
+		ssize_t r;
 
+		/* poll first: a filter's answer is rarely there yet, so this
+		 * saves the read that would fail with EAGAIN */
+		if (wait_fd(fd, POLLIN, deadline) <= 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		r = read(fd, b + got, n - got);
 		if (r > 0) {
 			got += r;
 			if (!exact)
@@ -180,14 +187,8 @@ long filter_read(int fd, void *p, size_t n, long timeout, int exact)
 			errno = ECONNRESET;
 			return -1;
 		}
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN)
+		if (errno != EINTR && errno != EAGAIN)
 			return -1;
-		if (wait_fd(fd, POLLIN, deadline) <= 0) {
-			errno = ETIMEDOUT;
-			return -1;
-		}
 	}
 	return got;
 }

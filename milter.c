@@ -67,6 +67,10 @@ struct milter {
 	int done;		/* accepted (or failed, default accept): txn */
 	int in_txn;		/* has seen MAIL since the last abort */
 	int skip_body;		/* answered SKIP to a body chunk */
+	size_t inpos, inlen;	/* unread replies are in[inpos, inlen) */
+	unsigned char in[4096];	/* replies as read, usually several at once */
+	size_t outlen;		/* octets queued in out */
+	unsigned char out[16384];	/* packets that get no reply, not yet sent */
 };
 
 /* Everything the client keeps for one SMTP session. */
@@ -125,6 +129,52 @@ static void m_close(struct milter *m)
 	if (m->fd >= 0)
 		close(m->fd);
 	m->fd = -1, m->in_txn = 0, m->skip_body = 0;
+	m->inpos = m->inlen = m->outlen = 0;
+}
+
+/*
+ * send_pkt - a packet the milter will not answer is queued (what it
+ * negotiated away costs no write of its own); one it answers goes out
+ * with everything queued before it, in one write when it fits.
+ */
+static int send_pkt(struct milter *m, const struct mpkt *p, int answered, long t)
+{
+	size_t n;
+
+	if (m->outlen + p->len <= sizeof m->out) {
+		memcpy(m->out + m->outlen, p->buf, p->len);
+		m->outlen += p->len;
+		if (!answered)
+			return 0;
+		n = m->outlen;
+		m->outlen = 0;
+		return filter_write(m->fd, m->out, n, t);
+	}
+	n = m->outlen;
+	m->outlen = 0;
+	if (n > 0 && filter_write(m->fd, m->out, n, t) < 0)
+		return -1;
+	return filter_write(m->fd, p->buf, p->len, t);
+}
+
+/* take - n octets of the milter's replies into dst; 0, or -1 (errno) */
+static int take(struct milter *m, unsigned char *dst, size_t n, long timeout)
+{
+	while (n > 0) {
+		size_t k;
+
+		if (m->inpos == m->inlen) {
+			long r = filter_read(m->fd, m->in, sizeof m->in, timeout, 0);
+
+			if (r < 0)
+				return -1;
+			m->inpos = 0, m->inlen = r;
+		}
+		k = m->inlen - m->inpos < n ? m->inlen - m->inpos : n;
+		memcpy(dst, m->in + m->inpos, k);
+		m->inpos += k, dst += k, n -= k;
+	}
+	return 0;
 }
 
 /*
@@ -159,9 +209,8 @@ static int read_reply(struct milters *ms, struct milter *m, long timeout,
 	unsigned char hdr[4];
 	long len;
 
-	if (filter_read(m->fd, hdr, 4, timeout, 1) < 0 ||
-	    ((len = mp_frame_len(hdr)) > 0 &&
-	    filter_read(m->fd, ms->rbuf, len, timeout, 1) < 0)) {
+	if (take(m, hdr, 4, timeout) < 0 ||
+	    ((len = mp_frame_len(hdr)) > 0 && take(m, ms->rbuf, len, timeout) < 0)) {
 		*why = errno == ETIMEDOUT ? "timeout" : errno == ECONNRESET ?
 		    "connection closed" : "read error";
 		return -1;
@@ -225,12 +274,12 @@ static int eom_extra(struct milters *ms, struct milter *m, const struct mreply *
  * why: the milter failed.
  */
 static int exchange(struct milters *ms, struct milter *m, const struct stage *st,
-    struct mreply *r, const char **why)
+    const struct mpkt *out, struct mreply *r, const char **why)
 {
 	long t = timeout_for(st);
 	int k;
 
-	if (mp_end(&ms->pkt) < 0 || filter_write(m->fd, ms->pkt.buf, ms->pkt.len, t) < 0) {
+	if (out->bad || send_pkt(m, out, !(st->noreply & m->proto), t) < 0) {
 		*why = errno == ETIMEDOUT ? "timeout" : "write error";
 		return -1;
 	}
@@ -267,21 +316,26 @@ static int exchange(struct milters *ms, struct milter *m, const struct stage *st
 	}
 }
 
-/* macros - send the D packet for a stage: name, value pairs (no reply) */
-static int macros(struct milters *ms, struct milter *m, int cmd,
+/*
+ * with_macros - the D packet for a stage (name, value pairs; it gets no
+ * reply) followed by the command in ms->pkt, in ms->mac: one write.
+ */
+static const struct mpkt *with_macros(struct milters *ms, int cmd,
     const char *const *kv, int n)
 {
+	char c = (char)cmd;
 	int i;
 
-	char c = (char)cmd;
-
+	mp_end(&ms->pkt);
+	if (n == 0)
+		return &ms->pkt;
 	mp_begin(&ms->mac, MC_MACRO);
 	mp_bytes(&ms->mac, &c, 1);
 	for (i = 0; i < 2 * n; i++)
 		mp_str(&ms->mac, kv[i]);
-	if (mp_end(&ms->mac) < 0)
-		return -1;
-	return filter_write(m->fd, ms->mac.buf, ms->mac.len, cfg.milter_command_timeout);
+	mp_end(&ms->mac);
+	mp_bytes(&ms->mac, ms->pkt.buf, ms->pkt.len);
+	return &ms->mac;
 }
 
 /*
@@ -340,11 +394,7 @@ static void ask(struct milters *ms, struct milter *m, const struct stage *st,
 	v->kind = FV_CONTINUE, v->text[0] = '\0';
 	if (m->fd < 0 || m->done || (st->skip & m->proto))
 		return;
-	if (nkv > 0 && macros(ms, m, st->cmd, kv, nkv) < 0) {
-		m_fail(ms, m, st->name, errno == ETIMEDOUT ? "timeout" : why, v);
-		return;
-	}
-	if (exchange(ms, m, st, &r, &why) < 0)
+	if (exchange(ms, m, st, with_macros(ms, st->cmd, kv, nkv), &r, &why) < 0)
 		m_fail(ms, m, st->name, why, v);
 	else
 		to_verdict(ms, m, st, &r, v);
@@ -360,7 +410,8 @@ static int negotiate(struct milters *ms, struct milter *m, const char **why)
 	mp_u32(&ms->pkt, MA_OFFERED);
 	mp_u32(&ms->pkt, MP_OFFERED);
 	m->proto = 0;
-	if (exchange(ms, m, &st_neg, &r, why) < 0)
+	mp_end(&ms->pkt);
+	if (exchange(ms, m, &st_neg, &ms->pkt, &r, why) < 0)
 		return -1;
 	if (r.version < 2 || r.version > MILTER_VERSION) {
 		*why = "unsupported protocol version";
@@ -541,8 +592,8 @@ void milter_abort(struct milters *ms)
 
 		if (m->fd >= 0 && m->in_txn) {
 			mp_begin(&ms->pkt, MC_ABORT);
-			if (mp_end(&ms->pkt) < 0 || filter_write(m->fd, ms->pkt.buf,
-			    ms->pkt.len, cfg.milter_command_timeout) < 0) {
+			if (mp_end(&ms->pkt) < 0 || send_pkt(m, &ms->pkt, 0,
+			    cfg.milter_command_timeout) < 0) {
 				why = "abort not sent";
 				logmsg(LOG_WARNING, "%s milter client=%s stage=abort result=error reason=\"%s\"",
 				    ms->sid, ms->client, why);
@@ -564,7 +615,7 @@ void milter_end(struct milters *ms)
 		if (ms->m[i].fd >= 0) {
 			mp_begin(&ms->pkt, MC_QUIT);
 			if (mp_end(&ms->pkt) == 0)
-				filter_write(ms->m[i].fd, ms->pkt.buf, ms->pkt.len, 1);
+				send_pkt(&ms->m[i], &ms->pkt, 1, 1);
 		}
 		m_close(&ms->m[i]);
 	}
