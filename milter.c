@@ -87,6 +87,7 @@ struct milters {
 	int nmods;
 	size_t modbytes;
 	char quarantine[MILTER_TEXT_MAX];	/* reason, "" if none */
+	char changes[512];	/* header changes for the verdict's log line */
 	struct mpkt pkt;	/* the packet being sent */
 	struct mpkt mac;	/* the macros sent before it */
 	unsigned char rbuf[MILTER_REPLY_MAX];	/* the packet being read */
@@ -119,8 +120,10 @@ static void log_verdict(struct milters *ms, struct milter *m, const char *stage,
 
 	log_escape(spec, sizeof spec, m->spec, strlen(m->spec));
 	log_text(reply, sizeof reply, text);
-	logmsg(LOG_INFO, "%s milter client=%s milter=%s stage=%s result=%s%s%s%s", ms->sid, ms->client,
-	    spec, stage, result, *text ? " reply=\"" : "", reply, *text ? "\"" : "");
+	logmsg(LOG_INFO, "%s milter client=%s milter=%s stage=%s result=%s%s%s%s%s%s",
+	    ms->sid, ms->client, spec, stage, result, *text ? " reply=\"" : "", reply,
+	    *text ? "\"" : "", ms->changes[0] ? " headers=" : "", ms->changes);
+	ms->changes[0] = '\0';
 }
 
 /* m_close - drop the connection; the next MAIL opens a new one */
@@ -239,10 +242,29 @@ static int keep_mod(struct milters *ms, const struct mreply *r)
 	return 0;
 }
 
+/*
+ * note_change - "add:NAME", "ins:NAME", "chg:NAME" or "del:NAME" onto the
+ * list the milter's verdict line carries (one line per verdict, its
+ * changes in it; a list too long for the line ends in "...")
+ */
+static void note_change(struct milters *ms, const struct mreply *r)
+{
+	char name[256];
+	size_t n = strlen(ms->changes);
+	const char *what = r->cmd == MR_ADDHEADER ? "add" : r->cmd == MR_INSHEADER ?
+	    "ins" : *r->value ? "chg" : "del";
+
+	log_escape(name, sizeof name, r->name, strlen(r->name));
+	if (n + strlen(name) + 8 < sizeof ms->changes)
+		snprintf(ms->changes + n, sizeof ms->changes - n, "%s%s:%s", n ? "," : "",
+		    what, name);
+	else if (n + 4 < sizeof ms->changes && strcmp(ms->changes + n - 3, "..."))
+		strcpy(ms->changes + n, "...");
+}
+
 /* eom_extra - h, i, m, q at E (if negotiated); 1 handled, 0 not one, -1 bad */
 static int eom_extra(struct milters *ms, struct milter *m, const struct mreply *r)
 {
-	char name[256], spec[CFG_STR_MAX * 4];
 	unsigned long need = r->cmd == MR_ADDHEADER || r->cmd == MR_INSHEADER ?
 	    MA_ADDHDRS : r->cmd == MR_CHGHEADER ? MA_CHGHDRS :
 	    r->cmd == MR_QUARANTINE ? MA_QUARANTINE : 0;
@@ -258,12 +280,7 @@ static int eom_extra(struct milters *ms, struct milter *m, const struct mreply *
 	}
 	if (keep_mod(ms, r) < 0)
 		return -1;
-	log_escape(name, sizeof name, r->name, strlen(r->name));
-	log_escape(spec, sizeof spec, m->spec, strlen(m->spec));
-	logmsg(LOG_INFO, "%s milter client=%s milter=%s stage=eom result=%s header=%s", ms->sid,
-	    ms->client,
-	    spec, r->cmd == MR_ADDHEADER ? "addheader" : r->cmd == MR_INSHEADER ?
-	    "insheader" : *r->value ? "chgheader" : "delheader", name);
+	note_change(ms, r);
 	return 1;
 }
 
@@ -373,7 +390,9 @@ static void to_verdict(struct milters *ms, struct milter *m, const struct stage 
 		m->skip_body = 1;
 		return;
 	default:
-		return;		/* continue */
+		if (st->cmd != MC_EOM)
+			return;		/* continue */
+		v->kind = FV_ACCEPT;	/* continue at the end: the same */
 	}
 	log_verdict(ms, m, st->name, v->kind == FV_ACCEPT ? "accept" :
 	    v->kind == FV_DISCARD ? "discard" : v->kind == FV_REJECT ? "reject" :
@@ -627,8 +646,10 @@ void milter_end(struct milters *ms)
 /* The spooled message as the milters see it. */
 struct msg {
 	struct spool *sp;
+	char *buf;		/* the file from offset 0, as far as read */
+	size_t len;		/* octets in buf */
 	off_t start;		/* after our Return-Path line */
-	char *head;		/* header section, LF line ends */
+	char *head;		/* header section (in buf), LF line ends */
 	size_t hlen;		/* its length, up to the empty line or body */
 	off_t body;		/* offset of the body (after the empty line) */
 };
@@ -649,38 +670,35 @@ static size_t section_end(const char *h, size_t n)
 /* load_head - read the header section; 0, or -1 (too large, I/O) */
 static int load_head(struct msg *g)
 {
-	size_t cap = 0, len = 0, end = 0;
-	off_t size = g->sp->size;
-	char line[ADDR_MAX + 64];
-	ssize_t r = pread(g->sp->fd, line, sizeof line, 0);
-	char *nl = r > 0 ? memchr(line, '\n', r) : NULL;
+	size_t cap = 0, end = 0;
+	char *nl = NULL;
+	ssize_t r;
 
-	if (!nl)
-		return -1;
-	g->start = nl - line + 1;
 	for (;;) {
-		if (len == cap) {
-			char *p = cap >= MILTER_HEAD_MAX ? NULL : realloc(g->head, cap + 65536);
+		if (g->len == cap) {
+			char *p = cap >= MILTER_HEAD_MAX ? NULL : realloc(g->buf, cap + 65536);
 
 			if (!p)
 				return -1;
-			g->head = p, cap += 65536;
+			g->buf = p, cap += 65536;
 		}
-		r = pread(g->sp->fd, g->head + len, cap - len, g->start + len);
-		if (r < 0)
+		if ((r = pread(g->sp->fd, g->buf + g->len, cap - g->len, g->len)) < 0)
 			return -1;
-		len += r;
-		end = section_end(g->head, len);
-		if (end < len || r == 0 || g->start + (off_t)len >= size)
+		g->len += r;
+		if (!nl && !(nl = memchr(g->buf, '\n', g->len)))
+			return -1;	/* cannot happen: Return-Path is short */
+		g->start = nl - g->buf + 1;
+		end = section_end(g->buf + g->start, g->len - g->start);
+		if (g->start + end < g->len || r == 0 || (off_t)g->len >= g->sp->size)
 			break;
 	}
+	g->head = g->buf + g->start;
 	g->hlen = end;
 	g->body = g->start + end;
-	if (end < len && g->head[end] == '\n')
+	if ((size_t)g->body < g->len && g->buf[g->body] == '\n')
 		g->body++;	/* the empty line: neither header nor body */
 	return 0;
 }
-
 /* each - send ms->pkt for a stage to every milter still in; v: verdict */
 static void each(struct milters *ms, const struct stage *st, const char *const *kv,
     int nkv, struct verdict *v)
@@ -728,35 +746,48 @@ static void send_headers(struct milters *ms, struct msg *g, struct verdict *v)
 	}
 }
 
-/* send_body - the body in B chunks, LF made CR LF; stops at a refusal */
+/* body_chunks - body octets into B packets, LF made CR LF; sent when full */
+static void body_chunks(struct milters *ms, const char *in, size_t r, size_t *n,
+    struct verdict *v)
+{
+	unsigned char *out = ms->pkt.buf + 5;
+	size_t i;
+
+	for (i = 0; i < r && !refused(v); i++) {
+		if (in[i] == '\n')
+			out[(*n)++] = '\r';
+		out[(*n)++] = in[i];
+		if (*n >= MILTER_CHUNK - 1) {
+			ms->pkt.len = 5 + *n, ms->pkt.bad = 0, ms->pkt.buf[4] = MC_BODY;
+			each(ms, &st_body, NULL, 0, v);
+			*n = 0;
+		}
+	}
+}
+
+/* send_body - the body: what load_head read, then the rest of the file */
 static void send_body(struct milters *ms, struct msg *g, struct verdict *v)
 {
 	char in[16384];
-	unsigned char *out = ms->pkt.buf + 5;
-	off_t off = g->body;
-	size_t n = 0, i;
+	off_t off = g->len;
+	size_t n = 0;
 	ssize_t r;
 
 	v->kind = FV_CONTINUE, v->text[0] = '\0';
-	while (!refused(v) && (r = pread(g->sp->fd, in, sizeof in, off)) > 0) {
+	if ((size_t)g->body < g->len)
+		body_chunks(ms, g->buf + g->body, g->len - g->body, &n, v);
+	else
+		off = g->body;
+	while (!refused(v) && off < g->sp->size &&
+	    (r = pread(g->sp->fd, in, sizeof in, off)) > 0) {
 		off += r;
-		for (i = 0; i < (size_t)r; i++) {
-			if (in[i] == '\n')
-				out[n++] = '\r';
-			out[n++] = in[i];
-			if (n >= MILTER_CHUNK - 1) {
-				ms->pkt.len = 5 + n, ms->pkt.bad = 0, ms->pkt.buf[4] = MC_BODY;
-				each(ms, &st_body, NULL, 0, v);
-				n = 0;
-			}
-		}
+		body_chunks(ms, in, r, &n, v);
 	}
 	if (n > 0 && !refused(v)) {
 		ms->pkt.len = 5 + n, ms->pkt.bad = 0, ms->pkt.buf[4] = MC_BODY;
 		each(ms, &st_body, NULL, 0, v);
 	}
 }
-
 /* put - append to a bounded output buffer; -1 when it is full */
 static int put(char *dst, size_t cap, size_t *len, const char *p, size_t n)
 {
@@ -844,10 +875,9 @@ static int rewrite(struct milters *ms, struct msg *g)
 	char *o = malloc(cap);
 	int bad = 0, err;
 
-	if (!o || pread(g->sp->fd, o, g->start, 0) != (ssize_t)g->start) {
-		free(o);
-		return o ? EIO : ENOMEM;
-	}
+	if (!o)
+		return ENOMEM;
+	memcpy(o, g->buf, g->start);	/* our Return-Path line */
 	n = g->start;
 	while (off < g->hlen && (k = hdr_field(g->head + off, g->hlen - off, &name)) > 0) {
 		const char *f = g->head + off;
@@ -904,7 +934,7 @@ static void free_mods(struct milters *ms)
  */
 void milter_message(struct milters *ms, struct spool *sp, struct verdict *v)
 {
-	struct msg g = { sp, 0, NULL, 0, 0 };
+	struct msg g = { sp, NULL, 0, 0, NULL, 0, 0 };
 	int err;
 
 	v->kind = FV_CONTINUE, v->text[0] = '\0';
@@ -932,5 +962,5 @@ void milter_message(struct milters *ms, struct spool *sp, struct verdict *v)
 	if (v->kind == FV_ACCEPT)
 		v->kind = FV_CONTINUE;
 	free_mods(ms);
-	free(g.head);
+	free(g.buf);
 }

@@ -28,7 +28,9 @@ def test_clean_gets_headers_body_exact(rspamd, world):
     assert lines[0].startswith(b"Return-Path: <sender@example.org>")
     assert lines[1] == b"Delivered-To: alice@example.test"
     assert lines[2].startswith(b"Received: from client.example")
-    assert b"stage=eom result=addheader header=X-Spamd-Result" in log(env).encode()
+    line = [l for l in log(env).splitlines() if " milter " in l and "stage=eom" in l]
+    assert len(line) == 1 and "result=accept" in line[0], line
+    assert "add:X-Spamd-Result" in line[0].split(" headers=")[1], line
 
 
 def test_spam_flag_removed(rspamd, world):
@@ -38,7 +40,7 @@ def test_spam_flag_removed(rspamd, world):
     assert end.code == 250, end
     [m] = stored(env)
     assert b"\nX-Spam: Yes" not in m
-    assert "result=delheader header=X-Spam" in log(env)
+    assert "del:X-Spam" in log(env)
 
 
 def test_queued_copy_carries_headers(rspamd, world):
