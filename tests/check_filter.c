@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_common.h"
 #include "filter_proto.h"
 
 /* decode - mp_decode on a heap copy of exactly n octets (over-reads show) */
@@ -202,12 +203,10 @@ START_TEST(policy_answers)
 }
 END_TEST
 
-int main(void)
+Suite *check_suite(void)
 {
 	Suite *s = suite_create("filter_proto");
 	TCase *tc = tcase_create("all");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, build_packet);
 	tcase_add_test(tc, packet_overflow);
@@ -219,9 +218,5 @@ int main(void)
 	tcase_add_test(tc, header_fields);
 	tcase_add_test(tc, policy_answers);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return s;
 }
