@@ -32,33 +32,39 @@ struct config cfg;
 struct setting {
 	const char *name;
 	char *str;		/* string setting, or NULL */
+	int list;		/* 1: a comma list, stored without blanks */
 	long *num;		/* numeric setting, or NULL */
 	long def, min, max;	/* numeric default and range */
 	const char *help;
 };
 
-#define S(f, h)			{ #f, cfg.f, NULL, 0, 0, 0, h }
-#define N(f, d, lo, hi, h)	{ #f, NULL, &cfg.f, d, lo, hi, h }
+#define S(f, h)			{ #f, cfg.f, 0, NULL, 0, 0, 0, h }
+#define L(f, h)			{ #f, cfg.f, 1, NULL, 0, 0, 0, h }
+#define N(f, d, lo, hi, h)	{ #f, NULL, 0, &cfg.f, d, lo, hi, h }
 
 static const struct setting settings[] = {
 	S(hostname, "host name in replies and headers"),
-	S(local_domains, "comma-separated domains we accept mail for"),
+	L(local_domains, "comma-separated domains we accept mail for"),
 	S(virtual_users, "file of name:uid:gid:maildir lines"),
 	S(postmaster, "local user who receives postmaster mail"),
 	S(session_user, "unprivileged account for the SMTP session"),
 	S(spool_dir, "queue directory"),
 	S(maildir, "Maildir path below a system user's home"),
 	S(log, "syslog or stderr"),
-	S(listen, "addresses to listen on, ADDR[:PORT] comma list"),
+	L(listen, "addresses to listen on, ADDR[:PORT] comma list"),
 	S(pid_file, "pid file written by the detached supervisor"),
-	S(proxy_trusted, "PROXY protocol senders (comma list of IPs)"),
+	L(proxy_trusted, "PROXY protocol senders (comma list of IPs)"),
 	S(aliases, "aliases file (name: target, ...), empty = none"),
 	S(recipient_delimiter, "characters that start a user+tag, empty = off"),
-	S(catchall, "domain:user comma list: unknown names go to user"),
+	L(catchall, "domain:user comma list: unknown names go to user"),
 	S(delivery, "maildir or lmtp:unix:/path or lmtp:HOST:PORT, [domain=]..."),
 	S(tls_cert, "supervisor: TLS certificate chain file (PEM), empty = no STARTTLS"),
 	S(tls_key, "supervisor: TLS private key file (PEM)"),
 	S(tls_engine, "path of the smtpd-tls engine"),
+	S(milters, "milters in order: inet:HOST:PORT, unix:/path (comma list)"),
+	S(milter_default_action, "tempfail, accept or reject when a milter fails"),
+	S(policy_services, "policy servers at RCPT: inet:HOST:PORT, unix:/path"),
+	S(policy_default_action, "tempfail, accept or reject when a policy server fails"),
 	S(trusted_networks, "networks skipping caps, rate, DNSBL, pregreet (CIDR list)"),
 	S(dnsbl_sites, "DNS lists: ZONE[=127.0.0.[2..11]][*WEIGHT], comma list"),
 	S(dns_server, "resolver for the door's lookups, IP[:PORT]; default resolv.conf"),
@@ -80,11 +86,16 @@ static const struct setting settings[] = {
 	N(worker_connections, 1000, 1, 1000000, "connections before a worker retires"),
 	N(shutdown_grace, 30, 0, 3600, "seconds sessions get after SIGTERM"),
 	N(detach, 0, 0, 1, "1: supervisor runs in the background"),
+	N(milter_connect_timeout, 30, 1, 3600, "seconds to connect to a milter"),
+	N(milter_command_timeout, 30, 1, 3600, "seconds a milter may take per command"),
+	N(milter_content_timeout, 300, 1, 3600, "seconds per header, body chunk, end of message"),
+	N(policy_timeout, 100, 1, 3600, "seconds a policy server may take per query"),
 	N(queue_interval, 300, 0, 86400, "seconds between queue runs, 0 = none"),
 	N(min_uid, 1000, 0, 2147483647L, "lowest uid of a system-user recipient"),
 	N(quota, 1, 0, 1, "1: honour the Maildir++ maildirsize quota"),
 	N(lmtp_timeout, 60, 1, 3600, "seconds for each LMTP wait"),
 	N(tls_required, 0, 0, 1, "1: refuse MAIL before STARTTLS (private listeners only)"),
+	N(deliver_timeout, 300, 1, 3600, "seconds to wait for one Maildir delivery"),
 	N(dnsbl_threshold, 1, 1, 100000, "DNSBL score that refuses a client"),
 	N(dnsbl_timeout, 5, 1, 60, "seconds the greeting waits for DNS lists"),
 	N(dnsbl_cache_ttl, 60, 0, 86400, "seconds a worker remembers a DNSBL verdict, 0 = off"),
@@ -106,6 +117,34 @@ static int set_string(char *dst, const char *value)
 	if (n >= CFG_STR_MAX)
 		return -1;
 	memcpy(dst, value, n + 1);
+	return 0;
+}
+
+/*
+ * set_list - a comma list as the rest of smtpd reads it: items trimmed of
+ * blanks, empty items dropped ("a , b,,c " is "a,b,c"); -n shows it so.
+ */
+static int set_list(char *dst, const char *value)
+{
+	char item[CFG_STR_MAX];
+	size_t n = 0, k;
+
+	if (strlen(value) >= CFG_STR_MAX)
+		return -1;
+	while (*value) {
+		k = strcspn(value, ",");
+		memcpy(item, value, k);
+		item[k] = '\0';
+		value += k + (value[k] == ',');
+		while (k > 0 && isspace((unsigned char)item[k - 1]))
+			item[--k] = '\0';
+		for (k = 0; isspace((unsigned char)item[k]); k++)
+			;
+		if (!item[k])
+			continue;
+		n += sprintf(dst + n, "%s%s", n ? "," : "", item + k);	/* fits: shorter */
+	}
+	dst[n] = '\0';
 	return 0;
 }
 
@@ -135,6 +174,8 @@ int config_set(const char *name, const char *value)
 	for (i = 0; i < NSETTINGS; i++) {
 		if (strcmp(settings[i].name, name) != 0)
 			continue;
+		if (settings[i].list)
+			return set_list(settings[i].str, value);
 		if (settings[i].str)
 			return set_string(settings[i].str, value);
 		return set_number(&settings[i], value);
@@ -213,8 +254,10 @@ static int set_defaults(void)
 	strcpy(cfg.maildir, "Maildir");
 	strcpy(cfg.delivery, "maildir");
 	strcpy(cfg.log, "syslog");
-	strcpy(cfg.session_user, "nobody");
+	strcpy(cfg.session_user, "smtpd");	/* its own account: never "nobody" */
 	snprintf(cfg.tls_engine, sizeof cfg.tls_engine, "%s", TLS_ENGINE);
+	strcpy(cfg.milter_default_action, "tempfail");
+	strcpy(cfg.policy_default_action, "tempfail");
 	strcpy(cfg.trusted_networks, "127.0.0.0/8, ::1/128");
 	cfg.uid = getuid();
 	if (cfg.uid == 0) {

@@ -37,6 +37,10 @@ struct config {
 	char tls_cert[CFG_STR_MAX];	/* supervisor: certificate chain (PEM); "" = no TLS */
 	char tls_key[CFG_STR_MAX];	/* supervisor: its private key (PEM) */
 	char tls_engine[CFG_STR_MAX];	/* path of the smtpd-tls binary */
+	char milters[CFG_STR_MAX];	/* comma list inet:HOST:PORT, unix:/path */
+	char milter_default_action[CFG_STR_MAX];	/* tempfail, accept, reject */
+	char policy_services[CFG_STR_MAX];	/* comma list, as milters */
+	char policy_default_action[CFG_STR_MAX];	/* tempfail, accept, reject */
 	char trusted_networks[CFG_STR_MAX];/* CIDR list exempt from the door's checks */
 	char dnsbl_sites[CFG_STR_MAX];	/* postscreen-style ZONE[=FILTER][*WEIGHT] list */
 	char dns_server[CFG_STR_MAX];	/* resolver IP[:PORT]; "" = /etc/resolv.conf */
@@ -63,6 +67,11 @@ struct config {
 	long quota;			/* 1: honour Maildir++ maildirsize */
 	long lmtp_timeout;		/* seconds for each LMTP wait */
 	long tls_required;		/* 1: MAIL only after STARTTLS (530) */
+	long deliver_timeout;		/* seconds to wait for one delivery's answer */
+	long milter_connect_timeout;	/* seconds to connect to a milter */
+	long milter_command_timeout;	/* seconds a milter may take per command */
+	long milter_content_timeout;	/* seconds per header, body chunk, end */
+	long policy_timeout;		/* seconds a policy service may take */
 	long dnsbl_threshold;		/* score at which a client is refused */
 	long dnsbl_timeout;		/* seconds the greeting waits for DNS lists */
 	long dnsbl_cache_ttl;		/* seconds a worker remembers a verdict; 0 = off */
