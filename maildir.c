@@ -35,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "maildir.h"
 #include "storage.h"
 
@@ -196,7 +197,7 @@ int maildir_unique(char *dst, size_t cap, const char *host, unsigned long seq,
 	gettimeofday(&tv, NULL);
 	safe_host(h, sizeof h, host);
 	n = snprintf(dst, cap, "%lld.M%06ldP%ldQ%lu%s%s.%s", (long long)tv.tv_sec,
-	    (long)tv.tv_usec, (long)getpid(), seq, tag ? "_" : "", tag ? tag : "", h);
+	    (long)tv.tv_usec, log_pid(), seq, tag ? "_" : "", tag ? tag : "", h);
 	return (n < 0 || (size_t)n >= cap) ? -1 : 0;
 }
 

@@ -54,7 +54,7 @@ int queue_id(char *dst, size_t cap, unsigned long seq)
 
 	gettimeofday(&tv, NULL);
 	n = snprintf(dst, cap, "%08llX%05lXp%lXs%lX", (long long)tv.tv_sec,
-	    (long)tv.tv_usec, (long)getpid(), seq);
+	    (long)tv.tv_usec, log_pid(), seq);
 	return (n < 0 || (size_t)n >= cap) ? -1 : 0;
 }
 
