@@ -233,23 +233,27 @@ static int copy_body(int fd, const struct maildir_msg *m)
 {
 	char buf[65536];
 	off_t off = m->srcoff, end = m->srcoff + m->srclen;
+	size_t have = 0;
 	int err;
 
-	if ((err = storage_write_all(fd, m->head, m->headlen)) != 0)
+	if (m->headlen < sizeof buf / 2)	/* head and body in one write */
+		memcpy(buf, m->head, have = m->headlen);
+	else if ((err = storage_write_all(fd, m->head, m->headlen)) != 0)
 		return err;
 	while (off < end) {
-		size_t want = end - off > (off_t)sizeof buf ? sizeof buf : (size_t)(end - off);
-		ssize_t r = pread(m->srcfd, buf, want, off);
+		size_t room = sizeof buf - have;
+		size_t want = end - off > (off_t)room ? room : (size_t)(end - off);
+		ssize_t r = pread(m->srcfd, buf + have, want, off);
 
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
 			return r < 0 ? errno : EIO;	/* spool shrank: never deliver short */
-		if ((err = storage_write_all(fd, buf, r)) != 0)
+		if ((err = storage_write_all(fd, buf, have + r)) != 0)
 			return err;
-		off += r;
+		off += r, have = 0;
 	}
-	return 0;
+	return have ? storage_write_all(fd, buf, have) : 0;
 }
 
 /*

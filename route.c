@@ -334,10 +334,14 @@ void route_data(struct route *rt, int spool, char *const *entries, int n,
     struct deliver_result *res)
 {
 	char sender[ADDR_MAX];
-	size_t off = route_body_offset(spool, sender, sizeof sender);
-	int i;
+	size_t off = 0;
+	int i, any = 0;
 
 	(void)entries;
+	for (i = 0; i < rt->nc; i++)
+		any |= rt->c[i].nidx > 0;
+	if (any)	/* no LMTP recipient: no need to read the spool here */
+		off = route_body_offset(spool, sender, sizeof sender);
 	for (i = 0; i < rt->nc; i++) {
 		if (off == 0 && rt->c[i].nidx) {
 			lmtp_close(&rt->c[i].l);	/* cannot happen: our own spool */
