@@ -50,6 +50,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "strcopy.h"
 #include "config.h"
 #include "deliver.h"
 #include "log.h"
@@ -208,8 +209,8 @@ static int find_mailbox(const char *entry, struct user *u, char *addr, char *tag
 			return USER_UNKNOWN;
 		if (r < 0)
 			return USER_TEMPFAIL;
-		snprintf(mailbox, sizeof mailbox, "%s", t[0].mailbox);
-		snprintf(addr, ADDR_MAX, "%s", entry);
+		str_copy(mailbox, sizeof mailbox, t[0].mailbox);
+		str_copy(addr, ADDR_MAX, entry);
 	} else if (resolve_entry(entry, mailbox, addr) < 0 ||
 	    rfc822_mailbox(addr, &p) < 0) {
 		return USER_UNKNOWN;
@@ -232,7 +233,7 @@ static void folder_dir(const struct user *u, const char *tag, char *dir, size_t 
 	if (tag[0] && snprintf(dir, cap, "%s/.%s", u->maildir, tag) < (int)cap &&
 	    lstat(dir, &st) == 0 && S_ISDIR(st.st_mode))
 		return;
-	snprintf(dir, cap, "%s", u->maildir);
+	str_copy(dir, cap, u->maildir);
 }
 
 /* quota_refuses - Maildir++ quota for `size` more octets (0: "full now?");

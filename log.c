@@ -18,6 +18,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "strcopy.h"
 #include "config.h"
 #include "log.h"
 
@@ -54,7 +55,7 @@ long log_pid(void)
 /* log_set_id - the id for fatal() lines from now on */
 void log_set_id(const char *id)
 {
-	snprintf(log_id, sizeof log_id, "%s", id);
+	str_copy(log_id, sizeof log_id, id);
 }
 
 /* log_init - open syslog unless logging to stderr */

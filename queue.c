@@ -33,6 +33,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "strcopy.h"
 #include "config.h"
 #include "log.h"
 #include "proc.h"
@@ -357,7 +358,7 @@ static int retry(struct deliverer *d, const char *id, int data, struct envelope 
 			*perm = 1;
 		if (r.status != DELIVER_OK) {
 			e->rcpt[kept++] = e->rcpt[i];
-			snprintf(why, cap, "%s", r.text);
+			str_copy(why, cap, r.text);
 		}
 	}
 	free(lm);
@@ -403,7 +404,7 @@ static void run_one(struct deliverer *d, const char *id, int fd, time_t now,
 		    id, strerror(errno));
 		goto out;
 	}
-	snprintf(why, sizeof why, "%s", e.why);
+	str_copy(why, sizeof why, e.why);
 	e.n = retry(d, id, data, &e, &perm, why, sizeof why);
 	if (e.n > 0 && (perm || now - e.arrival > cfg.queue_lifetime) &&
 	    give_up(d, id, data))

@@ -31,6 +31,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "strcopy.h"
 #include "rfc822.h"
 #include "users.h"
 
@@ -79,7 +80,7 @@ static void stamp_fresh(struct stamp *s, const char *path, struct uent *c)
 		return;		/* never cache what we could not stamp */
 	s->have = 1, s->dev = st.st_dev, s->ino = st.st_ino;
 	s->mtim = st.st_mtim, s->size = st.st_size, s->born = now;
-	snprintf(s->path, sizeof s->path, "%s", path);
+	str_copy(s->path, sizeof s->path, path);
 }
 
 /* ucache_find - the cached answer for a lower-cased key, or NULL */
@@ -233,7 +234,7 @@ static int passwd_entry(const char *name, struct uent *e)
 		return 0;
 	}
 	memset(e, 0, sizeof *e);
-	snprintf(e->key, sizeof e->key, "%s", name);
+	str_copy(e->key, sizeof e->key, name);
 	errno = 0;
 	if (!(pw = getpwnam(name))) {
 		if (errno && errno != ENOENT)
