@@ -404,10 +404,33 @@ static void serve(int fd)
 	_exit(0);
 }
 
+/* close_from - close fds lo..hi (close_range; a loop where it fails) */
+static void close_from(int lo, int hi)
+{
+	int fd;
+
+	if (lo > hi || close_range(lo, hi, 0) == 0)
+		return;
+	for (fd = lo; fd <= hi && fd < 1024; fd++)
+		close(fd);
+}
+
+/* close_others - close every fd from 3 up except a and b (-1: none) */
+static void close_others(int a, int b)
+{
+	int lo = a < b ? a : b, hi = a < b ? b : a, fd = 3;
+
+	if (lo >= fd)
+		close_from(fd, lo - 1), fd = lo + 1;
+	if (hi >= fd)
+		close_from(fd, hi - 1), fd = hi + 1;
+	close_from(fd, 1023);
+}
+
 /* deliverer_start - fork the deliverer; keep_fd stays open in it too */
 int deliverer_start(struct deliverer *d, int keep_fd)
 {
-	int sv[2], nul, fd;
+	int sv[2], nul;
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return -1;
@@ -420,9 +443,7 @@ int deliverer_start(struct deliverer *d, int keep_fd)
 		if ((nul = open("/dev/null", O_RDWR)) < 0)
 			fatal("deliverer: /dev/null");
 		dup2(nul, 0), dup2(nul, 1);
-		for (fd = 3; fd < 64; fd++)
-			if (fd != sv[1] && fd != keep_fd)
-				close(fd);
+		close_others(sv[1], keep_fd);
 		signal(SIGPIPE, SIG_IGN);
 		umask(077);
 		serve(sv[1]);
