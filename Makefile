@@ -5,6 +5,7 @@
 #   make check-asan the suites against an ASan/UBSan build (in build-asan/)
 #   make fuzz       libFuzzer targets, FUZZTIME seconds each
 #   make e2e PYTEST_ARGS="-k bdat"   a subset of a pytest suite (SMTPD=path: the binary)
+#   make tls        STARTTLS: the smtpd-tls engine with real clients (pytest)
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 XCFLAGS  = -std=c99 -D_GNU_SOURCE -Wall -Wextra $(CFLAGS)
@@ -14,21 +15,38 @@ B       ?= .
 
 SRCS = smtpd.c data.c replies.c rfc822.c queue.c maildir.c storage.c config.c \
        deliver.c users.c log.c supervisor.c worker.c proc.c peer.c proxy.c \
-       aliases.c quota.c lmtp.c resolve.c route.c
+       aliases.c quota.c lmtp.c resolve.c route.c \
+       starttls.c tlsspawn.c
 OBJS = $(SRCS:%.c=$(B)/%.o)
 TESTS = $(B)/tests/check_rfc822 $(B)/tests/check_data $(B)/tests/check_maildir $(B)/tests/check_queue \
         $(B)/tests/check_smtpd $(B)/tests/check_aliases $(B)/tests/check_quota \
-        $(B)/tests/check_lmtp
+        $(B)/tests/check_lmtp $(B)/tests/check_starttls
 CHECK_LIBS = $(shell pkg-config --cflags --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -lpthread)
 # pytest from Debian's python3-pytest (a pyenv python3 earlier in PATH may lack it);
 # the binary under test is $(B)/smtpd; PYTEST_ARGS='-k bdat' runs a subset
 PYTHON  ?= $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo python3)
 PYTEST   = SMTPD=$(abspath $(B)/smtpd) $(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
-all: $(B)/smtpd
+# smtpd-tls, the TLS engine, links libtls (libtls-dev); smtpd itself libc only.
+TLS_OK   := $(shell pkg-config --exists libtls 2>/dev/null && echo yes)
+TLS_LIBS := $(shell pkg-config --libs libtls 2>/dev/null)
+ENGINE   := $(if $(TLS_OK),$(B)/smtpd-tls,tls-missing)
+ENGINE_OBJS = $(B)/tls/smtpd-tls.o $(B)/tls/relay.o
+
+all: $(B)/smtpd $(ENGINE)
 
 $(B)/smtpd: $(B)/main.o $(OBJS)
 	$(CC) $(XCFLAGS) $(LDFLAGS) -o $@ $(B)/main.o $(OBJS)
+
+$(B)/smtpd-tls: $(ENGINE_OBJS)
+	$(CC) $(XCFLAGS) $(LDFLAGS) -o $@ $(ENGINE_OBJS) $(TLS_LIBS)
+
+$(ENGINE_OBJS): XCFLAGS += $(shell pkg-config --cflags libtls 2>/dev/null)
+$(B)/config.o: XCFLAGS += -DTLS_ENGINE='"$(SBINDIR)/smtpd-tls"'
+
+tls-missing:
+	@echo "smtpd-tls NOT built: libtls not found (pkg-config libtls; Debian: libtls-dev)."
+	@echo "smtpd works without it, but cannot offer STARTTLS."
 
 $(B)/%.o: %.c
 	@mkdir -p $(@D)
@@ -52,6 +70,9 @@ launch: $(B)/smtpd
 robust: $(B)/smtpd
 	$(PYTEST) tests/robust
 
+tls: $(B)/smtpd $(B)/smtpd-tls
+	$(PYTEST) tests/tls --smtpd=$(B)/smtpd --engine=$(B)/smtpd-tls
+
 # queue tools, log format, the demo
 admin: $(B)/smtpd
 	$(PYTEST) tests/admin
@@ -60,7 +81,7 @@ admin: $(B)/smtpd
 route: $(B)/smtpd
 	$(PYTEST) tests/route
 
-check: unit arrows e2e launch robust admin route
+check: unit arrows e2e launch robust admin route tls
 
 ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
              -fno-sanitize-recover=all
@@ -68,6 +89,7 @@ ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 check-asan:
 	$(MAKE) B=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" unit e2e launch admin route
 	$(MAKE) B=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" PYTEST_ARGS='-m "not memory"' robust
+	$(MAKE) B=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" tls
 
 # the README's first command: for root and ordinary users alike
 demo: $(B)/smtpd
@@ -81,13 +103,16 @@ arrows: $(B)/smtpd
 # docs-check: the man pages lint clean and name every setting and option.
 MANDIR  ?= $(PREFIX)/share/man
 DOCDIR  ?= $(PREFIX)/share/doc/smtpd
-install: $(B)/smtpd
+install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 \
-	    $(DESTDIR)$(DOCDIR)/examples
+	    $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR)/examples/tls
 	install -m 755 $(B)/smtpd $(DESTDIR)$(SBINDIR)/smtpd
+	if [ -f $(B)/smtpd-tls ]; then install -m 755 $(B)/smtpd-tls $(DESTDIR)$(SBINDIR)/smtpd-tls; fi
 	install -m 644 man/smtpd.8 $(DESTDIR)$(MANDIR)/man8/smtpd.8
 	install -m 644 man/smtpd.conf.5 $(DESTDIR)$(MANDIR)/man5/smtpd.conf.5
-	install -m 644 $(filter-out etc/demo.sh,$(wildcard etc/*)) $(DESTDIR)$(DOCDIR)/examples/
+	if [ -f $(B)/smtpd-tls ]; then install -m 644 man/smtpd-tls.8 $(DESTDIR)$(MANDIR)/man8/smtpd-tls.8; fi
+	install -m 644 $(filter-out etc/demo.sh etc/tls,$(wildcard etc/*)) $(DESTDIR)$(DOCDIR)/examples/
+	install -m 644 $(wildcard etc/tls/*) $(DESTDIR)$(DOCDIR)/examples/tls/
 
 docs-check: $(B)/smtpd
 	$(PYTEST) tests/docs
@@ -100,10 +125,10 @@ check: docs-check
 .PHONY: docs-check package-check
 
 clean:
-	rm -rf smtpd *.o *.d tests/check_rfc822 tests/check_maildir tests/check_queue \
+	rm -rf smtpd smtpd-tls tls/*.o tls/*.d *.o *.d tests/check_rfc822 tests/check_maildir tests/check_queue \
 	    tests/check_smtpd tests/check_data tests/check_aliases tests/check_quota \
-	    tests/check_lmtp tests/*.o tests/*.d tests/faultfs.so build-asan demo
+	    tests/check_lmtp tests/check_starttls tests/*.o tests/*.d tests/faultfs.so build-asan demo
 
-.PHONY: all unit arrows admin route e2e launch robust check check-asan demo install clean
--include $(B)/*.d $(B)/tests/*.d
+.PHONY: all unit arrows admin route tls tls-missing e2e launch robust check check-asan demo install clean
+-include $(B)/*.d $(B)/tests/*.d $(B)/tls/*.d
 -include fuzz/fuzz.mk

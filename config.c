@@ -19,6 +19,10 @@
 
 #include "config.h"
 
+#ifndef TLS_ENGINE
+#define TLS_ENGINE "/usr/local/sbin/smtpd-tls"	/* make sets SBINDIR's */
+#endif
+
 struct config cfg;
 
 struct setting {
@@ -48,6 +52,9 @@ static const struct setting settings[] = {
 	S(recipient_delimiter, "characters that start a user+tag, empty = off"),
 	S(catchall, "domain:user comma list: unknown names go to user"),
 	S(delivery, "maildir or lmtp:unix:/path or lmtp:HOST:PORT, [domain=]..."),
+	S(tls_cert, "supervisor: TLS certificate chain file (PEM), empty = no STARTTLS"),
+	S(tls_key, "supervisor: TLS private key file (PEM)"),
+	S(tls_engine, "path of the smtpd-tls engine"),
 	N(size_limit, 52428800, 4096, 2147483647L, "max message octets"),
 	N(rcpt_limit, 100, 100, 100000, "max recipients per message"),
 	N(cmdline_limit, 512, CMDLINE_MIN, CMDLINE_MAX, "max command line"),
@@ -70,6 +77,7 @@ static const struct setting settings[] = {
 	N(min_uid, 1000, 0, 2147483647L, "lowest uid of a system-user recipient"),
 	N(quota, 1, 0, 1, "1: honour the Maildir++ maildirsize quota"),
 	N(lmtp_timeout, 60, 1, 3600, "seconds for each LMTP wait"),
+	N(tls_required, 0, 0, 1, "1: refuse MAIL before STARTTLS (private listeners only)"),
 };
 #define NSETTINGS (sizeof settings / sizeof settings[0])
 
@@ -189,6 +197,7 @@ static int set_defaults(void)
 	strcpy(cfg.delivery, "maildir");
 	strcpy(cfg.log, "syslog");
 	strcpy(cfg.session_user, "nobody");
+	snprintf(cfg.tls_engine, sizeof cfg.tls_engine, "%s", TLS_ENGINE);
 	cfg.uid = getuid();
 	if (cfg.uid == 0) {
 		strcpy(cfg.postmaster, "root");

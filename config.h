@@ -34,6 +34,9 @@ struct config {
 	char recipient_delimiter[CFG_STR_MAX];/* "+" etc: user+tag; "" = off */
 	char catchall[CFG_STR_MAX];	/* comma list of domain:user; "" = off */
 	char delivery[CFG_STR_MAX];	/* maildir | lmtp:SPEC, [domain=]... list */
+	char tls_cert[CFG_STR_MAX];	/* supervisor: certificate chain (PEM); "" = no TLS */
+	char tls_key[CFG_STR_MAX];	/* supervisor: its private key (PEM) */
+	char tls_engine[CFG_STR_MAX];	/* path of the smtpd-tls binary */
 	long size_limit;		/* octets of message accepted, SIZE */
 	long rcpt_limit;		/* recipients per transaction */
 	long cmdline_limit;		/* octets of a command line incl. CRLF */
@@ -56,6 +59,7 @@ struct config {
 	long min_uid;			/* lowest uid of a system-user recipient */
 	long quota;			/* 1: honour Maildir++ maildirsize */
 	long lmtp_timeout;		/* seconds for each LMTP wait */
+	long tls_required;		/* 1: MAIL only after STARTTLS (530) */
 	uid_t uid;			/* derived: who we run as at start */
 };
 

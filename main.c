@@ -32,6 +32,7 @@
 #include "replies.h"
 #include "smtpd.h"
 #include "supervisor.h"
+#include "tlsspawn.h"
 #include "users.h"
 
 /* usage - the options, next to getopt's list in config.c, and settings */
@@ -58,10 +59,15 @@ static void usage(FILE *f)
 static int check_config(void)
 {
 	struct passwd *pw = getpwnam(cfg.session_user);
+	char why[4 * CFG_STR_MAX];
 	int bad;
 
 	config_print();
 	bad = resolve_check();	/* aliases (FILE:LINE), delivery, postmaster */
+	if (tls_check(why, sizeof why) < 0) {
+		fprintf(stderr, "smtpd: %s\n", why);
+		bad = 1;
+	}
 	if (cfg.uid == 0 && (!pw || pw->pw_uid == 0)) {
 		fprintf(stderr, "smtpd: session_user %s unusable\n", cfg.session_user);
 		bad = 1;

@@ -15,7 +15,9 @@
 static const char *const replies[R_COUNT] = {
 	[R_GREETING] = "220 %s ESMTP smtpd",
 	[R_HELO] = "250 %s",
-	[R_EHLO] = "250-%s\r\n250-PIPELINING\r\n250-SIZE %ld\r\n250-8BITMIME\r\n"
+	[R_EHLO] = "250-%s",		/* then R_EHLO_STARTTLS if offered */
+	[R_EHLO_STARTTLS] = "250-STARTTLS",
+	[R_EHLO_EXT] = "250-PIPELINING\r\n250-SIZE %ld\r\n250-8BITMIME\r\n"
 	    "250-ENHANCEDSTATUSCODES\r\n250-SMTPUTF8\r\n250 CHUNKING",
 	[R_OKAY] = "250 2.0.0 Ok",
 	[R_SENDER_OK] = "250 2.1.0 Sender ok",
@@ -62,6 +64,10 @@ static const char *const replies[R_COUNT] = {
 	[R_ALIAS_CONFIG] = "451 4.3.5 Alias configuration error, try again later",
 	[R_OVER_QUOTA] = "552 5.2.2 Mailbox full: message exceeds the quota",
 	[R_REMOTE_REFUSED] = "554 5.0.0 Mailbox server refused the message",
+	[R_TLS_GO] = "220 2.0.0 Ready to start TLS",
+	[R_TLS_ACTIVE] = "503 5.5.1 TLS already active",
+	[R_TLS_UNAVAILABLE] = "454 4.7.0 TLS not available due to temporary reason",
+	[R_TLS_REQUIRED] = "530 5.7.0 Must issue a STARTTLS command first",
 };
 
 /* has_enhanced - does the row carry "ddd x.y.z " after its code? */

@@ -592,9 +592,12 @@ int rfc822_header_is(const char *line, size_t len, const char *name)
 /*
  * rfc822_received - the trace line of RFC 5321 4.4, as stored (LF ends):
  *   Received: from HELO ([ADDR])
+ *   	(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))
  *   	by BY (smtpd) with WITH id ID
  *   	for <RCPT>; DATE
- * The "for" clause only with one recipient, so Bcc stays private.
+ * The "for" clause only with one recipient, so Bcc stays private; the
+ * "(using ...)" line (Postfix's shape) only after STARTTLS: r->tls is
+ * our own text, built from checked tokens by starttls_comment().
  */
 size_t rfc822_received(char *dst, size_t cap, const struct received *r)
 {
@@ -611,9 +614,10 @@ size_t rfc822_received(char *dst, size_t cap, const struct received *r)
 		rfc822_safe(rcpt, sizeof rcpt, r->rcpt, strlen(r->rcpt));
 	if (rfc822_date(date, sizeof date, r->when) == 0)
 		return 0;
-	n = snprintf(dst, cap, "Received: from %s ([%s%s])\n"
+	n = snprintf(dst, cap, "Received: from %s ([%s%s])\n%s%s%s"
 	    "\tby %s (smtpd) with %s id %s%s%s%s; %s\n",
-	    helo, v6, addr, r->by, r->with, r->id,
+	    helo, v6, addr, r->tls ? "\t" : "", r->tls ? r->tls : "",
+	    r->tls ? "\n" : "", r->by, r->with, r->id,
 	    r->rcpt ? "\n\tfor <" : "", r->rcpt ? rcpt : "",
 	    r->rcpt ? ">" : "", date);
 	return (n < 0 || (size_t)n >= cap) ? 0 : (size_t)n;

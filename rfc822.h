@@ -54,6 +54,7 @@ struct received {
 	const char *id;			/* queue id */
 	const char *rcpt;		/* the one recipient, or NULL */
 	time_t when;
+	const char *tls;		/* "(using ...)" comment after STARTTLS, or NULL */
 };
 size_t rfc822_received(char *dst, size_t cap, const struct received *r);
 

@@ -11,7 +11,8 @@
  * byte-level state machine; transaction errors are sticky and become one
  * reply; every reply text lives in one table.
  * Extensions: PIPELINING (RFC 2920), SIZE (1870), 8BITMIME (6152),
- * ENHANCEDSTATUSCODES (2034, 3463), SMTPUTF8 (6531), CHUNKING (3030).
+ * ENHANCEDSTATUSCODES (2034, 3463), SMTPUTF8 (6531), CHUNKING (3030),
+ * STARTTLS (3207) through a UCSPI-TLS engine (starttls.c).
  * Invariant: the session never runs as root (its starter dropped the
  * privileges before the first network byte) and the end of data is
  * CR LF . CR LF and nothing else (data.c).
@@ -41,6 +42,7 @@
 #include "rfc822.h"
 #include "smtpd.h"
 #include "peer.h"
+#include "starttls.h"
 #include "users.h"
 
 #define IN_BUF		65536	/* network input buffer, octets */
@@ -87,6 +89,7 @@ struct session {
 	char helo[DOMAIN_MAX + 1];	/* HELO/EHLO argument, safe text */
 	struct deliverer *d;	/* our deliverer */
 	struct route route;	/* LMTP sessions, kept across transactions */
+	struct starttls tls;	/* the TLS engine and what it negotiated */
 	struct txn t;		/* current transaction; reset by txn_reset */
 	size_t inpos, inlen;	/* unread input is inbuf[inpos, inlen) */
 	size_t outlen;		/* octets waiting in outbuf */
@@ -333,9 +336,12 @@ static void hello(struct session *s, char *arg, int esmtp)
 	log_escape(name, sizeof name, arg, strlen(arg));
 	logmsg(LOG_INFO, "%s %s client=%s name=%s", s->id, esmtp ? "ehlo" : "helo",
 	    s->addr, name);
-	if (esmtp)
-		reply(s, R_EHLO, cfg.hostname, cfg.size_limit);
-	else
+	if (esmtp) {
+		reply(s, R_EHLO, cfg.hostname);
+		if (starttls_offered(&s->tls))
+			reply(s, R_EHLO_STARTTLS);
+		reply(s, R_EHLO_EXT, cfg.size_limit);
+	} else
 		reply(s, R_HELO, cfg.hostname);
 }
 
@@ -372,6 +378,10 @@ static void cmd_mail(struct session *s, char *arg)
 	struct path path;
 	int r;
 
+	if (cfg.tls_required && !s->tls.active) {
+		reply(s, R_TLS_REQUIRED);
+		return;
+	}
 	if (!p || rfc822_path(p, &path, &rest) < 0 || (*rest && *rest != ' ')) {
 		reply(s, R_BAD_SENDER);
 		return;
@@ -499,6 +509,51 @@ static void cmd_quit(struct session *s, char *arg)
 	set_state(s, S_QUIT);
 }
 
+/*
+ * cmd_starttls - STARTTLS (RFC 3207): 220, then the engine's handshake.
+ * Whatever the client pipelined after the command is thrown away, never
+ * executed (4.2; the 2011 injection bugs), and the session starts over
+ * as if just connected: no HELO, no transaction.
+ */
+static void cmd_starttls(struct session *s, char *arg)
+{
+	char why[TLS_REASON_MAX * 4];
+
+	if (*arg) {
+		reply(s, R_NO_ARGS);
+		return;
+	}
+	if (s->tls.active) {
+		reply(s, R_TLS_ACTIVE);
+		return;
+	}
+	if (!starttls_offered(&s->tls)) {
+		reply(s, R_NOT_IMPL);
+		return;
+	}
+	if (starttls_begin(&s->tls, s->in) < 0) {
+		reply(s, R_TLS_UNAVAILABLE);
+		return;
+	}
+	reply(s, R_TLS_GO);
+	out_flush(s);
+	s->inpos = s->inlen = 0;	/* discard: plain text after STARTTLS */
+	if (s->state == S_QUIT || starttls_finish(&s->tls, cfg.cmd_timeout) < 0) {
+		log_text(why, sizeof why, s->tls.info.error);
+		logmsg(LOG_INFO, "%s starttls client=%s result=failed reason=\"%s\"", s->id,
+		    s->addr, why);
+		set_state(s, S_QUIT);
+		return;
+	}
+	s->in = s->tls.rd, s->out = s->tls.wr;
+	fcntl(s->out, F_SETFL, fcntl(s->out, F_GETFL) | O_NONBLOCK);
+	txn_reset(s);
+	s->helo[0] = '\0';
+	set_state(s, S_GREET);
+	logmsg(LOG_INFO, "%s starttls client=%s protocol=%s cipher=%s bits=%d", s->id,
+	    s->addr, s->tls.info.protocol, s->tls.info.cipher, s->tls.info.bits);
+}
+
 /* cmd_vrfy - VRFY: we never confirm addresses (RFC 5321 3.5.3) */
 static void cmd_vrfy(struct session *s, char *arg)
 {
@@ -565,7 +620,8 @@ static enum reply_id storage_reply(int err)
 static enum reply_id data_begin(struct session *s, int bdat)
 {
 	struct txn *t = &s->t;
-	char head[2 * ADDR_MAX + 2 * CFG_STR_MAX + DOMAIN_MAX + 256]; /* fits any */
+	char head[2 * ADDR_MAX + 2 * CFG_STR_MAX + DOMAIN_MAX + 512]; /* fits any */
+	char using[3 * TLS_TOKEN_MAX];
 	struct received rc;
 	size_t n, k;
 	int err;
@@ -577,6 +633,12 @@ static enum reply_id data_begin(struct session *s, int bdat)
 	}
 	rc.helo = s->helo, rc.addr = s->addr, rc.by = cfg.hostname;
 	rc.with = !s->esmtp ? "SMTP" : t->utf8 ? "UTF8SMTP" : "ESMTP";
+	rc.tls = NULL;
+	if (s->tls.active) {	/* RFC 3848, RFC 6531 */
+		rc.with = !s->esmtp ? "SMTP" : t->utf8 ? "UTF8SMTPS" : "ESMTPS";
+		if (starttls_comment(using, sizeof using, &s->tls.info) > 0)
+			rc.tls = using;
+	}
 	rc.id = t->spool.id, rc.when = time(NULL);
 	rc.rcpt = t->nrcpt == 1 ? strchr(t->rcpt[0], ' ') + 1 : NULL;
 	n = snprintf(head, sizeof head, "Return-Path: <%s>\n", t->sender);
@@ -814,6 +876,7 @@ static const struct command commands[] = {
 	{ "RSET", cmd_rset, S_ANY },
 	{ "NOOP", cmd_noop, S_ANY },
 	{ "QUIT", cmd_quit, S_ANY },
+	{ "STARTTLS", cmd_starttls, S_GREET | S_READY },
 	{ "VRFY", cmd_vrfy, S_ANY },
 	{ "HELP", cmd_help, S_ANY },
 	{ "EXPN", cmd_not_impl, S_ANY },
@@ -862,6 +925,7 @@ static struct session *session_new(int in, int out, const char *id, const char *
 	str_copy(s->addr, sizeof s->addr, addr);
 	clock_gettime(CLOCK_MONOTONIC, &s->start);
 	set_state(s, S_GREET);
+	starttls_open(&s->tls);
 	return s;
 }
 
@@ -891,6 +955,7 @@ int session_run(int in, int out, const char *id, const char *addr,
 	}
 	out_flush(s);
 	txn_reset(s);
+	starttls_close(&s->tls);
 	log_escape(helo, sizeof helo, s->helo, strlen(s->helo));
 	logmsg(LOG_INFO, "%s disconnect client=%s helo=%s messages=%d errors=%d time=%.3f",
 	    s->id, s->addr, helo[0] ? helo : "-", s->messages, s->errors,

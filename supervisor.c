@@ -14,10 +14,15 @@
  * Signals (through a self-pipe into the poll loop):
  *   SIGTERM, SIGINT  stop accepting; sessions get shutdown_grace seconds,
  *                    then a 421 and close; exit when all workers are gone
- *   SIGHUP           re-read the configuration; new workers replace the
- *                    old ones, which finish their session first
- *   SIGCHLD          reap; a worker that died is replaced
+ *   SIGHUP           re-read the configuration (and check tls_cert and
+ *                    tls_key); new workers replace the old ones, which
+ *                    finish their session first
+ *   SIGCHLD          reap; a worker that died is replaced (TLS engines
+ *                    are reaped here too)
  * Every queue_interval seconds a child runs the queue (as smtpd -q does).
+ * STARTTLS: at its first one a worker sends "E" with one end of a
+ * socketpair; we start its TLS engine on it (tlsspawn.c, so the engine
+ * can read the key as root) and answer Y or N.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -41,6 +46,7 @@
 #include "proc.h"
 #include "queue.h"
 #include "supervisor.h"
+#include "tlsspawn.h"
 #include "worker.h"
 
 
@@ -235,13 +241,17 @@ static void balance(struct supervisor *sv)
 	}
 }
 
-/* on_message - a worker asks for admission ("B addr") or is idle ("I") */
+/* on_message - admission ("B addr"), idle ("I"), or an engine ("E") */
 static void on_message(struct supervisor *sv, struct worker *w)
 {
 	char buf[PEER_ADDR_MAX + 2];
-	int i, total = 0, same = 0;
-	ssize_t n = recv(w->chan, buf, sizeof buf - 1, 0);
+	int i, total = 0, same = 0, fd;
+	ssize_t n = tls_chan_recv(w->chan, buf, sizeof buf - 1, &fd);
 
+	if (fd >= 0) {		/* "E": the worker's first STARTTLS */
+		send(w->chan, tls_spawn(fd) == 0 ? "Y" : "N", 1, 0);
+		return;
+	}
 	if (n <= 0) {
 		close(w->chan);
 		w->chan = -1;	/* exiting; reaped on SIGCHLD */
@@ -313,6 +323,7 @@ static void signal_all(struct supervisor *sv, int sig, int retire)
 static void reload(struct supervisor *sv)
 {
 	struct config old = cfg;
+	char why[4 * CFG_STR_MAX], text[16 * CFG_STR_MAX];
 	int mode;
 
 	optind = 1;
@@ -323,6 +334,13 @@ static void reload(struct supervisor *sv)
 		return;
 	}
 	snprintf(cfg.listen, sizeof cfg.listen, "%s", old.listen);	/* sockets stay */
+	if (tls_check(why, sizeof why) < 0) {
+		cfg = old;
+		log_text(text, sizeof text, why);
+		logmsg(LOG_ERR, "%s reload result=error reason=\"%s; keeping the old "
+		    "configuration\"", sv->id, text);
+		return;
+	}
 	logmsg(LOG_INFO, "%s reload result=ok", sv->id);
 	signal_all(sv, SIGTERM, 1);
 }
@@ -429,6 +447,7 @@ static int setup(struct supervisor *sv)
 int supervisor_run(int argc, char **argv)
 {
 	struct supervisor sv = { 0 };
+	char why[4 * CFG_STR_MAX], text[16 * CFG_STR_MAX];
 	int idle, all, hard = 0;
 
 	sv.argc = argc, sv.argv = argv;
@@ -437,6 +456,12 @@ int supervisor_run(int argc, char **argv)
 	if (!log_sink_ok())
 		fprintf(stderr, "smtpd: warning: log = syslog but /dev/log is not a "
 		    "socket: log lines will be lost (set log = stderr, or -e)\n");
+	if (tls_check(why, sizeof why) < 0) {
+		log_text(text, sizeof text, why);
+		logmsg(LOG_CRIT, "%s supervisor result=error reason=\"cannot start: %s\"",
+		    sv.id, text);
+		return 111;
+	}
 	if (setup(&sv) < 0) {
 		logmsg(LOG_CRIT, "%s supervisor result=error reason=\"cannot start: %s\"",
 		    sv.id, strerror(errno));

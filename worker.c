@@ -10,7 +10,8 @@
  *   worker -> supervisor  "A" accepted a connection (busy: a spare may
  *                         be needed), "B ADDR" may this client have a
  *                         session?, "I" idle again
- *   supervisor -> worker  "Y" admitted, "N" over a cap
+ *                         "E" (with one fd) start my TLS engine on it
+ *   supervisor -> worker  "Y" admitted / engine started, "N" refused
  * Signals: SIGTERM/SIGINT finish the session in progress, then exit;
  * SIGUSR1 (the grace time is over) ends the session now with 421.
  */
@@ -28,6 +29,7 @@
 #include "log.h"
 #include "peer.h"
 #include "proc.h"
+#include "starttls.h"
 #include "queue.h"
 #include "replies.h"
 #include "smtpd.h"
@@ -161,6 +163,7 @@ void worker_main(const int *lfd, int nlisten, int chan)
 	proc_block_signals(0);	/* blocked by the supervisor until now */
 	if (proc_start_deliverer(&d) < 0)
 		fatal("worker: cannot start deliverer");
+	starttls_worker(chan);		/* STARTTLS asks the supervisor */
 	for (served = 0; served < cfg.worker_connections && !worker_stop; served++) {
 		int fd = accept_next(lfd, nlisten);
 

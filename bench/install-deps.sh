@@ -9,8 +9,10 @@
 #   systemd     /usr/bin/systemd-socket-activate (inetd-style launcher;
 #               systemd need not be booted)
 #   procps passwd strace   ps, useradd, the syscall profile
+#   libtls-dev openssl pkg-config   smtpd-tls and bench/tlsload.c, the
+#               certificates of bench/tls-bench.py
 # The installing itself (policy-rc.d, debconf, stopping a system Postfix)
 # is tests/install-deps.sh's.
 set -eu
 exec sh "$(dirname "$0")/../tests/install-deps.sh" postfix valgrind gcc make libc6-dev \
-	python3 systemd procps passwd strace
+	python3 systemd procps passwd strace libtls-dev openssl pkg-config

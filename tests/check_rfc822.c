@@ -769,7 +769,7 @@ END_TEST
 static struct received sample(void)
 {
 	struct received r = { "mx.example.org", "192.0.2.1", "smtpd.example.net",
-	    "ESMTP", "ABC123", "a@b.c", T_EXAMPLE };
+	    "ESMTP", "ABC123", "a@b.c", T_EXAMPLE, NULL };
 
 	use_tz("UTC0");
 	return r;
@@ -809,6 +809,12 @@ START_TEST(received_format)
 	r.helo = "";
 	received_is(&r, "Received: from unknown ([IPv6:2001:db8::1])\n"
 	    BY "; " D_EXAMPLE "\n");
+	/* after STARTTLS: Postfix's "(using ...)" line after "from" */
+	r.tls = "(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))";
+	r.with = "ESMTPS";
+	received_is(&r, "Received: from unknown ([IPv6:2001:db8::1])\n"
+	    "\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))\n"
+	    "\tby smtpd.example.net (smtpd) with ESMTPS id ABC123; " D_EXAMPLE "\n");
 }
 END_TEST
 
