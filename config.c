@@ -28,29 +28,31 @@ struct config cfg;
 struct setting {
 	const char *name;
 	char *str;		/* string setting, or NULL */
+	int list;		/* 1: a comma list, stored without blanks */
 	long *num;		/* numeric setting, or NULL */
 	long def, min, max;	/* numeric default and range */
 	const char *help;
 };
 
-#define S(f, h)			{ #f, cfg.f, NULL, 0, 0, 0, h }
-#define N(f, d, lo, hi, h)	{ #f, NULL, &cfg.f, d, lo, hi, h }
+#define S(f, h)			{ #f, cfg.f, 0, NULL, 0, 0, 0, h }
+#define L(f, h)			{ #f, cfg.f, 1, NULL, 0, 0, 0, h }
+#define N(f, d, lo, hi, h)	{ #f, NULL, 0, &cfg.f, d, lo, hi, h }
 
 static const struct setting settings[] = {
 	S(hostname, "host name in replies and headers"),
-	S(local_domains, "comma-separated domains we accept mail for"),
+	L(local_domains, "comma-separated domains we accept mail for"),
 	S(virtual_users, "file of name:uid:gid:maildir lines"),
 	S(postmaster, "local user who receives postmaster mail"),
 	S(session_user, "unprivileged account for the SMTP session"),
 	S(spool_dir, "queue directory"),
 	S(maildir, "Maildir path below a system user's home"),
 	S(log, "syslog or stderr"),
-	S(listen, "addresses to listen on, ADDR[:PORT] comma list"),
+	L(listen, "addresses to listen on, ADDR[:PORT] comma list"),
 	S(pid_file, "pid file written by the detached supervisor"),
-	S(proxy_trusted, "PROXY protocol senders (comma list of IPs)"),
+	L(proxy_trusted, "PROXY protocol senders (comma list of IPs)"),
 	S(aliases, "aliases file (name: target, ...), empty = none"),
 	S(recipient_delimiter, "characters that start a user+tag, empty = off"),
-	S(catchall, "domain:user comma list: unknown names go to user"),
+	L(catchall, "domain:user comma list: unknown names go to user"),
 	S(delivery, "maildir or lmtp:unix:/path or lmtp:HOST:PORT, [domain=]..."),
 	S(tls_cert, "supervisor: TLS certificate chain file (PEM), empty = no STARTTLS"),
 	S(tls_key, "supervisor: TLS private key file (PEM)"),
@@ -78,6 +80,7 @@ static const struct setting settings[] = {
 	N(quota, 1, 0, 1, "1: honour the Maildir++ maildirsize quota"),
 	N(lmtp_timeout, 60, 1, 3600, "seconds for each LMTP wait"),
 	N(tls_required, 0, 0, 1, "1: refuse MAIL before STARTTLS (private listeners only)"),
+	N(deliver_timeout, 300, 1, 3600, "seconds to wait for one Maildir delivery"),
 };
 #define NSETTINGS (sizeof settings / sizeof settings[0])
 
@@ -89,6 +92,34 @@ static int set_string(char *dst, const char *value)
 	if (n >= CFG_STR_MAX)
 		return -1;
 	memcpy(dst, value, n + 1);
+	return 0;
+}
+
+/*
+ * set_list - a comma list as the rest of smtpd reads it: items trimmed of
+ * blanks, empty items dropped ("a , b,,c " is "a,b,c"); -n shows it so.
+ */
+static int set_list(char *dst, const char *value)
+{
+	char item[CFG_STR_MAX];
+	size_t n = 0, k;
+
+	if (strlen(value) >= CFG_STR_MAX)
+		return -1;
+	while (*value) {
+		k = strcspn(value, ",");
+		memcpy(item, value, k);
+		item[k] = '\0';
+		value += k + (value[k] == ',');
+		while (k > 0 && isspace((unsigned char)item[k - 1]))
+			item[--k] = '\0';
+		for (k = 0; isspace((unsigned char)item[k]); k++)
+			;
+		if (!item[k])
+			continue;
+		n += sprintf(dst + n, "%s%s", n ? "," : "", item + k);	/* fits: shorter */
+	}
+	dst[n] = '\0';
 	return 0;
 }
 
@@ -118,6 +149,8 @@ int config_set(const char *name, const char *value)
 	for (i = 0; i < NSETTINGS; i++) {
 		if (strcmp(settings[i].name, name) != 0)
 			continue;
+		if (settings[i].list)
+			return set_list(settings[i].str, value);
 		if (settings[i].str)
 			return set_string(settings[i].str, value);
 		return set_number(&settings[i], value);
@@ -196,7 +229,7 @@ static int set_defaults(void)
 	strcpy(cfg.maildir, "Maildir");
 	strcpy(cfg.delivery, "maildir");
 	strcpy(cfg.log, "syslog");
-	strcpy(cfg.session_user, "nobody");
+	strcpy(cfg.session_user, "smtpd");	/* its own account: never "nobody" */
 	snprintf(cfg.tls_engine, sizeof cfg.tls_engine, "%s", TLS_ENGINE);
 	cfg.uid = getuid();
 	if (cfg.uid == 0) {

@@ -60,6 +60,7 @@ struct config {
 	long quota;			/* 1: honour Maildir++ maildirsize */
 	long lmtp_timeout;		/* seconds for each LMTP wait */
 	long tls_required;		/* 1: MAIL only after STARTTLS (530) */
+	long deliver_timeout;		/* seconds to wait for one delivery's answer */
 	uid_t uid;			/* derived: who we run as at start */
 };
 

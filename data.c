@@ -13,7 +13,11 @@
  *    (no SMTP smuggling), and nothing is ever normalised;
  *  - in BDAT the dot has no meaning, but line ends are checked alike;
  *  - errors are sticky: the first one wins and the machine keeps
- *    reading to the real end, so the session stays in step.
+ *    reading to the real end, so the session stays in step;
+ *  - a line is measured while it arrives, so a line too long is one
+ *    whether or not its CR LF ever comes (the end of a BDAT message);
+ *  - a NUL octet is refused like a bare CR or LF (554 5.6.0): it is not
+ *    text (RFC 5322 2.3), and Maildir readers treat it as the end.
  */
 #include <string.h>
 #include <strings.h>
@@ -114,11 +118,13 @@ static void end_line(struct data *d)
 /* text_run - length of the run of octets that need no decision */
 static size_t text_run(const char *p, size_t n)
 {
-	const char *cr = memchr(p, '\r', n), *lf;
+	const char *cr = memchr(p, '\r', n), *lf, *nul;
 	size_t lim = cr ? (size_t)(cr - p) : n;
 
-	lf = memchr(p, '\n', lim);	/* memchr: the one per-octet pass */
-	return lf ? (size_t)(lf - p) : lim;
+	lf = memchr(p, '\n', lim);	/* memchr: the per-octet passes */
+	lim = lf ? (size_t)(lf - p) : lim;
+	nul = memchr(p, '\0', lim);
+	return nul ? (size_t)(nul - p) : lim;
 }
 
 /* in_text - D_BOL/D_TEXT: a run of text, or the one octet that ends it */
@@ -131,6 +137,8 @@ static size_t in_text(struct data *d, const char *p, size_t n)
 			hdr_put(d, p, k);
 		emit(d, p, k);
 		d->line_len += k;
+		if (cfg.textline_limit && d->line_len + 2 > cfg.textline_limit)
+			data_error(d, DATA_TEXT_LINE);	/* with its CR LF, too long */
 		d->ds = D_TEXT;
 	}
 	if (k + 1 < n && p[k] == '\r' && p[k + 1] == '\n') {
@@ -144,6 +152,8 @@ static size_t in_text(struct data *d, const char *p, size_t n)
 	d->ds = (p[0] == '\r') ? D_CR : D_TEXT;
 	if (p[0] == '\n')
 		data_error(d, DATA_BARE_EOL);
+	if (p[0] == '\0')
+		data_error(d, DATA_NUL);
 	d->line_len++;
 	return 1;
 }
@@ -206,6 +216,27 @@ size_t data_bytes(struct data *d, const char *p, size_t n)
 	while (i < n && d->ds != D_END)
 		i += step(d, p + i, n - i);
 	return i;
+}
+
+/*
+ * data_finish - BDAT LAST ended the message.  An unterminated last line
+ * is completed: it was measured as it came (in_text), and it is stored
+ * with its LF, as if CR LF had been sent (RFC 5322 text ends lines with
+ * CR LF; a Maildir file ends with LF).  size= counts only what was sent.
+ * A lone CR at the end stays a bare CR (data_result).
+ */
+void data_finish(struct data *d)
+{
+	if (d->ds != D_TEXT)
+		return;
+	if (d->in_headers) {
+		header_line(d);
+		d->hlen = 0;
+	}
+	if (d->err == DATA_OK)
+		d->sink(d->arg, "\n", 1);
+	d->ds = D_BOL;
+	d->line_len = 0;
 }
 
 /*

@@ -27,6 +27,7 @@ enum data_result {
 	DATA_TEXT_LINE,		/* a line over textline_limit */
 	DATA_SIZE,		/* over size_limit */
 	DATA_LOOP,		/* hop_limit or a Delivered-To of ours */
+	DATA_NUL,		/* a NUL octet: refused like a bare CR or LF */
 };
 
 /* Where the stored octets go (the spool, or a test's buffer). */
@@ -53,6 +54,7 @@ struct data {
 void data_start(struct data *d, int bdat, char *const *rcpt, int nrcpt,
     data_sink *sink, void *arg);
 size_t data_bytes(struct data *d, const char *p, size_t n);
+void data_finish(struct data *d);
 enum data_result data_result(const struct data *d);
 
 #endif

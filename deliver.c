@@ -40,6 +40,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -404,33 +405,42 @@ static void serve(int fd)
 	_exit(0);
 }
 
-/* close_from - close fds lo..hi (close_range; a loop where it fails) */
-static void close_from(int lo, int hi)
+/*
+ * isolate - what the deliverer keeps: fds 0 and 1 on /dev/null, fd 2 only
+ * when it is keep_fd and no socket (a log file; under inetd it is the
+ * client's connection, which must not reach root), and its channel.
+ * Every other descriptor is closed, however high (close_range).  The
+ * channel keeps its number: a stdio stream of ours may still name a
+ * closed number, and must never end up writing into the channel.
+ * syslog's socket goes too and is opened again when next needed.
+ * Returns the channel (moved above fd 2 if it was there).
+ */
+static int isolate(int chan, int keep_fd)
 {
-	int fd;
+	struct stat st;
+	int nul, fd;
 
-	if (lo > hi || close_range(lo, hi, 0) == 0)
-		return;
-	for (fd = lo; fd <= hi && fd < 1024; fd++)
-		close(fd);
+	closelog();
+	if (chan < 3 && (chan = fcntl(chan, F_DUPFD, 3)) < 0)
+		fatal("deliverer: channel");	/* started with fds 0-2 closed */
+	if ((nul = open("/dev/null", O_RDWR)) < 0)
+		fatal("deliverer: /dev/null");
+	dup2(nul, 0), dup2(nul, 1);
+	if (keep_fd != 2 || fstat(2, &st) < 0 || S_ISSOCK(st.st_mode))
+		dup2(nul, 2);
+	if ((chan > 3 && close_range(3, chan - 1, 0) < 0) ||
+	    close_range(chan + 1, ~0U, 0) < 0)
+		for (fd = 3; fd < sysconf(_SC_OPEN_MAX); fd++)
+			if (fd != chan)
+				close(fd);
+	log_init("smtpd");
+	return chan;
 }
 
-/* close_others - close every fd from 3 up except a and b (-1: none) */
-static void close_others(int a, int b)
-{
-	int lo = a < b ? a : b, hi = a < b ? b : a, fd = 3;
-
-	if (lo >= fd)
-		close_from(fd, lo - 1), fd = lo + 1;
-	if (hi >= fd)
-		close_from(fd, hi - 1), fd = hi + 1;
-	close_from(fd, 1023);
-}
-
-/* deliverer_start - fork the deliverer; keep_fd stays open in it too */
+/* deliverer_start - fork the deliverer; keep_fd (2: the log) may stay */
 int deliverer_start(struct deliverer *d, int keep_fd)
 {
-	int sv[2], nul;
+	int sv[2];
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return -1;
@@ -439,17 +449,15 @@ int deliverer_start(struct deliverer *d, int keep_fd)
 		return -1;
 	}
 	if (d->pid == 0) {
-		/* no network descriptor may reach the deliverer */
-		if ((nul = open("/dev/null", O_RDWR)) < 0)
-			fatal("deliverer: /dev/null");
-		dup2(nul, 0), dup2(nul, 1);
-		close_others(sv[1], keep_fd);
+		int chan = isolate(sv[1], keep_fd);	/* no network descriptor */
+
 		signal(SIGPIPE, SIG_IGN);
 		umask(077);
-		serve(sv[1]);
+		serve(chan);
 	}
 	close(sv[1]);
 	d->fd = sv[0];
+	d->hung = 0;
 	return 0;
 }
 
@@ -479,6 +487,32 @@ static int valid_reply(const char *rep, ssize_t n)
 	    rep[0] == DELIVER_PERM) && rep[1] > ' ' && rep[2] == ' ';
 }
 
+/*
+ * recv_reply - the deliverer's answer, waited for at most deliver_timeout
+ * seconds (a Maildir on a hung network mount must not hold the session
+ * forever); -2 on timeout, after which the deliverer is written off (we
+ * cannot kill root's process; it exits when it finds our end closed):
+ * the message stays the sender's (4xx) or goes to the queue.
+ */
+static ssize_t recv_reply(struct deliverer *d, char *rep, size_t cap)
+{
+	struct pollfd pfd = { d->fd, POLLIN, 0 };
+	ssize_t n;
+	int r;
+
+	do
+		r = poll(&pfd, 1, cfg.deliver_timeout * 1000);
+	while (r < 0 && errno == EINTR);
+	if (r == 0) {
+		d->hung = 1;
+		return -2;
+	}
+	do
+		n = recv(d->fd, rep, cap, 0);
+	while (n < 0 && errno == EINTR);
+	return n;
+}
+
 /* ask - one request ("C QID ENTRY", spool fd or -1) and its reply */
 static int ask(struct deliverer *d, int spoolfd, int verb, const char *qid,
     const char *rcpt, struct deliver_result *res)
@@ -495,9 +529,12 @@ static int ask(struct deliverer *d, int spoolfd, int verb, const char *qid,
 	}
 	if (!deliverer_alive(d) || send_request(d->fd, spoolfd, req, len) < 0)
 		goto broken;
-	do
-		n = recv(d->fd, rep, sizeof rep - 1, 0);
-	while (n < 0 && errno == EINTR);
+	if ((n = recv_reply(d, rep, sizeof rep - 1)) == -2) {
+		snprintf(res->text, sizeof res->text, "delivery agent timed out after %lds",
+		    cfg.deliver_timeout);
+		logmsg(LOG_ERR, "%s delivery result=deferred reason=\"%s\"", qid, res->text);
+		goto broken;
+	}
 	if (!valid_reply(rep, n))
 		goto broken;
 	rep[n < (ssize_t)sizeof res->text + 3 ? n : (ssize_t)sizeof res->text + 2] = '\0';
@@ -539,7 +576,10 @@ void deliverer_stop(struct deliverer *d)
 		return;
 	if (d->fd >= 0)
 		close(d->fd);
-	while (waitpid(d->pid, NULL, 0) < 0 && errno == EINTR)
-		;
+	if (d->hung)	/* stuck in the kernel, maybe: never wait for it */
+		waitpid(d->pid, NULL, WNOHANG);
+	else
+		while (waitpid(d->pid, NULL, 0) < 0 && errno == EINTR)
+			;
 	d->pid = 0;
 }

@@ -31,6 +31,7 @@
 #include "queue.h"
 #include "replies.h"
 #include "smtpd.h"
+#include "spooldir.h"
 #include "supervisor.h"
 #include "tlsspawn.h"
 #include "users.h"
@@ -71,31 +72,20 @@ static int check_config(void)
 	if (cfg.uid == 0 && (!pw || pw->pw_uid == 0)) {
 		fprintf(stderr, "smtpd: session_user %s unusable\n", cfg.session_user);
 		bad = 1;
+	} else if (cfg.uid == 0 && strcmp(cfg.session_user, "nobody") == 0) {
+		fprintf(stderr, "smtpd: session_user nobody is shared with other daemons; "
+		    "create a dedicated account (INSTALL)\n");
+		bad = 1;
+	}
+	if (spooldir_check(why, sizeof why) < 0) {
+		fprintf(stderr, "smtpd: unsafe spool: %s\n", why);
+		bad = 1;
 	}
 	if (!log_sink_ok())
 		fprintf(stderr, "smtpd: warning: log = syslog but /dev/log is not a "
 		    "socket: every log line would be lost; run a syslog daemon or "
 		    "set log = stderr (-e)\n");
 	return bad;
-}
-
-/* spool_setup - make sure the spool exists and the session owns it */
-static int spool_setup(void)
-{
-	struct passwd *pw;
-	struct stat st;
-
-	if (mkdir(cfg.spool_dir, 0700) < 0 && errno != EEXIST)
-		return -1;
-	if (lstat(cfg.spool_dir, &st) < 0 || !S_ISDIR(st.st_mode))
-		return -1;
-	if (cfg.uid != 0)
-		return 0;
-	if (!(pw = getpwnam(cfg.session_user)))
-		return -1;
-	if (st.st_uid != pw->pw_uid && chown(cfg.spool_dir, pw->pw_uid, pw->pw_gid) < 0)
-		return -1;
-	return 0;
 }
 
 /* on_term - SIGTERM in a single session: answer 421 and end */
@@ -152,7 +142,7 @@ static int queue_mode(int mode, const char *id)
 /* main - parse the configuration and run the chosen mode */
 int main(int argc, char **argv)
 {
-	char id[QID_MAX];
+	char id[QID_MAX], why[512], safe[sizeof why * 4];
 	int mode, nfds;
 
 	if (config_load(argc, argv, &mode) < 0) {
@@ -171,9 +161,9 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	umask(077);
 	nfds = proc_listen_fds();
-	if (spool_setup() < 0) {
-		logmsg(LOG_CRIT, "%s spool result=error reason=\"cannot use %s: %s\"",
-		    id, cfg.spool_dir, strerror(errno));
+	if (spooldir_setup(why, sizeof why) < 0) {
+		log_text(safe, sizeof safe, why);
+		logmsg(LOG_CRIT, "%s spool result=error reason=\"%s\"", id, safe);
 		if (mode == MODE_SESSION && !cfg.listen[0])
 			unavailable(nfds ? 3 : 1);
 		return 111;

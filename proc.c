@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -97,10 +98,47 @@ void proc_block_signals(int block)
 	sigprocmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
 }
 
+/*
+ * write_pid - the pid file, written as root without following a link:
+ * a fresh PID_FILE.tmp (O_EXCL | O_NOFOLLOW; a leftover is unlinked,
+ * which never follows a link either), then renamed over PID_FILE, which
+ * replaces a symlink there instead of writing through it.
+ */
+static int write_pid(const char *pid_file)
+{
+	char tmp[CFG_STR_MAX + 8], line[32];
+	int fd, n, err = 0;
+
+	if (snprintf(tmp, sizeof tmp, "%s.tmp", pid_file) >= (int)sizeof tmp)
+		return -1;
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -1;
+	n = snprintf(line, sizeof line, "%ld\n", (long)getpid());
+	if (write(fd, line, n) != n || close(fd) < 0 || rename(tmp, pid_file) < 0)
+		err = -1;
+	if (err)
+		unlink(tmp);
+	return err;
+}
+
+/* proc_close_fds - keep 0-2 only (syslog reconnects): a child that
+ * needs none of its parent's sockets or pipes */
+void proc_close_fds(void)
+{
+	int fd;
+
+	closelog();
+	if (close_range(3, ~0U, 0) < 0)
+		for (fd = 3; fd < sysconf(_SC_OPEN_MAX); fd++)
+			close(fd);
+	log_init("smtpd");
+}
+
 /* proc_detach - background ourselves and write the pid file */
 int proc_detach(const char *pid_file)
 {
-	FILE *f;
 	pid_t pid = fork();
 
 	if (pid < 0)
@@ -108,12 +146,8 @@ int proc_detach(const char *pid_file)
 	if (pid > 0)
 		_exit(0);
 	setsid();
-	if (pid_file[0]) {
-		if (!(f = fopen(pid_file, "w")))
-			return -1;
-		fprintf(f, "%ld\n", (long)getpid());
-		fclose(f);
-	}
+	if (pid_file[0] && write_pid(pid_file) < 0)
+		return -1;
 	if (freopen("/dev/null", "r", stdin) == NULL ||
 	    freopen("/dev/null", "w", stdout) == NULL)
 		return -1;

@@ -15,5 +15,6 @@ int proc_is_listening(int fd);
 void proc_catch(int sig, void (*fn)(int));
 void proc_block_signals(int block);
 int proc_detach(const char *pid_file);
+void proc_close_fds(void);
 
 #endif

@@ -45,6 +45,20 @@ static int v1_port(const char *s)
 	    strlen(s) <= 5;
 }
 
+/*
+ * canonical - the one spelling of a binary address (inet_ntop; a
+ * v4-mapped IPv6 address as plain IPv4), so "::1" and "0:0:0:0:0:0:0:1"
+ * are one client for max_per_addr and in Received:; 1, or -1.
+ */
+static int canonical(int af, const unsigned char *bin, char *addr, size_t cap)
+{
+	static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+	if (af == AF_INET6 && memcmp(bin, mapped, sizeof mapped) == 0)
+		return inet_ntop(AF_INET, bin + 12, addr, cap) ? 1 : -1;
+	return inet_ntop(af, bin, addr, cap) ? 1 : -1;
+}
+
 /* proxy_v1_parse - "PROXY TCP4|TCP6|UNKNOWN src dst sport dport\r\n" */
 int proxy_v1_parse(const char *line, size_t len, char *addr, size_t cap)
 {
@@ -66,11 +80,10 @@ int proxy_v1_parse(const char *line, size_t len, char *addr, size_t cap)
 	    !(p = v1_field(p, end, sport, sizeof sport)) ||
 	    !(p = v1_field(p, end, dport, sizeof dport)) || p != end)
 		return -1;
-	if (inet_pton(af, src, bin) != 1 || inet_pton(af, dst, bin) != 1 ||
-	    !v1_port(sport) || !v1_port(dport) || strlen(src) >= cap)
+	if (inet_pton(af, dst, bin) != 1 || inet_pton(af, src, bin) != 1 ||
+	    !v1_port(sport) || !v1_port(dport))
 		return -1;
-	strcpy(addr, src);
-	return 1;
+	return canonical(af, bin, addr, cap);
 }
 
 /* proxy_v2_parse - the binary header: signature, ver/cmd, family, len */
@@ -90,11 +103,11 @@ int proxy_v2_parse(const unsigned char *h, size_t len, char *addr, size_t cap)
 	case 0x11:				/* TCP over IPv4 */
 		if (body < 12)
 			return -1;
-		return inet_ntop(AF_INET, h + 16, addr, cap) ? 1 : -1;
+		return canonical(AF_INET, h + 16, addr, cap);
 	case 0x21:				/* TCP over IPv6 */
 		if (body < 36)
 			return -1;
-		return inet_ntop(AF_INET6, h + 16, addr, cap) ? 1 : -1;
+		return canonical(AF_INET6, h + 16, addr, cap);
 	case 0x00:				/* UNSPEC */
 		return 0;
 	default:

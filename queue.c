@@ -67,16 +67,35 @@ static int spool_path(char *dst, size_t cap, const char *id, const char *suffix)
 	return (n < 0 || (size_t)n >= cap) ? -1 : 0;
 }
 
-/* disk_fd - create the named data file spool_dir/ID */
-static int disk_fd(const char *id)
+/*
+ * locked_create - create spool_dir/ID<suffix> and lock it (flock) for as
+ * long as the descriptor lives: the cleaner never removes a locked file,
+ * so a slow session's data file cannot vanish under it.
+ */
+static int locked_create(const char *id, const char *suffix, int excl)
 {
 	char path[CFG_STR_MAX + QID_MAX + 8];
+	int fd, err;
 
-	if (spool_path(path, sizeof path, id, "") < 0) {
+	if (spool_path(path, sizeof path, id, suffix) < 0) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	return open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	fd = open(path, O_RDWR | O_CREAT | (excl ? O_EXCL : O_TRUNC) | O_NOFOLLOW |
+	    O_CLOEXEC, 0600);
+	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		err = errno;	/* a cleaner looks at it this instant: retry later */
+		close(fd);
+		errno = err;
+		return -1;
+	}
+	return fd;
+}
+
+/* disk_fd - create the named data file spool_dir/ID, locked */
+static int disk_fd(const char *id)
+{
+	return locked_create(id, "", 1);
 }
 
 /* mem_fd - an anonymous file in memory; -1 where the system has none */
@@ -175,53 +194,67 @@ void spool_discard(struct spool *s)
 		unlink_data(s->id);
 }
 
-/* fsync_dir - make the spool directory's entries durable */
+/* fsync_dir - make the spool directory's entries durable (the seam) */
 static int fsync_dir(void)
 {
-	int fd = open(cfg.spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), err = 0;
+	int fd = open(cfg.spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), err;
 
 	if (fd < 0)
 		return errno;
-	if (fsync(fd) < 0)
-		err = errno;
+	err = storage_fsync(fd);
 	close(fd);
 	return err;
 }
 
+/* env_text - the envelope's lines into a malloc'd buffer; its length */
+static char *env_text(time_t arrival, long attempts, time_t next,
+    char *const *rcpts, int n, const char *why, size_t *len)
+{
+	size_t cap = (size_t)n * (ADDR_MAX + 4) + 512;
+	char *text = malloc(cap), safe[256];
+	int i;
+
+	if (!text)
+		return NULL;
+	*len = snprintf(text, cap, "T %lld\nA %ld %lld\n", (long long)arrival,
+	    attempts, (long long)next);
+	for (i = 0; i < n; i++)		/* an address: < ADDR_MAX octets */
+		*len += snprintf(text + *len, cap - *len, "R %s\n", rcpts[i]);
+	log_text(safe, sizeof safe, why);	/* no line break can get in */
+	*len += snprintf(text + *len, cap - *len, "E %s\n", safe);	/* for -Q */
+	return text;
+}
+
 /*
- * write_env - write the envelope durably: tmp, fsync, rename, fsync dir.
- * The rename makes the new envelope appear whole or not at all.
+ * write_env - write the envelope durably: tmp, fsync, rename, fsync dir,
+ * every step through the storage seam (so ENOSPC, EDQUOT and EIO can be
+ * forced at each).  The rename makes the new envelope appear whole or
+ * not at all; on any failure the tmp file goes.
  */
 static int write_env(const char *id, time_t arrival, long attempts,
     time_t next, char *const *rcpts, int n, const char *why)
 {
 	char tmp[CFG_STR_MAX + QID_MAX + 8], env[CFG_STR_MAX + QID_MAX + 8];
-	char safe[256];
-	FILE *f;
-	int fd, i, err = 0;
+	char *text;
+	size_t len;
+	int fd, err;
 
 	if (spool_path(tmp, sizeof tmp, id, ".tmp") < 0 ||
 	    spool_path(env, sizeof env, id, ".env") < 0)
 		return ENAMETOOLONG;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0 || !(f = fdopen(fd, "w"))) {
+	if (!(text = env_text(arrival, attempts, next, rcpts, n, why, &len)))
+		return ENOMEM;
+	if ((fd = locked_create(id, ".tmp", 0)) < 0) {
 		err = errno;
-		if (fd >= 0)
-			close(fd);
-		return err;
+	} else {
+		if ((err = storage_write_all(fd, text, len)) == 0)
+			err = storage_fsync(fd);
+		if (close(fd) < 0 && !err)
+			err = errno;
 	}
-	fprintf(f, "T %lld\nA %ld %lld\n", (long long)arrival, attempts,
-	    (long long)next);
-	for (i = 0; i < n; i++)
-		fprintf(f, "R %s\n", rcpts[i]);
-	log_text(safe, sizeof safe, why);	/* no line break can get in */
-	fprintf(f, "E %s\n", safe);	/* last error, for smtpd -Q */
-	if (fflush(f) == EOF || fsync(fd) < 0)
-		err = errno;
-	if (fclose(f) == EOF && !err)
-		err = errno;
-	if (!err && rename(tmp, env) < 0)
-		err = errno;
+	free(text);
+	if (!err)
+		err = storage_rename(AT_FDCWD, tmp, AT_FDCWD, env);
 	if (!err)
 		err = fsync_dir();
 	if (err)
@@ -229,19 +262,45 @@ static int write_env(const char *id, time_t arrival, long attempts,
 	return err;
 }
 
-/* spool_keep - make message and pending recipients durable; 0 or errno */
+/* linked - does the open data file still have a name? 1, 0, or -1 */
+static int linked(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return -1;
+	return st.st_nlink > 0;
+}
+
+/*
+ * spool_keep - make message and pending recipients durable; 0 or errno.
+ * An envelope is never committed for a data file that lost its name
+ * (removed by someone while we read): the octets we still hold through
+ * the descriptor are written to a new file first, and a name lost after
+ * the envelope's rename withdraws the envelope (4xx, the sender keeps it).
+ */
 int spool_keep(struct spool *s, char *const *rcpts, int n, const char *why)
 {
+	char env[CFG_STR_MAX + QID_MAX + 8];
 	int err;
 
 	if ((err = spool_flush(s)) != 0)
 		return err;
+	if (s->disk && linked(s->fd) == 0) {
+		logmsg(LOG_WARNING, "%s spool result=relinked reason=\"data file removed "
+		    "while the session read it\"", s->id);
+		s->disk = 0;	/* copy it back, as a memory spool would be */
+	}
 	if (!s->disk && (err = to_disk(s)) != 0)
 		return err;
 	if ((err = storage_fsync(s->fd)) != 0)
 		return err;
-	return write_env(s->id, time(NULL), 0, time(NULL) + cfg.queue_retry,
-	    rcpts, n, why);
+	err = write_env(s->id, time(NULL), 0, time(NULL) + cfg.queue_retry, rcpts, n, why);
+	if (!err && linked(s->fd) != 1)
+		err = EIO;
+	if (err && spool_path(env, sizeof env, s->id, ".env") == 0)
+		unlink(env);	/* renamed but not durable, or no data: withdrawn */
+	return err;
 }
 
 /* An envelope read back from disk; `buf` holds the recipient lines. */
@@ -365,11 +424,11 @@ static int retry(struct deliverer *d, const char *id, int data, struct envelope 
 	return kept;
 }
 
-/* give_up - hand an undeliverable message to the postmaster */
-static int give_up(struct deliverer *d, const char *id, int data)
+/* to_postmaster - deliver spool file `data` (queue id `id`) to the postmaster */
+static void to_postmaster(struct deliverer *d, const char *id, int data,
+    struct deliver_result *r)
 {
 	char entry[ENTRY_MAX], *one[1] = { entry };
-	struct deliver_result r = { 0 };
 	struct target t[1];
 	struct path p;
 
@@ -377,11 +436,59 @@ static int give_up(struct deliverer *d, const char *id, int data)
 	if (rfc822_mailbox("postmaster", &p) == 0 &&
 	    resolve_rcpt(id, &p, t, 1) == 1 && t[0].lmtp[0]) {
 		snprintf(entry, sizeof entry, "%s %s", LMTP_MAILBOX, t[0].addr);
-		route_retry(id, data, one, 1, &r);
+		route_retry(id, data, one, 1, r);
 	} else {
-		deliverer_deliver(d, data, id, "postmaster", 1, &r);
+		deliverer_deliver(d, data, id, "postmaster", 1, r);
 	}
+}
+
+/* give_up - hand an undeliverable message to the postmaster */
+static int give_up(struct deliverer *d, const char *id, int data)
+{
+	struct deliver_result r = { 0 };
+
+	to_postmaster(d, id, data, &r);
 	log_attempt(id, "gaveup", "postmaster", &r);
+	return r.status == DELIVER_OK;
+}
+
+/*
+ * lost_data - an envelope whose data file is gone: the copies it names
+ * are lost, so the postmaster gets a notice listing them, and the
+ * envelope goes; 1 when the notice was delivered.  The notice:
+ *   Return-Path: <>
+ *   Subject: smtpd: queued message ID lost its data file
+ *   (blank line, then one pending recipient per line)
+ */
+static int lost_data(struct deliverer *d, const char *id, const struct envelope *e)
+{
+	struct spool *s = malloc(sizeof *s);
+	char line[ADDR_MAX + 128], why[sizeof ((struct deliver_result *)0)->text * 4];
+	struct deliver_result r;
+	int i;
+
+	if (!s || spool_create(s, 1) != 0) {
+		free(s);
+		return 0;
+	}
+	snprintf(line, sizeof line, "Return-Path: <>\nFrom: <postmaster@%s>\n"
+	    "Subject: smtpd: queued message %s lost its data file\n\n"
+	    "These recipients never got the message:\n", cfg.hostname, id);
+	spool_put(s, line, strlen(line));
+	for (i = 0; i < e->n; i++) {
+		snprintf(line, sizeof line, "  <%s>\n", resolve_entry_addr(e->rcpt[i]));
+		spool_put(s, line, strlen(line));
+	}
+	r.status = DELIVER_TEMP;
+	snprintf(r.text, sizeof r.text, "4.3.0 cannot write the notice");
+	if (spool_flush(s) == 0)
+		to_postmaster(d, s->id, s->fd, &r);
+	log_text(why, sizeof why, r.text);
+	logmsg(LOG_ERR, "%s lost reason=data-file-missing nrcpt=%d notice=%s "
+	    "result=%s reply=\"%s\"", id, e->n, s->id,
+	    r.status == DELIVER_OK ? "delivered" : "deferred", why);
+	spool_discard(s);
+	free(s);
 	return r.status == DELIVER_OK;
 }
 
@@ -399,14 +506,18 @@ static void run_one(struct deliverer *d, const char *id, int fd, time_t now,
 	}
 	if ((now < e.next && !force) || spool_path(path, sizeof path, id, "") < 0)
 		goto out;
-	if ((data = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
-		logmsg(LOG_ERR, "%s queue result=skipped reason=\"data file missing: %s\"",
+	if ((data = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0 &&
+	    errno != ENOENT) {
+		logmsg(LOG_ERR, "%s queue result=skipped reason=\"data file unreadable: %s\"",
 		    id, strerror(errno));
 		goto out;
 	}
-	str_copy(why, sizeof why, e.why);
-	e.n = retry(d, id, data, &e, &perm, why, sizeof why);
-	if (e.n > 0 && (perm || now - e.arrival > cfg.queue_lifetime) &&
+	snprintf(why, sizeof why, "%s", data < 0 ? "data file missing" : e.why);
+	if (data < 0 && lost_data(d, id, &e))
+		e.n = 0;	/* the postmaster knows; nothing more to try */
+	else if (data >= 0)
+		e.n = retry(d, id, data, &e, &perm, why, sizeof why);
+	if (data >= 0 && e.n > 0 && (perm || now - e.arrival > cfg.queue_lifetime) &&
 	    give_up(d, id, data))
 		e.n = 0;
 	if (e.n == 0) {
@@ -425,36 +536,40 @@ out:
 }
 
 /* stale - is this leftover old enough that no session can own it? */
-static int stale(const char *name, time_t now)
+static int stale(const struct stat *st, time_t now)
 {
-	char path[CFG_STR_MAX + 300];
-	struct stat st;
-
-	if (snprintf(path, sizeof path, "%s/%s", cfg.spool_dir, name) >= (int)sizeof path ||
-	    lstat(path, &st) < 0)
-		return 0;
-	return now - st.st_mtime > 2 * cfg.data_timeout + cfg.cmd_timeout;
+	return now - st->st_mtime > 2 * cfg.data_timeout + cfg.cmd_timeout;
 }
 
-/* clean_one - remove a crashed session's data file or envelope tmp */
+/*
+ * clean_one - remove a crashed session's data file or envelope tmp.
+ * A live session holds a lock on its files (locked_create), so we take
+ * the lock ourselves first: failing that, the owner is alive.  Old age
+ * is checked too, under the lock, which closes the instant between a
+ * session's create and its flock.
+ */
 static void clean_one(const char *name, time_t now)
 {
 	char path[CFG_STR_MAX + 300];
 	const char *dot = strchr(name, '.');
 	char safe[(QID_MAX + 4) * 4];
-	struct stat st;
+	struct stat st, at;
+	int fd;
 
-	if (strlen(name) >= QID_MAX + 4 || !stale(name, now))
-		return;
-	if (dot && strcmp(dot, ".tmp") != 0)
+	if (strlen(name) >= QID_MAX + 4 || (dot && strcmp(dot, ".tmp") != 0))
 		return;
 	if (!dot && snprintf(path, sizeof path, "%s/%s.env", cfg.spool_dir, name) > 0 &&
 	    lstat(path, &st) == 0)
 		return;		/* a queued message, not a leftover */
-	snprintf(path, sizeof path, "%s/%s", cfg.spool_dir, name);
+	if (snprintf(path, sizeof path, "%s/%s", cfg.spool_dir, name) >= (int)sizeof path ||
+	    (fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) < 0)
+		return;
 	log_escape(safe, sizeof safe, name, strlen(name));
-	if (unlink(path) == 0)
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &st) == 0 &&
+	    S_ISREG(st.st_mode) && stale(&st, now) && lstat(path, &at) == 0 &&
+	    at.st_ino == st.st_ino && at.st_dev == st.st_dev && unlink(path) == 0)
 		logmsg(LOG_INFO, "%s cleanup result=removed reason=\"leftover spool file\"", safe);
+	close(fd);
 }
 
 /* valid_id - a queue id as we make them: 1..31 letters and digits */

@@ -68,6 +68,8 @@ static const char *const replies[R_COUNT] = {
 	[R_TLS_ACTIVE] = "503 5.5.1 TLS already active",
 	[R_TLS_UNAVAILABLE] = "454 4.7.0 TLS not available due to temporary reason",
 	[R_TLS_REQUIRED] = "530 5.7.0 Must issue a STARTTLS command first",
+	[R_DATA_NUL] = "554 5.6.0 NUL octet in message",
+	[R_BDAT_NO_SIZE] = "421 4.5.4 %s BDAT without a readable chunk size, closing connection",
 };
 
 /* has_enhanced - does the row carry "ddd x.y.z " after its code? */

@@ -18,20 +18,21 @@
 
 #include "rfc822.h"
 
-/* utf8_len - length of the valid UTF-8 sequence at s (max n), or 0 */
-static size_t utf8_len(const unsigned char *s, size_t n)
+/* utf8_decode - length of the valid UTF-8 sequence at s (max n), or 0 */
+static size_t utf8_decode(const unsigned char *s, size_t n, unsigned long *cp)
 {
 	size_t len, i;
-	unsigned long cp;
 
-	if (s[0] < 0x80)
+	if (s[0] < 0x80) {
+		*cp = s[0];
 		return 1;
+	}
 	if (s[0] >= 0xC2 && s[0] <= 0xDF)
-		len = 2, cp = s[0] & 0x1F;
+		len = 2, *cp = s[0] & 0x1F;
 	else if (s[0] >= 0xE0 && s[0] <= 0xEF)
-		len = 3, cp = s[0] & 0x0F;
+		len = 3, *cp = s[0] & 0x0F;
 	else if (s[0] >= 0xF0 && s[0] <= 0xF4)
-		len = 4, cp = s[0] & 0x07;
+		len = 4, *cp = s[0] & 0x07;
 	else
 		return 0;
 	if (len > n)
@@ -39,12 +40,43 @@ static size_t utf8_len(const unsigned char *s, size_t n)
 	for (i = 1; i < len; i++) {
 		if ((s[i] & 0xC0) != 0x80)
 			return 0;
-		cp = (cp << 6) | (s[i] & 0x3F);
+		*cp = (*cp << 6) | (s[i] & 0x3F);
 	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-	    cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+	if ((len == 3 && *cp < 0x800) || (len == 4 && *cp < 0x10000) ||
+	    *cp > 0x10FFFF || (*cp >= 0xD800 && *cp <= 0xDFFF))
 		return 0;
 	return len;
+}
+
+/* utf8_len - length of the valid UTF-8 sequence at s (max n), or 0 */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+	unsigned long cp;
+
+	return utf8_decode(s, n, &cp);
+}
+
+/*
+ * invisible - a code point that breaks lines for Unicode-aware readers
+ * or hides text: C1 controls (U+0085 NEL among them), U+2028 / U+2029,
+ * spaces other than ' ', zero-width and bidi marks, the BOM.  Never
+ * part of an address, a HELO name or a header we write.
+ */
+static int invisible(unsigned long cp)
+{
+	return (cp >= 0x80 && cp <= 0xA0) || cp == 0xAD || cp == 0x1680 ||
+	    cp == 0x180E || (cp >= 0x2000 && cp <= 0x200F) ||
+	    (cp >= 0x2028 && cp <= 0x202F) || (cp >= 0x205F && cp <= 0x206F) ||
+	    cp == 0x3000 || cp == 0xFEFF || (cp >= 0xFFF9 && cp <= 0xFFFB);
+}
+
+/* text_len - like utf8_len for non-ASCII, but 0 for invisible code points */
+static size_t text_len(const unsigned char *s, size_t n)
+{
+	unsigned long cp;
+	size_t k = utf8_decode(s, n, &cp);
+
+	return k && !invisible(cp) ? k : 0;
 }
 
 /* rfc822_utf8_valid - is s[0..len) well-formed UTF-8? */
@@ -74,7 +106,7 @@ static size_t scan_utf8(const char *s)
 
 	if (u[0] < 0x80)
 		return 0;
-	return utf8_len(u, strnlen(s, 4));
+	return text_len(u, strnlen(s, 4));
 }
 
 /* dot_string - length of an RFC 5321 Dot-string at s, or 0 */
@@ -129,8 +161,8 @@ static size_t label_len(const char *s, size_t len, int *utf8)
 	while (i < len) {
 		if (isalnum((unsigned char)s[i]) || s[i] == '-')
 			i++;
-		else if ((n = utf8_len((const unsigned char *)s + i, len - i)) &&
-		    (unsigned char)s[i] >= 0x80)
+		else if ((unsigned char)s[i] >= 0x80 &&
+		    (n = text_len((const unsigned char *)s + i, len - i)) > 0)
 			i += n, *utf8 = 1;
 		else
 			break;
@@ -373,17 +405,52 @@ int rfc822_mailbox(const char *s, struct path *p)
 	return (n > 0 && s[n] == '\0') ? 0 : -1;
 }
 
-/* rfc822_helo - is s acceptable as a HELO/EHLO argument? (lenient) */
-int rfc822_helo(const char *s)
+/* helo_label - one label of a HELO name: LDH, '_' tolerated; its length */
+static size_t helo_label(const char *s, size_t len, int utf8)
 {
-	size_t len = strlen(s), i;
+	size_t i = 0, n;
+
+	while (i < len) {
+		if (isalnum((unsigned char)s[i]) || s[i] == '-' || s[i] == '_')
+			i++;
+		else if (utf8 && (unsigned char)s[i] >= 0x80 &&
+		    (n = text_len((const unsigned char *)s + i, len - i)) > 0)
+			i += n;
+		else
+			break;
+	}
+	if (i == 0 || i > 63 || s[0] == '-' || s[i - 1] == '-')
+		return 0;
+	return i;
+}
+
+/*
+ * rfc822_helo - is s a HELO/EHLO argument: an RFC 5321 Domain or an
+ * IPv4 / IPv6 address-literal (4.1.1.1, 4.1.3; the general form with a
+ * tag, which no client uses, would let '"', '<', '>' and '=' in)?  Labels are letters, digits and '-' (and
+ * '_', which some hosts use); with utf8 (EHLO: an SMTPUTF8 client may
+ * give its U-label name, RFC 6531) also UTF-8 letters, but never the
+ * invisible code points above.  Nothing accepted holds a blank, '=',
+ * '"', '<', '>' or a control, so the name is one token everywhere.
+ */
+int rfc822_helo(const char *s, int utf8)
+{
+	size_t len = strlen(s), i = 0, n;
 
 	if (len == 0 || len > DOMAIN_MAX)
 		return 0;
-	for (i = 0; i < len; i++)
-		if ((unsigned char)s[i] <= 32 || s[i] == 127)
+	if (s[0] == '[')	/* IPv4 or IPv6 only: no General-address-literal */
+		return len >= 3 && s[len - 1] == ']' && (ipv4(s + 1, len - 2) ||
+		    (len > 7 && strncasecmp(s + 1, "IPv6:", 5) == 0 && ipv6(s + 6, len - 7)));
+	for (;;) {
+		if ((n = helo_label(s + i, len - i, utf8)) == 0)
 			return 0;
-	return rfc822_utf8_valid(s, len);
+		i += n;
+		if (i == len)
+			return 1;
+		if (s[i++] != '.')
+			return 0;
+	}
 }
 
 /* param_value - apply one MAIL parameter; PARAM_* result */
@@ -504,21 +571,26 @@ size_t rfc822_address(const struct path *p, char *dst, size_t cap)
 	return (n < 0 || (size_t)n >= cap) ? 0 : (size_t)n;
 }
 
-/* rfc822_safe - copy text for a header: controls and bad UTF-8 -> '?' */
-size_t rfc822_safe(char *dst, size_t cap, const char *src, size_t len)
+/* safe_copy - rfc822_safe; with ascii, non-ASCII code points become '?' */
+static size_t safe_copy(char *dst, size_t cap, const char *src, size_t len, int ascii)
 {
 	const unsigned char *s = (const unsigned char *)src;
-	size_t i = 0, n = 0, k;
+	size_t i = 0, n = 0, k, bad;
 
 	if (cap == 0)
 		return 0;
 	while (i < len) {
-		k = (s[i] < 32 || s[i] == 127) ? 0 : utf8_len(s + i, len - i);
+		k = (s[i] < 32 || s[i] == 127) ? 0 : text_len(s + i, len - i);
+		bad = k == 0 ? 1 : 0;	/* octets a '?' stands for */
+		if (k == 0 && s[i] >= 0x80 && (bad = utf8_len(s + i, len - i)) == 0)
+			bad = 1;	/* malformed: one '?' per octet */
+		if (k > 1 && ascii)
+			bad = k, k = 0;
 		if (n + (k ? k : 1) >= cap)
 			break;
 		if (k == 0) {
 			dst[n++] = '?';
-			i++;
+			i += bad;
 			continue;
 		}
 		memcpy(dst + n, s + i, k);
@@ -526,6 +598,15 @@ size_t rfc822_safe(char *dst, size_t cap, const char *src, size_t len)
 	}
 	dst[n] = '\0';
 	return n;
+}
+
+/*
+ * rfc822_safe - copy text for a header: controls, bad UTF-8 and the
+ * invisible code points (line breaks to Unicode readers) become '?'
+ */
+size_t rfc822_safe(char *dst, size_t cap, const char *src, size_t len)
+{
+	return safe_copy(dst, cap, src, len, 0);
 }
 
 /* put2 - two decimal digits */
@@ -605,8 +686,8 @@ size_t rfc822_received(char *dst, size_t cap, const struct received *r)
 	const char *v6 = strchr(r->addr, ':') ? "IPv6:" : "";
 	int n;
 
-	if (r->helo && r->helo[0])
-		rfc822_safe(helo, sizeof helo, r->helo, strlen(r->helo));
+	if (r->helo && r->helo[0])	/* 8-bit only in an SMTPUTF8 message */
+		safe_copy(helo, sizeof helo, r->helo, strlen(r->helo), !r->utf8);
 	else
 		strcpy(helo, "unknown");
 	rfc822_safe(addr, sizeof addr, r->addr, strlen(r->addr));

@@ -36,7 +36,7 @@ int rfc822_path(const char *s, struct path *p, const char **end);
 int rfc822_mailbox(const char *s, struct path *p);
 int rfc822_domain(const char *s, size_t len);
 int rfc822_addr_literal(const char *s, size_t len);
-int rfc822_helo(const char *s);
+int rfc822_helo(const char *s, int utf8);
 int rfc822_params(const char *s, struct params *p, int is_mail);
 int rfc822_utf8_valid(const char *s, size_t len);
 size_t rfc822_local_unquote(const struct path *p, char *dst, size_t cap);
@@ -55,6 +55,7 @@ struct received {
 	const char *rcpt;		/* the one recipient, or NULL */
 	time_t when;
 	const char *tls;		/* "(using ...)" comment after STARTTLS, or NULL */
+	int utf8;			/* SMTPUTF8 transaction: 8-bit HELO kept */
 };
 size_t rfc822_received(char *dst, size_t cap, const struct received *r);
 

@@ -325,7 +325,7 @@ static void hello(struct session *s, char *arg, int esmtp)
 {
 	char name[DOMAIN_MAX * 4 + 1];
 
-	if (!rfc822_helo(arg)) {
+	if (!rfc822_helo(arg, esmtp)) {
 		reply(s, R_SYNTAX);
 		return;
 	}
@@ -639,7 +639,7 @@ static enum reply_id data_begin(struct session *s, int bdat)
 		if (starttls_comment(using, sizeof using, &s->tls.info) > 0)
 			rc.tls = using;
 	}
-	rc.id = t->spool.id, rc.when = time(NULL);
+	rc.id = t->spool.id, rc.when = time(NULL), rc.utf8 = t->utf8;
 	rc.rcpt = t->nrcpt == 1 ? strchr(t->rcpt[0], ' ') + 1 : NULL;
 	n = snprintf(head, sizeof head, "Return-Path: <%s>\n", t->sender);
 	n += (k = rfc822_received(head + n, sizeof head - n, &rc));
@@ -699,6 +699,8 @@ static enum reply_id data_reply(enum data_result r)
 		return R_SIZE_DATA;
 	case DATA_LOOP:
 		return R_LOOP;
+	case DATA_NUL:
+		return R_DATA_NUL;
 	}
 	return R_INTERNAL;
 }
@@ -811,51 +813,66 @@ static void cmd_data(struct session *s, char *arg)
 		data_end(s);
 }
 
-/* bdat_arg - parse "SIZE [LAST]"; -1 if malformed */
-static long bdat_arg(const char *arg, int *last)
+/*
+ * bdat_arg - parse "SIZE [LAST]": the size, or -1 when none can be read
+ * (no digits, or over BDAT_MAX); *bad when anything else follows it
+ */
+static long bdat_arg(const char *arg, int *last, int *bad)
 {
 	long n = 0;
 
+	*last = 0, *bad = 0;
 	if (!isdigit((unsigned char)*arg))
 		return -1;
 	for (; isdigit((unsigned char)*arg); arg++) {
-		if (n > (BDAT_MAX - 9) / 10)
+		if (n > (BDAT_MAX - (*arg - '0')) / 10)
 			return -1;
 		n = n * 10 + (*arg - '0');
 	}
-	*last = 0;
-	if (*arg == '\0')
-		return n;
-	if (strcasecmp(arg, " LAST") != 0)
-		return -1;
-	*last = 1;
+	if (strcasecmp(arg, " LAST") == 0)
+		*last = 1;
+	else if (*arg != '\0')
+		*bad = 1;
 	return n;
 }
 
-/* cmd_bdat - BDAT n [LAST] (RFC 3030): chunks, no dot-stuffing */
+/*
+ * cmd_bdat - BDAT n [LAST] (RFC 3030): chunks, no dot-stuffing.  Once a
+ * size was read, that many octets are the chunk, whatever else is wrong:
+ * they are read (and thrown away when refused), never taken as commands.
+ * Without a readable size the stream cannot be followed: 421 and close.
+ * A bad BDAT inside a message fails the message (a chunk is missing).
+ */
 static void cmd_bdat(struct session *s, char *arg)
 {
 	enum reply_id deny = R_OKAY;
-	int last, r;
-	long n = bdat_arg(arg, &last);
+	int last, bad, r;
+	long n = bdat_arg(arg, &last, &bad);
 
 	if (n < 0) {
-		reply(s, R_SYNTAX);	/* the chunk size is unknown: cannot skip */
+		reply(s, R_BDAT_NO_SIZE, cfg.hostname);
+		set_state(s, S_QUIT);
 		return;
 	}
-	if (!(s->state & (S_RCPT | S_BDAT)))
+	if (bad)
+		deny = R_SYNTAX;
+	else if (!(s->state & (S_RCPT | S_BDAT)))
 		deny = R_SEQUENCE;
 	else if (s->state == S_RCPT && (deny = data_begin(s, 1)) == R_OKAY)
 		set_state(s, S_BDAT);
 	/* a refused chunk is still read, so the session stays in step */
-	if ((r = read_chunk(s, n, deny == R_OKAY)) < 0)
+	if ((r = read_chunk(s, n, deny == R_OKAY)) < 0) {
 		lost(s, r);
-	else if (deny != R_OKAY)
+	} else if (deny != R_OKAY) {
+		if (s->state == S_BDAT)
+			txn_reset(s);
 		reply(s, deny);
-	else if (last)
+	} else if (last) {
+		data_finish(&s->t.data);
 		data_end(s);
-	else
+	} else {
 		reply(s, R_BDAT_OK, n);
+	}
 }
 
 /* Dispatch ----------------------------------------------------------- */

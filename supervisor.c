@@ -241,12 +241,47 @@ static void balance(struct supervisor *sv)
 	}
 }
 
+/*
+ * supervisor_message - parse one datagram from a worker.  Workers parse
+ * network bytes, so one may be compromised: every length and octet is
+ * checked here, and anything but "A", "I" or "B ADDR" (ADDR: 1 to cap-1
+ * printable octets, no blank) is WMSG_BAD ("E" comes with a descriptor
+ * and is taken before this).  ADDR goes into addr.
+ */
+int supervisor_message(const char *buf, size_t n, char *addr, size_t cap)
+{
+	size_t i;
+
+	if (n == 1 && (buf[0] == 'A' || buf[0] == 'I'))
+		return buf[0] == 'A' ? WMSG_BUSY : WMSG_IDLE;
+	if (n < 3 || n - 2 >= cap || buf[0] != 'B' || buf[1] != ' ')
+		return WMSG_BAD;
+	for (i = 2; i < n; i++)
+		if ((unsigned char)buf[i] <= ' ' || (unsigned char)buf[i] >= 127)
+			return WMSG_BAD;
+	memcpy(addr, buf + 2, n - 2);
+	addr[n - 2] = '\0';
+	return WMSG_ADMIT;
+}
+
+/* drop_worker - a worker that broke the protocol: never trust it again */
+static void drop_worker(struct supervisor *sv, struct worker *w)
+{
+	logmsg(LOG_ERR, "%s worker pid=%ld result=killed reason=\"malformed message\"",
+	    sv->id, (long)w->pid);
+	kill(w->pid, SIGKILL);
+	close(w->chan);
+	w->chan = -1;	/* reaped on SIGCHLD */
+	w->busy = 0;
+	w->retiring = 1;
+}
+
 /* on_message - admission ("B addr"), idle ("I"), or an engine ("E") */
 static void on_message(struct supervisor *sv, struct worker *w)
 {
-	char buf[PEER_ADDR_MAX + 2];
-	int i, total = 0, same = 0, fd;
-	ssize_t n = tls_chan_recv(w->chan, buf, sizeof buf - 1, &fd);
+	char buf[PEER_ADDR_MAX + 2], addr[PEER_ADDR_MAX];
+	int i, total = 0, same = 0, fd, kind;
+	ssize_t n = tls_chan_recv(w->chan, buf, sizeof buf, &fd);
 
 	if (fd >= 0) {		/* "E": the worker's first STARTTLS */
 		send(w->chan, tls_spawn(fd) == 0 ? "Y" : "N", 1, 0);
@@ -257,9 +292,14 @@ static void on_message(struct supervisor *sv, struct worker *w)
 		w->chan = -1;	/* exiting; reaped on SIGCHLD */
 		return;
 	}
-	buf[n] = '\0';
-	if (buf[0] == 'I' || buf[0] == 'A') {
-		w->busy = buf[0] == 'A';	/* accepted; address not known yet */
+	kind = (size_t)n >= sizeof buf ? WMSG_BAD :	/* longer than any message */
+	    supervisor_message(buf, n, addr, sizeof addr);
+	if (kind == WMSG_BAD) {
+		drop_worker(sv, w);
+		return;
+	}
+	if (kind != WMSG_ADMIT) {
+		w->busy = kind == WMSG_BUSY;	/* accepted; address not known yet */
 		w->addr[0] = '\0';
 		return;
 	}
@@ -267,15 +307,14 @@ static void on_message(struct supervisor *sv, struct worker *w)
 		if (!sv->w[i].pid || !sv->w[i].busy || &sv->w[i] == w)
 			continue;
 		total++;
-		same += strcmp(sv->w[i].addr, buf + 2) == 0;
+		same += strcmp(sv->w[i].addr, addr) == 0;
 	}
-	if (buf[0] != 'B' || total >= cfg.max_sessions || same >= cfg.max_per_addr ||
-	    sv->stopping) {
+	if (total >= cfg.max_sessions || same >= cfg.max_per_addr || sv->stopping) {
 		send(w->chan, "N", 1, 0);
 		return;
 	}
 	w->busy = 1;
-	snprintf(w->addr, sizeof w->addr, "%s", buf + 2);
+	snprintf(w->addr, sizeof w->addr, "%s", addr);
 	send(w->chan, "Y", 1, 0);
 }
 
@@ -353,15 +392,12 @@ static void run_queue(struct supervisor *sv, time_t now)
 		return;
 	proc_block_signals(1);
 	if ((sv->queue_pid = fork()) == 0) {
-		int i;
-
 		signal(SIGTERM, SIG_DFL);
 		signal(SIGINT, SIG_DFL);
 		signal(SIGHUP, SIG_IGN);
 		signal(SIGCHLD, SIG_DFL);
 		proc_block_signals(0);
-		for (i = 0; i < sv->nlisten; i++)
-			close(sv->lfd[i]);
+		proc_close_fds();	/* no listener, channel or self-pipe */
 		_exit(queue_child(0, NULL));
 	}
 	proc_block_signals(0);

@@ -4,6 +4,12 @@
 #ifndef SUPERVISOR_H
 #define SUPERVISOR_H
 
+#include <stddef.h>
+
+/* what a worker's message says; see supervisor_message() */
+enum { WMSG_BAD, WMSG_IDLE, WMSG_BUSY, WMSG_ADMIT };
+
 int supervisor_run(int argc, char **argv);
+int supervisor_message(const char *buf, size_t n, char *addr, size_t cap);
 
 #endif

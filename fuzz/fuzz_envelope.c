@@ -43,7 +43,7 @@ static void put(const char *name, const void *p, size_t n)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct deliverer none = { 0, -1 };
+	struct deliverer none = { 0, -1, 0 };
 
 	fuzz_before();
 	put(ID ".env", data, size);

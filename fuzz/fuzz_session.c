@@ -86,7 +86,7 @@ static void check_replies(const uint8_t *data, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct deliverer none = { 0, -1 };
+	struct deliverer none = { 0, -1, 0 };
 
 	fuzz_before();
 	CHECK(ftruncate(in, 0) == 0 && ftruncate(out, 0) == 0);

@@ -26,6 +26,7 @@
 #include "deliver.h"
 #include "queue.h"
 #include "tests/check_common.h"
+#include "storage.h"
 
 #define MSG	"Return-Path: <s@example.org>\nSubject: queued\n\nbody line\n"
 #define MSG_REST "Subject: queued\n\nbody line\n"
@@ -405,7 +406,7 @@ START_TEST(test_stale_cleanup)
 		{ "EEEE5.env", 2000, 1 },
 		{ "FFFF6.xyz", 2000, 1 },	/* not a name we make */
 	};
-	struct deliverer none = { 0, -1 };
+	struct deliverer none = { 0, -1, 0 };
 	time_t now = time(NULL);
 	char env[128];
 	size_t i;
@@ -489,15 +490,192 @@ START_TEST(test_malformed_envelope)
 }
 END_TEST
 
-/* an envelope whose data file is gone is left alone, not a crash */
+/* an envelope whose data file is gone: a notice to the postmaster, no loop */
 START_TEST(test_missing_data_file)
 {
-	struct deliverer none = { 0, -1 };
-	const char *env = "T 1\nA 0 0\nR bob@example.test\n";
+	struct deliverer d;
+	const char *env = "T 1\nA 0 0\nR bob@example.test\nR carol@example.test\n";
+	char *got;
 
 	put_file("spool/GONE1.env", env, strlen(env));
+	ck_assert_int_eq(deliverer_start(&d, 2), 0);
+	ck_assert_int_eq(queue_run(&d, time(NULL)), 0);
+	deliverer_stop(&d);
+	ck_assert_msg(!exists("spool/GONE1.env"), "envelope kept: retried forever");
+	got = only_message("alice/Maildir");	/* alice is the postmaster */
+	ck_assert_ptr_nonnull(strstr(got, "Return-Path: <>\n"));
+	ck_assert_ptr_nonnull(strstr(got, "Subject: smtpd: queued message GONE1 lost"));
+	ck_assert_ptr_nonnull(strstr(got, "<bob@example.test>\n"));
+	ck_assert_ptr_nonnull(strstr(got, "<carol@example.test>\n"));
+	ck_assert_int_eq(count(P("spool"), NULL, 0), 0);
+	free(got);
+}
+END_TEST
+
+/* the postmaster cannot take the notice now: the envelope stays for later */
+START_TEST(test_missing_data_file_deferred)
+{
+	struct deliverer none = { 0, -1, 0 };
+	const char *env = "T 1\nA 0 0\nR bob@example.test\n";
+	long long t, next;
+	char rcpts[128];
+	long a;
+
+	put_file("spool/GONE2.env", env, strlen(env));
 	ck_assert_int_eq(queue_run(&none, time(NULL)), 0);
-	ck_assert(exists("spool/GONE1.env"));
+	read_env("GONE2", &t, &a, &next, rcpts, sizeof rcpts);
+	ck_assert_int_eq(a, 1);
+	ck_assert(next > time(NULL));
+	ck_assert_int_eq(count(P("spool"), NULL, 0), 1);
+}
+END_TEST
+
+/* finding 1: a slow session's data file is old, but its session is alive */
+START_TEST(test_live_session_file_kept)
+{
+	struct deliverer none = { 0, -1, 0 };
+	char *rcpt[] = { "bob@example.test" };
+	struct timeval tv[2] = { { time(NULL) - 5000, 0 }, { time(NULL) - 5000, 0 } };
+	char rel[64], *data;
+
+	cfg.spool_memory = 0;	/* on disk from the first octet */
+	ck_assert_int_eq(spool_create(&sp, 11), 0);
+	spool_put(&sp, MSG, strlen(MSG));
+	ck_assert_int_eq(spool_flush(&sp), 0);
+	snprintf(rel, sizeof rel, "spool/%s", sp.id);
+	ck_assert_int_eq(utimes(P(rel), tv), 0);	/* last flush long ago */
+	ck_assert_int_eq(queue_run(&none, time(NULL)), 0);
+	ck_assert_msg(exists(rel), "a live session's data file was removed");
+	ck_assert_int_eq(spool_keep(&sp, rcpt, 1, "test"), 0);
+	spool_close(&sp);
+	data = slurp(P(rel), NULL);
+	ck_assert_ptr_nonnull(data);
+	ck_assert_str_eq(data, MSG);
+	free(data);
+	/* once the session is gone the same age makes a leftover go */
+	ck_assert_int_eq(spool_create(&sp, 12), 0);
+	spool_put(&sp, MSG, strlen(MSG));
+	ck_assert_int_eq(spool_flush(&sp), 0);
+	snprintf(rel, sizeof rel, "spool/%s", sp.id);
+	spool_close(&sp);	/* a crashed session: no lock, no envelope */
+	ck_assert_int_eq(utimes(P(rel), tv), 0);
+	ck_assert_int_eq(queue_run(&none, time(NULL)), 0);
+	ck_assert(!exists(rel));
+}
+END_TEST
+
+/* finding 1: spool_keep never commits an envelope for a nameless file */
+START_TEST(test_keep_relinks_removed_data)
+{
+	char *rcpt[] = { "bob@example.test" };
+	char rel[64], *data;
+
+	cfg.spool_memory = 0;
+	ck_assert_int_eq(spool_create(&sp, 13), 0);
+	spool_put(&sp, MSG, strlen(MSG));
+	ck_assert_int_eq(spool_flush(&sp), 0);
+	snprintf(rel, sizeof rel, "spool/%s", sp.id);
+	ck_assert_int_eq(unlink(P(rel)), 0);	/* what the old cleaner did */
+	ck_assert_int_eq(spool_keep(&sp, rcpt, 1, "test"), 0);
+	spool_close(&sp);
+	data = slurp(P(rel), NULL);
+	ck_assert_msg(data != NULL, "envelope committed without a data file");
+	ck_assert_str_eq(data, MSG);
+	free(data);
+}
+END_TEST
+
+/* ---- storage faults on the spool side (through the seam) ---------------- */
+
+enum { OP_WRITE, OP_FSYNC, OP_RENAME };
+static int f_op, f_nth, f_err, f_hit;
+static int n_write, n_fsync, n_rename;
+
+static ssize_t f_write(int fd, const void *b, size_t n)
+{
+	if (++n_write == f_nth && f_op == OP_WRITE) {
+		f_hit = 1, errno = f_err;
+		return -1;
+	}
+	return write(fd, b, n);
+}
+
+static int f_fsync(int fd)
+{
+	if (++n_fsync == f_nth && f_op == OP_FSYNC) {
+		f_hit = 1, errno = f_err;
+		return -1;
+	}
+	return fsync(fd);
+}
+
+static int f_renameat(int od, const char *o, int nd, const char *n)
+{
+	if (++n_rename == f_nth && f_op == OP_RENAME) {
+		f_hit = 1, errno = f_err;
+		return -1;
+	}
+	return renameat(od, o, nd, n);
+}
+
+static const struct storage_ops fault_ops = { f_write, f_fsync, f_renameat };
+
+/* the steps of spool_keep() for a memory spool, in their order */
+static const struct { int op, nth; const char *what; } spool_faults[] = {
+	{ OP_WRITE, 1, "write of the data file" },
+	{ OP_FSYNC, 1, "fsync of the data file" },
+	{ OP_WRITE, 2, "write of the envelope" },
+	{ OP_FSYNC, 2, "fsync of the envelope" },
+	{ OP_RENAME, 1, "rename ID.tmp -> ID.env" },
+	{ OP_FSYNC, 3, "fsync of the spool directory" },
+};
+static const int spool_errs[] = { ENOSPC, EDQUOT, EIO };
+
+/* finding 8: each step fails with each error: an error (4xx), nothing left */
+START_TEST(test_spool_fault)
+{
+	char *rcpt[] = { "bob@example.test" };
+	int which = _i / N(spool_errs), r;
+
+	f_op = spool_faults[which].op, f_nth = spool_faults[which].nth;
+	f_err = spool_errs[_i % N(spool_errs)];
+	f_hit = n_write = n_fsync = n_rename = 0;
+	ck_assert_int_eq(spool_create(&sp, 21), 0);	/* in memory: keep writes it */
+	spool_put(&sp, MSG, strlen(MSG));
+	storage_set_ops(&fault_ops);
+	r = spool_keep(&sp, rcpt, 1, "test");
+	storage_set_ops(NULL);
+	ck_assert_msg(f_hit, "fault at %s never reached", spool_faults[which].what);
+	ck_assert_msg(r == f_err, "%s failing with %s: got %d (%s)",
+	    spool_faults[which].what, strerror(f_err), r, strerror(r));
+	spool_discard(&sp);	/* what the session does before its 4xx */
+	ck_assert_msg(count(P("spool"), NULL, 0) == 0, "%s: spool not empty",
+	    spool_faults[which].what);
+	ck_assert_int_eq(spool_create(&sp, 22), 0);	/* the real calls work */
+	spool_put(&sp, MSG, strlen(MSG));
+	ck_assert_int_eq(spool_keep(&sp, rcpt, 1, "test"), 0);
+	spool_close(&sp);
+	ck_assert_int_eq(count(P("spool"), NULL, 0), 2);
+}
+END_TEST
+
+/* a fault while a large message streams to disk sticks until the end */
+START_TEST(test_spool_stream_fault)
+{
+	static char big[3 * SPOOL_BUF];
+
+	memset(big, 'x', sizeof big);
+	cfg.spool_memory = 0;
+	f_op = OP_WRITE, f_nth = 2, f_err = _i == 0 ? ENOSPC : EIO;
+	f_hit = n_write = n_fsync = n_rename = 0;
+	ck_assert_int_eq(spool_create(&sp, 23), 0);
+	storage_set_ops(&fault_ops);
+	spool_put(&sp, big, sizeof big);
+	storage_set_ops(NULL);
+	ck_assert(f_hit);
+	ck_assert_int_eq(spool_flush(&sp), f_err);	/* sticky */
+	spool_discard(&sp);
+	ck_assert_int_eq(count(P("spool"), NULL, 0), 0);
 }
 END_TEST
 
@@ -519,6 +697,11 @@ Suite *check_suite(void)
 	tcase_add_test(run, test_stale_cleanup);
 	tcase_add_loop_test(run, test_malformed_envelope, 0, N(bad_envs));
 	tcase_add_test(run, test_missing_data_file);
+	tcase_add_test(run, test_missing_data_file_deferred);
+	tcase_add_test(run, test_live_session_file_kept);
+	tcase_add_test(run, test_keep_relinks_removed_data);
+	tcase_add_loop_test(run, test_spool_fault, 0, N(spool_faults) * N(spool_errs));
+	tcase_add_loop_test(run, test_spool_stream_fault, 0, 2);
 	return s;
 }
 

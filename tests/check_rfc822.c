@@ -197,6 +197,9 @@ static const char *const path_bad[] = {
 	/* address literals */
 	"<a@[1.2.3.4>", "<a@[300.1.1.1]>", "<a@1.2.3.4]>", "<a@[]>",
 	"<a@[IPv6:::1>", "<a@[IPv6:1::2::3]>", "<a@[1.2.3.4]x>",
+	/* SMTPUTF8 text may not hold line breaks or controls of any script */
+	"<\"a\xe2\x80\xa8" "b\"@c>", "<a\xc2\x85@c>", "<a@b\xe2\x80\xa9.c>",
+	"<\"a\xc2\x85X-Injected: y\"@c>",
 	"<a@[1.2.3.4\xc3\xa9]>",
 	/* source routes */
 	"<@:a@b>", "<@x.y,a@b>", "<@x.y:>", "<@x.y,:a@b>", "<@x.y,@:a@b>",
@@ -413,27 +416,51 @@ END_TEST
 
 static const struct yn helo_cases[] = {
 	{ "a", 1 }, { "mx.example.org", 1 }, { "[192.0.2.1]", 1 },
-	{ "[IPv6:::1]", 1 }, { "under_score!", 1 }, { "b\xc3\xbc" "cher.de", 1 },
+	{ "[IPv6:::1]", 1 }, { "under_score.example", 1 }, { "b\xc3\xbc" "cher.de", 1 },
+	{ "under_score!", 0 }, { "a.", 0 }, { ".a", 0 }, { "a..b", 0 }, { "-a.b", 0 },
+	{ "a-.b", 0 }, { "a:b", 0 }, { "a=b", 0 }, { "a>b", 0 }, { "\"a\"", 0 },
+	{ "[300.1.1.1]", 0 }, { "[1.2.3.4", 0 }, { "[IPvb8:=1]", 0 }, { "[x-tag:a<b>]", 0 },
 	{ "", 0 }, { "x y", 0 }, { "x\r", 0 }, { "x\n", 0 }, { "x\r\nBcc: y", 0 },
 	{ "x\t", 0 }, { "\x01", 0 }, { "x\x7f", 0 }, { "\x1b[31m", 0 },
 	{ "\xc3", 0 }, { "\xc0\x80", 0 }, { "\xed\xa0\x80", 0 }, { "\x80", 0 },
 	{ "a\xe2\x82", 0 },
+	/* the audit's name: C1 NEL and the Unicode line and paragraph separators */
+	{ "evil\xc2\x85X-Injected:\xe2\x80\xa8Y-Injected:", 0 },
+	{ "a\xc2\x85" "b", 0 }, { "a\xe2\x80\xa8" "b", 0 }, { "a\xe2\x80\xa9" "b", 0 },
+	{ "a\xc2\x9b" "b", 0 }, { "a\xe2\x80\x8b" "b", 0 }, { "a\xef\xbb\xbf" "b", 0 },
 };
 
+/* EHLO, which an SMTPUTF8 client may use for its U-label name */
 START_TEST(helo_table)
 {
-	ck_assert_msg(rfc822_helo(helo_cases[_i].in) == helo_cases[_i].want,
+	ck_assert_msg(rfc822_helo(helo_cases[_i].in, 1) == helo_cases[_i].want,
 	    "rfc822_helo(%s) != %d", show(helo_cases[_i].in), helo_cases[_i].want);
+}
+END_TEST
+
+/* HELO: ASCII only (no extensions, so never SMTPUTF8) */
+START_TEST(helo_ascii_only)
+{
+	ck_assert_int_eq(rfc822_helo("mx.example.org", 0), 1);
+	ck_assert_int_eq(rfc822_helo("b\xc3\xbc" "cher.de", 0), 0);
+	ck_assert_int_eq(rfc822_helo("[IPv6:2001:db8::1]", 0), 1);
 }
 END_TEST
 
 START_TEST(helo_length)
 {
 	static char h[BIG + 1];
+	int i;
 
-	ck_assert_int_eq(rfc822_helo(rep(h, 'h', 255)), 1);
-	ck_assert_int_eq(rfc822_helo(rep(h, 'h', 256)), 0);
-	ck_assert_int_eq(rfc822_helo(rep(h, 'h', BIG)), 0);
+	for (i = 0; i < 255; i++)
+		h[i] = i % 2 ? '.' : 'h';	/* h.h.h...h: 255 octets */
+	h[255] = '\0';
+	ck_assert_int_eq(rfc822_helo(h, 1), 1);
+	h[255] = 'h', h[256] = '\0';
+	ck_assert_int_eq(rfc822_helo(h, 1), 0);
+	ck_assert_int_eq(rfc822_helo(rep(h, 'h', 63), 1), 1);	/* a label: 63 */
+	ck_assert_int_eq(rfc822_helo(rep(h, 'h', 64), 1), 0);
+	ck_assert_int_eq(rfc822_helo(rep(h, 'h', BIG), 1), 0);
 }
 END_TEST
 
@@ -657,6 +684,10 @@ static const struct { const char *src; size_t len, cap; const char *want; } safe
 	{ "a\xc3\xa9", 3, 3, "a" }, { "a\xc3\xa9", 3, 4, "a\xc3\xa9" },
 	{ "\xe2\x82\xac", 3, 3, "" }, { "\xe2\x82\xac", 3, 4, "\xe2\x82\xac" },
 	{ "\xf0\x9f\x98\x80z", 5, 4, "" },
+	/* line breaks of Unicode readers and invisible controls: one '?' each */
+	{ "a\xc2\x85" "b", 4, 64, "a?b" }, { "a\xe2\x80\xa8" "b", 5, 64, "a?b" },
+	{ "a\xe2\x80\xa9" "b", 5, 64, "a?b" }, { "\xc2\x80\xc2\x9f", 4, 64, "??" },
+	{ "a\xe2\x80\xae" "b", 5, 64, "a?b" }, { "\xc2\xa0", 2, 64, "?" },
 };
 
 START_TEST(safe_table)
@@ -769,7 +800,7 @@ END_TEST
 static struct received sample(void)
 {
 	struct received r = { "mx.example.org", "192.0.2.1", "smtpd.example.net",
-	    "ESMTP", "ABC123", "a@b.c", T_EXAMPLE, NULL };
+	    "ESMTP", "ABC123", "a@b.c", T_EXAMPLE, NULL, 0 };
 
 	use_tz("UTC0");
 	return r;
@@ -832,6 +863,23 @@ START_TEST(received_header_injection)
 }
 END_TEST
 
+/* a non-ASCII HELO goes into Received: only in an SMTPUTF8 transaction */
+START_TEST(received_8bit_helo)
+{
+	struct received r = sample();
+
+	r.helo = "b\xc3\xbc" "cher.de";
+	received_is(&r, "Received: from b?cher.de ([192.0.2.1])\n"
+	    BY "\n\tfor <a@b.c>; " D_EXAMPLE "\n");
+	r.utf8 = 1;
+	received_is(&r, "Received: from b\xc3\xbc" "cher.de ([192.0.2.1])\n"
+	    BY "\n\tfor <a@b.c>; " D_EXAMPLE "\n");
+	r.helo = "evil\xc2\x85X-Injected:\xe2\x80\xa8Y-Injected:";
+	received_is(&r, "Received: from evil?X-Injected:?Y-Injected: ([192.0.2.1])\n"
+	    BY "\n\tfor <a@b.c>; " D_EXAMPLE "\n");
+}
+END_TEST
+
 START_TEST(received_capacity)
 {
 	struct received r = sample();
@@ -878,6 +926,7 @@ Suite *check_suite(void)
 		{ "addr_literal", literal_table, N(literal_cases) },
 		{ "addr_literal", literal_hostile, 1 },
 		{ "helo", helo_table, N(helo_cases) }, { "helo", helo_length, 1 },
+		{ "helo", helo_ascii_only, 1 }, { "received", received_8bit_helo, 1 },
 		{ "params", params_table, N(param_cases) },
 		{ "params", params_size_fits_in_long, 1 }, { "params", params_hostile_10k, 1 },
 		{ "utf8_valid", utf8_table, N(utf8_cases) },

@@ -35,7 +35,7 @@
 #define EHLO	"EHLO client.example\r\n"
 #define TXN	EHLO "MAIL FROM:<s@example.org>\r\nRCPT TO:<alice@example.test>\r\n"
 
-static struct deliverer none = { 0, -1 };
+static struct deliverer none = { 0, -1, 0 };
 static char out[1 << 18];	/* everything the session wrote */
 
 /* ---- helpers ----------------------------------------------------------- */
@@ -252,8 +252,9 @@ START_TEST(test_bad_arguments)
 	CODES(RUN("HELO\r\nEHLO\r\n" EHLO "MAIL FROM:garbage\r\nMAIL FROM:\r\n"
 	    "MAIL TO:<s@example.org>\r\nMAIL FROM:<s@example.org>\r\nRCPT TO:<>\r\n"
 	    "RCPT TO:alice@example.test\r\nRCPT TO:<alice@example.test>\r\nDATA x\r\n"
-	    "BDAT x\r\nQUIT x\r\nQUIT\r\n"),
-	    "220 501 501 250 501 501 501 250 501 501 250 501 501 501 221");
+	    "QUIT x\r\nBDAT 4 x\r\nQUITNOOP\r\nBDAT x\r\nQUIT\r\n"),
+	    "220 501 501 250 501 501 501 250 501 501 250 501 501 501 250 421");
+	HAS(out, "421 4.5.4 mx.test BDAT without a readable chunk size, closing connection");
 	HAS(out, "501 Syntax error in parameters or arguments");
 	HAS(out, "501 5.1.7 Bad sender address syntax");
 	HAS(out, "501 5.1.3 Bad recipient address syntax");

@@ -10,12 +10,21 @@
 # system Postfix that the install started anyway is stopped.
 set -eu
 
-PKGS="build-essential gcc make pkg-config check python3 curl swaks dovecot-imapd clang libclang-rt-14-dev systemd ucspi-tcp xinetd haproxy procps python3-pytest dovecot-lmtpd dovecot-sieve passwd mandoc debhelper dpkg-dev fakeroot adduser libtls-dev openssl postfix"
+PKGS="build-essential gcc make pkg-config check python3 curl swaks dovecot-imapd clang libclang-rt-14-dev systemd ucspi-tcp xinetd haproxy procps python3-pytest dovecot-lmtpd dovecot-sieve passwd mandoc debhelper dpkg-dev fakeroot adduser libtls-dev openssl postfix strace"
 if [ $# -gt 0 ]; then
 	PKGS="$*"
 fi
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+
+# smtpd's session runs as its own account (never "nobody", which other
+# daemons share); the tests run as root and expect it to exist.
+make_account() {
+	if [ "$(id -u)" -eq 0 ] && ! getent passwd smtpd >/dev/null; then
+		useradd --system --no-create-home --home-dir /nonexistent \
+		    --shell /usr/sbin/nologin smtpd
+	fi
+}
 
 missing=""
 for p in $PKGS; do
@@ -23,6 +32,7 @@ for p in $PKGS; do
 done
 if [ -z "$missing" ]; then
 	echo "install-deps: all packages present"
+	make_account
 	exit 0
 fi
 
@@ -97,5 +107,6 @@ case " $missing " in
 	fi
 	;;
 esac
+make_account
 echo "install-deps: done"
 exit 0

@@ -47,7 +47,8 @@ def test_refused_recipient_is_one_line(world):
 
 def test_forged_fields_stay_inside_their_value(world):
     forged = 'a> size=0 nrcpt=0 client=10.9.9.9 result=250 x=<'
-    world.session(('EHLO evil\xc2\x85X-Injected:\xe2\x80\xa8Y\r\n'
+    # the evil EHLO gets 501 now (issue 11: HELO grammar); the next one opens
+    world.session(('EHLO evil\xc2\x85X-Injected:\xe2\x80\xa8Y\r\nEHLO client.test\r\n'
                    'MAIL FROM:<"%s"@example.org>\r\nRCPT TO:<"%s"@example.test>\r\n'
                    'QUIT\r\n' % (forged, forged)).encode("latin-1"))
     text = world.logtext()

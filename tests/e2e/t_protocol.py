@@ -48,7 +48,7 @@ DIALOGUES = [
      " | MAIL FROM:<s@remote.test> BODY=7BIT SIZE=100 => 250 2.1.0", False),
     ("bdat_bad_arguments", {}, "client.test",
      "MAIL FROM:<s@remote.test> => 250 2.1.0 | RCPT TO:<alice@example.test> => 250 2.1.5"
-     " | BDAT => 501 5.5.4 | BDAT abc => 501 5.5.4 | NOOP => 250 2.0.0", False),
+     " | NOOP => 250 2.0.0 | BDAT abc => 421 4.5.4", False),  # no size: 421, closed
     ("users_file_missing_is_temporary", {"virtual_users": "/nonexistent/smtpd-e2e-users"},
      "client.test", "MAIL FROM:<s@remote.test> => 250 2.1.0"
      " | RCPT TO:<bob@example.test> => 451 4.3.0 | QUIT => 221 2.0.0", False),

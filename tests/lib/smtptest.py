@@ -17,6 +17,7 @@ lazily, by need() alone).
 """
 import email.utils
 import os
+import pwd
 import re
 import signal
 import socket
@@ -40,12 +41,15 @@ SOCKET_ACTIVATE = "/usr/bin/systemd-socket-activate"
 
 IS_ROOT = os.geteuid() == 0
 if IS_ROOT:
-    # Maildir owners: a uid/gid that is not the session's (nobody), so a
+    # Maildir owners: a uid/gid that is not the session's (smtpd), so a
     # session that wrote Maildirs itself instead of through a deliverer
     # switching to the user's ids shows as a wrong owner.
     MAIL_UID, MAIL_GID = 64123, 64123
-    SESSION_USER = "nobody"
-    SESSION_UID, SESSION_GID = 65534, 65534
+    # the dedicated session account (tests/install-deps.sh makes it);
+    # smtpd -n refuses "nobody", which other daemons share
+    SESSION_USER = "smtpd"
+    SESSION_UID = pwd.getpwnam(SESSION_USER).pw_uid
+    SESSION_GID = pwd.getpwnam(SESSION_USER).pw_gid
 else:
     MAIL_UID, MAIL_GID = os.getuid(), os.getgid()
     SESSION_USER = None

@@ -312,7 +312,7 @@ class Smtpd:
         if not os.path.exists(self.aliases):
             self.write_aliases("postmaster: rtalice\n")
         self.opts = ["hostname=mx.test", "local_domains=%s,%s" % (DOMAIN, LDOMAIN),
-                     "spool_dir=" + self.spool, "session_user=nobody",
+                     "spool_dir=" + self.spool, "session_user=smtpd",
                      "postmaster=rtalice", "queue_interval=0", "workers=2",
                      "aliases=" + self.aliases] + list(opts)
         self.proc = None

@@ -1,0 +1,121 @@
+/*
+ * check_harden.c - unit tests for the audit's smaller findings (issue 11).
+ *
+ *   make tests/check_harden && ./tests/check_harden
+ *
+ * supervisor_message(): what a (possibly compromised) worker may say;
+ * proxy_v1_parse()/proxy_v2_parse(): one spelling per client address;
+ * comma lists in the configuration: trimmed when loaded.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check_common.h"
+#include "config.h"
+#include "proxy.h"
+#include "supervisor.h"
+
+/* ---- supervisor_message ------------------------------------------------ */
+
+static const struct { const char *msg; size_t len; int want; const char *addr; } msgs[] = {
+	{ "A", 1, WMSG_BUSY, NULL }, { "I", 1, WMSG_IDLE, NULL },
+	{ "B 192.0.2.7", 11, WMSG_ADMIT, "192.0.2.7" },
+	{ "B ::1", 5, WMSG_ADMIT, "::1" },
+	{ "B", 1, WMSG_BAD, NULL },		/* the audit's 1-octet message */
+	{ "B ", 2, WMSG_BAD, NULL }, { "", 0, WMSG_BAD, NULL },
+	{ "Bx1.2.3.4", 9, WMSG_BAD, NULL }, { "AI", 2, WMSG_BAD, NULL },
+	{ "I\0", 2, WMSG_BAD, NULL }, { "B 1.2\0.3", 8, WMSG_BAD, NULL },
+	{ "B 1.2 3", 7, WMSG_BAD, NULL }, { "B 1.2\n", 6, WMSG_BAD, NULL },
+	{ "X", 1, WMSG_BAD, NULL }, { "B \xff", 3, WMSG_BAD, NULL },
+};
+
+START_TEST(test_worker_messages)
+{
+	char addr[16];
+
+	memset(addr, 'Z', sizeof addr);
+	ck_assert_int_eq(supervisor_message(msgs[_i].msg, msgs[_i].len, addr, sizeof addr),
+	    msgs[_i].want);
+	if (msgs[_i].addr)
+		ck_assert_str_eq(addr, msgs[_i].addr);
+}
+END_TEST
+
+START_TEST(test_worker_message_too_long)
+{
+	char msg[64], addr[16];
+
+	memset(msg, '1', sizeof msg);
+	msg[0] = 'B', msg[1] = ' ';
+	ck_assert_int_eq(supervisor_message(msg, 2 + 15, addr, sizeof addr), WMSG_ADMIT);
+	ck_assert_uint_eq(strlen(addr), 15);
+	ck_assert_int_eq(supervisor_message(msg, 2 + 16, addr, sizeof addr), WMSG_BAD);
+	ck_assert_int_eq(supervisor_message(msg, sizeof msg, addr, sizeof addr), WMSG_BAD);
+}
+END_TEST
+
+/* ---- PROXY: the canonical form of the source address ------------------- */
+
+static const struct { const char *line, *want; } v1[] = {
+	{ "PROXY TCP6 0:0:0:0:0:0:0:1 ::1 1 2\r\n", "::1" },
+	{ "PROXY TCP6 ::1 ::1 1 2\r\n", "::1" },
+	{ "PROXY TCP6 2001:DB8:0:0::7 ::1 1 2\r\n", "2001:db8::7" },
+	{ "PROXY TCP6 ::ffff:192.0.2.7 ::1 1 2\r\n", "192.0.2.7" },
+	{ "PROXY TCP4 192.0.2.7 192.0.2.1 1 2\r\n", "192.0.2.7" },
+};
+
+START_TEST(test_proxy_v1_canonical)
+{
+	char addr[64];
+
+	ck_assert_int_eq(proxy_v1_parse(v1[_i].line, strlen(v1[_i].line), addr,
+	    sizeof addr), 1);
+	ck_assert_str_eq(addr, v1[_i].want);
+}
+END_TEST
+
+START_TEST(test_proxy_v2_mapped)
+{
+	unsigned char h[16 + 36] = { 0 };
+	char addr[64];
+
+	memcpy(h, PROXY_V2_SIG, PROXY_V2_SIGLEN);
+	h[12] = 0x21, h[13] = 0x21, h[15] = 36;
+	h[16 + 10] = h[16 + 11] = 0xff;
+	h[16 + 12] = 192, h[16 + 13] = 0, h[16 + 14] = 2, h[16 + 15] = 7;
+	ck_assert_int_eq(proxy_v2_parse(h, sizeof h, addr, sizeof addr), 1);
+	ck_assert_str_eq(addr, "192.0.2.7");
+}
+END_TEST
+
+/* ---- comma lists ------------------------------------------------------- */
+
+START_TEST(test_lists_trimmed)
+{
+	ck_assert_int_eq(config_set("local_domains", " localhost , example.org ,, "), 0);
+	ck_assert_str_eq(cfg.local_domains, "localhost,example.org");
+	ck_assert(is_local_domain("example.org"));
+	ck_assert(is_local_domain("localhost"));
+	ck_assert(!is_local_domain(" example.org"));
+	ck_assert_int_eq(config_set("proxy_trusted", "127.0.0.1,\t::1"), 0);
+	ck_assert_str_eq(cfg.proxy_trusted, "127.0.0.1,::1");
+	ck_assert(in_list("::1", cfg.proxy_trusted));
+	ck_assert_int_eq(config_set("local_domains", ""), 0);
+	ck_assert_str_eq(cfg.local_domains, "");
+}
+END_TEST
+
+Suite *check_suite(void)
+{
+	Suite *s = suite_create("harden");
+	TCase *tc = check_tcase(s, "findings", NULL, NULL, 0);
+
+	tcase_add_loop_test(tc, test_worker_messages, 0, N(msgs));
+	tcase_add_test(tc, test_worker_message_too_long);
+	tcase_add_loop_test(tc, test_proxy_v1_canonical, 0, N(v1));
+	tcase_add_test(tc, test_proxy_v2_mapped);
+	tcase_add_test(tc, test_lists_trimmed);
+	return s;
+}
