@@ -2,6 +2,7 @@
 #   make            the program          make check      every test suite
 #   make unit       Check unit tests     make e2e        end-to-end, real clients
 #   make launch     launchers, supervisor, PROXY          make robust   crashes, hostile clients
+#   make filter     milter and policy clients with real rspamd, ClamAV, postgrey, Dovecot
 #   make check-asan the suites against an ASan/UBSan build (in build-asan/)
 #   make fuzz       libFuzzer targets, FUZZTIME seconds each
 #   make e2e PYTEST_ARGS="-k bdat"   a subset of a pytest suite (SMTPD=path: the binary)
@@ -16,12 +17,13 @@ B       ?= .
 SRCS = smtpd.c data.c replies.c rfc822.c queue.c maildir.c storage.c config.c \
        deliver.c users.c log.c supervisor.c worker.c proc.c peer.c proxy.c \
        aliases.c quota.c lmtp.c resolve.c route.c \
-       starttls.c tlsspawn.c spooldir.c
+       starttls.c tlsspawn.c spooldir.c \
+       filter.c filter_proto.c milter.c policy.c
 OBJS = $(SRCS:%.c=$(B)/%.o)
 TESTS = $(B)/tests/check_rfc822 $(B)/tests/check_data $(B)/tests/check_maildir $(B)/tests/check_queue \
         $(B)/tests/check_smtpd $(B)/tests/check_aliases $(B)/tests/check_quota \
         $(B)/tests/check_lmtp $(B)/tests/check_starttls \
-        $(B)/tests/check_harden
+        $(B)/tests/check_harden $(B)/tests/check_filter
 CHECK_LIBS = $(shell pkg-config --cflags --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -lpthread)
 # pytest from Debian's python3-pytest (a pyenv python3 earlier in PATH may lack it);
 # the binary under test is $(B)/smtpd; PYTEST_ARGS='-k bdat' runs a subset
@@ -75,6 +77,10 @@ tls: $(B)/smtpd $(B)/smtpd-tls
 	$(PYTEST) tests/tls --smtpd=$(B)/smtpd --engine=$(B)/smtpd-tls
 
 # queue tools, log format, the demo
+# milter and policy clients against real rspamd, ClamAV, postgrey, Dovecot
+filter: $(B)/smtpd
+	$(PYTEST) tests/filter
+
 admin: $(B)/smtpd
 	$(PYTEST) tests/admin
 
@@ -86,13 +92,13 @@ route: $(B)/smtpd
 harden: $(B)/smtpd
 	cd tests/harden && SMTPD=$(abspath $(B)/smtpd) $(PYTEST) .
 
-check: unit arrows e2e launch robust admin route tls harden
+check: unit arrows e2e launch robust admin route tls harden filter
 
 ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
              -fno-sanitize-recover=all
 # robust without the memory tests, whose RSS figures mean nothing under ASan
 check-asan:
-	$(MAKE) B=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" unit e2e launch admin route harden
+	$(MAKE) B=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" unit e2e launch admin route harden filter
 	$(MAKE) B=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" PYTEST_ARGS='-m "not memory"' robust
 	$(MAKE) B=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" tls
 
@@ -134,9 +140,9 @@ check: docs-check
 
 clean:
 	rm -rf smtpd smtpd-tls tls/*.o tls/*.d *.o *.d tests/check_rfc822 tests/check_maildir tests/check_queue \
-	    tests/check_smtpd tests/check_data tests/check_aliases tests/check_quota \
+	    tests/check_smtpd tests/check_data tests/check_filter tests/check_aliases tests/check_quota \
 	    tests/check_lmtp tests/check_starttls tests/check_harden tests/*.o tests/*.d tests/faultfs.so build-asan demo
 
-.PHONY: all unit arrows admin route tls tls-missing e2e launch robust check check-asan demo install clean
+.PHONY: all unit arrows admin route tls tls-missing filter e2e launch robust check check-asan demo install clean
 -include $(B)/*.d $(B)/tests/*.d $(B)/tls/*.d
 -include fuzz/fuzz.mk

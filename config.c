@@ -57,6 +57,10 @@ static const struct setting settings[] = {
 	S(tls_cert, "supervisor: TLS certificate chain file (PEM), empty = no STARTTLS"),
 	S(tls_key, "supervisor: TLS private key file (PEM)"),
 	S(tls_engine, "path of the smtpd-tls engine"),
+	S(milters, "milters in order: inet:HOST:PORT, unix:/path (comma list)"),
+	S(milter_default_action, "tempfail, accept or reject when a milter fails"),
+	S(policy_services, "policy servers at RCPT: inet:HOST:PORT, unix:/path"),
+	S(policy_default_action, "tempfail, accept or reject when a policy server fails"),
 	N(size_limit, 52428800, 4096, 2147483647L, "max message octets"),
 	N(rcpt_limit, 100, 100, 100000, "max recipients per message"),
 	N(cmdline_limit, 512, CMDLINE_MIN, CMDLINE_MAX, "max command line"),
@@ -75,6 +79,10 @@ static const struct setting settings[] = {
 	N(worker_connections, 1000, 1, 1000000, "connections before a worker retires"),
 	N(shutdown_grace, 30, 0, 3600, "seconds sessions get after SIGTERM"),
 	N(detach, 0, 0, 1, "1: supervisor runs in the background"),
+	N(milter_connect_timeout, 30, 1, 3600, "seconds to connect to a milter"),
+	N(milter_command_timeout, 30, 1, 3600, "seconds a milter may take per command"),
+	N(milter_content_timeout, 300, 1, 3600, "seconds per header, body chunk, end of message"),
+	N(policy_timeout, 100, 1, 3600, "seconds a policy server may take per query"),
 	N(queue_interval, 300, 0, 86400, "seconds between queue runs, 0 = none"),
 	N(min_uid, 1000, 0, 2147483647L, "lowest uid of a system-user recipient"),
 	N(quota, 1, 0, 1, "1: honour the Maildir++ maildirsize quota"),
@@ -231,6 +239,8 @@ static int set_defaults(void)
 	strcpy(cfg.log, "syslog");
 	strcpy(cfg.session_user, "smtpd");	/* its own account: never "nobody" */
 	snprintf(cfg.tls_engine, sizeof cfg.tls_engine, "%s", TLS_ENGINE);
+	strcpy(cfg.milter_default_action, "tempfail");
+	strcpy(cfg.policy_default_action, "tempfail");
 	cfg.uid = getuid();
 	if (cfg.uid == 0) {
 		strcpy(cfg.postmaster, "root");

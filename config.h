@@ -37,6 +37,10 @@ struct config {
 	char tls_cert[CFG_STR_MAX];	/* supervisor: certificate chain (PEM); "" = no TLS */
 	char tls_key[CFG_STR_MAX];	/* supervisor: its private key (PEM) */
 	char tls_engine[CFG_STR_MAX];	/* path of the smtpd-tls binary */
+	char milters[CFG_STR_MAX];	/* comma list inet:HOST:PORT, unix:/path */
+	char milter_default_action[CFG_STR_MAX];	/* tempfail, accept, reject */
+	char policy_services[CFG_STR_MAX];	/* comma list, as milters */
+	char policy_default_action[CFG_STR_MAX];	/* tempfail, accept, reject */
 	long size_limit;		/* octets of message accepted, SIZE */
 	long rcpt_limit;		/* recipients per transaction */
 	long cmdline_limit;		/* octets of a command line incl. CRLF */
@@ -61,6 +65,10 @@ struct config {
 	long lmtp_timeout;		/* seconds for each LMTP wait */
 	long tls_required;		/* 1: MAIL only after STARTTLS (530) */
 	long deliver_timeout;		/* seconds to wait for one delivery's answer */
+	long milter_connect_timeout;	/* seconds to connect to a milter */
+	long milter_command_timeout;	/* seconds a milter may take per command */
+	long milter_content_timeout;	/* seconds per header, body chunk, end */
+	long policy_timeout;		/* seconds a policy service may take */
 	uid_t uid;			/* derived: who we run as at start */
 };
 

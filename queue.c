@@ -824,3 +824,46 @@ int queue_child(int by_hand, const char *one)
 	deliverer_stop(&d);
 	return r;
 }
+
+/*
+ * spool_replace_head - a milter changed the header: the data file becomes
+ * head[0..n) followed by the old file from offset `from` on.  Written to
+ * a new file (memory, or spool_dir/ID.new renamed over ID), so a failure
+ * leaves the old one intact.  0, or an errno value.
+ */
+int spool_replace_head(struct spool *s, off_t from, const char *head, size_t n)
+{
+	char path[CFG_STR_MAX + QID_MAX + 8], tmp[CFG_STR_MAX + QID_MAX + 8];
+	char buf[65536];
+	int fd, err;
+
+	if ((err = spool_flush(s)) != 0)
+		return err;
+	if (spool_path(path, sizeof path, s->id, "") < 0 ||
+	    spool_path(tmp, sizeof tmp, s->id, ".new") < 0)
+		return ENAMETOOLONG;
+	fd = s->disk ? open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600) :
+	    mem_fd();
+	if (fd < 0)
+		return errno;
+	err = storage_write_all(fd, head, n);
+	while (!err && from < s->size) {
+		ssize_t r = pread(s->fd, buf, sizeof buf, from);
+
+		if (r <= 0)
+			err = r < 0 ? errno : EIO;
+		else if ((err = storage_write_all(fd, buf, r)) == 0)
+			from += r;
+	}
+	if (!err && s->disk && storage_rename(AT_FDCWD, tmp, AT_FDCWD, path) < 0)
+		err = errno;
+	if (err) {
+		close(fd);
+		if (s->disk)
+			unlink(tmp);
+		return err;
+	}
+	close(s->fd);
+	s->fd = fd, s->size = lseek(fd, 0, SEEK_END);
+	return 0;
+}

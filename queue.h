@@ -31,6 +31,7 @@ int spool_flush(struct spool *s);
 void spool_discard(struct spool *s);
 int spool_keep(struct spool *s, char *const *rcpts, int n, const char *why);
 void spool_close(struct spool *s);
+int spool_replace_head(struct spool *s, off_t from, const char *head, size_t n);
 
 /* queue_accept() outcomes */
 enum { ACCEPT_ALL, ACCEPT_QUEUED, ACCEPT_NONE, ACCEPT_SPOOL };

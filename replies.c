@@ -70,12 +70,37 @@ static const char *const replies[R_COUNT] = {
 	[R_TLS_REQUIRED] = "530 5.7.0 Must issue a STARTTLS command first",
 	[R_DATA_NUL] = "554 5.6.0 NUL octet in message",
 	[R_BDAT_NO_SIZE] = "421 4.5.4 %s BDAT without a readable chunk size, closing connection",
+	[R_FILTER] = "%s",	/* a milter's or policy server's own reply line */
+	[R_MILTER_REJECT] = "550 5.7.1 Command rejected",
+	[R_MILTER_TEMP] = "451 4.7.1 Service unavailable - try again later",
+	[R_POLICY_REJECT] = "550 5.7.1 Access denied",
+	[R_POLICY_TEMP] = "451 4.3.5 Policy service unavailable, try again later",
 };
 
 /* has_enhanced - does the row carry "ddd x.y.z " after its code? */
 static int has_enhanced(const char *fmt)
 {
 	return strlen(fmt) > 6 && isdigit((unsigned char)fmt[4]) && fmt[5] == '.';
+}
+
+/*
+ * filter_line - R_FILTER: the whole line is a filter's own, already
+ * checked ("4xx"/"5xx", printable); its "x.y.z " goes for HELO clients.
+ */
+static size_t filter_line(char *dst, size_t cap, int enhanced, const char *fmt,
+    va_list ap)
+{
+	int n = vsnprintf(dst, cap, fmt, ap);
+	size_t skip;
+
+	if (n < 4 || (size_t)n >= cap)
+		return snprintf(dst, cap, "%s", replies[R_INTERNAL]);
+	skip = strcspn(dst + 4, " ");
+	if (!enhanced && has_enhanced(dst) && dst[4 + skip] == ' ') {
+		memmove(dst + 4, dst + 5 + skip, n - 4 - skip);
+		n -= skip + 1;
+	}
+	return n;
 }
 
 /*
@@ -92,6 +117,8 @@ size_t reply_format(char *dst, size_t cap, enum reply_id id, int enhanced,
 
 	if (cap < 64)
 		return 0;
+	if (fmt[0] == '%')
+		return filter_line(dst, cap, enhanced, fmt, ap);
 	if (!enhanced && has_enhanced(fmt))
 		skip = strcspn(fmt + 4, " ") + 1;
 	memcpy(dst, fmt, 4);

@@ -37,6 +37,8 @@
 #include "deliver.h"
 #include "route.h"
 #include "log.h"
+#include "milter.h"
+#include "policy.h"
 #include "queue.h"
 #include "replies.h"
 #include "rfc822.h"
@@ -73,6 +75,7 @@ struct txn {
 	int bdat;		/* 1 once BDAT was used */
 	struct data data;	/* the byte machine; reset by data_begin */
 	struct timespec start;	/* when DATA/BDAT began, for time= */
+	int discard;		/* a milter said discard: 250, store nothing */
 };
 
 /* One SMTP connection; everything the dialogue needs, passed around. */
@@ -90,6 +93,8 @@ struct session {
 	struct deliverer *d;	/* our deliverer */
 	struct route route;	/* LMTP sessions, kept across transactions */
 	struct starttls tls;	/* the TLS engine and what it negotiated */
+	struct milters *milter;	/* milter client, NULL when none are set */
+	struct policy *policy;	/* policy client, NULL when none are set */
 	struct txn t;		/* current transaction; reset by txn_reset */
 	size_t inpos, inlen;	/* unread input is inbuf[inpos, inlen) */
 	size_t outlen;		/* octets waiting in outbuf */
@@ -307,15 +312,34 @@ static void txn_reset(struct session *s)
 	struct txn *t = &s->t;
 	int i;
 
+	milter_abort(s->milter);
+	policy_reset(s->policy);
 	spool_discard(&t->spool);
 	route_end(&s->route);
 	for (i = 0; i < t->nrcpt; i++)
 		free(t->rcpt[i]);
 	t->nrcpt = 0;
 	t->sender[0] = '\0';
-	t->utf8 = t->bdat = 0;	/* the byte machine is reset by data_begin */
+	t->utf8 = t->bdat = t->discard = 0;	/* data_begin resets the byte machine */
 	if (s->state & (S_MAIL | S_RCPT | S_BDAT))
 		set_state(s, S_READY);
+}
+
+/*
+ * filter_reply - the reply for a filter's verdict: R_OKAY to go on
+ * (a discard only marks the transaction), the filter's own line
+ * (R_FILTER, text in v), or our default for a refusal without text.
+ */
+static enum reply_id filter_reply(struct session *s, const struct verdict *v,
+    enum reply_id reject, enum reply_id temp)
+{
+	if (v->kind == FV_DISCARD)
+		s->t.discard = 1;
+	if (v->kind != FV_REJECT && v->kind != FV_TEMPFAIL)
+		return R_OKAY;
+	if (v->text[0])
+		return R_FILTER;
+	return v->kind == FV_REJECT ? reject : temp;
 }
 
 /* Commands ---------------------------------------------------------- */
@@ -332,6 +356,7 @@ static void hello(struct session *s, char *arg, int esmtp)
 	txn_reset(s);
 	rfc822_safe(s->helo, sizeof s->helo, arg, strlen(arg));
 	s->esmtp = esmtp;
+	milter_helo(s->milter, s->helo);
 	set_state(s, S_READY);
 	log_escape(name, sizeof name, arg, strlen(arg));
 	logmsg(LOG_INFO, "%s %s client=%s name=%s", s->id, esmtp ? "ehlo" : "helo",
@@ -374,6 +399,7 @@ static const char *path_arg(const char *arg, const char *word)
 static void cmd_mail(struct session *s, char *arg)
 {
 	const char *p = path_arg(arg, "FROM:"), *rest;
+	struct verdict v;
 	struct params pr;
 	struct path path;
 	int r;
@@ -396,6 +422,11 @@ static void cmd_mail(struct session *s, char *arg)
 	}
 	if (path.utf8 && !pr.smtputf8) {
 		reply(s, R_NO_UTF8);
+		return;
+	}
+	milter_mail(s->milter, arg, &v);
+	if ((r = filter_reply(s, &v, R_MILTER_REJECT, R_MILTER_TEMP)) != R_OKAY) {
+		reply(s, r, v.text);
 		return;
 	}
 	rfc822_address(&path, s->t.sender, sizeof s->t.sender);
@@ -425,10 +456,32 @@ static enum reply_id route_reply(int r)
 	}
 }
 
+/*
+ * filter_rcpt - a recipient in our domains, before it is looked up: the policy
+ * servers, then the milters
+ */
+static enum reply_id filter_rcpt(struct session *s, const char *arg,
+    const char *addr, struct verdict *v)
+{
+	struct policy_req rq = { s->helo, s->t.sender, addr, s->esmtp, 0,
+		s->t.nrcpt, s->seq };
+	enum reply_id r;
+
+	policy_rcpt(s->policy, &rq, v);
+	if ((r = filter_reply(s, v, R_POLICY_REJECT, R_POLICY_TEMP)) != R_OKAY)
+		return r;
+	milter_rcpt(s->milter, arg, v);
+	if ((r = filter_reply(s, v, R_MILTER_REJECT, R_MILTER_TEMP)) != R_OKAY)
+		return r;
+	return R_RCPT_OK;
+}
+
 /* check_rcpt - the recipient policy: syntax, no relay, then route.c
  * (which adds the deliveries to the transaction) */
-static enum reply_id check_rcpt(struct session *s, const char *arg)
+static enum reply_id check_rcpt(struct session *s, const char *arg,
+    struct verdict *v)
 {
+	char addr[ADDR_MAX];
 	const char *p = path_arg(arg, "TO:"), *rest;
 	struct params pr;
 	struct path path;
@@ -445,12 +498,17 @@ static enum reply_id check_rcpt(struct session *s, const char *arg)
 		return R_RELAY;
 	if (s->t.nrcpt >= cfg.rcpt_limit)
 		return R_TOO_MANY_RCPTS;
+	rfc822_address(&path, addr, ADDR_MAX);
+	if ((r = filter_rcpt(s, arg, addr, v)) != R_RCPT_OK)
+		return r;
 	return route_reply(route_rcpt(&s->route, s->d, s->id, s->t.sender, &path,
 	    s->t.rcpt, &s->t.nrcpt, cfg.rcpt_limit));
 }
 
+
 /* log_rcpt - the one line per RCPT, with the refusal when there is one */
-static void log_rcpt(struct session *s, const char *arg, enum reply_id r)
+static void log_rcpt(struct session *s, const char *arg, enum reply_id r,
+    const char *text)
 {
 	char to[CMDLINE_MAX * 4 + 1], why[1024 * 4];
 	const char *p = path_arg(arg, "TO:"), *end;
@@ -467,7 +525,7 @@ static void log_rcpt(struct session *s, const char *arg, enum reply_id r)
 		    s->addr, to);
 		return;
 	}
-	reply_words(s, why, sizeof why, r);
+	reply_words(s, why, sizeof why, r, text);
 	logmsg(LOG_INFO, "%s rcpt client=%s to=<%s> result=rejected reply=\"%s\"",
 	    s->id, s->addr, to, why);
 }
@@ -475,12 +533,13 @@ static void log_rcpt(struct session *s, const char *arg, enum reply_id r)
 /* cmd_rcpt - RCPT TO:<path>: checked now, so unknown users never bounce */
 static void cmd_rcpt(struct session *s, char *arg)
 {
-	enum reply_id r = check_rcpt(s, arg);
+	struct verdict v = { FV_CONTINUE, "" };
+	enum reply_id r = check_rcpt(s, arg, &v);
 
-	log_rcpt(s, arg, r);
+	log_rcpt(s, arg, r, v.text);
 	if (r == R_RCPT_OK)
 		set_state(s, S_RCPT);
-	reply_logged(s, r);
+	reply_logged(s, r, v.text);
 }
 
 /* cmd_rset - RSET: abandon the transaction */
@@ -623,7 +682,7 @@ static enum reply_id data_begin(struct session *s, int bdat)
 	char head[2 * ADDR_MAX + 2 * CFG_STR_MAX + DOMAIN_MAX + 512]; /* fits any */
 	char using[3 * TLS_TOKEN_MAX];
 	struct received rc;
-	size_t n, k;
+	size_t n;
 	int err;
 
 	if ((err = spool_create(&t->spool, ++s->seq)) != 0) {
@@ -642,8 +701,9 @@ static enum reply_id data_begin(struct session *s, int bdat)
 	rc.id = t->spool.id, rc.when = time(NULL), rc.utf8 = t->utf8;
 	rc.rcpt = t->nrcpt == 1 ? strchr(t->rcpt[0], ' ') + 1 : NULL;
 	n = snprintf(head, sizeof head, "Return-Path: <%s>\n", t->sender);
-	n += (k = rfc822_received(head + n, sizeof head - n, &rc));
-	if (k == 0)
+	spool_put(&t->spool, head, n);
+	policy_headers(s->policy, &t->spool);	/* PREPEND, above our Received */
+	if ((n = rfc822_received(head, sizeof head, &rc)) == 0)
 		fatalx("Received: line does not fit");	/* cannot happen */
 	spool_put(&t->spool, head, n);
 	t->bdat = bdat;
@@ -749,7 +809,7 @@ static double elapsed(const struct timespec *ts)
 }
 
 /* log_message - the one summary line per message */
-static void log_message(struct session *s, enum reply_id r)
+static void log_message(struct session *s, enum reply_id r, const char *text)
 {
 	struct txn *t = &s->t;
 	char from[ADDR_MAX * 4], helo[sizeof s->helo * 4], why[1024 * 4];
@@ -759,12 +819,13 @@ static void log_message(struct session *s, enum reply_id r)
 	if (r == R_TEXT_LINE)
 		reply_words(s, why, sizeof why, r, cfg.textline_limit);
 	else
-		reply_words(s, why, sizeof why, r, t->spool.id);
+		reply_words(s, why, sizeof why, r, r == R_FILTER ? text : t->spool.id);
 	logmsg(r == R_QUEUED ? LOG_INFO : LOG_NOTICE, "%s message qid=%s client=%s "
 	    "helo=%s from=<%s> size=%lld nrcpt=%d result=%s reply=\"%s\" time=%.3f",
 	    s->id, t->spool.id, s->addr, helo[0] ? helo : "-", from,
 	    (long long)t->data.octets, t->nrcpt,
-	    r == R_QUEUED ? "accepted" : "rejected", why, elapsed(&t->start));
+	    r != R_QUEUED ? "rejected" : t->discard ? "discarded" : "accepted", why,
+	    elapsed(&t->start));
 }
 
 /* data_end - turn the transaction's outcome into exactly one reply */
@@ -772,14 +833,21 @@ static void data_end(struct session *s)
 {
 	struct txn *t = &s->t;
 	enum reply_id r = data_reply(data_result(&t->data));
+	struct verdict v = { FV_CONTINUE, "" };
 
 	if (r == R_OKAY && spool_flush(&t->spool) != 0)
 		r = storage_reply(t->spool.err);
+	if (r == R_OKAY && !t->discard) {
+		milter_message(s->milter, &t->spool, &v);
+		r = filter_reply(s, &v, R_MILTER_REJECT, R_MILTER_TEMP);
+	}
 	if (r == R_OKAY)
-		r = deliver_all(s);
-	log_message(s, r);
+		r = t->discard ? R_QUEUED : deliver_all(s);
+	log_message(s, r, v.text);
 	if (r == R_QUEUED)
 		reply_logged(s, r, t->spool.id);
+	else if (r == R_FILTER)
+		reply_logged(s, r, v.text);
 	else if (r == R_TEXT_LINE)
 		reply_logged(s, r, cfg.textline_limit);
 	else
@@ -960,6 +1028,8 @@ int session_run(int in, int out, const char *id, const char *addr,
 	log_set_id(s->id);
 	fcntl(out, F_SETFL, fcntl(out, F_GETFL) | O_NONBLOCK);
 	logmsg(LOG_INFO, "%s connect client=%s", s->id, s->addr);
+	s->milter = milter_new(s->id, s->addr, 0);
+	s->policy = policy_new(s->id, s->addr);
 	reply(s, R_GREETING, cfg.hostname);
 	while (s->state != S_QUIT) {
 		r = read_line(s, line, cfg.cmdline_limit, &len);
@@ -973,6 +1043,8 @@ int session_run(int in, int out, const char *id, const char *addr,
 	out_flush(s);
 	txn_reset(s);
 	starttls_close(&s->tls);
+	milter_end(s->milter);
+	policy_end(s->policy);
 	log_escape(helo, sizeof helo, s->helo, strlen(s->helo));
 	logmsg(LOG_INFO, "%s disconnect client=%s helo=%s messages=%d errors=%d time=%.3f",
 	    s->id, s->addr, helo[0] ? helo : "-", s->messages, s->errors,

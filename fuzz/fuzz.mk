@@ -14,10 +14,10 @@
 
 FUZZTIME	?= 60
 FUZZ_CC		?= clang
-FUZZ_TARGETS	:= rfc822 proxy session envelope config aliases lmtp tlsvars escape
+FUZZ_TARGETS	:= rfc822 proxy session envelope config aliases lmtp tlsvars escape milter policy
 FUZZ_PRODUCT	:= smtpd data replies rfc822 queue maildir storage config deliver \
 		   users log supervisor worker proc peer proxy aliases quota lmtp \
-		   resolve route starttls tlsspawn spooldir
+		   resolve route starttls tlsspawn spooldir filter filter_proto milter policy
 FUZZ_B		:= fuzz/build
 FUZZ_CFLAGS	:= -g -O1 -std=c99 -D_GNU_SOURCE -I. -fno-sanitize-recover=undefined
 FUZZ_SAN	:= address,undefined

@@ -1,0 +1,31 @@
+/*
+ * filter.h - what the milter and policy clients share: filter
+ * addresses, connecting and timed I/O, and the verdict handed back to
+ * the session.
+ */
+#ifndef FILTER_H
+#define FILTER_H
+
+#include <stddef.h>
+
+#include "filter_proto.h"
+
+/* what a filter decided; the session turns it into a reply */
+enum { FV_CONTINUE, FV_ACCEPT, FV_REJECT, FV_TEMPFAIL, FV_DISCARD };
+
+/* default actions for a filter that is down or misbehaves */
+enum { FD_TEMPFAIL, FD_ACCEPT, FD_REJECT };
+
+struct verdict {
+	int kind;			/* FV_* */
+	char text[MILTER_TEXT_MAX];	/* the filter's own reply line, or "" */
+};
+
+int filter_connect(const char *spec, long timeout, char *why, size_t cap);
+int filter_write(int fd, const void *p, size_t n, long timeout);
+long filter_read(int fd, void *p, size_t n, long timeout, int exact);
+int filter_next(const char **list, char *item, size_t cap);
+int filter_default(const char *setting);
+void filter_fail(struct verdict *v, int action);
+
+#endif
