@@ -140,8 +140,15 @@ static size_t in_text(struct data *d, const char *p, size_t n)
 		if (cfg.textline_limit && d->line_len + 2 > cfg.textline_limit)
 			data_error(d, DATA_TEXT_LINE);	/* with its CR LF, too long */
 		d->ds = D_TEXT;
-		return k;
 	}
+	if (k + 1 < n && p[k] == '\r' && p[k + 1] == '\n') {
+		d->line_len++;	/* CR LF here: what D_CR would do, in one go */
+		end_line(d);
+		d->ds = D_BOL;
+		return k + 2;
+	}
+	if (k > 0)
+		return k;
 	d->ds = (p[0] == '\r') ? D_CR : D_TEXT;
 	if (p[0] == '\n')
 		data_error(d, DATA_BARE_EOL);

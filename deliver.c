@@ -11,8 +11,14 @@
  *    never opens a path the session chose;
  *  - started as root it keeps only the power to become a user: for each
  *    delivery it takes the user's gid, groups and uid as its effective
- *    identity, writes, and takes root back (no fork per message, since a
- *    fork costs more than the durable write itself on our machines);
+ *    identity and writes (no fork per message, since a fork costs more
+ *    than the durable write itself on our machines).  It takes root back
+ *    lazily: the next request for the same user needs no switch; a
+ *    request for another user, or a lookup that fails as the user, goes
+ *    through root first.  The saved uid stays root either way, so this
+ *    grants nothing; every file is still touched as its owner;
+ *  - it keeps the Maildirs' tmp/ and new/ open (maildir.c), keyed by the
+ *    user's uid and gid and the path, checked against the path;
  *  - it never writes as root: users_resolve() refuses uid 0.
  * Exactly once: each copy's file name carries a tag made of the queue id
  * and a hash of the recipient.  A retry (queue run) first looks for that
@@ -45,6 +51,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "strcopy.h"
 #include "config.h"
 #include "deliver.h"
 #include "log.h"
@@ -58,24 +65,52 @@
 #define REPLY_MAX	(MAILDIR_NAME_MAX + 64)
 #define FIRSTLINE_MAX	(ADDR_MAX + 32)	/* "Return-Path: <...>\n" */
 
-/* become - take the user's identity for file-system work (root only) */
-static int become(const struct user *u)
-{
-	if (cfg.uid != 0)
-		return 0;
-	if (setgroups(1, &u->gid) < 0 || setegid(u->gid) < 0 ||
-	    seteuid(u->uid) < 0)
-		return -1;
-	return 0;
-}
+static int find_mailbox(const char *entry, struct user *u, char *addr, char *tag);
 
-/* unbecome - back to root between deliveries; failure is fatal */
+/* the effective identity now (root start): 0/0 is root */
+static uid_t as_uid;
+static gid_t as_gid;
+
+/* unbecome - back to root (before a lookup, before another user);
+ * failure is fatal */
 static void unbecome(void)
 {
-	if (cfg.uid != 0)
+	if (cfg.uid != 0 || (as_uid == 0 && as_gid == 0))
 		return;
 	if (seteuid(0) < 0 || setegid(0) < 0 || setgroups(0, NULL) < 0)
 		fatal("cannot take back root after delivery");
+	as_uid = 0, as_gid = 0;
+}
+
+/* become - take the user's identity for file-system work (root only);
+ * nothing to do when we are that user already */
+static int become(const struct user *u)
+{
+	if (cfg.uid != 0 || (as_uid == u->uid && as_gid == u->gid))
+		return 0;
+	unbecome();
+	if (setgroups(1, &u->gid) < 0 || setegid(u->gid) < 0 ||
+	    seteuid(u->uid) < 0) {
+		as_uid = (uid_t)-1, as_gid = (gid_t)-1;	/* half changed: unbecome all */
+		return -1;
+	}
+	as_uid = u->uid, as_gid = u->gid;
+	return 0;
+}
+
+/* lookup - find_mailbox as whoever we are now; as root when that
+ * fails (a file the user may not read) or needs the aliases */
+static int lookup(const char *entry, struct user *u, char *addr, char *tag)
+{
+	int r;
+
+	if (!strchr(entry, ' '))
+		unbecome();	/* resolve_rcpt reads the aliases file */
+	if ((r = find_mailbox(entry, u, addr, tag)) != USER_FOUND && (as_uid || as_gid)) {
+		unbecome();
+		r = find_mailbox(entry, u, addr, tag);
+	}
+	return r;
 }
 
 /* deliver_why_errno - the one map from a storage errno to a reason */
@@ -175,8 +210,8 @@ static int find_mailbox(const char *entry, struct user *u, char *addr, char *tag
 			return USER_UNKNOWN;
 		if (r < 0)
 			return USER_TEMPFAIL;
-		snprintf(mailbox, sizeof mailbox, "%s", t[0].mailbox);
-		snprintf(addr, ADDR_MAX, "%s", entry);
+		str_copy(mailbox, sizeof mailbox, t[0].mailbox);
+		str_copy(addr, ADDR_MAX, entry);
 	} else if (resolve_entry(entry, mailbox, addr) < 0 ||
 	    rfc822_mailbox(addr, &p) < 0) {
 		return USER_UNKNOWN;
@@ -199,7 +234,7 @@ static void folder_dir(const struct user *u, const char *tag, char *dir, size_t 
 	if (tag[0] && snprintf(dir, cap, "%s/.%s", u->maildir, tag) < (int)cap &&
 	    lstat(dir, &st) == 0 && S_ISDIR(st.st_mode))
 		return;
-	snprintf(dir, cap, "%s", u->maildir);
+	str_copy(dir, cap, u->maildir);
 }
 
 /* quota_refuses - Maildir++ quota for `size` more octets (0: "full now?");
@@ -256,7 +291,7 @@ static void deliver_one(int spool, const char *qid, const char *entry, int retry
 	struct user u;
 	int r;
 
-	if ((r = find_mailbox(entry, &u, addr, tag)) != USER_FOUND) {
+	if ((r = lookup(entry, &u, addr, tag)) != USER_FOUND) {
 		if (r == USER_TEMPFAIL)
 			result(out, cap, DELIVER_TEMP, WHY_LOOKUP, "user lookup failed");
 		else
@@ -272,11 +307,13 @@ static void deliver_one(int spool, const char *qid, const char *entry, int retry
 	m.seq = seq;
 	make_tag(mtag, sizeof mtag, qid, entry);
 	m.tag = mtag;
-	if (become(&u) < 0)
+	m.keep = 1, m.uid = u.uid, m.gid = u.gid;
+	if (become(&u) < 0) {
 		result(out, cap, DELIVER_TEMP, WHY_IO, "cannot take user identity");
-	else
+		unbecome();
+	} else {
 		store(&u, tag, &m, retry, out, cap);
-	unbecome();
+	}
 	log_delivery(qid, addr, u.name, out);
 }
 
@@ -285,18 +322,19 @@ static void quota_one(const char *entry, char *out, size_t cap)
 {
 	char addr[ADDR_MAX], tag[FOLDER_MAX + 1];
 	struct user u;
-	int r = find_mailbox(entry, &u, addr, tag);
+	int r = lookup(entry, &u, addr, tag);
 
 	if (r != USER_FOUND) {
 		result(out, cap, r == USER_TEMPFAIL ? DELIVER_TEMP : DELIVER_PERM,
 		    r == USER_TEMPFAIL ? WHY_LOOKUP : WHY_NOUSER, "no such user");
 		return;
 	}
-	if (become(&u) < 0)
+	if (become(&u) < 0) {
 		result(out, cap, DELIVER_TEMP, WHY_IO, "cannot take user identity");
-	else if (!quota_refuses(&u, 0, out, cap))
+		unbecome();
+	} else if (!quota_refuses(&u, 0, out, cap)) {
 		result(out, cap, DELIVER_OK, WHY_NONE, "ok");
-	unbecome();
+	}
 }
 
 /* recv_request - one request datagram and its spool fd; -1 at EOF */

@@ -4,8 +4,12 @@
  * fatal() adds strerror(errno), fatalx() does not; both log at LOG_CRIT
  * and exit 111 (temporary failure, the daemontools convention), so an
  * inetd-style launcher never sees a crash as a permanent error.
+ * The pid is read once and again in each forked child (pthread_atfork,
+ * in libc), not per line; with log = stderr each line is one write(2)
+ * of "smtpd[PID]: " (made once per process), the text and its newline.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +18,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "strcopy.h"
 #include "config.h"
 #include "log.h"
 
@@ -21,15 +26,42 @@
  * starts (like openlog's ident, the one piece of logging state). */
 static char log_id[40] = "-";
 
+static pid_t my_pid;		/* 0: not read yet (or a fork since) */
+static char prefix[40];		/* "smtpd[PID]: " for stderr lines */
+static size_t prefix_len;
+
+/* forked - the child's pid is read again on its first use */
+static void forked(void)
+{
+	my_pid = 0;
+}
+
+/* log_pid - our pid, from a cache that fork() clears */
+long log_pid(void)
+{
+	static int hooked;
+
+	if (!hooked)
+		hooked = pthread_atfork(NULL, NULL, forked) == 0;
+	if (my_pid == 0) {
+		my_pid = getpid();
+		prefix_len = snprintf(prefix, sizeof prefix, "smtpd[%ld]: ", (long)my_pid);
+		if (!hooked)	/* no fork hook: read the pid every time */
+			return (long)(my_pid = 0, getpid());
+	}
+	return (long)my_pid;
+}
+
 /* log_set_id - the id for fatal() lines from now on */
 void log_set_id(const char *id)
 {
-	snprintf(log_id, sizeof log_id, "%s", id);
+	str_copy(log_id, sizeof log_id, id);
 }
 
 /* log_init - open syslog unless logging to stderr */
 void log_init(const char *ident)
 {
+	log_pid();
 	if (strcmp(cfg.log, "stderr") != 0)
 		openlog(ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
 }
@@ -87,13 +119,23 @@ size_t log_text(char *dst, size_t cap, const char *src)
 /* vlog - write one formatted line to the configured sink */
 static void vlog(int prio, const char *fmt, va_list ap)
 {
-	char line[2048];
+	char line[sizeof prefix + 2048];
+	size_t n;
+	int r;
 
-	vsnprintf(line, sizeof line, fmt, ap);
-	if (strcmp(cfg.log, "stderr") == 0)
-		fprintf(stderr, "smtpd[%ld]: %s\n", (long)getpid(), line);
-	else
+	if (strcmp(cfg.log, "stderr") != 0) {
+		vsnprintf(line, sizeof line, fmt, ap);
 		syslog(prio, "%s", line);
+		return;
+	}
+	log_pid();
+	memcpy(line, prefix, prefix_len);
+	r = vsnprintf(line + prefix_len, sizeof line - prefix_len - 1, fmt, ap);
+	n = prefix_len + (r < 0 ? 0 : (size_t)r < sizeof line - prefix_len - 1 ? (size_t)r :
+	    sizeof line - prefix_len - 2);
+	line[n++] = '\n';
+	while (write(2, line, n) < 0 && errno == EINTR)
+		;
 }
 
 /* logmsg - log one event line */

@@ -15,6 +15,15 @@
  *  - no symlink is followed at the Maildir, tmp/, new/ or the file
  *    itself (O_NOFOLLOW at each step, openat from the directory fd).
  * Runs with the recipient's uid/gid; it never changes credentials.
+ * Descriptor cache (m->keep, the deliverer): tmp/ and new/ of the last
+ * MD_CACHE_N Maildirs stay open, keyed by (uid, gid, path) -- one
+ * user's delivery never gets another's descriptors -- and are reused
+ * only while lstat of the path still shows the directory (device and
+ * inode) they were opened from; a symlink put there, or a Maildir
+ * moved or recreated, fails that check and the path is opened afresh
+ * (O_NOFOLLOW at each step, as always).  A cached delivery that fails
+ * with ENOENT (tmp/ or new/ removed under us) is tried once more with
+ * fresh descriptors.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -26,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "maildir.h"
 #include "storage.h"
 
@@ -72,6 +82,95 @@ int maildir_open(const char *dir, int *tmpfd, int *newfd)
 	return err == ENOTDIR ? ELOOP : err;
 }
 
+#define MD_CACHE_N	8	/* Maildirs kept open by the deliverer */
+
+/* one Maildir's open tmp/ and new/, for one identity */
+struct md_ent {
+	int tmpfd, newfd;	/* -1 when the slot is free */
+	uid_t uid;
+	gid_t gid;
+	dev_t dev;		/* the Maildir directory itself */
+	ino_t ino;
+	char path[4096];
+};
+
+static struct md_ent md_cache[MD_CACHE_N];
+static unsigned md_next;	/* next slot to reuse, round robin */
+static int md_ready;
+
+/* md_drop - close one slot */
+static void md_drop(struct md_ent *e)
+{
+	if (e->tmpfd >= 0)
+		close(e->tmpfd), close(e->newfd);
+	e->tmpfd = e->newfd = -1;
+	e->path[0] = '\0';
+}
+
+/* maildir_forget - close every cached descriptor */
+void maildir_forget(void)
+{
+	int i;
+
+	for (i = 0; i < MD_CACHE_N; i++)
+		if (md_ready)
+			md_drop(&md_cache[i]);
+}
+
+/* md_lookup - the cached slot for (uid, gid, dir) if the path still
+ * names the same directory (not a symlink); else NULL, slot dropped */
+static struct md_ent *md_lookup(const struct maildir_msg *m, const char *dir)
+{
+	struct stat st;
+	int i;
+
+	if (!md_ready) {
+		for (i = 0; i < MD_CACHE_N; i++)
+			md_cache[i].tmpfd = md_cache[i].newfd = -1;
+		md_ready = 1;
+	}
+	for (i = 0; i < MD_CACHE_N; i++) {
+		struct md_ent *e = &md_cache[i];
+
+		if (e->tmpfd < 0 || e->uid != m->uid || e->gid != m->gid ||
+		    strcmp(e->path, dir) != 0)
+			continue;
+		if (fstatat(AT_FDCWD, dir, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISDIR(st.st_mode) && st.st_dev == e->dev && st.st_ino == e->ino)
+			return e;
+		md_drop(e);
+		return NULL;
+	}
+	return NULL;
+}
+
+/* md_open - tmp/ and new/ for a delivery: cached (m->keep) or fresh;
+ * *slot is the cache slot used, or NULL when the caller must close */
+static int md_open(const struct maildir_msg *m, const char *dir, int *tmpfd,
+    int *newfd, struct md_ent **slot)
+{
+	struct md_ent *e;
+	struct stat st;
+	int err;
+
+	*slot = NULL;
+	if (m->keep && (e = md_lookup(m, dir)) != NULL) {
+		*tmpfd = e->tmpfd, *newfd = e->newfd, *slot = e;
+		return 0;
+	}
+	if ((err = maildir_open(dir, tmpfd, newfd)) != 0 || !m->keep ||
+	    strlen(dir) >= sizeof e->path ||
+	    fstatat(*tmpfd, "..", &st, 0) < 0)	/* the Maildir we did open */
+		return err;
+	e = &md_cache[md_next++ % MD_CACHE_N];
+	md_drop(e);
+	e->tmpfd = *tmpfd, e->newfd = *newfd, e->uid = m->uid, e->gid = m->gid;
+	e->dev = st.st_dev, e->ino = st.st_ino;
+	strcpy(e->path, dir);
+	*slot = e;
+	return 0;
+}
+
 /* safe_host - host name with '/' and ':' encoded as the spec asks */
 static void safe_host(char *dst, size_t cap, const char *host)
 {
@@ -98,7 +197,7 @@ int maildir_unique(char *dst, size_t cap, const char *host, unsigned long seq,
 	gettimeofday(&tv, NULL);
 	safe_host(h, sizeof h, host);
 	n = snprintf(dst, cap, "%lld.M%06ldP%ldQ%lu%s%s.%s", (long long)tv.tv_sec,
-	    (long)tv.tv_usec, (long)getpid(), seq, tag ? "_" : "", tag ? tag : "", h);
+	    (long)tv.tv_usec, log_pid(), seq, tag ? "_" : "", tag ? tag : "", h);
 	return (n < 0 || (size_t)n >= cap) ? -1 : 0;
 }
 
@@ -134,23 +233,27 @@ static int copy_body(int fd, const struct maildir_msg *m)
 {
 	char buf[65536];
 	off_t off = m->srcoff, end = m->srcoff + m->srclen;
+	size_t have = 0;
 	int err;
 
-	if ((err = storage_write_all(fd, m->head, m->headlen)) != 0)
+	if (m->headlen < sizeof buf / 2)	/* head and body in one write */
+		memcpy(buf, m->head, have = m->headlen);
+	else if ((err = storage_write_all(fd, m->head, m->headlen)) != 0)
 		return err;
 	while (off < end) {
-		size_t want = end - off > (off_t)sizeof buf ? sizeof buf : (size_t)(end - off);
-		ssize_t r = pread(m->srcfd, buf, want, off);
+		size_t room = sizeof buf - have;
+		size_t want = end - off > (off_t)room ? room : (size_t)(end - off);
+		ssize_t r = pread(m->srcfd, buf + have, want, off);
 
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
 			return r < 0 ? errno : EIO;	/* spool shrank: never deliver short */
-		if ((err = storage_write_all(fd, buf, r)) != 0)
+		if ((err = storage_write_all(fd, buf, have + r)) != 0)
 			return err;
-		off += r;
+		off += r, have = 0;
 	}
-	return 0;
+	return have ? storage_write_all(fd, buf, have) : 0;
 }
 
 /*
@@ -217,29 +320,44 @@ int maildir_clean_tmp(int tmpfd, time_t now)
 	return removed;
 }
 
+/* deliver_in - one durable delivery into open tmp/ and new/ */
+static int deliver_in(int tmpfd, int newfd, const struct maildir_msg *m,
+    const char *host, char *name, size_t cap)
+{
+	char tmpname[MAILDIR_NAME_MAX];
+	int err, n;
+
+	if (m->seq % 128 == 1)
+		maildir_clean_tmp(tmpfd, time(NULL));
+	if (maildir_unique(tmpname, sizeof tmpname, host, m->seq, m->tag) < 0)
+		return EINVAL;
+	n = snprintf(name, cap, "%s,S=%lld", tmpname,
+	    (long long)(m->headlen + m->srclen));
+	if (n < 0 || (size_t)n >= cap)
+		return EINVAL;
+	if ((err = write_tmp(tmpfd, tmpname, m)) == 0 &&
+	    (err = publish(tmpfd, newfd, tmpname, name)) != 0)
+		unlinkat(tmpfd, tmpname, 0);	/* gone already if renamed */
+	return err;
+}
+
 /* maildir_deliver - one durable delivery; 0 or an errno value */
 int maildir_deliver(const char *dir, const struct maildir_msg *m,
     const char *host, char *name, size_t cap)
 {
-	char tmpname[MAILDIR_NAME_MAX];
-	int tmpfd, newfd, err, n;
+	struct md_ent *slot;
+	int tmpfd, newfd, err;
 
-	if ((err = maildir_open(dir, &tmpfd, &newfd)) != 0)
+	if ((err = md_open(m, dir, &tmpfd, &newfd, &slot)) != 0)
 		return err;
-	if (m->seq % 128 == 1)
-		maildir_clean_tmp(tmpfd, time(NULL));
-	err = EINVAL;
-	if (maildir_unique(tmpname, sizeof tmpname, host, m->seq, m->tag) < 0)
-		goto out;
-	n = snprintf(name, cap, "%s,S=%lld", tmpname,
-	    (long long)(m->headlen + m->srclen));
-	if (n < 0 || (size_t)n >= cap)
-		goto out;
-	if ((err = write_tmp(tmpfd, tmpname, m)) == 0 &&
-	    (err = publish(tmpfd, newfd, tmpname, name)) != 0)
-		unlinkat(tmpfd, tmpname, 0);	/* gone already if renamed */
-out:
-	close(tmpfd);
-	close(newfd);
+	err = deliver_in(tmpfd, newfd, m, host, name, cap);
+	if (slot && err == ENOENT) {	/* tmp/ or new/ went away: afresh */
+		md_drop(slot);
+		if ((err = md_open(m, dir, &tmpfd, &newfd, &slot)) != 0)
+			return err;
+		err = deliver_in(tmpfd, newfd, m, host, name, cap);
+	}
+	if (!slot)
+		close(tmpfd), close(newfd);
 	return err;
 }

@@ -20,11 +20,15 @@ struct maildir_msg {
 	off_t srclen;
 	unsigned long seq;	/* caller's counter, for unique names */
 	const char *tag;	/* marks the (message, recipient); NULL: none */
+	int keep;		/* 1: keep tmp/ and new/ open for uid/gid (deliverer) */
+	uid_t uid;		/* the identity we run as now, the cache's key */
+	gid_t gid;
 };
 
 int maildir_deliver(const char *dir, const struct maildir_msg *m,
     const char *host, char *name, size_t cap);
 int maildir_open(const char *dir, int *tmpfd, int *newfd);
+void maildir_forget(void);
 int maildir_clean_tmp(int tmpfd, time_t now);
 int maildir_unique(char *dst, size_t cap, const char *host, unsigned long seq,
     const char *tag);

@@ -33,6 +33,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "strcopy.h"
 #include "config.h"
 #include "log.h"
 #include "proc.h"
@@ -54,7 +55,7 @@ int queue_id(char *dst, size_t cap, unsigned long seq)
 
 	gettimeofday(&tv, NULL);
 	n = snprintf(dst, cap, "%08llX%05lXp%lXs%lX", (long long)tv.tv_sec,
-	    (long)tv.tv_usec, (long)getpid(), seq);
+	    (long)tv.tv_usec, log_pid(), seq);
 	return (n < 0 || (size_t)n >= cap) ? -1 : 0;
 }
 
@@ -416,7 +417,7 @@ static int retry(struct deliverer *d, const char *id, int data, struct envelope 
 			*perm = 1;
 		if (r.status != DELIVER_OK) {
 			e->rcpt[kept++] = e->rcpt[i];
-			snprintf(why, cap, "%s", r.text);
+			str_copy(why, cap, r.text);
 		}
 	}
 	free(lm);

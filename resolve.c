@@ -32,6 +32,7 @@
 #include <strings.h>
 #include <syslog.h>
 
+#include "strcopy.h"
 #include "aliases.h"
 #include "log.h"
 #include "resolve.h"
@@ -63,7 +64,7 @@ int resolve_route(const char *domain, char *spec, size_t cap)
 	const char *use = "maildir";
 	int dom_hit = 0;
 
-	snprintf(list, sizeof list, "%s", cfg.delivery);
+	str_copy(list, sizeof list, cfg.delivery);
 	for (item = strtok_r(list, ", \t", &save); item; item = strtok_r(NULL, ", \t", &save)) {
 		m = item;
 		if ((eq = strchr(item, '=')) != NULL) {
@@ -80,7 +81,7 @@ int resolve_route(const char *domain, char *spec, size_t cap)
 		if (dom_hit)
 			break;
 	}
-	snprintf(spec, cap, "%s", strcmp(use, "maildir") == 0 ? "" : use + 5);
+	str_copy(spec, cap, strcmp(use, "maildir") == 0 ? "" : use + 5);
 	return 0;
 }
 
@@ -129,10 +130,10 @@ static int add(struct res *r, const char *mailbox, const char *addr, const char 
 	if (r->n >= r->max)
 		return RESOLVE_TEMPFAIL;
 	t = &r->out[r->n++];
-	snprintf(t->mailbox, sizeof t->mailbox, "%s", mailbox);
-	snprintf(t->addr, sizeof t->addr, "%s", addr);
-	snprintf(t->lmtp, sizeof t->lmtp, "%s", r->lmtp);
-	snprintf(t->key, sizeof t->key, "%s", key);
+	str_copy(t->mailbox, sizeof t->mailbox, mailbox);
+	str_copy(t->addr, sizeof t->addr, addr);
+	str_copy(t->lmtp, sizeof t->lmtp, r->lmtp);
+	str_copy(t->key, sizeof t->key, key);
 	return 0;
 }
 
@@ -148,7 +149,7 @@ static int add_user(struct res *r, const char *name, const char *tag)
 	if (tag && resolve_folder_ok(tag))
 		snprintf(mailbox, sizeof mailbox, "%s:%s", u.name, tag);
 	else
-		snprintf(mailbox, sizeof mailbox, "%s", u.name);
+		str_copy(mailbox, sizeof mailbox, u.name);
 	return add(r, mailbox, r->addr, u.name) < 0 ? USER_TEMPFAIL : USER_FOUND;
 }
 
@@ -225,7 +226,7 @@ static int catchall(struct res *r)
 {
 	char list[CFG_STR_MAX], *item, *save = NULL, *colon;
 
-	snprintf(list, sizeof list, "%s", cfg.catchall);
+	str_copy(list, sizeof list, cfg.catchall);
 	for (item = strtok_r(list, ", \t", &save); item; item = strtok_r(NULL, ", \t", &save)) {
 		if (!(colon = strchr(item, ':')))
 			continue;
@@ -313,7 +314,7 @@ int resolve_check(void)
 		    "lmtp:unix:/path, lmtp:HOST:PORT, or DOMAIN= one of those\n", cfg.delivery);
 		bad = 1;
 	}
-	snprintf(list, sizeof list, "%s", cfg.catchall);
+	str_copy(list, sizeof list, cfg.catchall);
 	for (item = strtok_r(list, ", \t", &save); item; item = strtok_r(NULL, ", \t", &save))
 		if (!(colon = strchr(item, ':')) || users_lookup(colon + 1, &u) != USER_FOUND) {
 			fprintf(stderr, "smtpd: catchall %s: want DOMAIN:USER with a "

@@ -609,23 +609,53 @@ size_t rfc822_safe(char *dst, size_t cap, const char *src, size_t len)
 	return safe_copy(dst, cap, src, len, 0);
 }
 
-/* rfc822_date - "Sun, 22 Nov 2026 21:27:39 +0000" (RFC 5322 3.3) */
+/* put2 - two decimal digits */
+static char *put2(char *p, int v)
+{
+	*p++ = '0' + v / 10 % 10;
+	*p++ = '0' + v % 10;
+	return p;
+}
+
+/*
+ * rfc822_date - RFC 5322 3.3 date-time in local time, e.g.
+ *     Tue, 1 Dec 2026 02:16:24 +0000
+ * digits by hand (snprintf cost some 2,000 instructions a call).
+ */
 size_t rfc822_date(char *dst, size_t cap, time_t t)
 {
 	static const char days[] = "SunMonTueWedThuFriSat";
 	static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
 	struct tm tm;
+	char buf[40], *p = buf;
 	long off;
-	int n;
+	int y;
 
 	if (!localtime_r(&t, &tm))
 		return 0;
 	off = tm.tm_gmtoff / 60;
-	n = snprintf(dst, cap, "%.3s, %d %.3s %d %02d:%02d:%02d %c%02ld%02ld",
-	    days + 3 * tm.tm_wday, tm.tm_mday, months + 3 * tm.tm_mon,
-	    tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec,
-	    off < 0 ? '-' : '+', labs(off) / 60, labs(off) % 60);
-	return (n < 0 || (size_t)n >= cap) ? 0 : (size_t)n;
+	memcpy(p, days + 3 * tm.tm_wday, 3), p += 3;
+	*p++ = ',', *p++ = ' ';
+	if (tm.tm_mday >= 10)
+		*p++ = '0' + tm.tm_mday / 10;
+	*p++ = '0' + tm.tm_mday % 10, *p++ = ' ';
+	memcpy(p, months + 3 * tm.tm_mon, 3), p += 3;
+	*p++ = ' ';
+	y = tm.tm_year + 1900;
+	if (y < 1000 || y > 9999)
+		return 0;
+	p = put2(put2(p, y / 100), y % 100);
+	*p++ = ' ';
+	p = put2(p, tm.tm_hour), *p++ = ':';
+	p = put2(p, tm.tm_min), *p++ = ':';
+	p = put2(p, tm.tm_sec), *p++ = ' ';
+	*p++ = off < 0 ? '-' : '+';
+	p = put2(put2(p, (int)(labs(off) / 60)), (int)(labs(off) % 60));
+	if ((size_t)(p - buf) >= cap)
+		return 0;
+	memcpy(dst, buf, p - buf);
+	dst[p - buf] = '\0';
+	return p - buf;
 }
 
 /* rfc822_header_is - does the header line start with field `name`? */

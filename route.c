@@ -29,6 +29,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "strcopy.h"
 #include "aliases.h"
 #include "config.h"
 #include "log.h"
@@ -44,7 +45,7 @@ static void entry_key(const char *entry, char *key, size_t cap)
 	size_t n, base;
 
 	if (!sp) {
-		snprintf(key, cap, "%s", entry);
+		str_copy(key, cap, entry);
 		return;
 	}
 	if (!route_is_lmtp(entry)) {
@@ -118,7 +119,7 @@ static struct route_conn *conn_for(struct route *rt, const char *id,
 		return NULL;
 	if (c->l.fd < 0 && (code = lmtp_open(&c->l, spec, cfg.hostname,
 	    cfg.lmtp_timeout, text, sizeof text)) != 250) {
-		snprintf(c->l.spec, sizeof c->l.spec, "%s", spec);
+		str_copy(c->l.spec, sizeof c->l.spec, spec);
 		log_lmtp(LOG_WARNING, id, spec, NULL, "result=failed", text);
 		return NULL;
 	}
@@ -285,7 +286,7 @@ static void set_result(struct deliver_result *r, int code, const char *text)
 	    DELIVER_TEMP;
 	r->why = code / 100 == 2 ? WHY_NONE : code == 452 ? WHY_QUOTA :
 	    code == 552 ? WHY_OVERQUOTA : WHY_REMOTE;
-	snprintf(r->text, sizeof r->text, "%s", code < 0 ? "LMTP server lost" : text);
+	str_copy(r->text, sizeof r->text, code < 0 ? "LMTP server lost" : text);
 }
 
 /* data_one - the message to one LMTP session; results for its entries */
@@ -334,10 +335,14 @@ void route_data(struct route *rt, int spool, char *const *entries, int n,
     struct deliver_result *res)
 {
 	char sender[ADDR_MAX];
-	size_t off = route_body_offset(spool, sender, sizeof sender);
-	int i;
+	size_t off = 0;
+	int i, any = 0;
 
 	(void)entries;
+	for (i = 0; i < rt->nc; i++)
+		any |= rt->c[i].nidx > 0;
+	if (any)	/* no LMTP recipient: no need to read the spool here */
+		off = route_body_offset(spool, sender, sizeof sender);
 	for (i = 0; i < rt->nc; i++) {
 		if (off == 0 && rt->c[i].nidx) {
 			lmtp_close(&rt->c[i].l);	/* cannot happen: our own spool */

@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "strcopy.h"
 #include "config.h"
 #include "data.h"
 #include "deliver.h"
@@ -1068,8 +1069,8 @@ static struct session *session_new(int in, int out, const char *id, const char *
 		return NULL;
 	}
 	s->in = in, s->out = out, s->d = d, s->t.spool.fd = -1;
-	snprintf(s->id, sizeof s->id, "%s", id);
-	snprintf(s->addr, sizeof s->addr, "%s", addr);
+	str_copy(s->id, sizeof s->id, id);
+	str_copy(s->addr, sizeof s->addr, addr);
 	clock_gettime(CLOCK_MONOTONIC, &s->start);
 	set_state(s, S_GREET);
 	starttls_open(&s->tls);

@@ -12,6 +12,14 @@
  * min_uid and an existing home directory it owns (service accounts such
  * as daemon, nobody, postgres are not mailboxes); when not root, only our
  * own account or virtual users (whose mail we then write as ourselves).
+ * Cache: the last UCACHE_N answers of each source (the virtual users
+ * file; getpwnam and the home check) are kept and reused while the file
+ * behind them has the same device, inode, mtime and size (one stat(2)
+ * per lookup and source), and at most UCACHE_TTL seconds for NSS sources
+ * that are not files.  Every process keeps its own: the deliverer never
+ * takes the session's word for a user.  Only answers that come from the
+ * file are kept: a temporary failure, or a home that is missing, is asked
+ * again next time; the settings (min_uid, maildir) apply on every use.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -21,9 +29,93 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 
+#include "strcopy.h"
 #include "rfc822.h"
 #include "users.h"
+
+#define UCACHE_N	8	/* answers kept per source */
+#define UCACHE_TTL	60	/* seconds, for sources stat(2) cannot see */
+
+/* what a file looked like when its answers were cached */
+struct stamp {
+	int have;		/* 1 once stat(2) succeeded */
+	dev_t dev;
+	ino_t ino;
+	struct timespec mtim;
+	off_t size;
+	time_t born;		/* when the cache was (re)started */
+	char path[CFG_STR_MAX];	/* the file (virtual_users may change) */
+};
+
+/* one cached answer: a virtual user, or a passwd entry and its home */
+struct uent {
+	char key[64];		/* lower-cased name; "" = free slot */
+	int found;		/* USER_FOUND or USER_UNKNOWN */
+	int home;		/* system: 1 the home is fine (only then kept) */
+	struct user u;		/* system: maildir holds pw_dir */
+};
+
+static struct stamp vstamp, pstamp;
+static struct uent vcache[UCACHE_N], pcache[UCACHE_N];
+static unsigned vnext, pnext;	/* next slot to reuse, round robin */
+
+/* stamp_fresh - is `path` unchanged since the stamp? re-stamps it; a
+ * change (or a first look) empties `c` */
+static void stamp_fresh(struct stamp *s, const char *path, struct uent *c)
+{
+	struct stat st;
+	time_t now = time(NULL);
+	int ok = stat(path, &st) == 0;
+
+	if (ok && s->have && st.st_dev == s->dev && st.st_ino == s->ino &&
+	    st.st_size == s->size && st.st_mtim.tv_sec == s->mtim.tv_sec &&
+	    st.st_mtim.tv_nsec == s->mtim.tv_nsec && now - s->born < UCACHE_TTL &&
+	    now >= s->born && strcmp(s->path, path) == 0)
+		return;
+	memset(c, 0, sizeof(struct uent) * UCACHE_N);
+	memset(s, 0, sizeof *s);
+	if (!ok)
+		return;		/* never cache what we could not stamp */
+	s->have = 1, s->dev = st.st_dev, s->ino = st.st_ino;
+	s->mtim = st.st_mtim, s->size = st.st_size, s->born = now;
+	str_copy(s->path, sizeof s->path, path);
+}
+
+/* ucache_find - the cached answer for a lower-cased key, or NULL */
+static struct uent *ucache_find(const struct stamp *s, struct uent *c, const char *key)
+{
+	int i;
+
+	if (!s->have)
+		return NULL;
+	for (i = 0; i < UCACHE_N; i++)
+		if (c[i].key[0] && strcmp(c[i].key, key) == 0)
+			return &c[i];
+	return NULL;
+}
+
+/* ucache_put - keep an answer (replacing the oldest) */
+static void ucache_put(const struct stamp *s, struct uent *c, unsigned *next,
+    const struct uent *e)
+{
+	if (!s->have || strlen(e->key) >= sizeof c->key)
+		return;
+	c[*next % UCACHE_N] = *e;
+	*next = (*next + 1) % UCACHE_N;
+}
+
+/* lower - a name lower-cased into key (cap 64); 0 if too long */
+static int lower(char *key, const char *name)
+{
+	size_t i;
+
+	for (i = 0; name[i] && i + 1 < 64; i++)
+		key[i] = tolower((unsigned char)name[i]);
+	key[i] = '\0';
+	return name[i] == '\0';
+}
 
 /* parse_id - a decimal uid/gid field; -1 if bad */
 static long parse_id(const char *s)
@@ -68,8 +160,8 @@ static int virtual_line(char *line, const char *local, struct user *u)
 	return 1;
 }
 
-/* users_virtual - search the virtual users file (no system users) */
-int users_virtual(const char *local, struct user *u)
+/* virtual_scan - search the virtual users file (no system users) */
+static int virtual_scan(const char *local, struct user *u)
 {
 	char line[CFG_STR_MAX * 2];
 	FILE *f;
@@ -90,6 +182,32 @@ int users_virtual(const char *local, struct user *u)
 	return found ? USER_FOUND : USER_UNKNOWN;
 }
 
+/* users_virtual - a virtual user, from the cache while the file is the
+ * same */
+int users_virtual(const char *local, struct user *u)
+{
+	struct uent e, *hit;
+	int r, keep;
+
+	if (!cfg.virtual_users[0])
+		return USER_UNKNOWN;
+	stamp_fresh(&vstamp, cfg.virtual_users, vcache);
+	memset(&e, 0, sizeof e);
+	if ((keep = lower(e.key, local)) && (hit = ucache_find(&vstamp, vcache, e.key))) {
+		if (hit->found == USER_FOUND)
+			*u = hit->u;
+		return hit->found;
+	}
+	if ((r = virtual_scan(local, u)) == USER_TEMPFAIL)
+		return r;
+	e.found = r;
+	if (r == USER_FOUND)
+		e.u = *u;
+	if (keep)
+		ucache_put(&vstamp, vcache, &vnext, &e);
+	return r;
+}
+
 /* real_home - 1 if the home exists, is a directory and belongs to uid;
  * 0 if not; -1 if we cannot tell now */
 static int real_home(const struct passwd *pw)
@@ -103,34 +221,62 @@ static int real_home(const struct passwd *pw)
 	return S_ISDIR(st.st_mode) && st.st_uid == pw->pw_uid;
 }
 
+/* passwd_entry - getpwnam and the home check for a lower-cased name,
+ * cached: e->found, e->u (uid, gid, pw_dir in maildir), e->home */
+static int passwd_entry(const char *name, struct uent *e)
+{
+	struct uent *hit;
+	struct passwd *pw;
+
+	stamp_fresh(&pstamp, "/etc/passwd", pcache);
+	if ((hit = ucache_find(&pstamp, pcache, name)) != NULL) {
+		*e = *hit;
+		return 0;
+	}
+	memset(e, 0, sizeof *e);
+	str_copy(e->key, sizeof e->key, name);
+	errno = 0;
+	if (!(pw = getpwnam(name))) {
+		if (errno && errno != ENOENT)
+			return -1;
+		e->found = USER_UNKNOWN;
+		ucache_put(&pstamp, pcache, &pnext, e);
+		return 0;
+	}
+	if (strlen(pw->pw_dir) >= sizeof e->u.maildir || strlen(pw->pw_name) >= sizeof e->u.name)
+		return e->found = USER_UNKNOWN, 0;
+	e->found = USER_FOUND;
+	strcpy(e->u.name, pw->pw_name), strcpy(e->u.maildir, pw->pw_dir);
+	e->u.uid = pw->pw_uid, e->u.gid = pw->pw_gid;
+	if ((e->home = real_home(pw)) == 1)
+		ucache_put(&pstamp, pcache, &pnext, e);
+	return 0;
+}
+
 /* system_lookup - getpwnam on the lower-cased name: only real people
  * (uid >= min_uid, a home of their own) when we run as root */
 static int system_lookup(const char *local, struct user *u)
 {
 	char name[64];
-	struct passwd *pw;
-	size_t i;
-	int home;
+	struct uent e;
 
-	for (i = 0; local[i] && i + 1 < sizeof name; i++)
-		name[i] = tolower((unsigned char)local[i]);
-	if (local[i])
+	if (!lower(name, local))
 		return USER_UNKNOWN;
-	name[i] = '\0';
-	errno = 0;
-	if (!(pw = getpwnam(name)))
-		return errno && errno != ENOENT ? USER_TEMPFAIL : USER_UNKNOWN;
-	if (pw->pw_uid == 0 || (cfg.uid != 0 && pw->pw_uid != cfg.uid) ||
-	    (cfg.uid == 0 && (long)pw->pw_uid < cfg.min_uid))
+	if (passwd_entry(name, &e) < 0)
+		return USER_TEMPFAIL;
+	if (e.found != USER_FOUND)
 		return USER_UNKNOWN;
-	if ((home = real_home(pw)) <= 0)
-		return home < 0 ? USER_TEMPFAIL : USER_UNKNOWN;
-	if (snprintf(u->maildir, sizeof u->maildir, "%s/%s", pw->pw_dir,
+	if (e.u.uid == 0 || (cfg.uid != 0 && e.u.uid != cfg.uid) ||
+	    (cfg.uid == 0 && (long)e.u.uid < cfg.min_uid))
+		return USER_UNKNOWN;
+	if (e.home <= 0)
+		return e.home < 0 ? USER_TEMPFAIL : USER_UNKNOWN;
+	if (snprintf(u->maildir, sizeof u->maildir, "%s/%s", e.u.maildir,
 	    cfg.maildir) >= (int)sizeof u->maildir)
 		return USER_UNKNOWN;
 	strcpy(u->name, name);
-	u->uid = pw->pw_uid;
-	u->gid = pw->pw_gid;
+	u->uid = e.u.uid;
+	u->gid = e.u.gid;
 	return USER_FOUND;
 }
 

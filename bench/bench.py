@@ -304,7 +304,10 @@ def postfix_queue_files(pf):
 # --------------------------------------------------------------- servers
 
 def smtpd_opts(spool):
+    # the bench accounts are system accounts (uid < 1000): admit them
+    low = min(pwd.getpwnam(u).pw_uid for u in USERS)
     return ["-e", "-o", "hostname=mx.test", "-o", "local_domains=" + DOMAIN,
+            "-o", "min_uid=%d" % low,
             "-o", "maildir=Maildir", "-o", "postmaster=" + USERS[0],
             "-o", "spool_dir=" + spool, "-o", "queue_interval=0"]
 
