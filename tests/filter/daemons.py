@@ -12,6 +12,9 @@ import subprocess
 import tempfile
 import time
 
+import smtptest as S
+from smtptest import free_port
+
 EICAR = (b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*")
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 
@@ -20,12 +23,54 @@ class DaemonError(Exception):
     pass
 
 
-def free_port():
-    s = socket.socket()
+def dead_udp_port():
+    """a UDP port nothing listens on: a nameserver that answers nothing"""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def tempdir(name, owner=None):
+    d = tempfile.mkdtemp(prefix="smtpd-filter-%s-" % name)
+    os.chmod(d, 0o755)
+    if owner and os.geteuid() == 0:
+        pw = pwd.getpwnam(owner)
+        os.chown(d, pw.pw_uid, pw.pw_gid)
+    return d
+
+
+def chown_tree(d, owner):
+    if os.geteuid() != 0:
+        return
+    pw = pwd.getpwnam(owner)
+    for root, dirs, files in os.walk(d):
+        for n in dirs + files:
+            os.chown(os.path.join(root, n), pw.pw_uid, pw.pw_gid)
+    os.chown(d, pw.pw_uid, pw.pw_gid)
+
+
+def milter_ready(port, timeout):
+    """a milter answers option negotiation (so its worker is up)"""
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            s = socket.create_connection(("127.0.0.1", port), timeout=2)
+            s.settimeout(max(1, end - time.time()))
+            s.sendall(struct.pack(">IcIII", 13, b"O", 6, 0x31, 0xfffff))
+            hdr = s.recv(5)
+            s.close()
+            if len(hdr) == 5 and hdr[4:5] == b"O":
+                return True
+        except OSError:
+            pass
+        time.sleep(0.3)
+    return False
+
+
+class DaemonError(Exception):
+    pass
 
 
 def dead_udp_port():
@@ -227,7 +272,7 @@ def start_postgrey(delay):
                  "--whitelist-clients=" + empty, "--whitelist-recipients=" + empty,
                  "--auto-whitelist-clients=0", "--pidfile=" + os.path.join(d.dir, "pid")],
                 "postgrey.log")
-    if not port_open(port, p, 30):
+    if not S.wait_listen(port, timeout=30, proc=p):
         logs = d.logs("postgrey.log")
         d.stop()
         raise DaemonError("postgrey did not come up: " + logs)
@@ -290,7 +335,7 @@ def start_quota_status(users):
     with open(conf, "w") as f:
         f.write(DOVECOT_CONF.format(d=d.dir, port=port, passwd=passwd))
     p = d.spawn(["dovecot", "-F", "-c", conf], "stdout.log")
-    if not port_open(port, p, 30):
+    if not S.wait_listen(port, timeout=30, proc=p):
         logs = d.logs("stdout.log", "dovecot.log")
         d.stop()
         raise DaemonError("dovecot did not come up: " + logs)

@@ -58,10 +58,13 @@ def test_default_action_setting(world, action, code):
     c.close()
 
 
+def stall_first(m, idx, cmd, data):
+    """the first end-of-message answer comes after 5 s"""
+    if cmd == b"E" and idx == 0:
+        return [5, packet(b"a")]
+
+
 def test_stall_times_out_then_next_message_works(world, fake):
-    def stall_first(m, idx, cmd, data):
-        if cmd == b"E" and idx == 0:
-            return [5, packet(b"a")]
     f = fake(stall_first)
     env = world(opts(milters=f.spec))
     _rr, end = send(env, message("stall"))
@@ -76,9 +79,6 @@ def test_stall_times_out_then_next_message_works(world, fake):
 
 def test_stall_next_message_same_session(world, fake):
     """the session survives the timeout; its next MAIL reconnects"""
-    def stall_first(m, idx, cmd, data):
-        if cmd == b"E" and idx == 0:
-            return [5, packet(b"a")]
     f = fake(stall_first)
     env = world(opts(milters=f.spec))
     c = client(env)
