@@ -69,69 +69,6 @@ def milter_ready(port, timeout):
     return False
 
 
-class DaemonError(Exception):
-    pass
-
-
-def dead_udp_port():
-    """a UDP port nothing listens on: a nameserver that answers nothing"""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def tempdir(name, owner=None):
-    d = tempfile.mkdtemp(prefix="smtpd-filter-%s-" % name)
-    os.chmod(d, 0o755)
-    if owner and os.geteuid() == 0:
-        pw = pwd.getpwnam(owner)
-        os.chown(d, pw.pw_uid, pw.pw_gid)
-    return d
-
-
-def chown_tree(d, owner):
-    if os.geteuid() != 0:
-        return
-    pw = pwd.getpwnam(owner)
-    for root, dirs, files in os.walk(d):
-        for n in dirs + files:
-            os.chown(os.path.join(root, n), pw.pw_uid, pw.pw_gid)
-    os.chown(d, pw.pw_uid, pw.pw_gid)
-
-
-def milter_ready(port, timeout):
-    """a milter answers option negotiation (so its worker is up)"""
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            s = socket.create_connection(("127.0.0.1", port), timeout=2)
-            s.settimeout(max(1, end - time.time()))
-            s.sendall(struct.pack(">IcIII", 13, b"O", 6, 0x31, 0xfffff))
-            hdr = s.recv(5)
-            s.close()
-            if len(hdr) == 5 and hdr[4:5] == b"O":
-                return True
-        except OSError:
-            pass
-        time.sleep(0.3)
-    return False
-
-
-def port_open(port, proc, timeout):
-    end = time.time() + timeout
-    while time.time() < end:
-        if proc is not None and proc.poll() is not None:
-            return False
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return True
-        except OSError:
-            time.sleep(0.1)
-    return False
-
-
 class Daemon:
     """processes we started, stopped in reverse order"""
 
