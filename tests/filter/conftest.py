@@ -1,25 +1,20 @@
 """conftest.py - fixtures for the filter suite (tests/filter).
 
-The smtpd under test runs inetd-style from tests/e2e/harness.py's Env
-(one process per connection, its own temp world).  The real daemons
-(daemons.py) start once per suite where they are slow (rspamd ~15 s,
-clamd), per test where state matters (postgrey, Dovecot).
-SMTPD names the binary (default: ./smtpd at the top of the tree)."""
+The smtpd under test runs inetd-style in a tests/lib/smtptest.py World
+(one process per connection, its own temp world), made by the shared T
+fixture of tests/conftest.py.  The real daemons (daemons.py) start once
+per suite where they are slow (rspamd ~15 s, clamd), per test where state
+matters (postgrey, Dovecot)."""
 import os
 import sys
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-TOP = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(TOP, "tests", "e2e"))
-sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.dont_write_bytecode = True
 
-import harness  # noqa: E402
+import smtptest as S  # noqa: E402
 import daemons  # noqa: E402
-
-harness.SMTPD = os.path.abspath(os.environ.get("SMTPD", os.path.join(TOP, "smtpd")))
 
 
 def _need(*progs):
@@ -48,36 +43,30 @@ def clamav():
 
 
 @pytest.fixture
-def world():
-    """make(opts) -> a started harness Env; all stopped at the end"""
-    envs = []
-
+def world(T):
+    """make(opts) -> a started World; all stopped at the end (by T)"""
     def make(opts=None, users=("alice", "bob")):
-        e = harness.Env("filter", users=users, opts=opts)
-        envs.append(e)
-        return e.start()
-    yield make
-    for e in envs:
-        e.stop()
+        return T.env(opts=opts, users=users)
+    return make
+
+
+def client(env, helo="x.example"):
+    """a Client of env, greeted and after EHLO helo"""
+    return S.connect(env.port, ehlo=helo)
 
 
 def send(env, body, rcpts=("alice",), sender="sender@example.org", helo="client.example"):
     """one message; returns (replies to RCPT..., reply to the end of data)"""
-    c = harness.Client(env.port)
+    c = client(env, helo)
     try:
-        c.reply()
-        c.cmd("EHLO " + helo, 250)
         c.cmd("MAIL FROM:<%s>" % sender, 250)
-        rr = [c.cmd("RCPT TO:<%s@%s>" % (r, harness.DOMAIN) if "@" not in r else
-                    "RCPT TO:<%s>" % r) for r in rcpts]
+        rr = [c.cmd("RCPT TO:<%s>" % (r if "@" in r else "%s@%s" % (r, S.DOMAIN)))
+              for r in rcpts]
         if not any(r.code == 250 for r in rr):
             c.cmd("QUIT")
             return rr, None
         c.cmd("DATA", 354)
-        data = body.replace("\r\n", "\n").replace("\n", "\r\n")
-        data = "\r\n".join("." + l if l.startswith(".") else l for l in data.split("\r\n"))
-        c.send(data + ("" if data.endswith("\r\n") else "\r\n") + ".\r\n")
-        end = c.reply()
+        end = c.end_data(S.crlf(body), code=None)
         c.cmd("QUIT")
         return rr, end
     finally:
@@ -92,8 +81,7 @@ def message(subject="hello", body="Hello there, a clean body.\n", extra=""):
 
 
 def log(env):
-    with open(env.log_path, "rb") as f:
-        return f.read().decode("utf-8", "replace")
+    return env.log()
 
 
 def stored(env, user="alice"):

@@ -12,20 +12,15 @@ import subprocess
 import tempfile
 import time
 
+import smtptest as S
+from smtptest import free_port
+
 EICAR = (b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*")
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 
 
 class DaemonError(Exception):
     pass
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def dead_udp_port():
@@ -71,19 +66,6 @@ def milter_ready(port, timeout):
         except OSError:
             pass
         time.sleep(0.3)
-    return False
-
-
-def port_open(port, proc, timeout):
-    end = time.time() + timeout
-    while time.time() < end:
-        if proc is not None and proc.poll() is not None:
-            return False
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return True
-        except OSError:
-            time.sleep(0.1)
     return False
 
 
@@ -227,7 +209,7 @@ def start_postgrey(delay):
                  "--whitelist-clients=" + empty, "--whitelist-recipients=" + empty,
                  "--auto-whitelist-clients=0", "--pidfile=" + os.path.join(d.dir, "pid")],
                 "postgrey.log")
-    if not port_open(port, p, 30):
+    if not S.wait_listen(port, timeout=30, proc=p):
         logs = d.logs("postgrey.log")
         d.stop()
         raise DaemonError("postgrey did not come up: " + logs)
@@ -290,7 +272,7 @@ def start_quota_status(users):
     with open(conf, "w") as f:
         f.write(DOVECOT_CONF.format(d=d.dir, port=port, passwd=passwd))
     p = d.spawn(["dovecot", "-F", "-c", conf], "stdout.log")
-    if not port_open(port, p, 30):
+    if not S.wait_listen(port, timeout=30, proc=p):
         logs = d.logs("stdout.log", "dovecot.log")
         d.stop()
         raise DaemonError("dovecot did not come up: " + logs)

@@ -7,8 +7,7 @@ import struct
 import pytest
 
 import daemons
-import harness
-from conftest import send, message, log, stored
+from conftest import client, send, message, log, stored
 from fakes import FakeMilter, FakePolicy, packet
 
 FAST = {"milter_command_timeout": "2", "milter_content_timeout": "2",
@@ -35,9 +34,7 @@ def opts(**kw):
 
 
 def session_alive_after(env):
-    c = harness.Client(env.port)
-    c.reply()
-    c.cmd("EHLO x.example", 250)
+    c = client(env)
     c.cmd("NOOP", 250)
     c.cmd("QUIT", 221)
     c.close()
@@ -45,9 +42,7 @@ def session_alive_after(env):
 
 def test_nothing_listening_tempfails(world):
     env = world(opts(milters="inet:127.0.0.1:%d" % daemons.free_port()))
-    c = harness.Client(env.port)
-    c.reply()
-    c.cmd("EHLO x.example", 250)
+    c = client(env)
     r = c.cmd("MAIL FROM:<a@remote.example>", 451, "4.7.1")
     c.cmd("QUIT", 221)
     c.close()
@@ -58,17 +53,18 @@ def test_nothing_listening_tempfails(world):
 @pytest.mark.parametrize("action,code", [("accept", 250), ("reject", 550)])
 def test_default_action_setting(world, action, code):
     env = world(opts(milters="unix:/nonexistent/milter.sock", milter_default_action=action))
-    c = harness.Client(env.port)
-    c.reply()
-    c.cmd("EHLO x.example", 250)
+    c = client(env)
     c.cmd("MAIL FROM:<a@remote.example>", code)
     c.close()
 
 
+def stall_first(m, idx, cmd, data):
+    """the first end-of-message answer comes after 5 s"""
+    if cmd == b"E" and idx == 0:
+        return [5, packet(b"a")]
+
+
 def test_stall_times_out_then_next_message_works(world, fake):
-    def stall_first(m, idx, cmd, data):
-        if cmd == b"E" and idx == 0:
-            return [5, packet(b"a")]
     f = fake(stall_first)
     env = world(opts(milters=f.spec))
     _rr, end = send(env, message("stall"))
@@ -83,14 +79,9 @@ def test_stall_times_out_then_next_message_works(world, fake):
 
 def test_stall_next_message_same_session(world, fake):
     """the session survives the timeout; its next MAIL reconnects"""
-    def stall_first(m, idx, cmd, data):
-        if cmd == b"E" and idx == 0:
-            return [5, packet(b"a")]
     f = fake(stall_first)
     env = world(opts(milters=f.spec))
-    c = harness.Client(env.port)
-    c.reply()
-    c.cmd("EHLO x.example", 250)
+    c = client(env)
     for want in (451, 250):
         c.cmd("MAIL FROM:<a@remote.example>", 250)
         c.cmd("RCPT TO:<alice@example.test>", 250)
@@ -112,9 +103,7 @@ def test_stall_next_message_same_session(world, fake):
 def test_bad_negotiation(world, fake, name, reply):
     f = fake(lambda m, i, c, d: reply if c == b"O" else None)
     env = world(opts(milters=f.spec))
-    c = harness.Client(env.port)
-    c.reply()
-    c.cmd("EHLO x.example", 250)
+    c = client(env)
     c.cmd("MAIL FROM:<a@remote.example>", 451)
     c.cmd("QUIT", 221)
     c.close()

@@ -8,7 +8,7 @@ import time
 import pytest
 
 import daemons
-import harness
+import smtptest as S
 from conftest import _need, send, message, log, stored
 
 
@@ -27,7 +27,7 @@ def quota_status(world):
     users = {}
     for name, kb in (("alice", 10240), ("bob", 10)):
         home = os.path.dirname(env.maildir(name))
-        users[name] = (harness.MAIL_UID, harness.MAIL_GID, home, kb)
+        users[name] = (S.MAIL_UID, S.MAIL_GID, home, kb)
     # bob already holds 40 kB: over his 10 kB quota
     cur = os.path.join(env.maildir("bob"), "cur")
     for sub in ("cur", "new", "tmp"):
@@ -36,7 +36,7 @@ def quota_status(world):
         f.write(b"Subject: big\n\n" + b"x" * 40946)
     for root, dirs, files in os.walk(os.path.dirname(env.maildir("bob"))):
         for n in dirs + files:
-            os.chown(os.path.join(root, n), harness.MAIL_UID, harness.MAIL_GID)
+            os.chown(os.path.join(root, n), S.MAIL_UID, S.MAIL_GID)
     d = daemons.start_quota_status(users)
     yield env, d
     d.stop()
@@ -64,7 +64,7 @@ def test_postgrey_greylists_then_accepts(postgrey, world):
 
 def test_quota_status_over_and_under(quota_status):
     env, d = quota_status
-    env.opts["policy_services"] = d.spec
+    env.settings["policy_services"] = d.spec
     rr, end = send(env, message("quota"), rcpts=("bob",))
     assert rr[0].code == 552 and rr[0].enh() == "5.2.2", rr[0]
     assert end is None

@@ -18,10 +18,10 @@ import time
 
 import pytest
 
-from smtptest import free_port, wait_until  # tests/lib, on the path by tests/conftest.py
+import smtptest as S  # tests/lib, on the path by tests/conftest.py
+from smtptest import free_port, wait_until
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SMTPD = os.environ.get("SMTPD", os.path.join(ROOT, "smtpd"))
+SMTPD = S.smtpd_path()
 DOMAIN = "example.test"
 LDOMAIN = "lmtp.test"          # a domain delivered over LMTP
 TIMEOUT = 20
@@ -37,20 +37,25 @@ def wait_for(cond, timeout=TIMEOUT, what="condition"):
 
 
 def wait_port(port, proc=None, path=None, timeout=TIMEOUT):
+    """a TCP port on loopback (or a unix socket path) is listened on"""
+    if path is None:
+        if not S.wait_listen(port, timeout=timeout, proc=proc):
+            raise AssertionError("port %s not listened on (exit status %s)" %
+                                 (port, proc.poll() if proc else None))
+        return
+
     def up():
         if proc is not None and proc.poll() is not None:
             raise AssertionError("process exited with %s" % proc.returncode)
+        s = socket.socket(socket.AF_UNIX)
         try:
-            if path:
-                s = socket.socket(socket.AF_UNIX)
-                s.connect(path)
-            else:
-                s = socket.create_connection(("127.0.0.1", port), timeout=1)
-            s.close()
+            s.connect(path)
             return True
         except OSError:
             return False
-    wait_for(up, timeout, "port %s" % (path or port))
+        finally:
+            s.close()
+    wait_for(up, timeout, "socket %s" % path)
 
 
 def stop(proc):
@@ -328,17 +333,14 @@ class Smtpd:
         return [a for o in self.opts for a in ("-o", o)]
 
     def start(self):
-        logf = open(self.log, "ab")
-        self.proc = subprocess.Popen(
-            [SMTPD, "-e"] + self.args() + ["-l", "127.0.0.1:%d" % self.port],
-            stdin=subprocess.DEVNULL, stdout=logf, stderr=logf)
-        logf.close()
+        self.proc = S.Proc([SMTPD, "-e"] + self.args() + ["-l", "127.0.0.1:%d" % self.port],
+                           self.log, name="smtpd")
         wait_port(self.port, self.proc)
         return self
 
     def stop(self):
         if self.proc:
-            stop(self.proc)
+            self.proc.stop(timeout=15)
             self.proc = None
 
     def cli(self, *args):
