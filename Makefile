@@ -123,14 +123,17 @@ MANDIR  ?= $(PREFIX)/share/man
 DOCDIR  ?= $(PREFIX)/share/doc/smtpd
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 \
-	    $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR)/examples/tls
+	    $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR)/examples/tls \
+	    $(DESTDIR)$(DOCDIR)/examples/fail2ban/filter.d $(DESTDIR)$(DOCDIR)/examples/fail2ban/jail.d
 	install -m 755 $(B)/smtpd $(DESTDIR)$(SBINDIR)/smtpd
 	if [ -f $(B)/smtpd-tls ]; then install -m 755 $(B)/smtpd-tls $(DESTDIR)$(SBINDIR)/smtpd-tls; fi
 	install -m 644 man/smtpd.8 $(DESTDIR)$(MANDIR)/man8/smtpd.8
 	install -m 644 man/smtpd.conf.5 $(DESTDIR)$(MANDIR)/man5/smtpd.conf.5
 	if [ -f $(B)/smtpd-tls ]; then install -m 644 man/smtpd-tls.8 $(DESTDIR)$(MANDIR)/man8/smtpd-tls.8; fi
-	install -m 644 $(filter-out etc/demo.sh etc/tls,$(wildcard etc/*)) $(DESTDIR)$(DOCDIR)/examples/
+	install -m 644 $(filter-out etc/demo.sh etc/tls etc/fail2ban,$(wildcard etc/*)) $(DESTDIR)$(DOCDIR)/examples/
 	install -m 644 $(wildcard etc/tls/*) $(DESTDIR)$(DOCDIR)/examples/tls/
+	install -m 644 etc/fail2ban/filter.d/smtpd.conf $(DESTDIR)$(DOCDIR)/examples/fail2ban/filter.d/
+	install -m 644 etc/fail2ban/jail.d/smtpd.conf $(DESTDIR)$(DOCDIR)/examples/fail2ban/jail.d/
 	if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -eq 0 ] && ! getent passwd smtpd >/dev/null; then \
 	    useradd --system --no-create-home --home-dir /nonexistent \
 	        --shell /usr/sbin/nologin smtpd; fi	# the session's own account (INSTALL)
