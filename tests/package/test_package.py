@@ -86,8 +86,13 @@ def account_exists():
 
 
 def copy_tree(dst):
-    skip = shutil.ignore_patterns(".git", "build-asan", "__pycache__", ".pytest_cache",
-                                  "*.o", "*.d", "*_fuzz", "corpus*")
+    build = shutil.ignore_patterns(".git", "build-asan", "__pycache__", ".pytest_cache",
+                                   "*.o", "*.d", "*_fuzz", "corpus*")
+
+    def skip(d, names):
+        """build products; a directory named *.d (etc/fail2ban/filter.d) is source"""
+        return [n for n in build(d, names)
+                if not (n.endswith(".d") and os.path.isdir(os.path.join(d, n)))]
     shutil.copytree(ROOT, dst, ignore=skip, symlinks=True)
 
 
