@@ -18,7 +18,7 @@ B       ?= .
 SRCS = smtpd.c data.c replies.c rfc822.c queue.c maildir.c storage.c config.c \
        deliver.c users.c log.c supervisor.c worker.c proc.c peer.c proxy.c \
        aliases.c quota.c lmtp.c resolve.c route.c \
-       starttls.c tlsspawn.c spooldir.c \
+       starttls.c tlsspawn.c tls/ticket.c spooldir.c \
        filter.c filter_proto.c milter.c policy.c \
        netaddr.c dns.c dnsbl.c door.c rate.c
 OBJS = $(SRCS:%.c=$(B)/%.o)
@@ -37,15 +37,16 @@ PYTEST   = SMTPD=$(abspath $(B)/smtpd) $(PYTHON) -m pytest -q -p no:cacheprovide
 TLS_OK   := $(shell pkg-config --exists libtls 2>/dev/null && echo yes)
 TLS_LIBS := $(shell pkg-config --libs libtls 2>/dev/null)
 ENGINE   := $(if $(TLS_OK),$(B)/smtpd-tls,tls-missing)
-ENGINE_OBJS = $(B)/tls/smtpd-tls.o $(B)/tls/relay.o
+ENGINE_OBJS = $(B)/tls/smtpd-tls.o $(B)/tls/relay.o $(B)/tls/ticketcb.o
+ENGINE_PURE = $(B)/tls/ticket.o	# shared with smtpd (tlsspawn.c): libc only
 
 all: $(B)/smtpd $(ENGINE)
 
 $(B)/smtpd: $(B)/main.o $(OBJS)
 	$(CC) $(XCFLAGS) $(LDFLAGS) -o $@ $(B)/main.o $(OBJS)
 
-$(B)/smtpd-tls: $(ENGINE_OBJS)
-	$(CC) $(XCFLAGS) $(LDFLAGS) -o $@ $(ENGINE_OBJS) $(TLS_LIBS)
+$(B)/smtpd-tls: $(ENGINE_OBJS) $(ENGINE_PURE)
+	$(CC) $(XCFLAGS) $(LDFLAGS) -o $@ $(ENGINE_OBJS) $(ENGINE_PURE) $(TLS_LIBS)
 
 $(ENGINE_OBJS): XCFLAGS += $(shell pkg-config --cflags libtls 2>/dev/null)
 $(B)/config.o: XCFLAGS += -DTLS_ENGINE='"$(SBINDIR)/smtpd-tls"'

@@ -32,5 +32,7 @@ int engine_serve(const struct engine *e);
 
 /* smtpd-tls.c */
 void elog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int engine_keys_fd(void);
+void engine_keys_read(void);
 
 #endif

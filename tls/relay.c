@@ -289,7 +289,7 @@ static int up_to_net(struct relay *r)
 /* relay_wait - poll every side that can move; 0 on timeout */
 static int relay_wait(struct relay *r, long timeout)
 {
-	struct pollfd p[5];
+	struct pollfd p[6];
 	int n = 0, k;
 
 	p[n].fd = r->e->net_in, p[n++].events = r->net_want & POLLIN;
@@ -298,9 +298,15 @@ static int relay_wait(struct relay *r, long timeout)
 	p[n++].events = POLLIN;
 	p[n].fd = r->to_app, p[n++].events = r->app_want;	/* POLLERR: reader gone */
 	p[n].fd = r->e->chan, p[n++].events = POLLIN;
+	p[n].fd = engine_keys_fd(), p[n++].events = POLLIN;	/* -K: new keys */
 	do
 		k = poll(p, n, timeout * 1000);
 	while (k < 0 && errno == EINTR);
+	if (p[5].revents) {
+		engine_keys_read();
+		if (k == 1)
+			return 1;	/* nothing else moved: poll again */
+	}
 	/* a new request means the worker is done with this session: what
 	 * the client has not read yet (it is slow or gone) is dropped */
 	r->abandon = p[4].revents != 0;
