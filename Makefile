@@ -135,9 +135,11 @@ install: all
 	install -m 644 $(wildcard etc/tls/*) $(DESTDIR)$(DOCDIR)/examples/tls/
 	install -m 644 etc/fail2ban/filter.d/smtpd.conf $(DESTDIR)$(DOCDIR)/examples/fail2ban/filter.d/
 	install -m 644 etc/fail2ban/jail.d/smtpd.conf $(DESTDIR)$(DOCDIR)/examples/fail2ban/jail.d/
-	if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -eq 0 ] && ! getent passwd smtpd >/dev/null; then \
-	    useradd --system --no-create-home --home-dir /nonexistent \
-	        --shell /usr/sbin/nologin smtpd; fi	# the session's own account (INSTALL)
+	for a in smtpd smtpd-tls; do \
+	    if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -eq 0 ] && ! getent passwd $$a >/dev/null; then \
+	        useradd --system --no-create-home --home-dir /nonexistent \
+	            --shell /usr/sbin/nologin $$a; fi; \
+	done	# the session's and the TLS engine's own accounts (INSTALL)
 
 docs-check: $(B)/smtpd
 	$(PYTEST) tests/docs

@@ -155,10 +155,15 @@ def test_engine_unprivileged_and_only_on_demand(world, pki, mode):
     c.cmd("EHLO client.test", 250)
     es = engines(world)
     assert len(es) == 1, es
-    # the wrapper's engine runs as its -u account (nobody), the supervisor's as
-    # session_user (its default: the dedicated account smtpd)
-    want = pwd.getpwnam("nobody" if mode == "wrapper" else "smtpd").pw_uid
+    # the engine runs as its own account (the wrapper's -u default and the
+    # supervisor's tls_user default: smtpd-tls), never as the session's, so
+    # a session cannot signal, trace or read the process holding the key
+    want = pwd.getpwnam("smtpd-tls").pw_uid
     assert uid_of(es[0]) == [want] * 4, uid_of(es[0])
+    sessions = [p for p in L.all_pids() if p not in es and L.cmdline(p)
+                and L.cmdline(p)[0] == L.smtpd_path().encode() and uid_of(p)[0] == L.SESSION_UID]
+    assert sessions, "no session process found"
+    assert all(uid_of(p)[0] != want for p in sessions)
     c.cmd("QUIT", 221)
     c.close()
     if mode == "supervisor":
