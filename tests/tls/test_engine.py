@@ -259,3 +259,20 @@ def test_man_page_lint_clean():
     text = open(page).read()
     for opt in "cekn stTu".replace(" ", "s"):
         assert re.search(r"^\.It Fl %s\b" % opt, text, re.M), opt
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the account checks apply to root")
+@pytest.mark.parametrize("user,why", [("no-such-tls-user", "does not exist"),
+                                      ("root", "is root"),
+                                      ("smtpd", "has the uid of session_user")])
+def test_check_refuses_tls_user(world, pki, user, why):
+    s = {"tls_cert": pki.cert, "tls_key": pki.key, "tls_engine": world.engine,
+         "tls_user": user}
+    r = subprocess.run(world.argv(s, flags=["-n"]), capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "tls_user %s %s" % (user, why) in r.stderr, r.stderr
+    port = L.free_port()
+    pr = world.spawn(world.argv(s) + ["-l", "127.0.0.1:%d" % port], name="sup-bad-user")
+    assert pr.wait(20) == 111, world.log_tail()
+    world.wait_log(r"supervisor result=error reason=\"cannot start: tls_user ")
