@@ -54,6 +54,19 @@ struct relay {
 	char down[RELAY_BUF];
 };
 
+/*
+ * The client's socket as libtls reads it: OpenSSL reads a record's
+ * 5-octet header, then its body, each a read(2) of its own; here one
+ * read fills a buffer and those small reads come out of it.  A system
+ * call is dear on this kind of VM (most of the engine's CPU was kernel
+ * time), and a flight of several records now costs one.
+ */
+struct netin {
+	const struct engine *e;
+	size_t off, len;	/* unread octets: buf[off, len) */
+	unsigned char buf[RELAY_BUF + 512];	/* a whole record and its header */
+};
+
 /* now - monotonic seconds */
 static time_t now(void)
 {
@@ -63,10 +76,39 @@ static time_t now(void)
 	return ts.tv_sec;
 }
 
-/* nonblock - set O_NONBLOCK on fd */
+/* nonblock - set O_NONBLOCK on fd (our fds carry no other F_SETFL flag) */
 static void nonblock(int fd)
 {
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	fcntl(fd, F_SETFL, O_NONBLOCK);
+}
+
+/* net_read - libtls's read callback: from netin's buffer, refilled whole */
+static ssize_t net_read(struct tls *c, void *buf, size_t cap, void *arg)
+{
+	struct netin *in = arg;
+	ssize_t n;
+
+	(void)c;
+	if (in->off == in->len) {
+		n = read(in->e->net_in, in->buf, sizeof in->buf);
+		if (n <= 0)
+			return n < 0 && (errno == EAGAIN || errno == EINTR) ? TLS_WANT_POLLIN : n;
+		in->off = 0, in->len = n;
+	}
+	n = in->len - in->off < cap ? in->len - in->off : cap;
+	memcpy(buf, in->buf + in->off, n);
+	in->off += n;
+	return n;
+}
+
+/* net_write - libtls's write callback: straight to the socket */
+static ssize_t net_write(struct tls *c, const void *buf, size_t len, void *arg)
+{
+	const struct netin *in = arg;
+	ssize_t n = write(in->e->net_out, buf, len);
+
+	(void)c;
+	return n < 0 && (errno == EAGAIN || errno == EINTR) ? TLS_WANT_POLLOUT : n;
 }
 
 /* want - poll events for a libtls TLS_WANT_* result, 0 for others */
@@ -94,6 +136,7 @@ static int net_wait(const struct engine *e, short ev, time_t deadline)
 /* handshake - accept the client's TLS; NULL (reason in why) on failure */
 static struct tls *handshake(const struct engine *e, char *why, size_t cap)
 {
+	static struct netin in;	/* one session at a time */
 	struct tls *c = NULL;
 	time_t deadline = now() + e->hs_timeout;
 	int r, one = 1;
@@ -108,7 +151,8 @@ static struct tls *handshake(const struct engine *e, char *why, size_t cap)
 	 * flight, the session tickets and the first reply (delayed ACKs
 	 * cost 40 ms each otherwise); not a TCP socket: no harm */
 	setsockopt(e->net_out, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	if (tls_accept_fds(e->server, &c, e->net_in, e->net_out) < 0) {
+	in.e = e, in.off = in.len = 0;
+	if (tls_accept_cbs(e->server, &c, net_read, net_write, &in) < 0) {
 		snprintf(why, cap, "%s", tls_error(e->server));
 		return NULL;
 	}

@@ -14,6 +14,9 @@
  * that it reports as 0 becomes 1.  With a libtls that already answers
  * 1, or with LibreSSL, which takes any non-negative value as success,
  * the wrapper changes nothing.  Every other call goes straight through.
+ * While we hold the context we also ask for one TLS 1.3 ticket per full
+ * handshake instead of OpenSSL's two: an SMTP client resumes one
+ * connection at a time, and each ticket costs an encryption and a write.
  * No OpenSSL header is needed: the types stay opaque pointers.
  */
 #include <dlfcn.h>
@@ -24,6 +27,7 @@
 typedef int (*ticket_cb)(void *ssl, unsigned char *name, unsigned char *iv,
     void *cipher, void *hmac, int enc);
 typedef long (*ctrl_fn)(void *ctx, int cmd, void (*fp)(void));
+typedef int (*num_fn)(void *ctx, size_t n);	/* SSL_CTX_set_num_tickets */
 
 static ticket_cb libtls_cb;	/* one server config per engine: one callback */
 
@@ -44,8 +48,12 @@ long SSL_CTX_callback_ctrl(void *ctx, int cmd, void (*fp)(void))
 	if (!real && !(real = (ctrl_fn)dlsym(RTLD_NEXT, "SSL_CTX_callback_ctrl")))
 		return 0;
 	if (cmd == CTRL_TICKET_KEY_CB && fp) {
+		num_fn num = (num_fn)dlsym(RTLD_DEFAULT, "SSL_CTX_set_num_tickets");
+
 		libtls_cb = (ticket_cb)fp;
 		fp = (void (*)(void))wrapped;
+		if (num)	/* OpenSSL 1.1.1 and later */
+			num(ctx, 1);
 	}
 	return real(ctx, cmd, fp);
 }
