@@ -46,6 +46,7 @@ struct relay {
 	int closed;		/* we sent close_notify and FIN */
 	int broken;		/* TLS error: stop writing to the network */
 	int abandon;		/* -s: the next session's request is waiting */
+	int app_drained;	/* the last read emptied from_app: poll first */
 	short net_want;		/* poll events libtls asked for */
 	short app_want;		/* POLLOUT on to_app when down is stuck */
 	size_t uplen;		/* octets in up (application -> client) */
@@ -64,8 +65,10 @@ struct relay {
 struct netin {
 	const struct engine *e;
 	size_t off, len;	/* unread octets: buf[off, len) */
+	int drained;		/* the last read emptied the socket: poll first */
 	unsigned char buf[RELAY_BUF + 512];	/* a whole record and its header */
 };
+static struct netin netin;	/* one session at a time */
 
 /* now - monotonic seconds */
 static time_t now(void)
@@ -90,7 +93,10 @@ static ssize_t net_read(struct tls *c, void *buf, size_t cap, void *arg)
 
 	(void)c;
 	if (in->off == in->len) {
+		if (in->drained)	/* it would say EAGAIN: skip the system call */
+			return TLS_WANT_POLLIN;
 		n = read(in->e->net_in, in->buf, sizeof in->buf);
+		in->drained = n < 0 || (n > 0 && (size_t)n < sizeof in->buf);
 		if (n <= 0)
 			return n < 0 && (errno == EAGAIN || errno == EINTR) ? TLS_WANT_POLLIN : n;
 		in->off = 0, in->len = n;
@@ -130,13 +136,13 @@ static int net_wait(const struct engine *e, short ev, time_t deadline)
 	do
 		r = poll(p, 2, left * 1000);
 	while (r < 0 && errno == EINTR);
+	netin.drained = 0;
 	return r > 0;
 }
 
 /* handshake - accept the client's TLS; NULL (reason in why) on failure */
 static struct tls *handshake(const struct engine *e, char *why, size_t cap)
 {
-	static struct netin in;	/* one session at a time */
 	struct tls *c = NULL;
 	time_t deadline = now() + e->hs_timeout;
 	int r, one = 1;
@@ -151,8 +157,9 @@ static struct tls *handshake(const struct engine *e, char *why, size_t cap)
 	 * flight, the session tickets and the first reply (delayed ACKs
 	 * cost 40 ms each otherwise); not a TCP socket: no harm */
 	setsockopt(e->net_out, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	in.e = e, in.off = in.len = 0;
-	if (tls_accept_cbs(e->server, &c, net_read, net_write, &in) < 0) {
+	memset(&netin, 0, offsetof(struct netin, buf));
+	netin.e = e;
+	if (tls_accept_cbs(e->server, &c, net_read, net_write, &netin) < 0) {
 		snprintf(why, cap, "%s", tls_error(e->server));
 		return NULL;
 	}
@@ -281,9 +288,10 @@ static int app_to_up(struct relay *r)
 {
 	ssize_t n;
 
-	if (r->app_eof || r->uplen == sizeof r->up)
+	if (r->app_eof || r->uplen == sizeof r->up || r->app_drained)
 		return 0;
 	n = read(r->from_app, r->up + r->uplen, sizeof r->up - r->uplen);
+	r->app_drained = n < 0 || (n > 0 && (size_t)n < sizeof r->up - r->uplen);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return 0;
 	if (n <= 0) {
@@ -346,6 +354,7 @@ static int relay_wait(struct relay *r, long timeout)
 	do
 		k = poll(p, n, timeout * 1000);
 	while (k < 0 && errno == EINTR);
+	netin.drained = r->app_drained = 0;	/* poll said what is ready */
 	if (p[5].revents) {
 		engine_keys_read();
 		if (k == 1)
