@@ -46,6 +46,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,8 @@
 
 #include "engine.h"
 #include "ticket.h"
+
+extern char **environ;
 
 #define DEFAULT_USER	"smtpd-tls"	/* smtpd's default tls_user */
 #define KEYS_FD		4		/* -K: ticket keys from the supervisor */
@@ -119,10 +122,11 @@ static struct tls *load(const struct options *o, char *why, size_t cap)
 	struct tls_config *tc = tls_config_new();
 	struct tls *srv = tls_server();
 
+	/* the cipher list is tls_config_new()'s default, "secure": setting
+	 * it again would build and free one more SSL context per start */
 	if (!tc || !srv)
 		snprintf(why, cap, "out of memory");
 	else if (tls_config_set_protocols(tc, TLS_PROTOCOL_TLSv1_2 | TLS_PROTOCOL_TLSv1_3) < 0 ||
-	    tls_config_set_ciphers(tc, "secure") < 0 ||
 	    tls_config_set_keypair_file(tc, o->cert, o->key) < 0 ||
 	    (resumable(o) && (tls_config_set_session_lifetime(tc, o->lifetime) < 0 ||
 	    tls_config_set_session_id(tc, (const unsigned char *)SESSION_ID,
@@ -306,25 +310,44 @@ static void setfd(const char *name, int fd)
 
 	snprintf(num, sizeof num, "%d", fd);
 	if (fcntl(fd, F_SETFD, 0) < 0 || setenv(name, num, 1) < 0)
-		_exit(111);
+		die("cannot pass descriptors", strerror(errno));
 }
 
-/* run_prog - the child: socket on 0/1, SSL*FD in env, exec */
-static void run_prog(char **prog, int net, int ctl, int rd, int wr)
+/*
+ * run_prog - start the program: socket on 0/1, SSL*FD in its
+ * environment, SIGPIPE back to default.  posix_spawn (a vfork), not
+ * fork: copying this process's page tables, libcrypto's mappings and
+ * all, cost more CPU than anything else we do before the exec.
+ */
+static pid_t run_prog(char **prog, int net, int ctl, int rd, int wr)
 {
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t def;
+	pid_t pid;
+	int r;
+
+	posix_spawn_file_actions_init(&fa);
 	if (net != 0) {		/* systemd's fd 3 becomes the program's 0/1 */
-		if (dup2(net, 0) < 0 || dup2(net, 1) < 0)
-			_exit(111);
-		close(net);
+		posix_spawn_file_actions_adddup2(&fa, net, 0);
+		posix_spawn_file_actions_adddup2(&fa, net, 1);
+		posix_spawn_file_actions_addclose(&fa, net);
 		unsetenv("LISTEN_FDS"), unsetenv("LISTEN_PID"), unsetenv("LISTEN_FDNAMES");
 	}
-	setfd("SSLCTLFD", ctl);
+	setfd("SSLCTLFD", ctl);		/* we close our copies after the spawn */
 	setfd("SSLREADFD", rd);
 	setfd("SSLWRITEFD", wr);
-	signal(SIGPIPE, SIG_DFL);
-	execvp(prog[0], prog);
-	elog("tls result=failed reason=\"cannot run %s: %s\"", prog[0], strerror(errno));
-	_exit(111);
+	sigemptyset(&def);
+	sigaddset(&def, SIGPIPE);
+	posix_spawnattr_init(&attr);
+	posix_spawnattr_setsigdefault(&attr, &def);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
+	r = posix_spawnp(&pid, prog[0], &fa, &attr, prog, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	if (r != 0)
+		die("cannot run program", strerror(r));
+	return pid;
 }
 
 /* systemd_fd - 3 when systemd passed the connection (Accept=yes), else 0 */
@@ -348,10 +371,7 @@ static int wrap(struct engine *e, const struct options *o)
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0 ||
 	    pipe2(down, O_CLOEXEC) < 0 || pipe2(up, O_CLOEXEC) < 0)
 		die("cannot make pipes", strerror(errno));
-	if ((pid = fork()) < 0)
-		die("cannot fork", strerror(errno));
-	if (pid == 0)
-		run_prog(o->prog, net, sp[1], down[0], up[1]);
+	pid = run_prog(o->prog, net, sp[1], down[0], up[1]);
 	close(sp[1]), close(down[0]), close(up[1]);
 	e->net_in = e->net_out = net;
 	e->ctl = sp[0], e->to_app = down[1], e->from_app = up[0];
