@@ -96,7 +96,7 @@ static long answer(int fd, char *buf, size_t cap, const char **why)
 	size_t len = 0;
 
 	while (len < cap) {
-		long r = filter_read(fd, buf + len, cap - len, cfg.policy_timeout, 0);
+		long r = conn_read(fd, buf + len, cap - len, cfg.policy_timeout, 0);
 
 		if (r < 0) {
 			*why = errno == ETIMEDOUT ? "timeout" : errno == ECONNRESET ?
@@ -122,10 +122,10 @@ static long query(struct server *s, const char *req, size_t n, char *buf,
 
 	for (tries = 0; tries < 2; tries++) {
 		fresh = s->fd < 0;
-		if (fresh && (s->fd = filter_connect(s->spec, cfg.policy_timeout, err,
+		if (fresh && (s->fd = conn_connect(s->spec, cfg.policy_timeout, err,
 		    errcap)) < 0)
 			return -1;
-		if (filter_write(s->fd, req, n, cfg.policy_timeout) < 0) {
+		if (conn_write(s->fd, req, n, cfg.policy_timeout) < 0) {
 			why = errno == ETIMEDOUT ? "timeout" : "write error";
 			r = -2;
 		} else {
