@@ -3,13 +3,16 @@
  * connection (conn.c): their lists of addresses and default actions.
  *
  * Interface: filter_next() walks a comma list of addresses;
- * filter_default() reads a *_default_action setting and filter_fail()
+ * filter_new() allocates a session's client state when the list names
+ * any; filter_default() reads a *_default_action setting and filter_fail()
  * applies it.
  */
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "filter.h"
+#include "log.h"
 
 /* filter_next - the next item of a comma list, blanks trimmed; 0 at end */
 int filter_next(const char **list, char *item, size_t cap)
@@ -31,6 +34,19 @@ int filter_next(const char **list, char *item, size_t cap)
 	memcpy(item, p, n);
 	item[n] = '\0';
 	return 1;
+}
+
+/* filter_new - a session's client state, size octets zeroed, when the
+ * list names a filter; NULL when it names none */
+void *filter_new(const char *list, size_t size, const char *what)
+{
+	void *p;
+
+	if (!list[strspn(list, ", \t")])
+		return NULL;	/* what filter_next() skips */
+	if (!(p = calloc(1, size)))
+		fatal("%s memory", what);
+	return p;
 }
 
 /* filter_default - "tempfail" (also anything unknown), "accept", "reject" */

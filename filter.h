@@ -23,6 +23,7 @@ struct verdict {
 };
 
 int filter_next(const char **list, char *item, size_t cap);
+void *filter_new(const char *list, size_t size, const char *what);
 int filter_default(const char *setting);
 void filter_fail(struct verdict *v, int action);
 

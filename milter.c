@@ -487,21 +487,16 @@ static void m_open(struct milters *ms, struct milter *m, struct verdict *v)
 struct milters *milter_new(const char *sid, const char *client, int port)
 {
 	const char *list = cfg.milters;
-	struct milters *ms;
-	char item[CFG_STR_MAX];
+	struct milters *ms = filter_new(list, sizeof *ms, "milter");
 
-	if (!filter_next(&list, item, sizeof item))
+	if (!ms)
 		return NULL;
-	if (!(ms = calloc(1, sizeof *ms)))
-		fatal("milter memory");
 	ms->sid = sid, ms->port = port;
 	snprintf(ms->client, sizeof ms->client, "%s", client);
 	ms->deflt = filter_default(cfg.milter_default_action);
-	list = cfg.milters;
-	while (ms->n < MILTER_MAX && filter_next(&list, item, sizeof item)) {
-		snprintf(ms->m[ms->n].spec, sizeof ms->m[ms->n].spec, "%s", item);
+	while (ms->n < MILTER_MAX && filter_next(&list, ms->m[ms->n].spec,
+	    sizeof ms->m->spec))
 		ms->m[ms->n++].fd = -1;
-	}
 	return ms;
 }
 

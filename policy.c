@@ -57,21 +57,16 @@ struct policy {
 struct policy *policy_new(const char *sid, const char *client)
 {
 	const char *list = cfg.policy_services;
-	char item[CFG_STR_MAX];
-	struct policy *p;
+	struct policy *p = filter_new(list, sizeof *p, "policy");
 
-	if (!filter_next(&list, item, sizeof item))
+	if (!p)
 		return NULL;
-	if (!(p = calloc(1, sizeof *p)))
-		fatal("policy memory");
 	p->sid = sid;
 	snprintf(p->client, sizeof p->client, "%s", client);
 	p->deflt = filter_default(cfg.policy_default_action);
-	list = cfg.policy_services;
-	while (p->n < POLICY_MAX && filter_next(&list, item, sizeof item)) {
-		snprintf(p->srv[p->n].spec, sizeof p->srv[p->n].spec, "%s", item);
+	while (p->n < POLICY_MAX && filter_next(&list, p->srv[p->n].spec,
+	    sizeof p->srv->spec))
 		p->srv[p->n++].fd = -1;
-	}
 	return p;
 }
 
