@@ -16,7 +16,7 @@ SBINDIR ?= $(PREFIX)/sbin
 B       ?= .
 
 SRCS = smtpd.c data.c replies.c rfc822.c queue.c maildir.c storage.c config.c \
-       deliver.c users.c log.c supervisor.c worker.c proc.c peer.c proxy.c \
+       deliver.c users.c log.c logline.c supervisor.c worker.c proc.c peer.c proxy.c \
        aliases.c quota.c lmtp.c resolve.c route.c \
        starttls.c tlsspawn.c spooldir.c \
        conn.c filter.c filter_proto.c milter.c policy.c \
@@ -44,8 +44,9 @@ all: $(B)/smtpd $(ENGINE)
 $(B)/smtpd: $(B)/main.o $(OBJS)
 	$(CC) $(XCFLAGS) $(LDFLAGS) -o $@ $(B)/main.o $(OBJS)
 
-$(B)/smtpd-tls: $(ENGINE_OBJS)
-	$(CC) $(XCFLAGS) $(LDFLAGS) -o $@ $(ENGINE_OBJS) $(TLS_LIBS)
+# the engine's log lines go out through smtpd's own logline.c
+$(B)/smtpd-tls: $(ENGINE_OBJS) $(B)/logline.o
+	$(CC) $(XCFLAGS) $(LDFLAGS) -o $@ $(ENGINE_OBJS) $(B)/logline.o $(TLS_LIBS)
 
 $(ENGINE_OBJS): XCFLAGS += $(shell pkg-config --cflags libtls 2>/dev/null)
 $(B)/config.o: XCFLAGS += -DTLS_ENGINE='"$(SBINDIR)/smtpd-tls"'
