@@ -57,21 +57,16 @@ struct policy {
 struct policy *policy_new(const char *sid, const char *client)
 {
 	const char *list = cfg.policy_services;
-	char item[CFG_STR_MAX];
-	struct policy *p;
+	struct policy *p = filter_new(list, sizeof *p, "policy");
 
-	if (!filter_next(&list, item, sizeof item))
+	if (!p)
 		return NULL;
-	if (!(p = calloc(1, sizeof *p)))
-		fatal("policy memory");
 	p->sid = sid;
 	snprintf(p->client, sizeof p->client, "%s", client);
 	p->deflt = filter_default(cfg.policy_default_action);
-	list = cfg.policy_services;
-	while (p->n < POLICY_MAX && filter_next(&list, item, sizeof item)) {
-		snprintf(p->srv[p->n].spec, sizeof p->srv[p->n].spec, "%s", item);
+	while (p->n < POLICY_MAX && filter_next(&list, p->srv[p->n].spec,
+	    sizeof p->srv->spec))
 		p->srv[p->n++].fd = -1;
-	}
 	return p;
 }
 
@@ -96,7 +91,7 @@ static long answer(int fd, char *buf, size_t cap, const char **why)
 	size_t len = 0;
 
 	while (len < cap) {
-		long r = filter_read(fd, buf + len, cap - len, cfg.policy_timeout, 0);
+		long r = conn_read(fd, buf + len, cap - len, cfg.policy_timeout, 0);
 
 		if (r < 0) {
 			*why = errno == ETIMEDOUT ? "timeout" : errno == ECONNRESET ?
@@ -122,10 +117,10 @@ static long query(struct server *s, const char *req, size_t n, char *buf,
 
 	for (tries = 0; tries < 2; tries++) {
 		fresh = s->fd < 0;
-		if (fresh && (s->fd = filter_connect(s->spec, cfg.policy_timeout, err,
+		if (fresh && (s->fd = conn_connect(s->spec, cfg.policy_timeout, err,
 		    errcap)) < 0)
 			return -1;
-		if (filter_write(s->fd, req, n, cfg.policy_timeout) < 0) {
+		if (conn_write(s->fd, req, n, cfg.policy_timeout) < 0) {
 			why = errno == ETIMEDOUT ? "timeout" : "write error";
 			r = -2;
 		} else {

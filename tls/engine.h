@@ -5,7 +5,6 @@
 #ifndef ENGINE_H
 #define ENGINE_H
 
-#include <stdarg.h>
 #include <stddef.h>
 
 struct tls;
@@ -31,7 +30,6 @@ struct engine {
 int engine_serve(const struct engine *e);
 
 /* smtpd-tls.c */
-void elog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int engine_keys_fd(void);
 void engine_keys_read(void);
 

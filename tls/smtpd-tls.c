@@ -63,6 +63,7 @@
 
 #include "engine.h"
 #include "ticket.h"
+#include "../logline.h"
 
 extern char **environ;
 
@@ -88,20 +89,8 @@ static char log_id[17];		/* this engine's id, first on its log lines */
 static int keys_fd = -1;	/* -K: the supervisor's key channel, -1 at EOF */
 static struct tls_config *keys_conf;	/* where new ticket keys go */
 
-/* elog - one log line: "ID event key=value ..." */
-void elog(const char *fmt, ...)
-{
-	char line[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof line, fmt, ap);
-	va_end(ap);
-	if (log_stderr)
-		fprintf(stderr, "smtpd-tls[%ld]: %s %s\n", (long)getpid(), log_id, line);
-	else
-		syslog(LOG_ERR, "%s %s", log_id, line);
-}
+/* elog - one log line, "ID event key=value ...", through smtpd's logline.c */
+#define elog(fmt, ...)	log_line(log_stderr, LOG_ERR, "%s " fmt, log_id, __VA_ARGS__)
 
 /* die - log and exit 111 (temporary failure, as smtpd does) */
 static void die(const char *what, const char *why)
@@ -207,7 +196,7 @@ void engine_keys_read(void)
 		close(keys_fd);		/* the supervisor is gone: keep what we have */
 		keys_fd = -1;
 	} else if (add_keys(buf, n) < 0) {
-		elog("tls keys result=failed reason=\"malformed ticket key message\"");
+		elog("tls keys result=failed reason=\"%s\"", "malformed ticket key message");
 	}
 }
 
@@ -460,6 +449,7 @@ int main(int argc, char **argv)
 	log_stderr = o.to_stderr || o.check;
 	snprintf(log_id, sizeof log_id, "%08lX%08lX", (unsigned long)time(NULL) & 0xffffffffUL,
 	    (unsigned long)getpid() & 0xffffffffUL);
+	log_ident("smtpd-tls");
 	if (!log_stderr)
 		openlog("smtpd-tls", LOG_PID | LOG_NDELAY, LOG_MAIL);
 	signal(SIGPIPE, SIG_IGN);
