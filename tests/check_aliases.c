@@ -36,6 +36,24 @@ static int expand1(const struct alias_table *t, const char *local,
 	return n;
 }
 
+/* expands_to - local@dom expands to the leaves want lists, joined by ','
+ * (want NULL: it is no alias) */
+static void expands_to(const struct alias_table *t, const char *local, const char *dom,
+    const char *want)
+{
+	char buf[256];
+	int n = 1;
+
+	if (want == NULL) {
+		ck_assert_int_eq(expand1(t, local, dom, buf, sizeof buf), ALIAS_NONE);
+		return;
+	}
+	for (const char *p = want; *p; p++)
+		n += *p == ',';
+	ck_assert_int_eq(expand1(t, local, dom, buf, sizeof buf), n);
+	ck_assert_str_eq(buf, want);
+}
+
 static void setup(void)
 {
 	memset(&cfg, 0, sizeof cfg);
@@ -45,7 +63,6 @@ static void setup(void)
 
 START_TEST(comments_and_continuations)
 {
-	char buf[256];
 	struct alias_table *t = parse(
 	    "# role addresses\n"
 	    "postmaster: root\n"
@@ -57,46 +74,37 @@ START_TEST(comments_and_continuations)
 
 	ck_assert_msg(t != NULL, "%s", err);
 	ck_assert_uint_eq(aliases_count(t), 3);
-	ck_assert_int_eq(expand1(t, "root", "", buf, sizeof buf), 3);
-	ck_assert_str_eq(buf, "alice,bob,carol");
-	ck_assert_int_eq(expand1(t, "ABUSE", "example.org", buf, sizeof buf), 3);
-	ck_assert_str_eq(buf, "alice,bob,carol");
-	ck_assert_int_eq(expand1(t, "alice", "", buf, sizeof buf), ALIAS_NONE);
+	expands_to(t, "root", "", "alice,bob,carol");
+	expands_to(t, "ABUSE", "example.org", "alice,bob,carol");
+	expands_to(t, "alice", "", NULL);
 	aliases_free(t);
 }
 END_TEST
 
 START_TEST(domain_keys)
 {
-	char buf[256];
 	struct alias_table *t = parse(
 	    "sales@example.org: alice\n"
 	    "sales: bob\n"
 	    "info@example.net: sales@example.org, carol@example.net\n");
 
 	ck_assert_msg(t != NULL, "%s", err);
-	expand1(t, "sales", "example.org", buf, sizeof buf);
-	ck_assert_str_eq(buf, "alice");
-	expand1(t, "sales", "example.net", buf, sizeof buf);
-	ck_assert_str_eq(buf, "bob");
-	expand1(t, "Info", "EXAMPLE.NET", buf, sizeof buf);
-	ck_assert_str_eq(buf, "alice,carol");
-	ck_assert_int_eq(expand1(t, "info", "example.org", buf, sizeof buf), ALIAS_NONE);
+	expands_to(t, "sales", "example.org", "alice");
+	expands_to(t, "sales", "example.net", "bob");
+	expands_to(t, "Info", "EXAMPLE.NET", "alice,carol");
+	expands_to(t, "info", "example.org", NULL);
 	aliases_free(t);
 }
 END_TEST
 
 START_TEST(recursion_dedupe_self)
 {
-	char buf[256];
 	struct alias_table *t = parse(
 	    "a: b, c\nb: c, d\nc: Dave\nd: dave, eve\nalice: alice, bob\n");
 
 	ck_assert_msg(t != NULL, "%s", err);
-	ck_assert_int_eq(expand1(t, "a", "", buf, sizeof buf), 2);
-	ck_assert_str_eq(buf, "dave,eve");
-	ck_assert_int_eq(expand1(t, "alice", "", buf, sizeof buf), 2);
-	ck_assert_str_eq(buf, "alice,bob");
+	expands_to(t, "a", "", "dave,eve");
+	expands_to(t, "alice", "", "alice,bob");
 	aliases_free(t);
 }
 END_TEST
@@ -196,12 +204,10 @@ END_TEST
 
 START_TEST(no_newline_at_end)
 {
-	char buf[64];
 	struct alias_table *t = parse("hostmaster: alice");
 
 	ck_assert_msg(t != NULL, "%s", err);
-	expand1(t, "hostmaster", "", buf, sizeof buf);
-	ck_assert_str_eq(buf, "alice");
+	expands_to(t, "hostmaster", "", "alice");
 	aliases_free(t);
 }
 END_TEST

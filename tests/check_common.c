@@ -190,6 +190,7 @@ int main(int argc, char **argv)
 /* ---- the storage fault seam ------------------------------------------- */
 
 struct fault fault = { .max = (size_t)-1 };
+const int fault_errs[3] = { ENOSPC, EDQUOT, EIO };
 
 /* fault_arm - the nth call of kind op fails with err; counters from zero */
 void fault_arm(int op, int nth, int err)

@@ -53,6 +53,8 @@ struct fault {
 	size_t max;		/* cap on one write's length */
 };
 extern struct fault fault;
+struct fault_step { int op, nth; const char *what; };	/* a step to fail */
+extern const int fault_errs[3];		/* ENOSPC, EDQUOT, EIO */
 extern const struct storage_ops fault_ops;
 void fault_arm(int op, int nth, int err);
 

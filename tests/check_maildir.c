@@ -304,18 +304,17 @@ END_TEST
 
 /* ---- storage faults through the seam ----------------------------------- */
 
-static const struct { int op, nth; const char *what; } faults[] = {
+static const struct fault_step faults[] = {
 	{ OP_WRITE, 1, "write of the head" },
 	{ OP_WRITE, 2, "write of the body (after the head)" },
 	{ OP_FSYNC, 1, "fsync of the file" },
 	{ OP_FSYNC, 2, "fsync of new/" },
 	{ OP_RENAME, 1, "renameat tmp -> new" },
 };
-static const int errs[] = { ENOSPC, EDQUOT, EIO };
 
 START_TEST(test_storage_fault)
 {
-	size_t big = 150000, i;
+	size_t big = 150000, i, which = _i / N(fault_errs);
 	char *src = malloc(big), name[MAILDIR_NAME_MAX];
 	struct maildir_msg m;
 	int r;
@@ -324,13 +323,13 @@ START_TEST(test_storage_fault)
 	for (i = 0; i < big; i++)
 		src[i] = 'a' + i % 26;
 	m = msg(spool(src, big), 0, big, 5);
-	fault_arm(faults[_i / N(errs)].op, faults[_i / N(errs)].nth, errs[_i % N(errs)]);
+	fault_arm(faults[which].op, faults[which].nth, fault_errs[_i % N(fault_errs)]);
 	storage_set_ops(&fault_ops);
 	r = maildir_deliver(P("Maildir"), &m, "mx.test", name, sizeof name);
 	storage_set_ops(NULL);
-	ck_assert_msg(fault.hit, "fault at %s never reached", faults[_i / N(errs)].what);
+	ck_assert_msg(fault.hit, "fault at %s never reached", faults[which].what);
 	ck_assert_msg(r == fault.err, "%s failing with %s: got %d (%s)",
-	    faults[_i / N(errs)].what, strerror(fault.err), r, strerror(r));
+	    faults[which].what, strerror(fault.err), r, strerror(r));
 	if (fault.op == OP_FSYNC)
 		ck_assert_msg(fault.dir == (fault.nth == 2), "fsync #%d %s a directory",
 		    fault.nth, fault.dir ? "was" : "was not");
@@ -382,7 +381,7 @@ Suite *check_suite(void)
 	check_add(tc, tests, N(tests));
 	tcase_add_loop_test(tc, test_host_encoding, 0, N(hosts));
 	tcase_add_loop_test(tc, test_symlink_refused, 0, N(links));
-	tcase_add_loop_test(tc, test_storage_fault, 0, N(faults) * N(errs));
+	tcase_add_loop_test(tc, test_storage_fault, 0, N(faults) * N(fault_errs));
 	return s;
 }
 

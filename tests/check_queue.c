@@ -588,7 +588,7 @@ END_TEST
 /* ---- storage faults on the spool side (through the seam) ---------------- */
 
 /* the steps of spool_keep() for a memory spool, in their order */
-static const struct { int op, nth; const char *what; } spool_faults[] = {
+static const struct fault_step spool_faults[] = {
 	{ OP_WRITE, 1, "write of the data file" },
 	{ OP_FSYNC, 1, "fsync of the data file" },
 	{ OP_WRITE, 2, "write of the envelope" },
@@ -596,15 +596,14 @@ static const struct { int op, nth; const char *what; } spool_faults[] = {
 	{ OP_RENAME, 1, "rename ID.tmp -> ID.env" },
 	{ OP_FSYNC, 3, "fsync of the spool directory" },
 };
-static const int spool_errs[] = { ENOSPC, EDQUOT, EIO };
 
 /* finding 8: each step fails with each error: an error (4xx), nothing left */
 START_TEST(test_spool_fault)
 {
 	char *rcpt[] = { "bob@example.test" };
-	int which = _i / N(spool_errs), r;
+	int which = _i / N(fault_errs), r;
 
-	fault_arm(spool_faults[which].op, spool_faults[which].nth, spool_errs[_i % N(spool_errs)]);
+	fault_arm(spool_faults[which].op, spool_faults[which].nth, fault_errs[_i % N(fault_errs)]);
 	ck_assert_int_eq(spool_create(&sp, 21), 0);	/* in memory: keep writes it */
 	spool_put(&sp, MSG, strlen(MSG));
 	storage_set_ops(&fault_ops);
@@ -664,7 +663,7 @@ Suite *check_suite(void)
 	tcase_add_test(run, test_missing_data_file_deferred);
 	tcase_add_test(run, test_live_session_file_kept);
 	tcase_add_test(run, test_keep_relinks_removed_data);
-	tcase_add_loop_test(run, test_spool_fault, 0, N(spool_faults) * N(spool_errs));
+	tcase_add_loop_test(run, test_spool_fault, 0, N(spool_faults) * N(fault_errs));
 	tcase_add_loop_test(run, test_spool_stream_fault, 0, 2);
 	return s;
 }
