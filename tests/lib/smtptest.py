@@ -410,6 +410,25 @@ class Proc:
         return left
 
 
+def terminate(p, timeout=10, group=False):
+    """end a subprocess.Popen: SIGTERM (to its process group if group),
+    a bounded wait, then SIGKILL; reaped either way"""
+    def signal_it(sig):
+        try:
+            os.killpg(p.pid, sig) if group else p.send_signal(sig)
+        except OSError:
+            pass
+    if p.poll() is None:
+        signal_it(signal.SIGTERM)
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            signal_it(signal.SIGKILL)
+            p.wait(timeout=5)
+    if group:
+        kill_group(p.pid, signal.SIGKILL)       # leftovers (workers, children)
+
+
 def stop_all(timeout=5):
     """end every process any test started; returns what had to be stopped"""
     with _lock:
