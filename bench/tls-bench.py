@@ -56,21 +56,17 @@ def wait_port(port):
 # ---------------------------------------------------------------- /proc
 
 def stat(pid):
-    try:
-        s = open("/proc/%d/stat" % pid).read()
-    except OSError:
-        return None
-    f = s[s.rindex(")") + 2:].split()
-    return int(f[1]), sum(int(x) for x in f[11:15])     # ppid, u+s+cu+cs
+    """(ppid, utime + stime + cutime + cstime) of pid, or None if gone"""
+    st = S.proc_fields(pid)
+    return st and (int(st[1][1]), sum(int(x) for x in st[1][11:15]))
 
 
 def tree(root):
     kids = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            st = stat(int(d))
-            if st:
-                kids.setdefault(st[0], []).append(int(d))
+    for pid in S.all_pids():
+        st = stat(pid)
+        if st:
+            kids.setdefault(st[0], []).append(pid)
     out, todo = [], [root]
     while todo:
         p = todo.pop()

@@ -26,11 +26,7 @@ class DaemonError(Exception):
 
 def dead_udp_port():
     """a UDP port nothing listens on: a nameserver that answers nothing"""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    return servers.free_udp_port()
 
 
 def tempdir(name, owner=None):

@@ -234,10 +234,7 @@ class Smtpd:
         return S.connect(self.port, timeout=TIMEOUT)
 
     def logtext(self):
-        try:
-            return open(self.log, errors="replace").read()
-        except OSError:
-            return ""
+        return S.file_text(self.log)
 
     def queued(self):
         return sorted(f for f in os.listdir(self.spool) if f.endswith(".env")) \
