@@ -237,11 +237,4 @@ def client(port, header=b"", timeout=WAIT):
 
 def message(c, sender, rcpts, body="Subject: t\r\n\r\nhello\r\n"):
     """MAIL, RCPT..., DATA; returns the RCPT replies and the final reply"""
-    c.cmd("MAIL FROM:<%s>" % sender, 250)
-    rr = [c.cmd("RCPT TO:<%s>" % r) for r in rcpts]
-    if not any(r.code == 250 for r in rr):
-        c.cmd("RSET", 250)
-        return rr, None
-    c.cmd("DATA", 354)
-    c.send(body + ".\r\n")
-    return rr, c.reply()
+    return c.transaction(sender, rcpts, body.encode())

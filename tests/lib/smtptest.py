@@ -698,6 +698,17 @@ class Client:
         self.open_data(sender, rcpts, params, esmtp)
         return self.end_data(body_crlf, code, enh)
 
+    def transaction(self, sender, rcpts, body_crlf):
+        """MAIL (250), each RCPT whatever its answer, then DATA and the
+        message if one was accepted: (the RCPT replies, the end-of-data
+        Reply, or None when no recipient was accepted)"""
+        self.cmd("MAIL FROM:<%s>" % sender, 250)
+        rr = [self.cmd("RCPT TO:<%s>" % r) for r in rcpts]
+        if not any(r.code == 250 for r in rr):
+            return rr, None
+        self.cmd("DATA", 354)
+        return rr, self.end_data(body_crlf, code=None)
+
     def quit(self, enh="2.0.0"):
         self.cmd("QUIT", 221, enh if self.esmtp else None)
 

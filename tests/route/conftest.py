@@ -267,12 +267,7 @@ def message(subject="test", size=0, extra="", msgid=None):
 
 
 def send(c, rcpts, data, sender="sender@client.test"):
-    """MAIL, each RCPT, DATA: (list of RCPT codes, the end-of-data Reply,
-    or None when no recipient was accepted)"""
-    c.cmd("MAIL FROM:<%s>" % sender, 250)
-    codes = [c.cmd("RCPT TO:<%s>" % r).code for r in rcpts]
-    if 250 not in codes:
-        c.cmd("RSET", 250)
-        return codes, None
-    c.cmd("DATA", 354)
-    return codes, c.end_data(data, code=None)
+    """the list of RCPT codes, and the end-of-data Reply (None when no
+    recipient was accepted)"""
+    rr, end = c.transaction(sender, rcpts, data)
+    return [r.code for r in rr], end
