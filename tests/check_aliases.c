@@ -20,6 +20,15 @@ static struct alias_table *parse(const char *text)
 	return aliases_parse(text, strlen(text), "aliases", err, sizeof err);
 }
 
+/* parsed - a table from text that must parse */
+static struct alias_table *parsed(const char *text)
+{
+	struct alias_table *t = parse(text);
+
+	ck_assert_msg(t != NULL, "%s", err);
+	return t;
+}
+
 /* expand1 - expand and join the leaves with ',' into buf; the count */
 static int expand1(const struct alias_table *t, const char *local,
     const char *dom, char *buf, size_t cap)
@@ -63,7 +72,7 @@ static void setup(void)
 
 START_TEST(comments_and_continuations)
 {
-	struct alias_table *t = parse(
+	struct alias_table *t = parsed(
 	    "# role addresses\n"
 	    "postmaster: root\n"
 	    "root:  alice,   # the admin\n"
@@ -72,7 +81,6 @@ START_TEST(comments_and_continuations)
 	    "\n"
 	    "abuse : postmaster\n");
 
-	ck_assert_msg(t != NULL, "%s", err);
 	ck_assert_uint_eq(aliases_count(t), 3);
 	expands_to(t, "root", "", "alice,bob,carol");
 	expands_to(t, "ABUSE", "example.org", "alice,bob,carol");
@@ -83,12 +91,11 @@ END_TEST
 
 START_TEST(domain_keys)
 {
-	struct alias_table *t = parse(
+	struct alias_table *t = parsed(
 	    "sales@example.org: alice\n"
 	    "sales: bob\n"
 	    "info@example.net: sales@example.org, carol@example.net\n");
 
-	ck_assert_msg(t != NULL, "%s", err);
 	expands_to(t, "sales", "example.org", "alice");
 	expands_to(t, "sales", "example.net", "bob");
 	expands_to(t, "Info", "EXAMPLE.NET", "alice,carol");
@@ -99,10 +106,9 @@ END_TEST
 
 START_TEST(recursion_dedupe_self)
 {
-	struct alias_table *t = parse(
+	struct alias_table *t = parsed(
 	    "a: b, c\nb: c, d\nc: Dave\nd: dave, eve\nalice: alice, bob\n");
 
-	ck_assert_msg(t != NULL, "%s", err);
 	expands_to(t, "a", "", "dave,eve");
 	expands_to(t, "alice", "", "alice,bob");
 	aliases_free(t);
@@ -112,11 +118,10 @@ END_TEST
 START_TEST(loop_and_depth)
 {
 	char buf[256];
-	struct alias_table *t = parse("x: y\ny: z\nz: x\n"
+	struct alias_table *t = parsed("x: y\ny: z\nz: x\n"
 	    "l0: l1\nl1: l2\nl2: l3\nl3: l4\nl4: l5\nl5: l6\nl6: l7\nl7: l8\n"
 	    "l8: l9\nl9: user\n");
 
-	ck_assert_msg(t != NULL, "%s", err);
 	ck_assert_int_eq(expand1(t, "x", "", buf, sizeof buf), ALIAS_LOOP);
 	ck_assert_int_eq(expand1(t, "l0", "", buf, sizeof buf), ALIAS_DEEP);
 	ck_assert_int_eq(expand1(t, "l3", "", buf, sizeof buf), 1);
@@ -135,8 +140,7 @@ START_TEST(fanout)
 	for (i = 0; i < 90; i++)
 		snprintf(text + strlen(text), sizeof text - strlen(text), "u%d,", i);
 	strcat(text, "last\n");
-	t = parse(text);
-	ck_assert_msg(t != NULL, "%s", err);
+	t = parsed(text);
 	ck_assert_int_eq(expand1(t, "big", "", buf, sizeof buf), 91);
 	ck_assert_int_eq(aliases_expand(t, "big", "", out, 3), ALIAS_WIDE);
 	aliases_free(t);
@@ -204,9 +208,8 @@ END_TEST
 
 START_TEST(no_newline_at_end)
 {
-	struct alias_table *t = parse("hostmaster: alice");
+	struct alias_table *t = parsed("hostmaster: alice");
 
-	ck_assert_msg(t != NULL, "%s", err);
 	expands_to(t, "hostmaster", "", "alice");
 	aliases_free(t);
 }
