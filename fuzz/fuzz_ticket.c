@@ -15,11 +15,9 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct ticket_key k[TICKET_MAX];
-	unsigned char rec[TICKET_REC], *h = malloc(size ? size : 1);
+	unsigned char rec[TICKET_REC], *h = fuzz_heap(data, size);
 	int n, i, j;
 
-	CHECK(h != NULL);
-	memcpy(h, data, size);
 	n = ticket_parse(h, size, k);
 	CHECK(n == -1 || (n >= 1 && n <= TICKET_MAX));
 	CHECK(n == -1 || size == (size_t)n * TICKET_REC);
