@@ -1198,10 +1198,14 @@ class World:
         self.clients.append(c)
         return c, p
 
-    def cli(self, *args, extra=None, timeout=TIMEOUT):
+    def cli(self, *args, extra=None, timeout=TIMEOUT, log=False):
         """smtpd -e ARGS -o k=v... (-q, -n ...) run to its end with no
-        input: (exit status, stdout, stderr) as text (not in the log)"""
+        input: (exit status, stdout, stderr) as text; stderr also into
+        the log if log"""
         rc, out, err = self.run_direct(b"", extra, ("-e",) + args, timeout)
+        if log:
+            with open(self.log_path, "ab") as f:
+                f.write(err)
         return rc, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
     def client(self, greet=True, ehlo="client.test", **kw):
