@@ -3,9 +3,6 @@ smtptest.py World (virtual users alice and bob, a spool, a log file),
 made by the shared T fixture, with smtpd run inetd style on a socketpair
 and as a command-line tool on the same spool."""
 import os
-import socket
-import subprocess
-import time
 
 import pytest
 
@@ -28,30 +25,18 @@ class AdminWorld(S.World):
                     os.chown(d, S.MAIL_UID, S.MAIL_GID)
 
     def run(self, *args, timeout=30):
-        """smtpd with our settings and args; (exit status, stdout, stderr)"""
-        rc, out, err = S.run(self.argv() + list(args), timeout=timeout)
-        with open(self.log_path, "a") as f:
-            f.write(err)
-        return rc, out, err
+        """smtpd with our settings and args; (exit status, stdout, stderr),
+        stderr also in the log"""
+        return self.cli(*args, timeout=timeout, log=True)
 
     def session(self, script, timeout=20):
         """one inetd-style session fed `script` (bytes); the replies"""
-        a, b = socket.socketpair()
-        with open(self.log_path, "ab") as logf:
-            p = subprocess.Popen(self.argv(), stdin=b, stdout=b, stderr=logf,
-                                 env=self.environ())
-            b.close()
-            a.settimeout(timeout)
-            a.sendall(script)
-            out = b""
-            deadline = time.time() + timeout
-            while time.time() < deadline:
-                chunk = a.recv(65536)
-                if not chunk:
-                    break
-                out += chunk
-            a.close()
-            p.wait(timeout=timeout)
+        c, p = self.pair_session()
+        c.set_timeout(timeout)
+        c.send(script)
+        out = c.read_to_eof(timeout)
+        c.close()
+        p.wait(timeout=timeout)
         return out.decode("utf-8", "replace")
 
     def logtext(self):

@@ -3,40 +3,33 @@ trusted networks, slow clients, fail2ban).
 
 A real dnsmasq (Debian's, tests/lib/servers.py) on a free loopback port
 with its own configuration (dnsmasq.conf.in), started once for the suite;
-smtpd's prefork supervisor started per test with its own settings; the
-shared raw SMTP client (smtptest.Client) with a PROXY v1/v2 header sent
-first, so a trusted test client (127.0.0.1) speaks for any address.  Every wait is bounded; everything
-started is stopped, also when a test fails.  Loopback only.
+smtpd's prefork supervisor (smtptest.World.serve) started per test with
+its own settings; the shared raw SMTP client (smtptest.Client) with a
+PROXY v1/v2 header sent first, so a trusted test client (127.0.0.1)
+speaks for any address.  Every wait is bounded; everything started is
+stopped, also when a test fails.  Loopback only.
 
-smtpd logs to stderr; the harness writes each line into a log file with a
-timestamp and host in front, as rsyslog writes /var/log/mail.log, so
-fail2ban-regex can read it.
+smtpd logs to stderr, into the world's log; syslog_copy() writes it with
+a timestamp and host in front of each line, as rsyslog writes
+/var/log/mail.log, so fail2ban-regex can read it.
 """
 import datetime
 import os
-import re
 import shutil
 import socket
 import struct
-import subprocess
-import tempfile
 import threading
-import time
 
 import pytest
 
 import servers
 import smtptest as S  # tests/lib, on the path by tests/conftest.py
-from smtptest import free_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-SMTPD = os.path.abspath(os.environ.get("SMTPD", os.path.join(ROOT, "smtpd")))
-HOST = "mx.test"
-DOMAIN = "example.test"
 WAIT = 15                       # seconds any single network wait may take
-IS_ROOT = os.geteuid() == 0
-MAIL_UID, MAIL_GID = (65534, 65534) if IS_ROOT else (os.getuid(), os.getgid())
+# smtpd's settings here, beside smtptest.World's: the checks at the door
+# (reverse DNS, the held greeting) at smtpd's defaults unless a test says
+DOOR = {"queue_interval": "0", "workers": "2", "rdns": None, "greet_wait": None}
 
 
 # ---------------------------------------------------------------- DNS
@@ -89,122 +82,32 @@ def dns(tmp_path_factory):
 
 # ---------------------------------------------------------------- smtpd
 
-class Smtpd:
-    """one prefork supervisor on 127.0.0.1:port with its own world"""
-
-    def __init__(self, tmp, settings):
-        self.dir = tmp
-        os.chmod(self.dir, 0o755)
-        self.log_path = os.path.join(tmp, "mail.log")
-        self.users = {}
-        home = os.path.join(tmp, "home")
-        os.mkdir(home, 0o755)
-        with open(os.path.join(tmp, "users"), "w") as f:
-            for n in ("alice", "bob"):
-                h = os.path.join(home, n)
-                os.mkdir(h, 0o755)
-                if IS_ROOT:
-                    os.chown(h, MAIL_UID, MAIL_GID)
-                self.users[n] = os.path.join(h, "Maildir")
-                f.write("%s:%d:%d:%s\n" % (n, MAIL_UID, MAIL_GID, self.users[n]))
-        os.chmod(os.path.join(tmp, "users"), 0o644)
-        self.settings = {
-            "hostname": HOST, "local_domains": DOMAIN,
-            "virtual_users": os.path.join(tmp, "users"),
-            "spool_dir": os.path.join(tmp, "spool"), "postmaster": "alice",
-            "queue_interval": "0", "workers": "2",
-        }
-        if IS_ROOT:
-            self.settings["session_user"] = "nobody"
-        self.settings.update({k: str(v) for k, v in settings.items()})
-        self.lines = []
-        self.lock = threading.Lock()
-        self.proc = None
-        self.start()
-
-    def start(self):
-        for _ in range(5):
-            self.port = free_port()
-            argv = [SMTPD, "-e", "-l", "127.0.0.1:%d" % self.port]
-            for k, v in self.settings.items():
-                argv += ["-o", "%s=%s" % (k, v)]
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                         cwd=self.dir, start_new_session=True)
-            self.reader = threading.Thread(target=self._read, daemon=True)
-            self.reader.start()
-            if self.wait_log(r"supervisor (?:result=)?started", 10, fail=False):
-                return
-            S.terminate(self.proc, group=True)
-        raise RuntimeError("smtpd did not start:\n" + self.log_tail())
-
-    def _read(self):
-        """copy stderr into the log, each line stamped as rsyslog does"""
-        with open(self.log_path, "ab") as f:
-            for raw in self.proc.stderr:
-                line = raw.decode("utf-8", "replace").rstrip("\n")
-                stamp = datetime.datetime.now(datetime.timezone.utc).astimezone()
-                f.write(("%s %s %s\n" % (stamp.isoformat(timespec="microseconds"),
-                                         "mx", line)).encode())
-                f.flush()
-                with self.lock:
-                    self.lines.append(line)
-
-    def log(self):
-        with self.lock:
-            return "\n".join(self.lines)
-
-    def log_tail(self, n=40):
-        with self.lock:
-            return "\n".join(self.lines[-n:])
-
-    def count(self, pattern):
-        return len(re.findall(pattern, self.log(), re.M))
-
-    def wait_log(self, pattern, timeout=WAIT, count=1, fail=True):
-        end = time.time() + timeout
-        while time.time() < end:
-            if self.count(pattern) >= count:
-                return True
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        if fail:
-            raise AssertionError("log never had %d x %r; tail:\n%s" %
-                                 (count, pattern, self.log_tail()))
-        return False
-
-    def maildir_files(self, user):
-        new = os.path.join(self.users[user], "new")
-        if not os.path.isdir(new):
-            return []
-        return [open(os.path.join(new, f), "rb").read() for f in sorted(os.listdir(new))]
-
-    def stop(self):
-        if self.proc:
-            S.terminate(self.proc, group=True)
-            self.reader.join(5)
-
-
 @pytest.fixture
-def smtpd():
-    """smtpd(settings) -> a started Smtpd; stopped and removed after the test
-    (its own temp directory, readable by the unprivileged session_user)"""
+def smtpd(request):
+    """smtpd(settings) -> a smtptest.World (alice, bob) served by its prefork
+    supervisor on a free port (serve(): .port, .sup); stopped and removed
+    after the test"""
     started = []
 
     def start(**settings):
-        d = tempfile.mkdtemp(prefix="smtpd-door-")
-        started.append(d)
-        s = Smtpd(d, settings)
-        started.append(s)
-        return s
+        w = S.World(request.node.name, make_spool=False, settings=dict(DOOR, **settings))
+        started.append(w)
+        return w.serve()
     yield start
-    for s in started:
-        if isinstance(s, Smtpd):
-            s.stop()
-    for d in started:
-        if isinstance(d, str):
-            shutil.rmtree(d, ignore_errors=True)
+    for w in started:
+        w.stop()
+        w.cleanup()
+
+
+def syslog_copy(srv):
+    """srv's log as rsyslog writes /var/log/mail.log, each line after a
+    timestamp and a host name, so that fail2ban-regex reads it; its path"""
+    stamp = datetime.datetime.now(datetime.timezone.utc).astimezone()
+    path = srv.path("mail.log")
+    with open(path, "w") as f:
+        for line in srv.log().splitlines():
+            f.write("%s mx %s\n" % (stamp.isoformat(timespec="microseconds"), line))
+    return path
 
 
 # ---------------------------------------------------------------- client

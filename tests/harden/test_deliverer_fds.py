@@ -6,23 +6,20 @@ its own channel: fd 2 becomes /dev/null when it is a socket, and every
 other descriptor is closed (close_range), also ones above 63.
 """
 import os
-import socket
-import subprocess
 
-from conftest import SMTPD, TIMEOUT, Client, wait_for
+import smtptest as S
 
 
-def children(pid):
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open("/proc/%s/stat" % d) as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        out.append(int(d))
-            except (OSError, IndexError, ValueError):
-                pass
-    return out
+def blocked_in_a_call(pid):
+    """pid sleeps inside a system call (a fresh deliverer: waiting for
+    its first request, its start-up done)"""
+    st = S.proc_stat(pid)
+    try:
+        with open("/proc/%d/syscall" % pid) as f:
+            call = f.read().split()[0]
+    except (OSError, IndexError):
+        return False
+    return st is not None and st[0] == "S" and call not in ("running", "-1")
 
 
 def fd_links(pid):
@@ -37,27 +34,23 @@ def fd_links(pid):
 
 
 def test_deliverer_holds_no_connection_descriptor(world):
-    ours, theirs = socket.socketpair()
     spare = os.open("/dev/zero", os.O_RDONLY)
     os.dup2(spare, 70)                        # inherited, above 63
     os.close(spare)
     try:
-        p = subprocess.Popen(world.argv(log="syslog"), stdin=theirs, stdout=theirs, stderr=theirs,
-                             pass_fds=(70,), env=dict(os.environ, TCPREMOTEIP="192.0.2.7"))
+        c, p = world.pair_session({"log": "syslog"}, inetd_stderr=True, pass_fds=(70,))
     finally:
         os.close(70)
-    theirs.close()
-    world.procs.append(p)
-    c = Client(ours)
-    assert c.reply().startswith("220")
+    c.greeting()
     conn = fd_links(p.pid)[0]
     assert conn.startswith("socket:")
-    assert wait_for(lambda: children(p.pid), timeout=TIMEOUT)
-    (deliverer,) = children(p.pid)
+    assert S.wait_until(lambda: S.children(p.pid), S.TIMEOUT)
+    (deliverer,) = S.children(p.pid)
+    assert S.wait_until(lambda: blocked_in_a_call(deliverer), S.TIMEOUT)
     links = fd_links(deliverer)
     assert conn not in links.values(), "deliverer holds the client socket: %r" % links
     assert links[2] == "/dev/null", links
     extra = [l for n, l in links.items() if n > 2]
     assert len(extra) == 1 and extra[0].startswith("socket:"), links   # its channel
     c.cmd("QUIT", 221)
-    p.wait(timeout=TIMEOUT)
+    p.wait(timeout=S.TIMEOUT)

@@ -11,12 +11,12 @@ copy for the recipient and an empty spool.
 """
 import os
 import shutil
-import subprocess
 import time
 
 import pytest
 
-from conftest import IS_ROOT, wait_for, greet
+import smtptest as S
+from conftest import greet
 
 SLOW = {"spool_memory": "0", "data_timeout": "1", "cmd_timeout": "1",
         "queue_retry": "1"}
@@ -24,9 +24,9 @@ SLOW = {"spool_memory": "0", "data_timeout": "1", "cmd_timeout": "1",
 
 def slow_message(world, queue_run_at=4.0, length=5.0):
     """the audit's session: a queue run in the middle of a slow DATA"""
-    os.makedirs(os.path.join(world.dir, "elsewhere"))
-    os.symlink(os.path.join(world.dir, "elsewhere"), os.path.join(world.dir, "bob", "Maildir"))
-    c, p = world.session()
+    os.makedirs(world.path("elsewhere"))
+    os.symlink(world.path("elsewhere"), world.maildir("bob"))
+    c, p = world.pair_session()
     greet(c)
     c.cmd("MAIL FROM:<sender@example.org>", 250)
     c.cmd("RCPT TO:<alice@example.test>", 250)
@@ -39,15 +39,14 @@ def slow_message(world, queue_run_at=4.0, length=5.0):
         time.sleep(0.25)
         if ran is None and time.time() - start > queue_run_at:
             # the old cleaner: "stale by mtime"; runs while we keep sending
-            ran = subprocess.Popen(world.argv("-q"), stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            ran = world.spawn(world.argv(flags=("-e", "-q")), name="queue run")
     c.send("\r\n.\r\n")
     r = c.reply()
     c.cmd("QUIT", 221)
     c.close()
     p.wait(timeout=20)
-    assert ran is not None and ran.wait(timeout=20) == 0
-    return r
+    assert ran is not None and ran.wait(20) == 0
+    return r.text
 
 
 def queue_id(reply):
@@ -61,14 +60,14 @@ def test_slow_session_keeps_its_data_file(world):
     qid = queue_id(r)
     assert qid in world.spool_files(), "data file removed during the session"
     assert qid + ".env" in world.spool_files()
-    assert len(world.maildir("alice")) == 1
-    os.unlink(os.path.join(world.dir, "bob", "Maildir"))
+    assert len(world.files("alice")) == 1
+    os.unlink(world.maildir("bob"))
     time.sleep(1.2)
-    assert world.run("-q").returncode == 0
-    body = world.message("bob")
+    assert world.cli("-q")[0] == 0
+    (body,) = world.messages("bob")
     assert b"Subject: slow\n\n" + b"x" * 10 in body
     assert world.spool_files() == []
-    assert "lost" not in world.log_text()
+    assert "lost" not in world.log()
 
 
 STEPS = ["openat", "flock", "read", "sendmsg", "recvmsg", "write", "fsync",
@@ -76,7 +75,7 @@ STEPS = ["openat", "flock", "read", "sendmsg", "recvmsg", "write", "fsync",
 
 
 def snapshot(world, qid):
-    saved = os.path.join(world.dir, "saved")
+    saved = world.path("saved")
     os.mkdir(saved)
     for name in (qid, qid + ".env"):
         shutil.copy2(os.path.join(world.spool, name), saved)
@@ -92,15 +91,15 @@ def restore(world, saved):
         shutil.copy2(os.path.join(saved, name), world.spool)
         st = os.stat(os.path.join(saved, name))
         os.chown(os.path.join(world.spool, name), st.st_uid, st.st_gid)
-    shutil.rmtree(os.path.join(world.dir, "bob", "Maildir"), ignore_errors=True)
+    shutil.rmtree(world.maildir("bob"), ignore_errors=True)
 
 
 def settle(world, qid):
     """clean queue runs until the message is gone (bounded)"""
     def done():
-        world.run("-q")
+        world.cli("-q")
         return qid + ".env" not in world.spool_files()
-    assert wait_for(done, timeout=20, step=0.5), world.spool_files()
+    assert S.wait_until(done, 20, 0.5), world.spool_files()
 
 
 @pytest.mark.skipif(not shutil.which("strace"), reason="strace missing")
@@ -110,7 +109,7 @@ def test_queue_runner_killed_at_each_step(world):
     r = slow_message(world)
     assert r.startswith("250"), r
     qid = queue_id(r)
-    os.unlink(os.path.join(world.dir, "bob", "Maildir"))
+    os.unlink(world.maildir("bob"))
     saved = snapshot(world, qid)
     time.sleep(1.2)
     kills = 0
@@ -118,15 +117,15 @@ def test_queue_runner_killed_at_each_step(world):
         for n in range(1, 40):
             restore(world, saved)
             cmd = ["strace", "-f", "-o", "/dev/null", "-e",
-                   "inject=%s:signal=SIGKILL:when=%d" % (call, n)] + world.argv("-q")
-            rc = subprocess.run(cmd, capture_output=True, timeout=30).returncode
-            killed = rc != 0
+                   "inject=%s:signal=SIGKILL:when=%d" % (call, n)]
+            cmd += world.argv(flags=("-e", "-q"))
+            killed = S.run(cmd, timeout=30)[0] != 0
             settle(world, qid)
-            copies = world.maildir("bob")
+            copies = world.files("bob")
             assert len(copies) == 1, "%s #%d: bob has %r" % (call, n, copies)
             assert qid not in world.spool_files(), "%s #%d: data left" % (call, n)
             if not killed:
                 break
             kills += 1
     assert kills > 20
-    assert "lost" not in world.log_text()
+    assert "lost" not in world.log()

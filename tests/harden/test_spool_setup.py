@@ -15,23 +15,24 @@ import time
 
 import pytest
 
-from conftest import IS_ROOT, MAIL_UID, session_account
+import smtptest as S
+from smtptest import MAIL_UID, SESSION_UID
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-pytestmark = pytest.mark.skipif(not IS_ROOT, reason="spool ownership needs root")
+pytestmark = pytest.mark.skipif(not S.IS_ROOT, reason="spool ownership needs root")
 
 
 def start(world, **opts):
     """one start that sets the spool up (a queue run); its exit code"""
-    return world.run("-q", **opts).returncode
+    return world.cli("-q", extra=opts)[0]
 
 
 def test_new_spool_belongs_to_the_session_account(world):
     assert start(world) == 0
     st = os.lstat(world.spool)
     assert stat.S_ISDIR(st.st_mode)
-    assert st.st_uid == session_account().pw_uid
+    assert st.st_uid == SESSION_UID
     assert stat.S_IMODE(st.st_mode) == 0o700
 
 
@@ -39,7 +40,7 @@ def test_existing_spool_fixed_by_descriptor(world):
     os.mkdir(world.spool, 0o755)          # root's, too open for mail
     assert start(world) == 0
     st = os.lstat(world.spool)
-    assert st.st_uid == session_account().pw_uid
+    assert st.st_uid == SESSION_UID
     assert stat.S_IMODE(st.st_mode) == 0o700
 
 
@@ -48,9 +49,9 @@ def test_world_writable_spool_refused(world):
     os.chmod(world.spool, 0o777)          # anyone could have planted envelopes
     assert start(world) == 111
     assert stat.S_IMODE(os.lstat(world.spool).st_mode) == 0o777
-    r = world.run("-n")
-    assert r.returncode == 1
-    assert b"unsafe spool" in r.stderr and b"writable by others" in r.stderr
+    rc, _out, err = world.cli("-n")
+    assert rc == 1
+    assert "unsafe spool" in err and "writable by others" in err
 
 
 def test_spool_of_another_owner_refused(world):
@@ -58,41 +59,41 @@ def test_spool_of_another_owner_refused(world):
     os.chown(world.spool, MAIL_UID, MAIL_UID)
     assert start(world) == 111
     assert os.lstat(world.spool).st_uid == MAIL_UID
-    r = world.run("-n")
-    assert r.returncode == 1 and b"owned by uid %d" % MAIL_UID in r.stderr
+    rc, _out, err = world.cli("-n")
+    assert rc == 1 and "owned by uid %d" % MAIL_UID in err
 
 
 def test_spool_symlink_refused(world):
-    target = os.path.join(world.dir, "root-only")
+    target = world.path("root-only")
     os.mkdir(target, 0o700)
     os.symlink(target, world.spool)
     assert start(world) == 111
     assert os.lstat(target).st_uid == 0
-    assert b"unsafe spool" in world.run("-n").stderr
+    assert "unsafe spool" in world.cli("-n")[2]
 
 
 def test_parent_writable_by_others_refused(world):
-    parent = os.path.join(world.dir, "shared")
+    parent = world.path("shared")
     os.mkdir(parent)
     os.chmod(parent, 0o1777)              # spool_dir=/tmp/... by mistake
     spool = os.path.join(parent, "spool")
     assert start(world, spool_dir=spool) == 111
     assert not os.path.exists(spool)
-    r = world.run("-n", spool_dir=spool)
-    assert r.returncode == 1 and b"parent" in r.stderr
+    rc, _out, err = world.cli("-n", extra={"spool_dir": spool})
+    assert rc == 1 and "parent" in err
 
 
 def test_chown_race_never_reaches_a_root_file(world):
     """the audit's race: the spool swapped for a symlink while root starts"""
-    parent = os.path.join(world.dir, "shared")
+    parent = world.path("shared")
     os.mkdir(parent)
     os.chmod(parent, 0o777)
     spool = os.path.join(parent, "spool")
-    secret = os.path.join(world.dir, "secret")
+    secret = world.path("secret")
     with open(secret, "w") as f:
         f.write("root only\n")
     os.chmod(secret, 0o600)
-    exe = os.path.join(world.dir, "swapper")
+    exe = world.path("swapper")
     subprocess.run(["cc", "-O2", "-o", exe, os.path.join(HERE, "swapper.c")],
                    check=True, timeout=60)
     attacker = subprocess.Popen([exe, spool, secret, str(MAIL_UID)])
@@ -110,14 +111,11 @@ def test_chown_race_never_reaches_a_root_file(world):
 
 
 def test_default_session_user_is_dedicated(world):
-    opts = dict(world.opts)
-    del opts["session_user"]
-    world.opts = opts
-    r = world.run("-n")
-    assert b"session_user = smtpd\n" in r.stdout
+    del world.settings["session_user"]
+    assert "session_user = smtpd\n" in world.cli("-n")[1]
 
 
 def test_check_refuses_nobody(world):
-    r = world.run("-n", session_user="nobody")
-    assert r.returncode == 1
-    assert b"session_user nobody" in r.stderr
+    rc, _out, err = world.cli("-n", extra={"session_user": "nobody"})
+    assert rc == 1
+    assert "session_user nobody" in err

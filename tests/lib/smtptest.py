@@ -3,11 +3,13 @@
 World: one test's temp world: Maildir owners' homes, a virtual users file,
 a spool, a log file, the settings smtpd runs with; smtpd started inetd
 style (a TCP listener that runs `smtpd -e` per connection with the socket
-as stdin and stdout, or on pipes), as a prefork supervisor (`smtpd -l`),
-or anything else (Proc: its own process group, stopped with its group).
+as stdin and stdout, one session on a socketpair, or on pipes), as a
+prefork supervisor (`smtpd -l`; serve() makes it the world's server), run
+to its end (cli: -q, -n), or anything else (Proc: its own process group,
+stopped with its group).
 
 Client: the one raw SMTP client: send bytes, read replies (pipelining,
-raw bytes, half-close), nothing hidden.
+raw bytes, half-close, the server's close), nothing hidden.
 
 Also: Maildir reading and the stored-message checks, log waits and the
 log patterns every suite asserts (LOG, in one place: the log format
@@ -651,6 +653,15 @@ class Client:
         got, self.buf = self.buf, b""
         return got
 
+    def at_eof(self, timeout=5):
+        """True when the server closes the connection within timeout
+        seconds (what arrives before is read and dropped)"""
+        try:
+            self.read_to_eof(timeout)
+        except TestFailure:
+            return False
+        return True
+
     def nothing_pending(self, wait=0.3):
         """True if nothing is unread and no byte (and no EOF) arrives within wait"""
         try:
@@ -907,12 +918,15 @@ class World:
             self.settings["session_user"] = SESSION_USER
         self.settings.update(settings or {})
         self.settings.update(opts or {})
+        # a setting given as None is left out (smtpd's default)
+        self.settings = {k: v for k, v in self.settings.items() if v is not None}
         self.extra_env = dict(env or {})
         if tcpremoteip:
             self.extra_env["TCPREMOTEIP"] = tcpremoteip
         self.procs = []             # inetd sessions (Popen), in accept order
         self.clients = []
         self.lsock = self.thread = self.port = None
+        self.sup = None             # the supervisor serve() started
         self.stop_ev = threading.Event()
         self.spawn_errors = []
 
@@ -972,6 +986,10 @@ class World:
         """poll until user's new/ holds at least n files (bounded); read_new"""
         wait_until(lambda: len(self.files(user)) >= n, timeout, 0.05)
         return self.read_new(user)
+
+    def messages(self, user="alice"):
+        """the contents of every file in user's new/, sorted by name"""
+        return [d for _fn, d in self.read_new(user)]
 
     def find_token(self, tok, user="alice", skip=()):
         """the stored files (but those named in skip) holding tok"""
@@ -1068,7 +1086,7 @@ class World:
     def log_count(self, pattern):
         return len(re.findall(pattern, self.log(), re.M))
 
-    def wait_log(self, pattern, timeout=10, count=1):
+    def wait_log(self, pattern, timeout=TIMEOUT, count=1):
         """wait until pattern (regex) matches count times in the log"""
         rx = re.compile(pattern, re.M)
         found = wait_until(lambda: len(rx.findall(self.log())) >= count, timeout, 0.05)
@@ -1114,6 +1132,12 @@ class World:
                 break
         raise TestFailure("supervisor did not start; log:\n" + self.log_tail())
 
+    def serve(self, extra=None, **kw):
+        """the world's server: a supervisor (supervisor()) in self.sup,
+        its port in self.port; stopped by stop()"""
+        self.sup, self.port = self.supervisor(extra, **kw)
+        return self
+
     def stop_supervisor(self, sup, timeout=10):
         """SIGTERM; exit status 0 within timeout; no process of its group left"""
         sup.kill(signal.SIGTERM)
@@ -1157,8 +1181,36 @@ class World:
             finally:
                 conn.close()
 
+    def pair_session(self, extra=None, env=None, inetd_stderr=False, pass_fds=()):
+        """one smtpd -e on a socketpair, inetd style: the socket on fds 0
+        and 1, fd 2 the log (the socket too if inetd_stderr, as inetd
+        does); (its Client, greeting unread; its Popen)"""
+        ours, theirs = socket.socketpair()
+        try:
+            with open(self.log_path, "ab") as log:
+                p = subprocess.Popen(self.argv(extra), stdin=theirs, stdout=theirs,
+                                     stderr=theirs if inetd_stderr else log,
+                                     env=self.environ(env), pass_fds=pass_fds, close_fds=True)
+        finally:
+            theirs.close()
+        self.procs.append(p)
+        c = Client(sock=ours)
+        self.clients.append(c)
+        return c, p
+
+    def cli(self, *args, extra=None, timeout=TIMEOUT, log=False):
+        """smtpd -e ARGS -o k=v... (-q, -n ...) run to its end with no
+        input: (exit status, stdout, stderr) as text; stderr also into
+        the log if log"""
+        rc, out, err = self.run_direct(b"", extra, ("-e",) + args, timeout)
+        if log:
+            with open(self.log_path, "ab") as f:
+                f.write(err)
+        return rc, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+
     def client(self, greet=True, ehlo="client.test", **kw):
-        """a Client of the inetd listener, greeted and after EHLO unless told not"""
+        """a Client of the inetd listener (or of serve()'s supervisor),
+        greeted and after EHLO unless told not"""
         c = connect(self.port, greet=greet, ehlo=ehlo, **kw)
         self.clients.append(c)
         return c
@@ -1193,6 +1245,9 @@ class World:
     def stop(self):
         for c in self.clients:
             c.close()
+        if self.sup:
+            self.sup.stop()
+            self.sup = None
         self.stop_ev.set()
         if self.thread:
             self.thread.join(timeout=5)

@@ -3,6 +3,8 @@ users, a private Dovecot (IMAP, LMTP, quota, Sieve) from a temp config
 dir (tests/lib/servers.py), smtpd supervisors on free loopback ports, and
 the shared SMTP client (smtptest.Client).
 
+smtpd: smtptest.World (Smtpd, made by smtpd_factory) started as a
+supervisor by its serve().
 Runs as root (system users, Dovecot delivering as them); skipped otherwise.
 Every wait is bounded; everything started is stopped, also on failure.
 """
@@ -17,14 +19,16 @@ import pytest
 
 import servers
 import smtptest as S  # tests/lib, on the path by tests/conftest.py
-from smtptest import free_port, wait_until
+from smtptest import DOMAIN, free_port, wait_until
 
-SMTPD = S.smtpd_path()
-DOMAIN = "example.test"
 LDOMAIN = "lmtp.test"          # a domain delivered over LMTP
 TIMEOUT = 20
 USERS = ("rtalice", "rtbob", "rtquota")     # real people: uid >= 1000, own home
 PASSWORD = "secret"
+# smtpd's settings here (beside smtptest.World's): system users, no
+# virtual ones; no queue runs but the tests' own
+ROUTE = {"local_domains": "%s,%s" % (DOMAIN, LDOMAIN), "postmaster": "rtalice",
+         "virtual_users": None, "queue_interval": "0", "workers": "2"}
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -181,24 +185,17 @@ def dovecot(base, users):
 
 # -------------------------------------------------------------------- smtpd
 
-class Smtpd:
-    """one smtpd supervisor on a free port, with its own spool and log"""
+class Smtpd(S.World):
+    """a World for the system users: no virtual users, its own aliases
+    file (postmaster: rtalice until a test writes another); serve()
+    starts its supervisor on a free port"""
 
-    def __init__(self, d, *opts):
-        self.d = d
-        os.makedirs(d, exist_ok=True)
-        os.chmod(d, 0o755)
-        self.port = free_port()
-        self.spool = os.path.join(d, "spool")
-        self.log = os.path.join(d, "smtpd.log")
-        self.aliases = os.path.join(d, "aliases")
-        if not os.path.exists(self.aliases):
-            self.write_aliases("postmaster: rtalice\n")
-        self.opts = ["hostname=mx.test", "local_domains=%s,%s" % (DOMAIN, LDOMAIN),
-                     "spool_dir=" + self.spool, "session_user=smtpd",
-                     "postmaster=rtalice", "queue_interval=0", "workers=2",
-                     "aliases=" + self.aliases] + list(opts)
-        self.proc = None
+    def __init__(self, name, opts):
+        settings = dict(ROUTE, **dict(o.split("=", 1) for o in opts))
+        super().__init__(name, users=(), make_spool=False, settings=settings)
+        self.aliases = self.path("aliases")
+        self.settings.setdefault("aliases", self.aliases)
+        self.write_aliases("postmaster: rtalice\n")
 
     def write_aliases(self, text):
         tmp = self.aliases + ".tmp"
@@ -207,52 +204,25 @@ class Smtpd:
         os.chmod(tmp, 0o644)
         os.rename(tmp, self.aliases)
 
-    def args(self):
-        return [a for o in self.opts for a in ("-o", o)]
-
-    def start(self):
-        self.proc = S.Proc([SMTPD, "-e"] + self.args() + ["-l", "127.0.0.1:%d" % self.port],
-                           self.log, name="smtpd")
-        if not S.wait_listen(self.port, timeout=TIMEOUT, proc=self.proc):
-            raise AssertionError("smtpd did not listen on %d: %s" % (self.port, self.logtext()))
-        return self
-
-    def stop(self):
-        if self.proc:
-            self.proc.stop(timeout=15)
-            self.proc = None
-
-    def cli(self, *args):
-        """smtpd -e OPTS ARGS: (status, stdout, stderr)"""
-        r = run([SMTPD, "-e"] + self.args() + list(args))
-        with open(self.log, "a") as f:
-            f.write(r.stderr)
-        return r.returncode, r.stdout, r.stderr
-
-    def client(self):
-        """the shared client (smtptest.Client), greeted and after EHLO"""
-        return S.connect(self.port, timeout=TIMEOUT)
-
-    def logtext(self):
-        return S.file_text(self.log)
-
     def queued(self):
         return sorted(f for f in os.listdir(self.spool) if f.endswith(".env")) \
             if os.path.isdir(self.spool) else []
 
 
 @pytest.fixture
-def smtpd_factory(base, request):
+def smtpd_factory(request):
+    """smtpd_factory("key=value", ...): an Smtpd (World) with these
+    settings, stopped and removed after the test"""
     made = []
 
     def make(*opts):
-        d = tempfile.mkdtemp(prefix="s-", dir=base)
-        s = Smtpd(d, *opts)
+        s = Smtpd(request.node.name, opts)
         made.append(s)
         return s
     yield make
     for s in made:
         s.stop()
+        s.cleanup()
 
 
 def message(subject="test", size=0, extra="", msgid=None):

@@ -22,7 +22,7 @@ def test_expansion_and_recursion(users, smtpd_factory):
     empty_maildir(alice), empty_maildir(bob)
     s = smtpd_factory()
     s.write_aliases(ROLE)
-    s.start()
+    s.serve()
     for rcpt, want in (("abuse", (1, 0)), ("hostmaster", (2, 0)), ("Root", (3, 0)),
                        ("sales", (4, 1)), ("team", (5, 2))):
         c = s.client()
@@ -49,13 +49,13 @@ def test_expansion_and_recursion(users, smtpd_factory):
 def test_loop_refused(users, smtpd_factory):
     s = smtpd_factory()
     s.write_aliases("postmaster: rtalice\nping: pong\npong: ping\n")
-    s.start()
+    s.serve()
     c = s.client()
     c.cmd("MAIL FROM:<x@client.test>", 250)
     r = c.cmd("RCPT TO:<ping@%s>" % DOMAIN)
     c.quit()
     assert (r.code, r.enh()) == (451, "4.3.5")
-    assert "alias name=ping result=rejected reason=loop" in s.logtext()
+    assert "alias name=ping result=rejected reason=loop" in s.log()
     status, out, err = s.cli("-n")
     assert status != 0
     assert "%s:2: alias ping loops back to itself" % s.aliases in err
@@ -96,7 +96,7 @@ def test_live_edit_and_broken_edit(users, smtpd_factory):
     empty_maildir(bob)
     s = smtpd_factory()
     s.write_aliases("postmaster: rtalice\n")
-    s.start()
+    s.serve()
     c = s.client()
     c.cmd("MAIL FROM:<x@client.test>", 250)
     c.cmd("RCPT TO:<helpdesk@%s>" % DOMAIN, 550)
@@ -115,7 +115,7 @@ def test_live_edit_and_broken_edit(users, smtpd_factory):
     c.quit()
     assert codes == [250] and r.code == 250
     assert len(maildir_files(bob)) == 2
-    log = s.logtext()
+    log = s.log()
     assert "aliases file=%s result=rejected" % s.aliases.replace("-", "-") in log or \
         "result=rejected kept=2" in log, log[-2000:]
     assert ":3: program targets" in log

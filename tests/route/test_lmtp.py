@@ -16,7 +16,7 @@ def lmtp_opts(dv, spec=None):
 
 def test_sieve_files_message(users, dovecot, smtpd_factory):
     empty_maildir(users["rtalice"])
-    s = smtpd_factory(*lmtp_opts(dovecot)).start()
+    s = smtpd_factory(*lmtp_opts(dovecot)).serve()
     c = s.client()
     codes, r = send(c, ["rtalice@" + LDOMAIN],
                                message("[sieve] filed", msgid="<sieve-1@client.test>"))
@@ -31,7 +31,7 @@ def test_sieve_files_message(users, dovecot, smtpd_factory):
 
 
 def test_rcpt_checked_by_lmtp_server(users, dovecot, smtpd_factory):
-    s = smtpd_factory(*lmtp_opts(dovecot)).start()
+    s = smtpd_factory(*lmtp_opts(dovecot)).serve()
     c = s.client()
     c.cmd("MAIL FROM:<sender@client.test>", 250)
     r = c.cmd("RCPT TO:<nobody-here@%s>" % LDOMAIN)
@@ -49,7 +49,7 @@ def test_rcpt_checked_by_lmtp_server(users, dovecot, smtpd_factory):
 def test_tcp_spec_and_alias(users, dovecot, smtpd_factory):
     s = smtpd_factory(*lmtp_opts(dovecot, "lmtp:127.0.0.1:%d" % dovecot.lport))
     s.write_aliases("postmaster: rtalice\nhelp@lmtp.test: rtbob\n")
-    s.start()
+    s.serve()
     c = s.client()
     codes, r = send(c, ["help@" + LDOMAIN],
                             message("via tcp", msgid="<tcp-1@client.test>"))
@@ -63,7 +63,7 @@ def test_dovecot_down_then_queue(users, base, smtpd_factory):
     try:
         alice = users["rtalice"]
         empty_maildir(alice)
-        s = smtpd_factory(*lmtp_opts(dv)).start()
+        s = smtpd_factory(*lmtp_opts(dv)).serve()
         # down at RCPT: 451 4.4.1, nothing kept
         dv.stop()
         c = s.client()
@@ -101,8 +101,8 @@ def test_dovecot_down_then_queue(users, base, smtpd_factory):
 
 def test_two_smtpd_one_dovecot(users, dovecot, smtpd_factory):
     n = 15
-    a = smtpd_factory(*lmtp_opts(dovecot)).start()
-    b = smtpd_factory(*lmtp_opts(dovecot)).start()
+    a = smtpd_factory(*lmtp_opts(dovecot)).serve()
+    b = smtpd_factory(*lmtp_opts(dovecot)).serve()
     errors = []
 
     def feed(s, tag):

@@ -6,7 +6,7 @@ from conftest import DOMAIN, empty_maildir, maildir_files, message, send
 
 
 def test_service_accounts_refused(users, smtpd_factory):
-    s = smtpd_factory().start()
+    s = smtpd_factory().serve()
     c = s.client()
     c.cmd("MAIL FROM:<sender@client.test>", 250)
     for name in ("daemon", "nobody", "man", "mail", "bin", "sys", "www-data",
@@ -20,8 +20,8 @@ def test_service_accounts_refused(users, smtpd_factory):
     assert s.queued() == []
     assert [f for f in os.listdir(s.spool) if not f.startswith(".")] == []
     assert not os.path.exists(os.path.join(users["rtnohome"].pw_dir))
-    assert "to=<daemon@example.test> result=rejected" in s.logtext() or \
-        "daemon@example.test" in s.logtext()
+    assert "to=<daemon@example.test> result=rejected" in s.log() or \
+        "daemon@example.test" in s.log()
 
 
 def hundred_forms():
@@ -53,7 +53,7 @@ def test_hundred_forms_one_copy(users, smtpd_factory):
     s = smtpd_factory("recipient_delimiter=+", "catchall=%s:rtalice" % DOMAIN)
     s.write_aliases("postmaster: rtalice\n" +
                     "".join("al%d: rtalice\n" % i for i in range(0, 200, 6)))
-    s.start()
+    s.serve()
     c = s.client()
     forms = hundred_forms()
     assert len(set(forms)) == 100
@@ -74,7 +74,7 @@ def test_subaddress_folder_read_over_imap(users, dovecot, smtpd_factory):
     empty_maildir(alice)
     dovecot.doveadm("mailbox", "create", "-u", "rtalice", "lists")
     assert os.path.isdir(os.path.join(alice.pw_dir, "Maildir", ".lists"))
-    s = smtpd_factory("recipient_delimiter=+").start()
+    s = smtpd_factory("recipient_delimiter=+").serve()
     c = s.client()
     codes, r = send(c, ["rtalice+lists@" + DOMAIN],
                             message("for the list", msgid="<lists-1@client.test>"))
@@ -93,7 +93,7 @@ def test_hostile_tags_go_to_inbox(users, smtpd_factory):
     md = os.path.join(alice.pw_dir, "Maildir")
     os.makedirs(os.path.join(alice.pw_dir, "x"), exist_ok=True)
     before = sorted(os.listdir(md))
-    s = smtpd_factory("recipient_delimiter=+").start()
+    s = smtpd_factory("recipient_delimiter=+").serve()
     tags = ['"rtalice+../x"', '"rtalice+."', "rtalice+a/b", '"rtalice+/etc"',
             '"rtalice+a..b"', "rtalice+UPPER", '"rtalice+\\x01"', "rtalice+&Jjo-"]
     for t in tags:
@@ -112,7 +112,7 @@ def test_hostile_tags_go_to_inbox(users, smtpd_factory):
 
 
 def test_catchall_off_by_default(users, smtpd_factory):
-    s = smtpd_factory().start()
+    s = smtpd_factory().serve()
     c = s.client()
     c.cmd("MAIL FROM:<sender@client.test>", 250)
     c.cmd("RCPT TO:<nosuchuser@%s>" % DOMAIN, 550)
@@ -122,7 +122,7 @@ def test_catchall_off_by_default(users, smtpd_factory):
 def test_loop_by_mailbox(users, smtpd_factory):
     alice = users["rtalice"]
     empty_maildir(alice)
-    s = smtpd_factory("recipient_delimiter=+").start()
+    s = smtpd_factory("recipient_delimiter=+").serve()
     for dto in ("RTALICE@example.test", "rtalice+x@EXAMPLE.TEST", "postmaster@example.test"):
         c = s.client()
         codes, r = send(c, ["rtalice@" + DOMAIN],

@@ -35,7 +35,7 @@ def test_quota_with_dovecot(users, dovecot, smtpd_factory):
     limits, used, count = maildirsize(q)
     assert limits == "20480S,3C", limits
     assert (used, count) == (0, 0)
-    s = smtpd_factory().start()
+    s = smtpd_factory().serve()
 
     # under the limit: delivered, and counted the way Dovecot counts
     for i in range(2):
