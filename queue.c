@@ -521,8 +521,14 @@ static void run_one(struct deliverer *d, const char *id, int fd, time_t now,
 	    give_up(d, id, data))
 		e.n = 0;
 	if (e.n == 0) {
-		unlink(path);
-		spool_path(path, sizeof path, id, ".env");
+		/* the envelope first: a run killed between the two leaves a
+		 * data file without one, which clean_one() removes when stale;
+		 * the other order left an envelope whose data was gone, and a
+		 * "lost" notice for a message that had been delivered */
+		char env[CFG_STR_MAX + QID_MAX + 8];
+
+		spool_path(env, sizeof env, id, ".env");
+		unlink(env);
 		unlink(path);
 	} else if (write_env(id, e.arrival, e.attempts + 1,
 	    now + backoff(e.attempts + 1), e.rcpt, e.n, why) != 0) {
@@ -741,13 +747,13 @@ int queue_delete(const char *id)
 	}
 	if ((fd = open_env(id)) < 0)
 		return -1;	/* absent, or a queue run has it now */
-	spool_path(path, sizeof path, id, "");
-	unlink(path);
-	spool_path(path, sizeof path, id, ".env");
+	spool_path(path, sizeof path, id, ".env");	/* envelope first, as in run_one */
 	if (unlink(path) < 0) {
 		close(fd);
 		return -1;
 	}
+	spool_path(path, sizeof path, id, "");
+	unlink(path);
 	fsync_dir();
 	close(fd);
 	logmsg(LOG_NOTICE, "%s deleted result=removed reason=\"by the administrator\"", id);
