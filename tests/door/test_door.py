@@ -180,7 +180,7 @@ def test_zone_that_never_answers_times_out(smtpd, dns):
         c = client(srv.port, proxy_v1(addr))
         assert c.reply().code == 220
         took = time.time() - t0
-        assert 1.5 <= took < 6, "greeting after %.1f s (dnsbl_timeout=2)" % took
+        assert 1.5 <= took < 15, "greeting after %.1f s (dnsbl_timeout=2)" % took
         c.cmd("EHLO client.test", 250)
         c.cmd("MAIL FROM:<s@remote.test>", 250)
         assert c.cmd("RCPT TO:<alice@example.test>").code == code
@@ -191,10 +191,12 @@ def test_zone_that_never_answers_times_out(smtpd, dns):
 
 
 def test_servfail_is_not_a_listing(smtpd, dns):
-    srv = door(smtpd, dns, dnsbl_sites="servfail.test*5, bl.test*3", dnsbl_timeout=4)
+    # a timeout far above any load's delay: the bound below proves the
+    # greeting did not wait for it without racing the machine's load
+    srv = door(smtpd, dns, dnsbl_sites="servfail.test*5, bl.test*3", dnsbl_timeout=30)
     t0 = time.time()
     c = session(srv, "192.0.2.9")
-    assert time.time() - t0 < 3, "the greeting waited for the timeout"
+    assert time.time() - t0 < 20, "the greeting waited for the timeout"
     c.cmd("MAIL FROM:<s@remote.test>", 250)
     c.cmd("RCPT TO:<alice@example.test>", 250)
     c.cmd("QUIT", 221)
@@ -216,10 +218,10 @@ def test_rdns_missing_weight(smtpd, dns):
 
 
 def test_trusted_network_skips_the_door(smtpd, dns):
-    srv = door(smtpd, dns, trusted_networks="127.0.0.0/8, 192.0.2.0/28", greet_wait=5)
+    srv = door(smtpd, dns, trusted_networks="127.0.0.0/8, 192.0.2.0/28", greet_wait=30)
     t0 = time.time()
     c = session(srv, "192.0.2.7")               # listed, but trusted
-    assert time.time() - t0 < 3, "trusted client's greeting was held"
+    assert time.time() - t0 < 20, "trusted client's greeting was held"
     rr, end = message(c, "s@remote.test", ["alice@example.test"])
     assert end.code == 250
     c.cmd("QUIT", 221)
@@ -255,7 +257,7 @@ def test_pregreet_talker_refused_patient_client_served(smtpd, dns):
     c = client(srv.port, proxy_v2("192.0.2.8"))
     r = c.reply()
     took = time.time() - t0
-    assert r.text == "220 mx.test ESMTP smtpd" and 1.8 <= took < 6, (r, took)
+    assert r.text == "220 mx.test ESMTP smtpd" and 1.8 <= took < 15, (r, took)
     c.cmd("EHLO patient.test", 250)
     rr, end = message(c, "s@remote.test", ["alice@example.test"])
     assert end.code == 250
@@ -264,11 +266,11 @@ def test_pregreet_talker_refused_patient_client_served(smtpd, dns):
 
 
 def test_pregreet_multiline_banner(smtpd, dns):
-    srv = door(smtpd, dns, dnsbl_sites="", greet_wait=2, greet_multiline=1)
+    srv = door(smtpd, dns, dnsbl_sites="", greet_wait=8, greet_multiline=1)
     c = client(srv.port, proxy_v1("192.0.2.9"))
     t0 = time.time()
     assert c.line() == b"220-mx.test ESMTP smtpd"
-    assert time.time() - t0 < 1.5
+    assert time.time() - t0 < 6, "the teaser line waited for greet_wait"
     c.send("EHLO after.teaser\r\n")        # answers the first line: a bot
     assert c.line() == b"554 5.5.1 Protocol error"
     c.read_to_eof(5)
@@ -434,7 +436,7 @@ def test_data_rate_too_low(smtpd):
     r = c.reply(timeout=10)
     took = time.time() - t0
     assert r.text == "421 4.4.2 mx.test Data rate too low, closing connection", r
-    assert 1.5 <= took < 8, took
+    assert 1.5 <= took < 20, took
     srv.wait_log(r"lost client=127\.0\.0\.1 reason=data-rate stage=data$")
     assert srv.messages("alice") == []
     # BDAT: a chunk that trickles in is cut off the same way
