@@ -1104,7 +1104,7 @@ static void greet(struct session *s)
 }
 
 /* session_run - one SMTP session on in/out; returns the exit status */
-int session_run(int in, int out, const char *id, const char *addr,
+int session_run(int in, int out, const char *id, const char *addr, int port,
     struct deliverer *d)
 {
 	char line[CMDLINE_MAX + 1], helo[DOMAIN_MAX * 4 + 1];
@@ -1117,7 +1117,7 @@ int session_run(int in, int out, const char *id, const char *addr,
 	log_set_id(s->id);
 	fcntl(out, F_SETFL, fcntl(out, F_GETFL) | O_NONBLOCK);
 	logmsg(LOG_INFO, "%s connect client=%s", s->id, s->addr);
-	s->milter = milter_new(s->id, s->addr, 0);
+	s->milter = milter_new(s->id, s->addr, port);
 	s->policy = policy_new(s->id, s->addr);
 	greet(s);
 	while (s->state != S_QUIT) {
