@@ -10,10 +10,14 @@
  * session.  Milters are the `milters` setting's list, asked in order;
  * the first that rejects wins.
  *
- * Connections are opened lazily at the first MAIL of a session (and
- * again at the next MAIL after a failure): negotiate (O), then the
- * connect (C) and HELO (H) stages are replayed, so a connect- or
- * HELO-stage refusal is answered at MAIL.  After the end of data the
+ * Connections open at session start (milter_connect: negotiate (O),
+ * connect (C)) and again at the next MAIL after a failure, when the
+ * connect and HELO (H) stages are replayed.  A connect-stage refusal is
+ * the session's: smtpd greets, then answers every command but QUIT,
+ * NOOP and RSET with it; a HELO-stage refusal is the reply to that
+ * HELO/EHLO.  After STARTTLS the HELO stage carries the TLS macros
+ * ({tls_version}, {cipher}, {cipher_bits}, {cert_subject} and
+ * {cert_issuer} where the engine gives them).  After the end of data the
  * spooled message is streamed back to each milter: T, one L per header
  * field (our own Received: first, as milters expect), N, the body in
  * B chunks of at most 65,535 octets with CR LF line ends, E.
@@ -79,6 +83,11 @@ struct milters {
 	char client[64];	/* client address text */
 	int port;		/* client port, 0 if unknown */
 	char helo[DOMAIN_MAX + 1];	/* last HELO/EHLO name, "" before */
+	char tls_version[TLS_TOKEN_MAX];	/* "" before STARTTLS */
+	char cipher[TLS_TOKEN_MAX];
+	char cipher_bits[16];
+	char cert_subject[TLS_DN_MAX];	/* "" when the engine gave none */
+	char cert_issuer[TLS_DN_MAX];
 	int deflt;		/* FD_* from milter_default_action */
 	int n;			/* milters in m[] */
 	struct milter m[MILTER_MAX];
@@ -449,6 +458,26 @@ static char family(const char *addr)
 	return strchr(addr, ':') ? '6' : strchr(addr, '.') ? '4' : 'U';
 }
 
+/*
+ * ask_helo - the HELO stage for one milter, with the TLS macros once
+ * STARTTLS is on (a macro the engine did not give is left out)
+ */
+static void ask_helo(struct milters *ms, struct milter *m, struct verdict *v)
+{
+	const char *all[] = { "{tls_version}", ms->tls_version, "{cipher}", ms->cipher,
+		"{cipher_bits}", ms->cipher_bits, "{cert_subject}", ms->cert_subject,
+		"{cert_issuer}", ms->cert_issuer };
+	const char *kv[10];
+	int i, n = 0;
+
+	for (i = 0; i < 10 && ms->tls_version[0]; i += 2)
+		if (all[i + 1][0])
+			kv[2 * n] = all[i], kv[2 * n + 1] = all[i + 1], n++;
+	mp_begin(&ms->pkt, MC_HELO);
+	mp_str(&ms->pkt, ms->helo);
+	ask(ms, m, &st_helo, kv, n, v);
+}
+
 /* m_open - connect, negotiate, replay connect and HELO; v: the verdict */
 static void m_open(struct milters *ms, struct milter *m, struct verdict *v)
 {
@@ -478,9 +507,7 @@ static void m_open(struct milters *ms, struct milter *m, struct verdict *v)
 	ask(ms, m, &st_conn, conn, 6, v);
 	if (v->kind != FV_CONTINUE || m->fd < 0 || !ms->helo[0])
 		return;
-	mp_begin(&ms->pkt, MC_HELO);
-	mp_str(&ms->pkt, ms->helo);
-	ask(ms, m, &st_helo, NULL, 0, v);
+	ask_helo(ms, m, v);
 }
 
 /* milter_new - the session's milter state; NULL when none are set */
@@ -505,19 +532,66 @@ struct milters *milter_new(const char *sid, const char *client, int port)
 	return ms;
 }
 
-/* milter_helo - remember the name; tell milters already connected */
-void milter_helo(struct milters *ms, const char *helo)
+/* refused - does a verdict end the stage for everyone? */
+static int refused(const struct verdict *v)
 {
-	struct verdict v;
+	return v->kind == FV_REJECT || v->kind == FV_TEMPFAIL || v->kind == FV_DISCARD;
+}
+
+/*
+ * gate - a connect- or HELO-stage verdict as the session takes it: a
+ * milter's reject or tempfail stands; accept and discard go on, and so
+ * does a milter that failed (closed: the next MAIL tries it again and
+ * gives milter_default_action there)
+ */
+static void gate(const struct milter *m, struct verdict *v)
+{
+	if ((v->kind != FV_REJECT && v->kind != FV_TEMPFAIL) || m->fd < 0)
+		v->kind = FV_CONTINUE, v->text[0] = '\0';
+}
+
+/*
+ * milter_connect - at session start: open each milter in order (connect
+ * stage); v: the first refusal, which holds for the whole session
+ */
+void milter_connect(struct milters *ms, struct verdict *v)
+{
 	int i;
 
+	v->kind = FV_CONTINUE, v->text[0] = '\0';
+	for (i = 0; ms && i < ms->n && !refused(v); i++) {
+		m_open(ms, &ms->m[i], v);
+		gate(&ms->m[i], v);
+	}
+}
+
+/* milter_tls - STARTTLS is on: what the next HELO stage tells milters */
+void milter_tls(struct milters *ms, const struct tls_info *ti)
+{
+	if (!ms)
+		return;
+	snprintf(ms->tls_version, sizeof ms->tls_version, "%s", ti->protocol);
+	snprintf(ms->cipher, sizeof ms->cipher, "%s", ti->cipher);
+	snprintf(ms->cipher_bits, sizeof ms->cipher_bits, "%d", ti->bits);
+	snprintf(ms->cert_subject, sizeof ms->cert_subject, "%s", ti->subject);
+	snprintf(ms->cert_issuer, sizeof ms->cert_issuer, "%s", ti->issuer);
+}
+
+/*
+ * milter_helo - remember the name, ask the milters that are open; v: the
+ * first refusal, the reply to this HELO/EHLO
+ */
+void milter_helo(struct milters *ms, const char *helo, struct verdict *v)
+{
+	int i;
+
+	v->kind = FV_CONTINUE, v->text[0] = '\0';
 	if (!ms)
 		return;
 	snprintf(ms->helo, sizeof ms->helo, "%s", helo);
-	for (i = 0; i < ms->n; i++) {
-		mp_begin(&ms->pkt, MC_HELO);
-		mp_str(&ms->pkt, ms->helo);
-		ask(ms, &ms->m[i], &st_helo, NULL, 0, &v);	/* answered at MAIL */
+	for (i = 0; i < ms->n && !refused(v); i++) {
+		ask_helo(ms, &ms->m[i], v);
+		gate(&ms->m[i], v);
 	}
 }
 
@@ -547,12 +621,6 @@ static void envelope_packet(struct mpkt *p, int cmd, const char *arg, char *addr
 		snprintf(word, sizeof word, "%.*s", (int)strcspn(q, " "), q);
 		mp_str(p, word);
 	}
-}
-
-/* refused - does a verdict end the stage for everyone? */
-static int refused(const struct verdict *v)
-{
-	return v->kind == FV_REJECT || v->kind == FV_TEMPFAIL || v->kind == FV_DISCARD;
 }
 
 /* milter_mail - MAIL: open what is closed, then ask each in order */

@@ -99,6 +99,7 @@ struct session {
 	struct starttls tls;	/* the TLS engine and what it negotiated */
 	struct milters *milter;	/* milter client, NULL when none are set */
 	struct policy *policy;	/* policy client, NULL when none are set */
+	struct verdict gate;	/* a milter's connect-stage refusal; never reset */
 	struct txn t;		/* current transaction; reset by txn_reset */
 	size_t inpos, inlen;	/* unread input is inbuf[inpos, inlen) */
 	size_t outlen;		/* octets waiting in outbuf */
@@ -385,6 +386,8 @@ static enum reply_id filter_reply(struct session *s, const struct verdict *v,
 static void hello(struct session *s, char *arg, int esmtp)
 {
 	char name[DOMAIN_MAX * 4 + 1];
+	struct verdict v;
+	enum reply_id r;
 
 	if (!rfc822_helo(arg, esmtp)) {
 		reply(s, R_SYNTAX);
@@ -393,7 +396,11 @@ static void hello(struct session *s, char *arg, int esmtp)
 	txn_reset(s);
 	rfc822_safe(s->helo, sizeof s->helo, arg, strlen(arg));
 	s->esmtp = esmtp;
-	milter_helo(s->milter, s->helo);
+	milter_helo(s->milter, s->helo, &v);
+	if ((r = filter_reply(s, &v, R_MILTER_REJECT, R_MILTER_TEMP)) != R_OKAY) {
+		reply(s, r, v.text);	/* the state stays: another HELO may pass */
+		return;
+	}
 	set_state(s, S_READY);
 	log_escape(name, sizeof name, arg, strlen(arg));
 	logmsg(LOG_INFO, "%s %s client=%s name=%s", s->id, esmtp ? "ehlo" : "helo",
@@ -656,6 +663,7 @@ static void cmd_starttls(struct session *s, char *arg)
 	txn_reset(s);
 	s->helo[0] = '\0';
 	set_state(s, S_GREET);
+	milter_tls(s->milter, &s->tls.info);
 	logmsg(LOG_INFO, "%s starttls client=%s protocol=%s cipher=%s bits=%d", s->id,
 	    s->addr, s->tls.info.protocol, s->tls.info.cipher, s->tls.info.bits);
 }
@@ -1052,7 +1060,11 @@ static void dispatch(struct session *s, char *line, size_t len)
 	for (c = commands; c->verb; c++)
 		if (strlen(c->verb) == vlen && strncasecmp(line, c->verb, vlen) == 0)
 			break;
-	if (!(c->states & s->state))
+	if (s->gate.kind != FV_CONTINUE && c->fn != cmd_quit && c->fn != cmd_noop &&
+	    c->fn != cmd_rset && c->fn != cmd_bdat)	/* BDAT must eat its chunk */
+		reply(s, filter_reply(s, &s->gate, R_MILTER_REJECT, R_MILTER_TEMP),
+		    s->gate.text);
+	else if (!(c->states & s->state))
 		reply(s, R_SEQUENCE);
 	else
 		c->fn(s, arg);
@@ -1099,6 +1111,7 @@ static void greet(struct session *s)
 		lost(s, LINE_EOF);
 		break;
 	default:
+		milter_connect(s->milter, &s->gate);	/* a refusal: see dispatch */
 		reply(s, R_GREETING, cfg.hostname);
 	}
 }

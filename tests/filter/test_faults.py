@@ -7,6 +7,7 @@ import struct
 import pytest
 
 import daemons
+import smtptest as S
 from conftest import client, send, message, log, stored
 from fakes import FakeMilter, FakePolicy, packet
 
@@ -299,3 +300,75 @@ def test_policy_action_map(world, fake, answer, code, enh):
     env = world(opts(policy_services=p.spec))
     rr, _end = send(env, message("map"))
     assert rr[0].code == code and rr[0].enh() == enh, rr[0]
+
+
+# ------------------------------------------------- connect and HELO stages
+
+def test_client_port_macro_and_connect_packet(world, fake):
+    """{client_port} and the connect packet carry the client's real port"""
+    f = fake()
+    env = world(opts(milters=f.spec))
+    c = S.Client(env.port)
+    port = c.sock.getsockname()[1]
+    c.greeting()
+    c.cmd("EHLO client.example", 250)
+    c.cmd("QUIT", 221)
+    c.close()
+    [conn] = [d for _i, cmd, d in f.seen if cmd == b"C"]
+    host, rest = conn.split(b"\x00", 1)
+    assert rest[:1] == b"4" and struct.unpack(">H", rest[1:3])[0] == port, conn
+    macros = b"".join(d for _i, cmd, d in f.seen if cmd == b"D")
+    assert b"{client_port}\x00%d\x00" % port in macros, macros
+
+
+@pytest.mark.parametrize("answer,code,enh,text", [
+    ([packet(b"r")], 550, "5.7.1", "Command rejected"),
+    ([packet(b"t")], 451, "4.7.1", "try again later"),
+    ([packet(b"y", b"554 5.7.1 not from you\x00")], 554, "5.7.1", "not from you"),
+])
+def test_connect_refusal_holds_for_the_session(world, fake, answer, code, enh, text):
+    """greeting 220, then every command but QUIT, NOOP, RSET gets the refusal"""
+    f = fake(lambda m, i, c, d: answer if c == b"C" else None)
+    env = world(opts(milters=f.spec))
+    c = S.Client(env.port)
+    c.greeting(220)
+    for line in ("EHLO client.example", "HELO client.example", "MAIL FROM:<a@remote.example>",
+                 "RCPT TO:<alice@example.test>", "DATA", "VRFY alice", "STARTTLS"):
+        r = c.cmd(line, code)
+        assert text in r.text, (line, r)
+    c.cmd("NOOP", 250)
+    c.cmd("RSET", 250)
+    c.cmd("QUIT", 221)
+    c.close()
+    env.assert_nothing_stored()
+    assert "stage=connect result=" in log(env)
+    assert f.commands() == [b"O", b"D", b"C", b"Q"] or b"M" not in f.commands()
+
+
+def test_helo_refusal_is_the_helo_reply(world, fake):
+    """the reply to HELO/EHLO carries the refusal; another name may pass"""
+    def helo(m, i, c, d):
+        if c == b"H" and d.startswith(b"bad."):
+            return [packet(b"y", b"550 5.7.1 bad helo\x00")]
+    f = fake(helo)
+    env = world(opts(milters=f.spec))
+    c = S.Client(env.port)
+    c.greeting()
+    r = c.cmd("EHLO bad.example", 550, "5.7.1")
+    assert "bad helo" in r.text
+    c.cmd("MAIL FROM:<a@remote.example>", 503)     # no HELO yet
+    c.cmd("EHLO good.example", 250)
+    c.cmd("MAIL FROM:<a@remote.example>", 250)
+    c.cmd("QUIT", 221)
+    c.close()
+    assert "stage=helo result=reject" in log(env)
+
+
+def test_helo_tempfail(world, fake):
+    f = fake(lambda m, i, c, d: [packet(b"t")] if c == b"H" else None)
+    env = world(opts(milters=f.spec))
+    c = S.Client(env.port)
+    c.greeting()
+    c.cmd("HELO client.example", 451)
+    c.cmd("QUIT", 221)
+    c.close()
