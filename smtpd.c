@@ -508,7 +508,7 @@ static enum reply_id filter_rcpt(struct session *s, const char *arg,
     const char *addr, struct verdict *v)
 {
 	struct policy_req rq = { s->helo, s->t.sender, addr, s->esmtp, 0,
-		s->t.nrcpt, s->seq };
+		s->t.nrcpt, s->seq, NULL };
 	enum reply_id r;
 
 	policy_rcpt(s->policy, &rq, v);
@@ -899,6 +899,25 @@ static void log_message(struct session *s, enum reply_id r, const char *text)
 	    elapsed(&t->start));
 }
 
+/*
+ * filter_data - after the end of data: the policy servers asked then
+ * (policy_data_services), then the milters; the reply id, R_OKAY to go on
+ */
+static enum reply_id filter_data(struct session *s, struct verdict *v)
+{
+	struct txn *t = &s->t;
+	struct policy_req rq = { s->helo, t->sender, t->nrcpt == 1 ?
+		strchr(t->rcpt[0], ' ') + 1 : "", s->esmtp, (long)t->data.octets,
+		t->nrcpt, s->seq, t->spool.id };
+	enum reply_id r;
+
+	policy_data(s->policy, &rq, v);
+	if ((r = filter_reply(s, v, R_POLICY_REJECT, R_POLICY_TEMP)) != R_OKAY)
+		return r;
+	milter_message(s->milter, &t->spool, v);
+	return filter_reply(s, v, R_MILTER_REJECT, R_MILTER_TEMP);
+}
+
 /* data_end - turn the transaction's outcome into exactly one reply */
 static void data_end(struct session *s)
 {
@@ -908,10 +927,8 @@ static void data_end(struct session *s)
 
 	if (r == R_OKAY && spool_flush(&t->spool) != 0)
 		r = storage_reply(t->spool.err);
-	if (r == R_OKAY && !t->discard) {
-		milter_message(s->milter, &t->spool, &v);
-		r = filter_reply(s, &v, R_MILTER_REJECT, R_MILTER_TEMP);
-	}
+	if (r == R_OKAY && !t->discard)
+		r = filter_data(s, &v);
 	if (r == R_OKAY)
 		r = t->discard ? R_QUEUED : deliver_all(s);
 	log_message(s, r, v.text);

@@ -372,3 +372,55 @@ def test_helo_tempfail(world, fake):
     c.cmd("HELO client.example", 451)
     c.cmd("QUIT", 221)
     c.close()
+
+
+# ------------------------------------------- policy at the end of data
+
+def test_policy_end_of_message_request(world, fake):
+    """END-OF-MESSAGE: size, queue_id, recipient_count; recipient only
+    when there is exactly one; a server only in policy_data_services is
+    not asked at RCPT"""
+    p = fake(lambda s, idx, a: b"action=DUNNO\n\n", policy=True)
+    env = world(opts(policy_data_services=p.spec))
+    body = "x" * 500 + "\n"
+    _rr, end = send(env, message("eom", body=body), rcpts=("alice", "bob"))
+    assert end.code == 250, end
+    _rr, end = send(env, message("eom1", body=body), rcpts=("alice",))
+    assert end.code == 250, end
+    reqs = [a for _i, a in p.requests]
+    assert [a["protocol_state"] for a in reqs] == ["END-OF-MESSAGE"] * 2, reqs
+    two, one = reqs
+    assert two["recipient"] == "" and two["recipient_count"] == "2"
+    assert one["recipient"] == "alice@example.test" and one["recipient_count"] == "1"
+    assert int(two["size"]) > 500 and two["queue_id"], two
+    assert two["queue_id"] in log(env)
+
+
+@pytest.mark.parametrize("answer,code,enh", [
+    (b"garbage without action\n\n", 451, "4.3.5"),
+    (b"action=" + b"y" * 5000 + b"\n\n", 451, "4.3.5"),
+    ("close", 451, "4.3.5"),
+    (b"action=REJECT too big for you\n\n", 550, "5.7.1"),
+    (b"action=DEFER_IF_PERMIT later\n\n", 450, "4.2.0"),
+])
+def test_policy_end_of_message_refusals(world, fake, answer, code, enh):
+    """a refusal or a broken answer at the end of data refuses the
+    message; nothing stored; the session goes on"""
+    p = fake(lambda s, idx, a: answer if a.get("protocol_state") == "END-OF-MESSAGE"
+             else b"action=DUNNO\n\n", policy=True)
+    env = world(opts(policy_services=p.spec, policy_data_services=p.spec))
+    rr, end = send(env, message("eomref"))
+    assert rr[0].code == 250, rr[0]
+    assert end.code == code and end.enh() == enh, end
+    env.assert_nothing_stored()
+    assert env.spool_files() == []
+    session_alive_after(env)
+
+
+def test_policy_prepend_at_end_of_message_ignored(world, fake):
+    p = fake(lambda s, idx, a: b"action=PREPEND X-Late: yes\n\n", policy=True)
+    env = world(opts(policy_data_services=p.spec))
+    _rr, end = send(env, message("late"))
+    assert end.code == 250, end
+    [m] = stored(env)
+    assert b"X-Late" not in m
