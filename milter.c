@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -71,6 +72,7 @@ struct milter {
 	int done;		/* accepted (or failed, default accept): txn */
 	int in_txn;		/* has seen MAIL since the last abort */
 	int skip_body;		/* answered SKIP to a body chunk */
+	int warm;		/* read part of this stage's answer: more is likely there */
 	size_t inpos, inlen;	/* unread replies are in[inpos, inlen) */
 	unsigned char in[4096];	/* replies as read, usually several at once */
 	size_t outlen;		/* octets queued in out */
@@ -169,6 +171,30 @@ static int send_pkt(struct milter *m, const struct mpkt *p, int answered, long t
 	return filter_write(m->fd, p->buf, p->len, t);
 }
 
+/*
+ * refill - read what the milter sent into m->in.  A milter that answers
+ * with several packets (header changes, then accept) often writes each
+ * on its own: once part of an answer came, the rest is usually there,
+ * so try a read that does not wait before the poll filter_read starts
+ * with.  Octets read, or -1 (errno).
+ */
+static long refill(struct milter *m, long timeout)
+{
+	if (m->warm) {
+		ssize_t r = recv(m->fd, m->in, sizeof m->in, MSG_DONTWAIT);
+
+		if (r > 0)
+			return r;
+		if (r == 0) {
+			errno = ECONNRESET;
+			return -1;
+		}
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			return -1;
+	}
+	return filter_read(m->fd, m->in, sizeof m->in, timeout, 0);
+}
+
 /* take - n octets of the milter's replies into dst; 0, or -1 (errno) */
 static int take(struct milter *m, unsigned char *dst, size_t n, long timeout)
 {
@@ -176,11 +202,11 @@ static int take(struct milter *m, unsigned char *dst, size_t n, long timeout)
 		size_t k;
 
 		if (m->inpos == m->inlen) {
-			long r = filter_read(m->fd, m->in, sizeof m->in, timeout, 0);
+			long r = refill(m, timeout);
 
 			if (r < 0)
 				return -1;
-			m->inpos = 0, m->inlen = r;
+			m->inpos = 0, m->inlen = r, m->warm = 1;
 		}
 		k = m->inlen - m->inpos < n ? m->inlen - m->inpos : n;
 		memcpy(dst, m->in + m->inpos, k);
@@ -313,6 +339,7 @@ static int exchange(struct milters *ms, struct milter *m, const struct stage *st
 		r->cmd = MR_CONTINUE;
 		return 0;
 	}
+	m->warm = 0;	/* the first packet of an answer takes the milter's time */
 	for (;;) {
 		if (read_reply(ms, m, t, r, why) < 0)
 			return -1;
@@ -814,21 +841,32 @@ static void send_headers(struct milters *ms, struct msg *g, struct verdict *v)
 	}
 }
 
-/* body_chunks - body octets into B packets, LF made CR LF; sent when full */
+/*
+ * body_chunks - body octets into B packets, LF made CR LF, a line's text
+ * copied in one go; a packet is sent when it holds MILTER_CHUNK - 1 or
+ * more octets (so a CR LF always fits)
+ */
 static void body_chunks(struct milters *ms, const char *in, size_t r, size_t *n,
     struct verdict *v)
 {
 	unsigned char *out = ms->pkt.buf + 5;
-	size_t i;
+	const char *end = in + r, *lf;
+	size_t run;
 
-	for (i = 0; i < r && !refused(v); i++) {
-		if (in[i] == '\n')
-			out[(*n)++] = '\r';
-		out[(*n)++] = in[i];
+	while (in < end && !refused(v)) {
 		if (*n >= MILTER_CHUNK - 1) {
 			ms->pkt.len = 5 + *n, ms->pkt.bad = 0, ms->pkt.buf[4] = MC_BODY;
 			each(ms, &st_body, NULL, 0, v);
 			*n = 0;
+		} else if (*in == '\n') {
+			out[(*n)++] = '\r', out[(*n)++] = '\n', in++;
+		} else {
+			lf = memchr(in, '\n', end - in);
+			run = (lf ? lf : end) - in;
+			if (run > MILTER_CHUNK - 1 - *n)
+				run = MILTER_CHUNK - 1 - *n;
+			memcpy(out + *n, in, run);
+			*n += run, in += run;
 		}
 	}
 }
@@ -871,12 +909,14 @@ static int put_field(char *dst, size_t cap, size_t *len, const char *name,
     const char *value)
 {
 	int bad = put(dst, cap, len, name, strlen(name)) | put(dst, cap, len, ":", 1);
+	size_t k;
 
 	if (*value != ' ' && *value != '\t')
 		bad |= put(dst, cap, len, " ", 1);
-	for (; *value; value++)
-		if (*value != '\r')
-			bad |= put(dst, cap, len, value, 1);
+	for (; *value; value += k + (value[k] == '\r')) {
+		k = strcspn(value, "\r");
+		bad |= put(dst, cap, len, value, k);
+	}
 	return bad | put(dst, cap, len, "\n", 1);
 }
 
@@ -933,12 +973,14 @@ static int put_tail(struct milters *ms, char *o, size_t cap, size_t *n,
 /*
  * rewrite - apply the header changes to the spool: Return-Path, then the
  * fields as the milters saw them with the changes made, then the rest of
- * the file as it was.  0, or an errno value.
+ * the file as it was (from buf when load_head read all of it: the spool
+ * is then written once, in place).  0, or an errno value.
  */
 static int rewrite(struct milters *ms, struct msg *g)
 {
+	size_t tail = (off_t)g->len == g->sp->size ? g->len - g->start - g->hlen : 0;
 	size_t cap = g->start + g->hlen + 2 * ms->modbytes + 8 * MOD_MAX +
-	    2 * MILTER_TEXT_MAX, n = 0, off = 0, k, name;
+	    2 * MILTER_TEXT_MAX + tail, n = 0, off = 0, k, name;
 	unsigned long pos = 0, seen[MOD_MAX] = { 0 };
 	char *o = malloc(cap);
 	int bad = 0, err;
@@ -960,7 +1002,8 @@ static int rewrite(struct milters *ms, struct msg *g)
 	}
 	bad |= put_inserts(ms, o, cap, &n, pos, 1);
 	bad |= put_tail(ms, o, cap, &n, seen);
-	err = bad ? EOVERFLOW : spool_replace_head(g->sp, g->start + g->hlen, o, n);
+	bad |= put(o, cap, &n, g->head + g->hlen, tail);
+	err = bad ? EOVERFLOW : spool_replace_head(g->sp, g->start + g->hlen + tail, o, n);
 	free(o);
 	return err;
 }

@@ -47,7 +47,8 @@ def run(w, milter, n, wrap):
                        timeout=600, cwd=w.dir)
     got = r.stdout.count(b"Ok: queued")
     if got != n:
-        raise RuntimeError("%d of %d accepted: %r" % (got, n, r.stdout[-300:]))
+        raise RuntimeError("%d of %d accepted: %r %r" % (got, n, r.stdout[-300:],
+                                                          r.stderr[:600]))
 
 
 def syscalls(w, milter, n):
@@ -62,12 +63,33 @@ def syscalls(w, milter, n):
     return calls
 
 
+def chown_tree(d, uid, gid):
+    for root, dirs, files in os.walk(d):
+        for n in dirs + files:
+            os.lchown(os.path.join(root, n), uid, gid)
+
+
 def instructions(w, milter, n):
-    """Ir of session + deliverer (callgrind follows the fork)"""
+    """Ir of session + deliverer (callgrind follows the fork).  As root
+    the session would drop to session_user and could not write the file
+    callgrind opened at start: so it runs as that account, which then
+    owns the world (mailboxes included) for the run."""
     d = tempfile.mkdtemp(prefix="cg-", dir=w.dir)
-    os.chmod(d, 0o777)
-    run(w, milter, n, ["valgrind", "--tool=callgrind", "--trace-children=yes",
-                       "--callgrind-out-file=%s/cg.%%p" % d])
+    os.chmod(d, 0o1777)
+    asuser, keep = [], dict(w.settings)
+    if os.geteuid() == 0:
+        w.settings.pop("session_user", None)
+        chown_tree(w.dir, S.SESSION_UID, S.SESSION_GID)
+        asuser = ["setpriv", "--reuid=%d" % S.SESSION_UID, "--regid=%d" % S.SESSION_GID,
+                  "--clear-groups"]
+    try:
+        run(w, milter, n, asuser + ["valgrind", "--tool=callgrind", "--trace-children=yes",
+                                    "--callgrind-out-file=%s/cg.%%p" % d])
+    finally:
+        if os.geteuid() == 0:
+            w.settings = keep
+            chown_tree(w.dir, S.MAIL_UID, S.MAIL_GID)
+            os.chown(w.spool, S.SESSION_UID, S.SESSION_GID)
     total = 0
     for f in glob.glob(d + "/cg.*"):
         for line in open(f):
