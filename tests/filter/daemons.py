@@ -70,6 +70,17 @@ def milter_ready(port, timeout):
     return False
 
 
+def came_up(d, ok, port, log):
+    """d, listening on port (d.port, d.spec), or stopped and DaemonError"""
+    if not ok:
+        logs = d.logs(log)
+        d.stop()
+        raise DaemonError("%s did not come up: %s" % (d.name, logs))
+    d.port = port
+    d.spec = "inet:127.0.0.1:%d" % port
+    return d
+
+
 class Daemon:
     """processes we started, stopped in reverse order"""
 
@@ -210,13 +221,7 @@ def start_postgrey(delay):
                  "--whitelist-clients=" + empty, "--whitelist-recipients=" + empty,
                  "--auto-whitelist-clients=0", "--pidfile=" + os.path.join(d.dir, "pid")],
                 "postgrey.log")
-    if not S.wait_listen(port, timeout=30, proc=p):
-        logs = d.logs("postgrey.log")
-        d.stop()
-        raise DaemonError("postgrey did not come up: " + logs)
-    d.port = port
-    d.spec = "inet:127.0.0.1:%d" % port
-    return d
+    return came_up(d, S.wait_listen(port, timeout=30, proc=p), port, "postgrey.log")
 
 
 DOVECOT_CONF = """\
@@ -331,10 +336,4 @@ def start_opendkim(mode, key_dir=None):
         f.write(OPENDKIM_CONF.format(mode=mode, port=port, d=d.dir, user="opendkim",
                                      internal="127.0.0.1" if mode == "s" else "192.0.2.1"))
     p = d.spawn(["opendkim", "-f", "-x", conf], "opendkim.log")
-    if not milter_ready(port, 30) or p.poll() is not None:
-        logs = d.logs("opendkim.log")
-        d.stop()
-        raise DaemonError("opendkim did not come up: " + logs)
-    d.port = port
-    d.spec = "inet:127.0.0.1:%d" % port
-    return d
+    return came_up(d, milter_ready(port, 30) and p.poll() is None, port, "opendkim.log")
