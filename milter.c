@@ -42,7 +42,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -72,7 +71,6 @@ struct milter {
 	int done;		/* accepted (or failed, default accept): txn */
 	int in_txn;		/* has seen MAIL since the last abort */
 	int skip_body;		/* answered SKIP to a body chunk */
-	int warm;		/* read part of this stage's answer: more is likely there */
 	size_t inpos, inlen;	/* unread replies are in[inpos, inlen) */
 	unsigned char in[4096];	/* replies as read, usually several at once */
 	size_t outlen;		/* octets queued in out */
@@ -171,30 +169,6 @@ static int send_pkt(struct milter *m, const struct mpkt *p, int answered, long t
 	return filter_write(m->fd, p->buf, p->len, t);
 }
 
-/*
- * refill - read what the milter sent into m->in.  A milter that answers
- * with several packets (header changes, then accept) often writes each
- * on its own: once part of an answer came, the rest is usually there,
- * so try a read that does not wait before the poll filter_read starts
- * with.  Octets read, or -1 (errno).
- */
-static long refill(struct milter *m, long timeout)
-{
-	if (m->warm) {
-		ssize_t r = recv(m->fd, m->in, sizeof m->in, MSG_DONTWAIT);
-
-		if (r > 0)
-			return r;
-		if (r == 0) {
-			errno = ECONNRESET;
-			return -1;
-		}
-		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-			return -1;
-	}
-	return filter_read(m->fd, m->in, sizeof m->in, timeout, 0);
-}
-
 /* take - n octets of the milter's replies into dst; 0, or -1 (errno) */
 static int take(struct milter *m, unsigned char *dst, size_t n, long timeout)
 {
@@ -202,11 +176,11 @@ static int take(struct milter *m, unsigned char *dst, size_t n, long timeout)
 		size_t k;
 
 		if (m->inpos == m->inlen) {
-			long r = refill(m, timeout);
+			long r = filter_read(m->fd, m->in, sizeof m->in, timeout, 0);
 
 			if (r < 0)
 				return -1;
-			m->inpos = 0, m->inlen = r, m->warm = 1;
+			m->inpos = 0, m->inlen = r;
 		}
 		k = m->inlen - m->inpos < n ? m->inlen - m->inpos : n;
 		memcpy(dst, m->in + m->inpos, k);
@@ -339,7 +313,6 @@ static int exchange(struct milters *ms, struct milter *m, const struct stage *st
 		r->cmd = MR_CONTINUE;
 		return 0;
 	}
-	m->warm = 0;	/* the first packet of an answer takes the milter's time */
 	for (;;) {
 		if (read_reply(ms, m, t, r, why) < 0)
 			return -1;
