@@ -398,7 +398,8 @@ static void hello(struct session *s, char *arg, int esmtp)
 	s->esmtp = esmtp;
 	milter_helo(s->milter, s->helo, &v);
 	if ((r = filter_reply(s, &v, R_MILTER_REJECT, R_MILTER_TEMP)) != R_OKAY) {
-		reply(s, r, v.text);	/* the state stays: another HELO may pass */
+		set_state(s, S_GREET);	/* another HELO may pass */
+		reply(s, r, v.text);
 		return;
 	}
 	set_state(s, S_READY);

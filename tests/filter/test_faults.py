@@ -354,9 +354,10 @@ def test_helo_refusal_is_the_helo_reply(world, fake):
     env = world(opts(milters=f.spec))
     c = S.Client(env.port)
     c.greeting()
+    c.cmd("EHLO good.example", 250)
     r = c.cmd("EHLO bad.example", 550, "5.7.1")
     assert "bad helo" in r.text
-    c.cmd("MAIL FROM:<a@remote.example>", 503)     # no HELO yet
+    c.cmd("MAIL FROM:<a@remote.example>", 503)     # no accepted HELO now
     c.cmd("EHLO good.example", 250)
     c.cmd("MAIL FROM:<a@remote.example>", 250)
     c.cmd("QUIT", 221)
