@@ -16,15 +16,15 @@ SBINDIR ?= $(PREFIX)/sbin
 B       ?= .
 
 SRCS = smtpd.c data.c replies.c rfc822.c queue.c maildir.c storage.c config.c \
-       deliver.c users.c log.c supervisor.c worker.c proc.c peer.c proxy.c \
+       deliver.c users.c log.c logline.c supervisor.c worker.c proc.c peer.c proxy.c \
        aliases.c quota.c lmtp.c resolve.c route.c \
        starttls.c tlsspawn.c spooldir.c \
-       filter.c filter_proto.c milter.c policy.c \
+       conn.c filter.c filter_proto.c milter.c policy.c \
        netaddr.c dns.c dnsbl.c door.c rate.c
 OBJS = $(SRCS:%.c=$(B)/%.o)
 TESTS = $(B)/tests/check_rfc822 $(B)/tests/check_data $(B)/tests/check_maildir $(B)/tests/check_queue \
         $(B)/tests/check_smtpd $(B)/tests/check_aliases $(B)/tests/check_quota \
-        $(B)/tests/check_lmtp $(B)/tests/check_starttls \
+        $(B)/tests/check_lmtp $(B)/tests/check_conn $(B)/tests/check_starttls \
         $(B)/tests/check_harden $(B)/tests/check_filter \
         $(B)/tests/check_door
 CHECK_LIBS = $(shell pkg-config --cflags --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -lpthread)
@@ -44,8 +44,9 @@ all: $(B)/smtpd $(ENGINE)
 $(B)/smtpd: $(B)/main.o $(OBJS)
 	$(CC) $(XCFLAGS) $(LDFLAGS) -o $@ $(B)/main.o $(OBJS)
 
-$(B)/smtpd-tls: $(ENGINE_OBJS)
-	$(CC) $(XCFLAGS) $(LDFLAGS) -o $@ $(ENGINE_OBJS) $(TLS_LIBS)
+# the engine's log lines go out through smtpd's own logline.c
+$(B)/smtpd-tls: $(ENGINE_OBJS) $(B)/logline.o
+	$(CC) $(XCFLAGS) $(LDFLAGS) -o $@ $(ENGINE_OBJS) $(B)/logline.o $(TLS_LIBS)
 
 $(ENGINE_OBJS): XCFLAGS += $(shell pkg-config --cflags libtls 2>/dev/null)
 $(B)/config.o: XCFLAGS += -DTLS_ENGINE='"$(SBINDIR)/smtpd-tls"'
@@ -151,7 +152,7 @@ check: docs-check
 clean:
 	rm -rf smtpd smtpd-tls tls/*.o tls/*.d *.o *.d tests/check_rfc822 tests/check_maildir tests/check_queue \
 	    tests/check_smtpd tests/check_data tests/check_filter tests/check_aliases tests/check_quota \
-	    tests/check_lmtp tests/check_starttls tests/check_harden tests/check_door tests/*.o tests/*.d tests/faultfs.so build-asan demo
+	    tests/check_lmtp tests/check_conn tests/check_starttls tests/check_harden tests/check_door tests/*.o tests/*.d tests/faultfs.so build-asan demo
 
 .PHONY: all unit arrows admin route tls tls-missing filter e2e launch robust door check check-asan demo install clean
 -include $(B)/*.d $(B)/tests/*.d $(B)/tls/*.d

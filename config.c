@@ -94,7 +94,7 @@ static const struct setting settings[] = {
 	N(queue_interval, 300, 0, 86400, "seconds between queue runs, 0 = none"),
 	N(min_uid, 1000, 0, 2147483647L, "lowest uid of a system-user recipient"),
 	N(quota, 1, 0, 1, "1: honour the Maildir++ maildirsize quota"),
-	N(lmtp_timeout, 60, 1, 3600, "seconds for each LMTP wait"),
+	N(lmtp_timeout, 60, 1, 3600, "seconds for each LMTP wait (connect too)"),
 	N(tls_required, 0, 0, 1, "1: refuse MAIL before STARTTLS (private listeners only)"),
 	N(deliver_timeout, 300, 1, 3600, "seconds to wait for one Maildir delivery"),
 	N(dnsbl_threshold, 1, 1, 100000, "DNSBL score that refuses a client"),

@@ -1,13 +1,14 @@
 /*
  * filter.h - what the milter and policy clients share: filter
- * addresses, connecting and timed I/O, and the verdict handed back to
- * the session.
+ * addresses, default actions, and the verdict handed back to the
+ * session.  They connect and talk through conn.h.
  */
 #ifndef FILTER_H
 #define FILTER_H
 
 #include <stddef.h>
 
+#include "conn.h"
 #include "filter_proto.h"
 
 /* what a filter decided; the session turns it into a reply */
@@ -21,10 +22,8 @@ struct verdict {
 	char text[MILTER_TEXT_MAX];	/* the filter's own reply line, or "" */
 };
 
-int filter_connect(const char *spec, long timeout, char *why, size_t cap);
-int filter_write(int fd, const void *p, size_t n, long timeout);
-long filter_read(int fd, void *p, size_t n, long timeout, int exact);
 int filter_next(const char **list, char *item, size_t cap);
+void *filter_new(const char *list, size_t size, const char *what);
 int filter_default(const char *setting);
 void filter_fail(struct verdict *v, int action);
 

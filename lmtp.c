@@ -1,7 +1,8 @@
 /*
  * lmtp.c - an LMTP client (RFC 2033) for delivery to Dovecot and friends.
  *
- * Interface: lmtp_open() connects ("unix:/path" or "HOST:PORT"), reads
+ * Interface: lmtp_open() connects ("unix:/path" or "HOST:PORT", through
+ * conn.c, so the connection is non-blocking and every wait timed), reads
  * the greeting and says LHLO; lmtp_command() sends MAIL, RCPT, RSET or
  * QUIT and returns the reply code; lmtp_data() streams a spooled message
  * (LF line ends, Return-Path line first, which is skipped: the server
@@ -17,16 +18,13 @@
  * Reply text handed back is the last line with anything but printable
  * ASCII replaced by '?', so it can go into our own replies and logs.
  */
-#include <errno.h>
-#include <netdb.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
+#include "conn.h"
 #include "lmtp.h"
 
 #define OUT_MAX		65536	/* octets of message buffered before write */
@@ -49,33 +47,17 @@ int lmtp_reply_line(const char *line, size_t n, int *code)
 	return line[3] == '-' ? LMTP_MORE : LMTP_BAD;
 }
 
-/* wait_fd - poll one fd for `events` within the timeout; -1 on timeout */
-static int wait_fd(int fd, short events, int timeout)
-{
-	struct pollfd p = { fd, events, 0 };
-	int r;
-
-	do
-		r = poll(&p, 1, timeout * 1000);
-	while (r < 0 && errno == EINTR);
-	return r > 0 ? 0 : -1;
-}
-
 /* fill - read more into rbuf; -1 on EOF, error, timeout or a full buffer */
 static int fill(struct lmtp *l)
 {
-	ssize_t n;
+	long n;
 
 	if (l->rpos > 0) {
 		memmove(l->rbuf, l->rbuf + l->rpos, l->rlen - l->rpos);
 		l->rlen -= l->rpos, l->rpos = 0;
 	}
-	if (l->rlen >= sizeof l->rbuf || wait_fd(l->fd, POLLIN, l->timeout) < 0)
-		return -1;
-	do
-		n = read(l->fd, l->rbuf + l->rlen, sizeof l->rbuf - l->rlen);
-	while (n < 0 && errno == EINTR);
-	if (n <= 0)
+	if (l->rlen >= sizeof l->rbuf || (n = conn_read(l->fd, l->rbuf + l->rlen,
+	    sizeof l->rbuf - l->rlen, l->timeout, 0)) <= 0)
 		return -1;
 	l->rlen += n;
 	return 0;
@@ -143,78 +125,22 @@ int lmtp_read_reply(struct lmtp *l, char *text, size_t cap)
 /* write_all - the whole buffer within the timeout; -1 on failure */
 static int write_all(struct lmtp *l, const char *p, size_t n)
 {
-	ssize_t w;
-
-	while (n > 0) {
-		if (wait_fd(l->fd, POLLOUT, l->timeout) < 0)
-			return -1;
-		w = send(l->fd, p, n, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w, n -= w;
-	}
-	return 0;
-}
-
-/* connect_unix - "unix:/path" */
-static int connect_unix(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd;
-
-	if (strlen(path) >= sizeof sa.sun_path)
-		return -1;
-	strcpy(sa.sun_path, path);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-		return -1;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-/* connect_inet - "HOST:PORT" or "[v6]:PORT", numeric or by name */
-static int connect_inet(const char *spec)
-{
-	char host[LMTP_SPEC_MAX];
-	const char *colon = strrchr(spec, ':');
-	struct addrinfo hints = { 0 }, *res, *ai;
-	size_t n;
-	int fd = -1;
-
-	if (!colon || (n = colon - spec) == 0 || n >= sizeof host)
-		return -1;
-	memcpy(host, spec, n);
-	host[n] = '\0';
-	if (host[0] == '[' && host[n - 1] == ']')
-		memmove(host, host + 1, n - 2), host[n - 2] = '\0';
-	hints.ai_socktype = SOCK_STREAM;
-	if (getaddrinfo(host, colon + 1, &hints, &res) != 0)
-		return -1;
-	for (ai = res; ai && fd < 0; ai = ai->ai_next) {
-		if ((fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0)) < 0)
-			continue;
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0)
-			close(fd), fd = -1;
-	}
-	freeaddrinfo(res);
-	return fd;
+	return conn_write(l->fd, p, n, l->timeout);
 }
 
 /* lmtp_open - connect, greeting, LHLO; 250 when ready, else code or -1 */
 int lmtp_open(struct lmtp *l, const char *spec, const char *helo, int timeout,
     char *text, size_t cap)
 {
+	char addr[LMTP_SPEC_MAX + 8], why[128];
 	int code;
 
 	memset(l, 0, sizeof *l);
 	l->timeout = timeout;
 	snprintf(l->spec, sizeof l->spec, "%s", spec);
-	l->fd = strncmp(spec, "unix:", 5) == 0 ? connect_unix(spec + 5) :
-	    connect_inet(spec);
+	snprintf(addr, sizeof addr, "%s%s", strncmp(spec, "unix:", 5) == 0 ? "" :
+	    "inet:", l->spec);
+	l->fd = conn_connect(addr, timeout, why, sizeof why);
 	snprintf(text, cap, "cannot connect to %s", spec);
 	if (l->fd < 0)
 		return -1;

@@ -4,53 +4,26 @@
  * fatal() adds strerror(errno), fatalx() does not; both log at LOG_CRIT
  * and exit 111 (temporary failure, the daemontools convention), so an
  * inetd-style launcher never sees a crash as a permanent error.
- * The pid is read once and again in each forked child (pthread_atfork,
- * in libc), not per line; with log = stderr each line is one write(2)
- * of "smtpd[PID]: " (made once per process), the text and its newline.
+ * Each line goes out through logline.c (syslog, or with log = stderr
+ * one write(2) of "smtpd[PID]: ", the text and its newline), the code
+ * the TLS engine's lines take too.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <syslog.h>
-#include <unistd.h>
 
 #include "strcopy.h"
 #include "config.h"
 #include "log.h"
+#include "logline.h"
 
 /* The id fatal lines carry: the session's or queue run's, set when it
  * starts (like openlog's ident, the one piece of logging state). */
 static char log_id[40] = "-";
-
-static pid_t my_pid;		/* 0: not read yet (or a fork since) */
-static char prefix[40];		/* "smtpd[PID]: " for stderr lines */
-static size_t prefix_len;
-
-/* forked - the child's pid is read again on its first use */
-static void forked(void)
-{
-	my_pid = 0;
-}
-
-/* log_pid - our pid, from a cache that fork() clears */
-long log_pid(void)
-{
-	static int hooked;
-
-	if (!hooked)
-		hooked = pthread_atfork(NULL, NULL, forked) == 0;
-	if (my_pid == 0) {
-		my_pid = getpid();
-		prefix_len = snprintf(prefix, sizeof prefix, "smtpd[%ld]: ", (long)my_pid);
-		if (!hooked)	/* no fork hook: read the pid every time */
-			return (long)(my_pid = 0, getpid());
-	}
-	return (long)my_pid;
-}
 
 /* log_set_id - the id for fatal() lines from now on */
 void log_set_id(const char *id)
@@ -116,35 +89,13 @@ size_t log_text(char *dst, size_t cap, const char *src)
 	return escape(dst, cap, src, strlen(src), 1);
 }
 
-/* vlog - write one formatted line to the configured sink */
-static void vlog(int prio, const char *fmt, va_list ap)
-{
-	char line[sizeof prefix + 2048];
-	size_t n;
-	int r;
-
-	if (strcmp(cfg.log, "stderr") != 0) {
-		vsnprintf(line, sizeof line, fmt, ap);
-		syslog(prio, "%s", line);
-		return;
-	}
-	log_pid();
-	memcpy(line, prefix, prefix_len);
-	r = vsnprintf(line + prefix_len, sizeof line - prefix_len - 1, fmt, ap);
-	n = prefix_len + (r < 0 ? 0 : (size_t)r < sizeof line - prefix_len - 1 ? (size_t)r :
-	    sizeof line - prefix_len - 2);
-	line[n++] = '\n';
-	while (write(2, line, n) < 0 && errno == EINTR)
-		;
-}
-
 /* logmsg - log one event line */
 void logmsg(int prio, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	vlog(prio, fmt, ap);
+	log_vline(strcmp(cfg.log, "stderr") == 0, prio, fmt, ap);
 	va_end(ap);
 }
 

@@ -11,9 +11,10 @@
 
 #include <stddef.h>
 
+#include "logline.h"	/* log_pid() */
+
 void log_init(const char *ident);
 int log_sink_ok(void);
-long log_pid(void);
 void log_set_id(const char *id);
 size_t log_escape(char *dst, size_t cap, const char *src, size_t len);
 size_t log_text(char *dst, size_t cap, const char *src);

@@ -160,13 +160,13 @@ static int send_pkt(struct milter *m, const struct mpkt *p, int answered, long t
 			return 0;
 		n = m->outlen;
 		m->outlen = 0;
-		return filter_write(m->fd, m->out, n, t);
+		return conn_write(m->fd, m->out, n, t);
 	}
 	n = m->outlen;
 	m->outlen = 0;
-	if (n > 0 && filter_write(m->fd, m->out, n, t) < 0)
+	if (n > 0 && conn_write(m->fd, m->out, n, t) < 0)
 		return -1;
-	return filter_write(m->fd, p->buf, p->len, t);
+	return conn_write(m->fd, p->buf, p->len, t);
 }
 
 /* take - n octets of the milter's replies into dst; 0, or -1 (errno) */
@@ -176,7 +176,7 @@ static int take(struct milter *m, unsigned char *dst, size_t n, long timeout)
 		size_t k;
 
 		if (m->inpos == m->inlen) {
-			long r = filter_read(m->fd, m->in, sizeof m->in, timeout, 0);
+			long r = conn_read(m->fd, m->in, sizeof m->in, timeout, 0);
 
 			if (r < 0)
 				return -1;
@@ -490,7 +490,7 @@ static void m_open(struct milters *ms, struct milter *m, struct verdict *v)
 
 	v->kind = FV_CONTINUE, v->text[0] = '\0';
 	m->done = 0;
-	if ((m->fd = filter_connect(m->spec, cfg.milter_connect_timeout, why_buf,
+	if ((m->fd = conn_connect(m->spec, cfg.milter_connect_timeout, why_buf,
 	    sizeof why_buf)) < 0 || negotiate(ms, m, &why) < 0) {
 		m_fail(ms, m, m->fd < 0 ? "connect" : "negotiate", why, v);
 		return;
@@ -514,21 +514,16 @@ static void m_open(struct milters *ms, struct milter *m, struct verdict *v)
 struct milters *milter_new(const char *sid, const char *client, int port)
 {
 	const char *list = cfg.milters;
-	struct milters *ms;
-	char item[CFG_STR_MAX];
+	struct milters *ms = filter_new(list, sizeof *ms, "milter");
 
-	if (!filter_next(&list, item, sizeof item))
+	if (!ms)
 		return NULL;
-	if (!(ms = calloc(1, sizeof *ms)))
-		fatal("milter memory");
 	ms->sid = sid, ms->port = port;
 	snprintf(ms->client, sizeof ms->client, "%s", client);
 	ms->deflt = filter_default(cfg.milter_default_action);
-	list = cfg.milters;
-	while (ms->n < MILTER_MAX && filter_next(&list, item, sizeof item)) {
-		snprintf(ms->m[ms->n].spec, sizeof ms->m[ms->n].spec, "%s", item);
+	while (ms->n < MILTER_MAX && filter_next(&list, ms->m[ms->n].spec,
+	    sizeof ms->m->spec))
 		ms->m[ms->n++].fd = -1;
-	}
 	return ms;
 }
 

@@ -83,14 +83,13 @@ static void add_list(struct policy *p, const char *list, int when)
 /* policy_new - the session's policy state; NULL when none are set */
 struct policy *policy_new(const char *sid, const char *client)
 {
-	const char *l1 = cfg.policy_services, *l2 = cfg.policy_data_services;
-	char item[CFG_STR_MAX];
-	struct policy *p;
+	/* one of the two lists names a server, or there is nothing to do */
+	const char *list = cfg.policy_services[strspn(cfg.policy_services, ", \t")] ?
+	    cfg.policy_services : cfg.policy_data_services;
+	struct policy *p = filter_new(list, sizeof *p, "policy");
 
-	if (!filter_next(&l1, item, sizeof item) && !filter_next(&l2, item, sizeof item))
+	if (!p)
 		return NULL;
-	if (!(p = calloc(1, sizeof *p)))
-		fatal("policy memory");
 	p->sid = sid;
 	snprintf(p->client, sizeof p->client, "%s", client);
 	p->deflt = filter_default(cfg.policy_default_action);
@@ -120,7 +119,7 @@ static long answer(int fd, char *buf, size_t cap, const char **why)
 	size_t len = 0;
 
 	while (len < cap) {
-		long r = filter_read(fd, buf + len, cap - len, cfg.policy_timeout, 0);
+		long r = conn_read(fd, buf + len, cap - len, cfg.policy_timeout, 0);
 
 		if (r < 0) {
 			*why = errno == ETIMEDOUT ? "timeout" : errno == ECONNRESET ?
@@ -146,10 +145,10 @@ static long query(struct server *s, const char *req, size_t n, char *buf,
 
 	for (tries = 0; tries < 2; tries++) {
 		fresh = s->fd < 0;
-		if (fresh && (s->fd = filter_connect(s->spec, cfg.policy_timeout, err,
+		if (fresh && (s->fd = conn_connect(s->spec, cfg.policy_timeout, err,
 		    errcap)) < 0)
 			return -1;
-		if (filter_write(s->fd, req, n, cfg.policy_timeout) < 0) {
+		if (conn_write(s->fd, req, n, cfg.policy_timeout) < 0) {
 			why = errno == ETIMEDOUT ? "timeout" : "write error";
 			r = -2;
 		} else {

@@ -153,15 +153,20 @@ static size_t quoted_string(const char *s, int *utf8)
 	}
 }
 
-/* label_len - length of one domain label at s (letters, digits, '-') */
-static size_t label_len(const char *s, size_t len, int *utf8)
+#define L_UTF8		1	/* UTF-8 letters allowed (U-labels) */
+#define L_UNDERSCORE	2	/* '_' tolerated (HELO names) */
+
+/* label_len - length of one domain label at s (letters, digits, '-',
+ * more as flags say), 0 if none; *utf8 set when it has UTF-8 */
+static size_t label_len(const char *s, size_t len, int flags, int *utf8)
 {
 	size_t i = 0, n;
 
 	while (i < len) {
-		if (isalnum((unsigned char)s[i]) || s[i] == '-')
+		if (isalnum((unsigned char)s[i]) || s[i] == '-' ||
+		    (s[i] == '_' && (flags & L_UNDERSCORE)))
 			i++;
-		else if ((unsigned char)s[i] >= 0x80 &&
+		else if ((flags & L_UTF8) && (unsigned char)s[i] >= 0x80 &&
 		    (n = text_len((const unsigned char *)s + i, len - i)) > 0)
 			i += n, *utf8 = 1;
 		else
@@ -172,23 +177,28 @@ static size_t label_len(const char *s, size_t len, int *utf8)
 	return i;
 }
 
-/* domain_utf8 - rfc822_domain that also reports non-ASCII labels */
-static int domain_utf8(const char *s, size_t len, int *utf8)
+/* labels - is s[0..len) a Domain: labels (label_len, flags) and dots? */
+static int labels(const char *s, size_t len, int flags, int *utf8)
 {
 	size_t i = 0, n;
 
 	if (len == 0 || len > DOMAIN_MAX)
 		return 0;
 	for (;;) {
-		if ((n = label_len(s + i, len - i, utf8)) == 0)
+		if ((n = label_len(s + i, len - i, flags, utf8)) == 0)
 			return 0;
 		i += n;
 		if (i == len)
 			return 1;
-		if (s[i] != '.')
+		if (s[i++] != '.')
 			return 0;
-		i++;
 	}
+}
+
+/* domain_utf8 - rfc822_domain that also reports non-ASCII labels */
+static int domain_utf8(const char *s, size_t len, int *utf8)
+{
+	return labels(s, len, L_UTF8, utf8);
 }
 
 /* rfc822_domain - is s[0..len) an RFC 5321 Domain? */
@@ -266,7 +276,7 @@ static int general_literal(const char *s, size_t len)
 	if (!colon)
 		return 0;
 	taglen = colon - s;
-	if (taglen == 0 || label_len(s, taglen, &utf8) != taglen || utf8)
+	if (taglen == 0 || label_len(s, taglen, L_UTF8, &utf8) != taglen || utf8)
 		return 0;
 	if (taglen + 1 == len)
 		return 0;
@@ -405,25 +415,6 @@ int rfc822_mailbox(const char *s, struct path *p)
 	return (n > 0 && s[n] == '\0') ? 0 : -1;
 }
 
-/* helo_label - one label of a HELO name: LDH, '_' tolerated; its length */
-static size_t helo_label(const char *s, size_t len, int utf8)
-{
-	size_t i = 0, n;
-
-	while (i < len) {
-		if (isalnum((unsigned char)s[i]) || s[i] == '-' || s[i] == '_')
-			i++;
-		else if (utf8 && (unsigned char)s[i] >= 0x80 &&
-		    (n = text_len((const unsigned char *)s + i, len - i)) > 0)
-			i += n;
-		else
-			break;
-	}
-	if (i == 0 || i > 63 || s[0] == '-' || s[i - 1] == '-')
-		return 0;
-	return i;
-}
-
 /*
  * rfc822_helo - is s a HELO/EHLO argument: an RFC 5321 Domain or an
  * IPv4 / IPv6 address-literal (4.1.1.1, 4.1.3; the general form with a
@@ -435,22 +426,15 @@ static size_t helo_label(const char *s, size_t len, int utf8)
  */
 int rfc822_helo(const char *s, int utf8)
 {
-	size_t len = strlen(s), i = 0, n;
+	size_t len = strlen(s);
+	int seen = 0;
 
 	if (len == 0 || len > DOMAIN_MAX)
 		return 0;
 	if (s[0] == '[')	/* IPv4 or IPv6 only: no General-address-literal */
 		return len >= 3 && s[len - 1] == ']' && (ipv4(s + 1, len - 2) ||
 		    (len > 7 && strncasecmp(s + 1, "IPv6:", 5) == 0 && ipv6(s + 6, len - 7)));
-	for (;;) {
-		if ((n = helo_label(s + i, len - i, utf8)) == 0)
-			return 0;
-		i += n;
-		if (i == len)
-			return 1;
-		if (s[i++] != '.')
-			return 0;
-	}
+	return labels(s, len, L_UNDERSCORE | (utf8 ? L_UTF8 : 0), &seen);
 }
 
 /* param_value - apply one MAIL parameter; PARAM_* result */

@@ -7,7 +7,8 @@ session + deliverer; minus the same session with 0 messages, divided by
 N.  Uses tests/lib's temp World (no system accounts) and tests/filter's
 offline rspamd.  Also times one cheap system call (getppid) here, to
 turn the count into time on this machine, and takes the session's own
-CPU (rusage, no tracer, best of 3) with and without the milter.
+CPU and context switches (rusage, no tracer, median of 5 alternating
+runs) with and without the milter.
 
     sudo python3 bench/milter_probe.py [N]      (default N = 100)
 """
@@ -53,17 +54,21 @@ def run(w, milter, n, wrap):
                                                           r.stderr[:600]))
 
 
-def cpu_ms(w, milter, n, tries=3):
-    """session + deliverer CPU per message (rusage of the children), no
-    tracer: the best of `tries` runs of n messages"""
-    best = None
+def cpu_ms(w, milters, n, tries=5):
+    """session + deliverer CPU and context switches per message (rusage
+    of the children), no tracer: runs of n messages alternating between
+    the settings in milters, `tries` each; per setting the median CPU
+    (ms/msg) and the median of voluntary context switches per message"""
+    got = {m: [] for m in milters}
     for _ in range(tries):
-        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        run(w, milter, n, [])
-        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        ms = ((r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)) * 1000 / n
-        best = ms if best is None else min(best, ms)
-    return best
+        for m in milters:
+            r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            run(w, m, n, [])
+            r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            got[m].append((((r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime))
+                           * 1000 / n, (r1.ru_nvcsw - r0.ru_nvcsw) / n))
+    med = lambda xs: sorted(xs)[len(xs) // 2]
+    return {m: (med([c for c, _ in v]), med([s for _, s in v])) for m, v in got.items()}
 
 
 def syscalls(w, milter, n):
@@ -141,7 +146,8 @@ def main():
         for name, milter in (("without", None), ("with rspamd", rspamd.spec)):
             sc = per_msg(syscalls(w, milter, 0), syscalls(w, milter, N), N)
             ir = (instructions(w, milter, N) - instructions(w, milter, 0)) / N
-            res[name] = (sc, ir, cpu_ms(w, milter, 3 * N))
+            res[name] = (sc, ir)
+        cpu = cpu_ms(w, (None, rspamd.spec), 3 * N)
         print("per message, session + deliverer, %d pipelined 4 KB messages" % N)
         a, b = res["without"], res["with rspamd"]
         print("system calls: %.1f without, %.1f with rspamd (+%.1f)" % (
@@ -153,8 +159,11 @@ def main():
                 print("  %-16s %+.2f" % (k, v))
         print("instructions: %.0f without, %.0f with rspamd (+%.0f)" % (a[1], b[1], b[1] - a[1]))
         print("getppid() here: %.2f us" % syscall_cost())
-        print("CPU (no tracer, %d messages, best of 3): %.3f ms/msg without, %.3f with "
-              "rspamd: the client adds %.3f ms/msg" % (3 * N, a[2], b[2], b[2] - a[2]))
+        (ca, sa), (cb, sb) = cpu[None], cpu[rspamd.spec]
+        print("CPU (no tracer, %d messages, median of 5, alternating): %.3f ms/msg without, "
+              "%.3f with rspamd: the client adds %.3f ms/msg" % (3 * N, ca, cb, cb - ca))
+        print("voluntary context switches per message: %.2f without, %.2f with rspamd"
+              % (sa, sb))
     finally:
         w.cleanup()
         rspamd.stop()

@@ -5,7 +5,6 @@
 #ifndef ENGINE_H
 #define ENGINE_H
 
-#include <stdarg.h>
 #include <stddef.h>
 
 struct tls;
@@ -29,8 +28,5 @@ struct engine {
 
 /* relay.c */
 int engine_serve(const struct engine *e);
-
-/* smtpd-tls.c */
-void elog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

@@ -52,6 +52,7 @@
 #include <tls.h>
 
 #include "engine.h"
+#include "../logline.h"
 
 #define DEFAULT_USER	"nobody"	/* smtpd's default session_user */
 
@@ -68,20 +69,8 @@ struct options {
 static int log_stderr;		/* -e: log lines go to stderr, not syslog */
 static char log_id[17];		/* this engine's id, first on its log lines */
 
-/* elog - one log line: "ID event key=value ..." */
-void elog(const char *fmt, ...)
-{
-	char line[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof line, fmt, ap);
-	va_end(ap);
-	if (log_stderr)
-		fprintf(stderr, "smtpd-tls[%ld]: %s %s\n", (long)getpid(), log_id, line);
-	else
-		syslog(LOG_ERR, "%s %s", log_id, line);
-}
+/* elog - one log line, "ID event key=value ...", through smtpd's logline.c */
+#define elog(fmt, ...)	log_line(log_stderr, LOG_ERR, "%s " fmt, log_id, __VA_ARGS__)
 
 /* die - log and exit 111 (temporary failure, as smtpd does) */
 static void die(const char *what, const char *why)
@@ -318,6 +307,7 @@ int main(int argc, char **argv)
 	log_stderr = o.to_stderr || o.check;
 	snprintf(log_id, sizeof log_id, "%08lX%08lX", (unsigned long)time(NULL) & 0xffffffffUL,
 	    (unsigned long)getpid() & 0xffffffffUL);
+	log_ident("smtpd-tls");
 	if (!log_stderr)
 		openlog("smtpd-tls", LOG_PID | LOG_NDELAY, LOG_MAIL);
 	signal(SIGPIPE, SIG_IGN);

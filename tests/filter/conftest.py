@@ -5,6 +5,7 @@ The smtpd under test runs inetd-style in a tests/lib/smtptest.py World
 fixture of tests/conftest.py.  The real daemons (daemons.py) start once
 per suite where they are slow (rspamd ~15 s, clamd), per test where state
 matters (postgrey, Dovecot)."""
+import email.utils
 import os
 import sys
 
@@ -74,12 +75,13 @@ def send(env, body, rcpts=("alice",), sender="sender@example.org", helo="client.
 
 
 def message(subject="hello", body="Hello there, a clean body.\n", extra=""):
-    """a small message dated now (rspamd scores an old Date: as spam)"""
-    from email.utils import formatdate
+    # today's date: a fixed one scores DATE_IN_PAST in rspamd a day later,
+    # which turned a clean message into spam (X-Spam: Yes)
     return ("From: Sender <sender@example.org>\nTo: alice@example.test\n"
             "Subject: %s\nMessage-ID: <%s@example.org>\n"
             "Date: %s\n%s\n%s"
-            % (subject, abs(hash(subject + body)), formatdate(), extra, body))
+            % (subject, abs(hash(subject + body)),
+               email.utils.formatdate(usegmt=True), extra, body))
 
 
 def log(env):

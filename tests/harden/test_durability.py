@@ -105,6 +105,7 @@ def settle(world, qid):
 
 @pytest.mark.skipif(not shutil.which("strace"), reason="strace missing")
 @pytest.mark.opts(**SLOW)
+@pytest.mark.bound(600)  # ~300 strace'd queue runs; ASan on a busy 2-core box
 def test_queue_runner_killed_at_each_step(world):
     r = slow_message(world)
     assert r.startswith("250"), r
