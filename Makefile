@@ -64,37 +64,25 @@ $(B)/tests/check_%: tests/check_%.c $(B)/tests/check_common.o $(OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(XCFLAGS) -I. -o $@ $< $(B)/tests/check_common.o $(OBJS) $(CHECK_LIBS)
 .SECONDARY: $(B)/tests/check_common.o
+$(B)/tests/check_common.o: XCFLAGS += -I.
 
 unit: $(TESTS)
 	@for t in $(TESTS); do ./$$t || exit 1; done
 
-e2e: $(B)/smtpd
-	$(PYTEST) tests/e2e
-
-launch: $(B)/smtpd
-	$(PYTEST) tests/launch
-
-robust: $(B)/smtpd
-	$(PYTEST) tests/robust
+# the pytest suites that need only smtpd: tests/NAME
+#   e2e, launch, robust      end-to-end; launchers, supervisor, PROXY; hostile clients
+#   admin                    queue tools, log format, the demo
+#   filter                   milter and policy clients against real rspamd, ClamAV,
+#                            postgrey, Dovecot
+#   door                     DNSBL (a real dnsmasq), pregreet, rates, fail2ban
+#   route                    where mail goes: aliases, subaddresses, quota, LMTP to
+#                            a real Dovecot (root)
+SMTPD_SUITES = e2e launch robust admin filter door route
+$(SMTPD_SUITES): $(B)/smtpd
+	$(PYTEST) tests/$@
 
 tls: $(B)/smtpd $(B)/smtpd-tls
 	$(PYTEST) tests/tls --smtpd=$(B)/smtpd --engine=$(B)/smtpd-tls
-
-# queue tools, log format, the demo
-# milter and policy clients against real rspamd, ClamAV, postgrey, Dovecot
-filter: $(B)/smtpd
-	$(PYTEST) tests/filter
-
-admin: $(B)/smtpd
-	$(PYTEST) tests/admin
-
-# the checks at the door: DNSBL (a real dnsmasq), pregreet, rates, fail2ban
-door: $(B)/smtpd
-	$(PYTEST) tests/door
-
-# where mail goes: aliases, subaddresses, quota, LMTP to a real Dovecot (root)
-route: $(B)/smtpd
-	$(PYTEST) tests/route
 
 # the audit's findings (issue 11): durability, injection, BDAT, privileges
 harden: $(B)/smtpd

@@ -51,6 +51,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 SMTPD = os.path.join(ROOT, "smtpd")
 sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+import servers  # noqa: E402  Postfix's instance directory and master.cf
 import smtptest as S  # noqa: E402  free ports, bounded waits, /proc
 WORK = os.environ.get("BENCH_DIR", "/var/tmp/smtpd-bench")
 SECS = float(os.environ.get("BENCH_SECS", "6"))
@@ -217,33 +218,6 @@ def count_tmp(users):
 
 # -------------------------------------------------------------- postfix
 
-MASTER_CF = """\
-{listen} inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-local     unix  -       n       n       -       -       local
-virtual   unix  -       n       n       -       -       virtual
-lmtp      unix  -       -       n       -       -       lmtp
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-"""
-
 # what every Postfix the benchmarks run has (bench/lmtp.py uses it too):
 # loopback only, its own queue and log file, no aliases, no DNS lookups
 POSTFIX_BASE = """\
@@ -280,16 +254,9 @@ def postfix_config(port, main_cf=MAIN_CF, work=WORK, **values):
     pf = os.path.join(work, "postfix")
     if os.path.exists(pf):
         shutil.rmtree(pf)
-    for d in ("conf", "queue", "data"):
-        os.makedirs(os.path.join(pf, d))
-    os.chmod(pf, 0o755)
-    pw = pwd.getpwnam("postfix")
-    os.chown(os.path.join(pf, "data"), pw.pw_uid, pw.pw_gid)
-    with open(os.path.join(pf, "conf", "main.cf"), "w") as f:
-        f.write(main_cf.format(pf=pf, domain=DOMAIN, **values))
-    with open(os.path.join(pf, "conf", "master.cf"), "w") as f:
-        f.write(MASTER_CF.format(listen="127.0.0.1:%d" % port))
-    POSTFIX_CONF = os.path.join(pf, "conf")
+    POSTFIX_CONF = servers.postfix_instance(
+        pf, main_cf.format(pf=pf, domain=DOMAIN, **values),
+        "127.0.0.1:%d inet n - n - - smtpd\n" % port, os.path.join(pf, "conf"))
     return pf
 
 
@@ -368,15 +335,8 @@ def stop_reaper(proc, tag):
         proc.wait(timeout=90)
     except subprocess.TimeoutExpired:
         log("bench: reaper of %s did not finish; killing its group" % tag)
-        kill_group(proc.pid)
+        S.kill_group(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
-
-
-def kill_group(pgid):
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except OSError:
-        pass
 
 
 def cleanup_live():

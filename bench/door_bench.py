@@ -32,14 +32,14 @@ Prints one table; keeps logs in $BENCH_DIR (default /var/tmp/smtpd-door-bench).
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+import servers  # noqa: E402  dnsmasq, Postfix's instance directory
+import smtptest as S  # noqa: E402  free ports, bounded waits, process groups
 SMTPD = os.path.join(ROOT, "smtpd")
 WORK = os.environ.get("BENCH_DIR", "/var/tmp/smtpd-door-bench")
 DNS_ADDR = "127.0.0.54"
@@ -62,23 +62,12 @@ local=/in-addr.arpa/
 address=/2.0.0.127.bl1.test/127.0.0.2
 """ % (DNS_ADDR, "\n".join("local=/%s/" % z for z in SITES))
 
-MASTER_CF = """\
+# postscreen in front of smtpd, and the DNSBL lookups it asks for
+LISTENERS = """\
 {listen} inet n - n - 1 postscreen
 smtpd     pass  -       -       n       -       -       smtpd
 dnsblog   unix  -       -       n       -       0       dnsblog
 tlsproxy  unix  -       -       n       -       0       tlsproxy
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-proxymap  unix  -       -       n       -       -       proxymap
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
 """
 
 MAIN_CF = """\
@@ -109,35 +98,6 @@ def log(*a):
     print(*a, file=sys.stderr, flush=True)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_port(port, limit=20):
-    end = time.time() + limit
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.5).close()
-            return True
-        except OSError:
-            time.sleep(0.1)
-    return False
-
-
-def stop(p):
-    if p and p.poll() is None:
-        try:
-            os.killpg(p.pid, signal.SIGTERM)
-            p.wait(15)
-        except (OSError, subprocess.TimeoutExpired):
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait(5)
-
-
 def load(port, tag):
     out = subprocess.run([os.path.join(WORK, "smtpload"), "-p", str(port), "-c", str(CONC),
                           "-d", str(SECS), "-m", "conn", "-w", "1"],
@@ -149,7 +109,7 @@ def load(port, tag):
 
 
 def smtpd_case(tag, extra):
-    port = free_port()
+    port = S.free_port()
     spool = os.path.join(WORK, "spool-" + tag)
     argv = [SMTPD, "-e", "-o", "hostname=mx.test", "-o", "local_domains=example.test",
             "-o", "spool_dir=" + spool, "-o", "queue_interval=0", "-o", "workers=%d" % CONC,
@@ -161,27 +121,20 @@ def smtpd_case(tag, extra):
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=lf, stderr=subprocess.STDOUT,
                          start_new_session=True)
     try:
-        if not wait_port(port):
+        if not S.wait_listen(port, timeout=20):
             raise RuntimeError("smtpd did not listen")
         return load(port, tag)
     finally:
-        stop(p)
+        S.terminate(p, timeout=15, group=True)
 
 
 def postfix_case(tag, ttl):
-    port = free_port()
+    port = S.free_port()
     pf = os.path.join(WORK, "postfix-" + tag)
     shutil.rmtree(pf, ignore_errors=True)
-    for d in ("conf", "queue", "data"):
-        os.makedirs(os.path.join(pf, d))
-    os.chmod(pf, 0o755)
-    pw = __import__("pwd").getpwnam("postfix")
-    os.chown(os.path.join(pf, "data"), pw.pw_uid, pw.pw_gid)
-    conf = os.path.join(pf, "conf")
-    with open(os.path.join(conf, "main.cf"), "w") as f:
-        f.write(MAIN_CF.format(pf=pf, sites=", ".join("%s*1" % s for s in SITES), ttl=ttl))
-    with open(os.path.join(conf, "master.cf"), "w") as f:
-        f.write(MASTER_CF.format(listen="127.0.0.1:%d" % port))
+    conf = servers.postfix_instance(
+        pf, MAIN_CF.format(pf=pf, sites=", ".join("%s*1" % s for s in SITES), ttl=ttl),
+        LISTENERS.format(listen="127.0.0.1:%d" % port), os.path.join(pf, "conf"))
     resolv = os.path.join(WORK, "resolv.conf")
     with open(resolv, "w") as f:
         f.write("nameserver %s\n" % DNS_ADDR)
@@ -189,7 +142,7 @@ def postfix_case(tag, ttl):
     subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", start],
                    check=True, timeout=60, capture_output=True)
     try:
-        if not wait_port(port):
+        if not S.wait_listen(port, timeout=20):
             raise RuntimeError("postfix did not listen")
         return load(port, tag)
     finally:
@@ -203,13 +156,8 @@ def main():
     subprocess.run(["cc", "-O2", "-pthread", "-o", os.path.join(WORK, "smtpload"),
                     os.path.join(HERE, "smtpload.c")], check=True)
     subprocess.run(["make", "-C", ROOT, "smtpd"], check=True, capture_output=True)
-    conf = os.path.join(WORK, "dnsmasq.conf")
-    with open(conf, "w") as f:
-        f.write(DNSMASQ_CONF)
-    dns = subprocess.Popen(["dnsmasq", "-k", "-C", conf, "--pid-file=" +
-                            os.path.join(WORK, "dnsmasq.pid")],
-                           start_new_session=True, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
+    dns = servers.Dnsmasq(WORK, DNSMASQ_CONF, ready="2.0.0.127.bl1.test", addr=DNS_ADDR,
+                          port=53)
     sites = ", ".join("%s*1" % s for s in SITES)
     untrusted = {"trusted_networks": "::1/128"}
     cases = [
@@ -226,7 +174,6 @@ def main():
     # machine a burst of someone else's load then hits every case alike
     runs = {tag: [] for tag, _ in cases}
     try:
-        time.sleep(0.5)
         for rnd in range(ROUNDS):
             for tag, fn in cases:
                 rate, errors, p50 = fn(tag)
@@ -234,7 +181,7 @@ def main():
                 log("round %d %-22s %8.0f/s errors=%d p50=%sms" % (rnd + 1, tag, rate,
                                                                   errors, p50))
     finally:
-        stop(dns)
+        dns.stop()
     rows = []
     for tag, _ in cases:
         rs = sorted(runs[tag])

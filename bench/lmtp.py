@@ -20,7 +20,6 @@ import json
 import os
 import pwd
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,36 +38,17 @@ USER = "lmtpbench"
 DOMAIN = "example.test"
 REAPER = [sys.executable, os.path.join(HERE, "reaper.py")]
 sys.path.insert(0, HERE)
-from bench import POSTFIX_BASE, S, postfix_config, stop_reaper  # noqa: E402  Postfix; smtptest
+from bench import POSTFIX_BASE, S, postfix_config, servers, stop_reaper  # noqa: E402
 
-DOVECOT_CONF = """\
-base_dir = {d}/run
-state_dir = {d}/state
-instance_name = smtpd-lmtp-bench
-protocols = lmtp
-ssl = no
+# LMTP only, on a unix socket; every delivery fsynced
+DOVECOT_BODY = """\
 auth_username_format = %Ln
-log_path = {d}/dovecot.log
-default_login_user = dovenull
-default_internal_user = dovecot
-default_internal_group = dovecot
-first_valid_uid = 1000
 mail_location = maildir:~/Maildir
 mail_fsync = always
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%Ln {d}/passwd
-}}
-userdb {{
-  driver = passwd-file
-  args = username_format=%Ln {d}/passwd
-}}
-service lmtp {{
-  unix_listener lmtp {{
-    mode = 0666
-  }}
+service lmtp {
+""" + servers.LMTP_SOCKET + """\
   process_min_avail = 8
-}}
+}
 """
 
 POSTFIX_MAIN = POSTFIX_BASE + """\
@@ -77,17 +57,6 @@ local_recipient_maps =
 lmtp_destination_recipient_limit = 1000
 """
 
-
-
-def connectable(port=None, path=None):
-    try:
-        s = socket.socket(socket.AF_UNIX) if path else socket.socket()
-        s.settimeout(1)
-        s.connect(path if path else ("127.0.0.1", port))
-        s.close()
-        return True
-    except OSError:
-        return False
 
 
 class Reaped:
@@ -141,16 +110,13 @@ def dovecot(pw, tag):
     d = os.path.join(WORK, "dovecot")
     if os.path.exists(d):
         shutil.rmtree(d)
-    os.makedirs(d)
-    os.chmod(d, 0o755)
-    with open(os.path.join(d, "passwd"), "w") as f:
-        f.write("%s:{PLAIN}x:%d:%d::%s::\n" % (USER, pw.pw_uid, pw.pw_gid, pw.pw_dir))
-    conf = os.path.join(d, "dovecot.conf")
-    with open(conf, "w") as f:
-        f.write(DOVECOT_CONF.format(d=d))
+    passwd = "%s:{PLAIN}x:%d:%d::%s::\n" % (USER, pw.pw_uid, pw.pw_gid, pw.pw_dir)
+    conf = servers.dovecot_conf(d, "smtpd-lmtp-bench", "lmtp", os.path.join(d, "passwd"),
+                                DOVECOT_BODY, first_valid_uid=1000, user_format="%Ln")
+    dv = servers.Dovecot(d, conf, {"passwd": passwd})
     sock = os.path.join(d, "run", "lmtp")
-    r = Reaped("dovecot-" + tag, ["dovecot", "-F", "-c", conf])
-    if not S.wait_until(lambda: connectable(path=sock), 30):
+    r = Reaped("dovecot-" + tag, dv.argv())
+    if not S.wait_until(lambda: servers.unix_connectable(sock), 30):
         r.stop()
         raise RuntimeError("dovecot did not start (%s)" % d)
     return r, sock
@@ -171,7 +137,7 @@ def server(kind, sock, tag):
         conf = os.path.join(pf, "conf")
         r = Reaped(kind + "-" + tag, start="postfix -c %s start" % conf,
                    stop="postfix -c %s stop" % conf)
-    if not S.wait_until(lambda: connectable(port=port), 30):
+    if not S.wait_listen(port, timeout=30):
         r.stop()
         raise RuntimeError("%s did not listen" % kind)
     return r, port

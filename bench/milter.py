@@ -16,7 +16,6 @@ default 1000), BENCH_DIR (default /var/tmp/smtpd-milter-bench).
 """
 import os
 import sys
-import time
 
 os.environ.setdefault("BENCH_DIR", "/var/tmp/smtpd-milter-bench")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -34,21 +33,12 @@ CASE = dict(id="4k-c8", label="4KB x1 rcpt c=8", size=4096, rcpt=1, conc=8)
 
 def rspamd_cpu():
     """user+system seconds of every rspamd process now alive"""
-    tick = os.sysconf("SC_CLK_TCK")
     total = 0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % pid) as f:
-                st = f.read()
-        except OSError:
-            continue
-        comm = st[st.index("(") + 1:st.rindex(")")]
-        if comm.startswith("rspamd"):
-            fields = st[st.rindex(")") + 2:].split()
-            total += int(fields[11]) + int(fields[12])
-    return total / tick
+    for pid in B.S.all_pids():
+        st = B.S.proc_fields(pid)
+        if st and st[0].startswith("rspamd"):
+            total += int(st[1][11]) + int(st[1][12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def run(kind, milter, tag):

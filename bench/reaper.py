@@ -53,18 +53,10 @@ def set_subreaper():
 def proc_table():
     """pid -> (ppid, comm) for every process we can see"""
     table = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name) as f:
-                s = f.read()
-        except OSError:
-            continue
-        rp = s.rfind(")")
-        comm = s[s.find("(") + 1:rp]
-        fields = s[rp + 2:].split()
-        table[int(name)] = (int(fields[1]), comm)
+    for pid in S.all_pids():
+        st = S.proc_fields(pid)
+        if st:
+            table[pid] = (int(st[1][1]), st[0])
     return table
 
 
@@ -86,16 +78,12 @@ def descendants(root):
 def status_of(pid):
     """pid's memory (smtptest.proc_memory), CPU time and command line; None if gone"""
     res = S.proc_memory(pid)
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            st = f.read()
-        fields = st[st.rfind(")") + 2:].split()
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            cmd = f.read().replace(b"\0", b" ").decode(errors="replace")[:160]
-    except OSError:
+    st = S.proc_fields(pid)
+    cmd = S.cmdline(pid)
+    if res is None or st is None or not cmd:
         return None
-    if res is None:
-        return None
+    fields = st[1]
+    cmd = b" ".join(cmd).decode(errors="replace").strip()[:160]
     res["cpu_own"] = (int(fields[11]) + int(fields[12])) / TICK	# utime+stime
     res["cpu_reaped"] = (int(fields[13]) + int(fields[14])) / TICK	# its waited children
     res["cmd"] = cmd

@@ -23,11 +23,8 @@ divided by the sessions.  Engine RSS: the largest VmHWM of any smtpd-tls
 process seen (sampled every 20 ms); for Postfix, of its smtpd processes.
 """
 import os
-import pwd
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +32,9 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+import servers  # noqa: E402  Postfix's instance directory
+import smtptest as S  # noqa: E402  free ports, bounded waits, process groups
 SMTPD = os.path.join(ROOT, "smtpd")
 ENGINE = os.path.join(ROOT, "smtpd-tls")
 SECS = float(sys.argv[1]) if len(sys.argv) > 1 else 15
@@ -48,43 +48,25 @@ def run(*a, **kw):
     return subprocess.run(list(a), check=True, capture_output=True, timeout=120, **kw)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_port(port, timeout=20):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), 1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit("nothing listens on %d" % port)
+def wait_port(port):
+    if not S.wait_listen(port, timeout=20):
+        raise SystemExit("nothing listens on %d" % port)
 
 
 # ---------------------------------------------------------------- /proc
 
 def stat(pid):
-    try:
-        s = open("/proc/%d/stat" % pid).read()
-    except OSError:
-        return None
-    f = s[s.rindex(")") + 2:].split()
-    return int(f[1]), sum(int(x) for x in f[11:15])     # ppid, u+s+cu+cs
+    """(ppid, utime + stime + cutime + cstime) of pid, or None if gone"""
+    st = S.proc_fields(pid)
+    return st and (int(st[1][1]), sum(int(x) for x in st[1][11:15]))
 
 
 def tree(root):
     kids = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            st = stat(int(d))
-            if st:
-                kids.setdefault(st[0], []).append(int(d))
+    for pid in S.all_pids():
+        st = stat(pid)
+        if st:
+            kids.setdefault(st[0], []).append(pid)
     out, todo = [], [root]
     while todo:
         p = todo.pop()
@@ -161,7 +143,7 @@ def smtpd_server(cert, key, tls=True, wrapper=False):
     with open(d + "/users", "w") as f:
         f.write("alice:65534:65534:%s\n" % md)
     os.chmod(d + "/users", 0o644)
-    port = free_port()
+    port = S.free_port()
     argv = [SMTPD, "-o", "hostname=mx.test", "-o", "local_domains=example.test",
             "-o", "virtual_users=%s/users" % d, "-o", "spool_dir=%s/spool" % d,
             "-o", "postmaster=alice", "-o", "queue_interval=0", "-o", "workers=8",
@@ -211,44 +193,13 @@ maillog_file = {d}/postfix.log
 maillog_file_prefixes = /var
 """
 
-POSTFIX_MASTER = """\
-127.0.0.1:{port} inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-smtp      unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-virtual   unix  -       n       n       -       -       virtual
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-"""
-
-
 def postfix_server(cert, key):
     d = tempfile.mkdtemp(dir=WORK, prefix="postfix-")
-    os.chmod(d, 0o755)
-    for sub in ("queue", "data", "vmail/alice"):
-        os.makedirs(os.path.join(d, sub))
-    pw = pwd.getpwnam("postfix")
-    os.chown(d + "/data", pw.pw_uid, pw.pw_gid)
+    os.makedirs(d + "/vmail/alice")
     os.chown(d + "/vmail/alice", 65534, 65534)
-    port = free_port()
-    with open(d + "/main.cf", "w") as f:
-        f.write(POSTFIX_MAIN.format(d=d, cert=cert, key=key))
-    with open(d + "/master.cf", "w") as f:
-        f.write(POSTFIX_MASTER.format(port=port))
+    port = S.free_port()
+    servers.postfix_instance(d, POSTFIX_MAIN.format(d=d, cert=cert, key=key),
+                             "127.0.0.1:%d inet n - n - - smtpd\n" % port)
     run("postfix", "-c", d, "check")
     p = subprocess.Popen(["/usr/lib/postfix/sbin/master", "-c", d, "-d"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -259,20 +210,7 @@ def postfix_server(cert, key):
 
 
 def stop(p):
-    try:
-        os.killpg(p.pid, signal.SIGTERM)
-    except OSError:
-        pass
-    try:
-        p.wait(30)
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
-        p.wait(10)
-    time.sleep(0.5)
-    try:
-        os.killpg(p.pid, signal.SIGKILL)        # Postfix children, if any left
-    except OSError:
-        pass
+    S.terminate(p, timeout=30, group=True)      # Postfix's children too
 
 
 def load(port, mode, ca):

@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "deliver.h"
 
@@ -16,6 +17,16 @@ static inline void fuzz_fail(const char *file, int line, const char *what)
 {
 	dprintf(2, "%s:%d: CHECK failed: %s\n", file, line, what);
 	abort();
+}
+
+/* fuzz_heap - the input copied to a heap block of exactly its size (no NUL
+ * after it, so a read past the end is caught); free() it */
+static inline void *fuzz_heap(const void *data, size_t size)
+{
+	void *h = malloc(size ? size : 1);
+
+	CHECK(h != NULL);
+	return memcpy(h, data, size);
 }
 
 /* common.c: a throw-away mail system for the session and queue harnesses */

@@ -64,13 +64,11 @@ static void expand_some(const struct alias_table *t, const char *s, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *h = malloc(size ? size : 1), err[ALIAS_ERR_MAX];
+	char *h = fuzz_heap(data, size), err[ALIAS_ERR_MAX];
 	struct alias_table *t;
 	size_t lines = 1, i;
 	long at;
 
-	CHECK(h != NULL);
-	memcpy(h, data, size);
 	for (i = 0; i < size; i++)
 		lines += h[i] == '\n';
 	t = aliases_parse(h, size, "aliases", err, sizeof err);

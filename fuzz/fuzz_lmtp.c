@@ -33,14 +33,12 @@ static void check_text(int code, const char *text, size_t cap)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *h = malloc(size ? size : 1), text[LMTP_REPLY_MAX];
+	char *h = fuzz_heap(data, size), text[LMTP_REPLY_MAX];
 	const char *s, *nl, *end;
 	struct lmtp l;
 	struct quota q;
 	int sv[2], code, r, replies = 0;
 
-	CHECK(h != NULL);
-	memcpy(h, data, size);
 	for (s = h, end = h + size; s < end; s = nl + 1) {
 		if (!(nl = memchr(s, '\n', end - s)))
 			nl = end;

@@ -50,11 +50,9 @@ static void frames(const uint8_t *data, size_t size)
 /* headers - split the input into header fields like milter.c does */
 static void headers(const uint8_t *data, size_t size)
 {
-	char *h = malloc(size ? size : 1);
+	char *h = fuzz_heap(data, size);
 	size_t off = 0, k, name;
 
-	CHECK(h != NULL);
-	memcpy(h, data, size);
 	while (off < size && (k = hdr_field(h + off, size - off, &name)) > 0) {
 		CHECK(k <= size - off && name < k && h[off + name] == ':');
 		off += k;

@@ -12,12 +12,10 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *p = malloc(size ? size : 1);
+	char *p = fuzz_heap(data, size);
 	struct paction a;
 	size_t i;
 
-	CHECK(p != NULL);
-	memcpy(p, data, size);
 	if (policy_parse(p, size, &a) == 0 && a.kind != PA_BAD) {
 		CHECK(a.textlen <= 512);
 		if (a.textlen > 0) {

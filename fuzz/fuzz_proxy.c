@@ -29,11 +29,9 @@ static void check(int r, const char *addr, size_t cap)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char addr[INET6_ADDRSTRLEN], tiny[8];
-	unsigned char *h = malloc(size ? size : 1);
+	unsigned char *h = fuzz_heap(data, size);
 	int sv[2], port = -1;
 
-	CHECK(h != NULL);
-	memcpy(h, data, size);
 	memset(addr, 'X', sizeof addr), memset(tiny, 'X', sizeof tiny);
 	check(proxy_v1_parse((const char *)h, size, addr, sizeof addr, &port), addr, sizeof addr);
 	check(proxy_v1_parse((const char *)h, size, tiny, sizeof tiny, &port), tiny, sizeof tiny);

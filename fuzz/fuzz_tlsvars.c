@@ -61,12 +61,10 @@ static void through_socket(const uint8_t *data, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *h = malloc(size ? size : 1);
+	char *h = fuzz_heap(data, size);
 	struct tls_info ti;
 	int r;
 
-	CHECK(h != NULL);
-	memcpy(h, data, size);
 	r = starttls_vars(&ti, h, size);
 	CHECK(r == VARS_DONE || r == VARS_MORE || r == VARS_BAD);
 	safe(&ti);

@@ -16,7 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "check_common.h"
+#include "storage.h"
+#include "tests/check_common.h"
 
 char tmp[128];
 uid_t mail_uid;
@@ -185,3 +186,52 @@ int main(int argc, char **argv)
 	srunner_free(sr);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
+
+/* ---- the storage fault seam ------------------------------------------- */
+
+struct fault fault = { .max = (size_t)-1 };
+const int fault_errs[3] = { ENOSPC, EDQUOT, EIO };
+
+/* fault_arm - the nth call of kind op fails with err; counters from zero */
+void fault_arm(int op, int nth, int err)
+{
+	fault.op = op, fault.nth = nth, fault.err = err;
+	fault.hit = fault.dir = 0;
+	fault.n_write = fault.n_fsync = fault.n_rename = 0;
+}
+
+/* fails - this call (the count-th of kind op) is the one to fail */
+static int fails(int op, int count)
+{
+	if (count != fault.nth || fault.op != op)
+		return 0;
+	fault.hit = 1, errno = fault.err;
+	return 1;
+}
+
+static ssize_t f_write(int fd, const void *b, size_t n)
+{
+	if (fails(OP_WRITE, ++fault.n_write))
+		return -1;
+	return write(fd, b, n < fault.max ? n : fault.max);
+}
+
+static int f_fsync(int fd)
+{
+	struct stat st;
+
+	if (fails(OP_FSYNC, ++fault.n_fsync)) {
+		fault.dir = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
+		return -1;
+	}
+	return fsync(fd);
+}
+
+static int f_renameat(int od, const char *o, int nd, const char *n)
+{
+	if (fails(OP_RENAME, ++fault.n_rename))
+		return -1;
+	return renameat(od, o, nd, n);
+}
+
+const struct storage_ops fault_ops = { f_write, f_fsync, f_renameat };

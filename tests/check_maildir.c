@@ -304,55 +304,17 @@ END_TEST
 
 /* ---- storage faults through the seam ----------------------------------- */
 
-enum { OP_WRITE, OP_FSYNC, OP_RENAME };
-static int f_op, f_nth, f_err, f_hit, f_dir;	/* f_dir: failed fsync was a dir */
-static int n_write, n_fsync, n_rename;
-static size_t f_max = (size_t)-1;		/* cap on one write's length */
-
-static ssize_t f_write(int fd, const void *b, size_t n)
-{
-	if (++n_write == f_nth && f_op == OP_WRITE) {
-		f_hit = 1, errno = f_err;
-		return -1;
-	}
-	return write(fd, b, n < f_max ? n : f_max);
-}
-
-static int f_fsync(int fd)
-{
-	struct stat st;
-
-	if (++n_fsync == f_nth && f_op == OP_FSYNC) {
-		f_hit = 1, errno = f_err;
-		f_dir = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
-		return -1;
-	}
-	return fsync(fd);
-}
-
-static int f_renameat(int od, const char *o, int nd, const char *n)
-{
-	if (++n_rename == f_nth && f_op == OP_RENAME) {
-		f_hit = 1, errno = f_err;
-		return -1;
-	}
-	return renameat(od, o, nd, n);
-}
-
-static const struct storage_ops fault_ops = { f_write, f_fsync, f_renameat };
-
-static const struct { int op, nth; const char *what; } faults[] = {
+static const struct fault_step faults[] = {
 	{ OP_WRITE, 1, "write of the head" },
 	{ OP_WRITE, 2, "write of the body (after the head)" },
 	{ OP_FSYNC, 1, "fsync of the file" },
 	{ OP_FSYNC, 2, "fsync of new/" },
 	{ OP_RENAME, 1, "renameat tmp -> new" },
 };
-static const int errs[] = { ENOSPC, EDQUOT, EIO };
 
 START_TEST(test_storage_fault)
 {
-	size_t big = 150000, i;
+	size_t big = 150000, i, which = _i / N(fault_errs);
 	char *src = malloc(big), name[MAILDIR_NAME_MAX];
 	struct maildir_msg m;
 	int r;
@@ -361,17 +323,16 @@ START_TEST(test_storage_fault)
 	for (i = 0; i < big; i++)
 		src[i] = 'a' + i % 26;
 	m = msg(spool(src, big), 0, big, 5);
-	f_op = faults[_i / N(errs)].op, f_nth = faults[_i / N(errs)].nth;
-	f_err = errs[_i % N(errs)];
+	fault_arm(faults[which].op, faults[which].nth, fault_errs[_i % N(fault_errs)]);
 	storage_set_ops(&fault_ops);
 	r = maildir_deliver(P("Maildir"), &m, "mx.test", name, sizeof name);
 	storage_set_ops(NULL);
-	ck_assert_msg(f_hit, "fault at %s never reached", faults[_i / N(errs)].what);
-	ck_assert_msg(r == f_err, "%s failing with %s: got %d (%s)",
-	    faults[_i / N(errs)].what, strerror(f_err), r, strerror(r));
-	if (f_op == OP_FSYNC)
-		ck_assert_msg(f_dir == (f_nth == 2), "fsync #%d %s a directory", f_nth,
-		    f_dir ? "was" : "was not");
+	ck_assert_msg(fault.hit, "fault at %s never reached", faults[which].what);
+	ck_assert_msg(r == fault.err, "%s failing with %s: got %d (%s)",
+	    faults[which].what, strerror(fault.err), r, strerror(r));
+	if (fault.op == OP_FSYNC)
+		ck_assert_msg(fault.dir == (fault.nth == 2), "fsync #%d %s a directory",
+		    fault.nth, fault.dir ? "was" : "was not");
 	ck_assert_int_eq(count(P("Maildir/new"), name, sizeof name), 0);
 	ck_assert_int_eq(count(P("Maildir/tmp"), name, sizeof name), 0);
 	/* the real calls are back: the same message now goes through */
@@ -390,7 +351,8 @@ START_TEST(test_short_writes)
 	struct maildir_msg m = msg(spool(src, strlen(src)), 0, strlen(src), 6);
 	size_t len;
 
-	f_max = 3;
+	fault_arm(OP_WRITE, 0, 0);	/* no call fails; writes are capped */
+	fault.max = 3;
 	storage_set_ops(&fault_ops);
 	ck_assert_int_eq(maildir_deliver(P("Maildir"), &m, "mx.test", name, sizeof name), 0);
 	snprintf(path, sizeof path, "Maildir/new/%s", name);
@@ -398,9 +360,10 @@ START_TEST(test_short_writes)
 	ck_assert_str_eq(got, HEAD "line one\nline two is longer\n");
 	free(got);
 	ck_assert_int_eq(unlink(P(path)), 0);
-	f_max = 0;	/* every write now "succeeds" with 0 octets */
+	fault.max = 0;	/* every write now "succeeds" with 0 octets */
 	ck_assert_int_ne(maildir_deliver(P("Maildir"), &m, "mx.test", name, sizeof name), 0);
 	storage_set_ops(NULL);
+	fault.max = (size_t)-1;
 	ck_assert_int_eq(count(P("Maildir/new"), NULL, 0), 0);
 	ck_assert_int_eq(count(P("Maildir/tmp"), NULL, 0), 0);
 	close(m.srcfd);
@@ -418,7 +381,7 @@ Suite *check_suite(void)
 	check_add(tc, tests, N(tests));
 	tcase_add_loop_test(tc, test_host_encoding, 0, N(hosts));
 	tcase_add_loop_test(tc, test_symlink_refused, 0, N(links));
-	tcase_add_loop_test(tc, test_storage_fault, 0, N(faults) * N(errs));
+	tcase_add_loop_test(tc, test_storage_fault, 0, N(faults) * N(fault_errs));
 	return s;
 }
 

@@ -587,41 +587,8 @@ END_TEST
 
 /* ---- storage faults on the spool side (through the seam) ---------------- */
 
-enum { OP_WRITE, OP_FSYNC, OP_RENAME };
-static int f_op, f_nth, f_err, f_hit;
-static int n_write, n_fsync, n_rename;
-
-static ssize_t f_write(int fd, const void *b, size_t n)
-{
-	if (++n_write == f_nth && f_op == OP_WRITE) {
-		f_hit = 1, errno = f_err;
-		return -1;
-	}
-	return write(fd, b, n);
-}
-
-static int f_fsync(int fd)
-{
-	if (++n_fsync == f_nth && f_op == OP_FSYNC) {
-		f_hit = 1, errno = f_err;
-		return -1;
-	}
-	return fsync(fd);
-}
-
-static int f_renameat(int od, const char *o, int nd, const char *n)
-{
-	if (++n_rename == f_nth && f_op == OP_RENAME) {
-		f_hit = 1, errno = f_err;
-		return -1;
-	}
-	return renameat(od, o, nd, n);
-}
-
-static const struct storage_ops fault_ops = { f_write, f_fsync, f_renameat };
-
 /* the steps of spool_keep() for a memory spool, in their order */
-static const struct { int op, nth; const char *what; } spool_faults[] = {
+static const struct fault_step spool_faults[] = {
 	{ OP_WRITE, 1, "write of the data file" },
 	{ OP_FSYNC, 1, "fsync of the data file" },
 	{ OP_WRITE, 2, "write of the envelope" },
@@ -629,25 +596,22 @@ static const struct { int op, nth; const char *what; } spool_faults[] = {
 	{ OP_RENAME, 1, "rename ID.tmp -> ID.env" },
 	{ OP_FSYNC, 3, "fsync of the spool directory" },
 };
-static const int spool_errs[] = { ENOSPC, EDQUOT, EIO };
 
 /* finding 8: each step fails with each error: an error (4xx), nothing left */
 START_TEST(test_spool_fault)
 {
 	char *rcpt[] = { "bob@example.test" };
-	int which = _i / N(spool_errs), r;
+	int which = _i / N(fault_errs), r;
 
-	f_op = spool_faults[which].op, f_nth = spool_faults[which].nth;
-	f_err = spool_errs[_i % N(spool_errs)];
-	f_hit = n_write = n_fsync = n_rename = 0;
+	fault_arm(spool_faults[which].op, spool_faults[which].nth, fault_errs[_i % N(fault_errs)]);
 	ck_assert_int_eq(spool_create(&sp, 21), 0);	/* in memory: keep writes it */
 	spool_put(&sp, MSG, strlen(MSG));
 	storage_set_ops(&fault_ops);
 	r = spool_keep(&sp, rcpt, 1, "test");
 	storage_set_ops(NULL);
-	ck_assert_msg(f_hit, "fault at %s never reached", spool_faults[which].what);
-	ck_assert_msg(r == f_err, "%s failing with %s: got %d (%s)",
-	    spool_faults[which].what, strerror(f_err), r, strerror(r));
+	ck_assert_msg(fault.hit, "fault at %s never reached", spool_faults[which].what);
+	ck_assert_msg(r == fault.err, "%s failing with %s: got %d (%s)",
+	    spool_faults[which].what, strerror(fault.err), r, strerror(r));
 	spool_discard(&sp);	/* what the session does before its 4xx */
 	ck_assert_msg(count(P("spool"), NULL, 0) == 0, "%s: spool not empty",
 	    spool_faults[which].what);
@@ -666,14 +630,13 @@ START_TEST(test_spool_stream_fault)
 
 	memset(big, 'x', sizeof big);
 	cfg.spool_memory = 0;
-	f_op = OP_WRITE, f_nth = 2, f_err = _i == 0 ? ENOSPC : EIO;
-	f_hit = n_write = n_fsync = n_rename = 0;
+	fault_arm(OP_WRITE, 2, _i == 0 ? ENOSPC : EIO);
 	ck_assert_int_eq(spool_create(&sp, 23), 0);
 	storage_set_ops(&fault_ops);
 	spool_put(&sp, big, sizeof big);
 	storage_set_ops(NULL);
-	ck_assert(f_hit);
-	ck_assert_int_eq(spool_flush(&sp), f_err);	/* sticky */
+	ck_assert(fault.hit);
+	ck_assert_int_eq(spool_flush(&sp), fault.err);	/* sticky */
 	spool_discard(&sp);
 	ck_assert_int_eq(count(P("spool"), NULL, 0), 0);
 }
@@ -700,7 +663,7 @@ Suite *check_suite(void)
 	tcase_add_test(run, test_missing_data_file_deferred);
 	tcase_add_test(run, test_live_session_file_kept);
 	tcase_add_test(run, test_keep_relinks_removed_data);
-	tcase_add_loop_test(run, test_spool_fault, 0, N(spool_faults) * N(spool_errs));
+	tcase_add_loop_test(run, test_spool_fault, 0, N(spool_faults) * N(fault_errs));
 	tcase_add_loop_test(run, test_spool_stream_fault, 0, 2);
 	return s;
 }

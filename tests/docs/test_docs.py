@@ -2,7 +2,8 @@
 
 smtpd(8) and smtpd.conf(5) pass `mandoc -T lint -W warning`; every
 setting in config.c's table has an entry in smtpd.conf(5) and a line in
-`smtpd -h`; every option letter that getopt() accepts has an entry in
+`smtpd -h`, each with its default (numeric defaults and ranges, and text
+defaults, as config.c sets them); every option letter that getopt() accepts has an entry in
 smtpd(8) and in `smtpd -h`; the log examples in smtpd(8) follow the
 documented line shape.  Run by `make docs-check` (SMTPD= the binary).
 """
@@ -10,6 +11,7 @@ import glob
 import os
 import re
 import shutil
+import socket
 import subprocess
 
 import pytest
@@ -34,6 +36,41 @@ def table_settings():
     names = re.findall(r"^\s*[A-Z]\w*\(\s*(\w+)\s*,", m.group(1), re.M)
     assert len(names) >= 10, "config.c: only %d settings parsed" % len(names)
     return names
+
+
+def text_defaults():
+    """{name: default} for the string and list settings, from config.c:
+    set_defaults() strcpy()s the non-empty ones; the rest start empty.
+    The host name's is the machine's (None here); tls_engine's is
+    TLS_ENGINE, the build's SBINDIR."""
+    src = read(os.path.join(ROOT, "config.c"))
+    m = re.search(r"^static int set_defaults\(void\)\n\{(.*?)^\}", src, re.M | re.S)
+    assert m, "config.c: no set_defaults() found"
+    body = m.group(1)
+    engine = re.search(r'^#define\s+TLS_ENGINE\s+"([^"]*)"', src, re.M).group(1)
+    names = re.findall(r"^\s*[SL]\(\s*(\w+)\s*,", src, re.M)
+    out = {n: "" for n in names}
+    out.update(re.findall(r'strcpy\(cfg\.(\w+), "([^"]*)"\)', body))
+    assert "gethostname(cfg.hostname" in body and "TLS_ENGINE" in body
+    out["hostname"], out["tls_engine"] = None, engine
+    return out
+
+
+def man_entry(name):
+    """a setting's paragraph in smtpd.conf(5), up to the next .It or .El"""
+    entry = read(MAN5).split(".It Ic %s\n" % name, 1)[1]
+    return re.split(r"^\.(?:It|El)\b", entry, flags=re.M)[0]
+
+
+def plain(mdoc):
+    """mdoc source as one line of text: macro names dropped"""
+    words = []
+    for line in mdoc.splitlines():
+        toks = line.split()
+        if line.startswith("."):
+            toks = [t for t in toks[1:] if not re.match(r"^[A-Z][a-z]{1,2}$", t)]
+        words += toks
+    return " ".join(words)
 
 
 def option_letters():
@@ -113,6 +150,38 @@ def test_setting_in_help(name):
     assert "default" in line.group(0), "smtpd -h shows no default for %s" % name
 
 
+@pytest.mark.parametrize("name", sorted(text_defaults()))
+def test_text_default_in_help(name):
+    """smtpd -h shows a text setting's default, quoted, as config.c sets it
+    (run as root, or for a setting that does not depend on who runs it)"""
+    want = text_defaults()[name]
+    if name == "hostname":
+        want = socket.gethostname()
+    elif os.geteuid() != 0 and name in ("postmaster", "spool_dir"):
+        pytest.skip("%s's default is the starting user's when not root" % name)
+    line = re.search(r"^\s*%s\s.*$" % re.escape(name), help_text(), re.M).group(0)
+    assert line.endswith('(default "%s")' % want), \
+        "smtpd -h: %s should end (default \"%s\"): %r" % (name, want, line)
+
+
+@pytest.mark.parametrize("name", sorted(text_defaults()))
+def test_text_default_in_smtpd_conf_5(name):
+    """smtpd.conf(5) says a text setting's default: its value, or "empty"
+    for an empty one, or "host name" for hostname's"""
+    want = text_defaults()[name]
+    text = plain(man_entry(name))
+    said = text[text.find("Default"):]
+    assert said, "smtpd.conf(5): %s has no default" % name
+    if want is None:
+        assert "host name" in said, "%s: %r does not name the host name" % (name, said)
+    elif want == "":
+        assert re.match(r"Default: empty\b", said), \
+            "%s: default is empty, smtpd.conf(5) says %r" % (name, said)
+    else:
+        assert re.search(r"^Default:? %s([ .,;]|$)" % re.escape(want), said), \
+            "%s: default is %r, smtpd.conf(5) says %r" % (name, want, said)
+
+
 @pytest.mark.parametrize("letter", option_letters())
 def test_option_in_smtpd_8(letter):
     page = read(MAN8)
@@ -141,19 +210,21 @@ def test_log_examples_follow_the_format():
 
 
 def test_pages_agree_on_defaults():
-    """Numeric defaults and ranges in smtpd.conf(5) match config.c's table."""
+    """Numeric defaults and ranges in smtpd.conf(5) and smtpd -h match
+    config.c's table."""
     src = read(os.path.join(ROOT, "config.c"))
     consts = dict(re.findall(r"#define\s+(\w+)\s+(\d+)", read(os.path.join(ROOT, "config.h"))))
-    page = read(MAN5)
     rows = re.findall(r"^\s*N\(\s*(\w+),\s*(\w+),\s*(\w+),\s*(\w+),", src, re.M)
     assert rows, "no N(...) rows parsed from config.c"
     for name, d, lo, hi in rows:
         d, lo, hi = (consts.get(x, x).rstrip("L") for x in (d, lo, hi))
-        entry = page.split(".It Ic %s\n" % name, 1)[1]
-        entry = re.split(r"^\.(?:It|El)\b", entry, flags=re.M)[0]
+        entry = man_entry(name)
         want = "Default %s" % d
         assert want in entry.replace("\n", " "), "%s: %r not in smtpd.conf(5)" % (name, want)
         rng = "range %s" % lo
         text = entry.replace("\n", " ")
         assert rng in text and ("to %s" % hi) in text, \
             "%s: range %s..%s not in smtpd.conf(5): %r" % (name, lo, hi, text[-200:])
+        shown = "(default %s, %s..%s)" % (d, lo, hi)
+        assert re.search(r"^\s*%s\s.*%s$" % (name, re.escape(shown)), help_text(), re.M), \
+            "smtpd -h: %s does not end %s" % (name, shown)

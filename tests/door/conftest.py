@@ -1,11 +1,11 @@
 """conftest.py - fixtures for the door suite (DNSBL, pregreet, rates,
 trusted networks, slow clients, fail2ban).
 
-A real dnsmasq (Debian's) on a free loopback port with its own
-configuration (dnsmasq.conf.in), started once for the suite; smtpd's
-prefork supervisor started per test with its own settings; a raw SMTP
-client that can put a PROXY v1/v2 header first, so a trusted test client
-(127.0.0.1) speaks for any address.  Every wait is bounded; everything
+A real dnsmasq (Debian's, tests/lib/servers.py) on a free loopback port
+with its own configuration (dnsmasq.conf.in), started once for the suite;
+smtpd's prefork supervisor started per test with its own settings; the
+shared raw SMTP client (smtptest.Client) with a PROXY v1/v2 header sent
+first, so a trusted test client (127.0.0.1) speaks for any address.  Every wait is bounded; everything
 started is stopped, also when a test fails.  Loopback only.
 
 smtpd logs to stderr; the harness writes each line into a log file with a
@@ -16,7 +16,6 @@ import datetime
 import os
 import re
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -25,6 +24,10 @@ import threading
 import time
 
 import pytest
+
+import servers
+import smtptest as S  # tests/lib, on the path by tests/conftest.py
+from smtptest import free_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -36,56 +39,12 @@ IS_ROOT = os.geteuid() == 0
 MAIL_UID, MAIL_GID = (65534, 65534) if IS_ROOT else (os.getuid(), os.getgid())
 
 
-def free_port(kind=socket.SOCK_STREAM):
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def stop_group(p, timeout=10):
-    """SIGTERM the process group, then SIGKILL; reap"""
-    if p.poll() is None:
-        try:
-            os.killpg(p.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            p.wait(5)
-    try:
-        os.killpg(p.pid, signal.SIGKILL)    # leftovers (workers, deliverers)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 # ---------------------------------------------------------------- DNS
 
-def dns_query(port, name, qtype=1, timeout=2):
-    """one query to 127.0.0.1:port; (rcode, answer count) or None"""
-    q = struct.pack(">HHHHHH", 4321, 0x0100, 1, 0, 0, 0)
-    for label in name.split("."):
-        q += bytes([len(label)]) + label.encode()
-    q += b"\0" + struct.pack(">HH", qtype, 1)
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.settimeout(timeout)
-    try:
-        s.sendto(q, ("127.0.0.1", port))
-        d, _ = s.recvfrom(2048)
-        return d[3] & 15, struct.unpack(">H", d[6:8])[0]
-    except OSError:
-        return None
-    finally:
-        s.close()
+class Dnsmasq(servers.Dnsmasq):
+    """dnsmasq.conf.in's zones, and two servers it delegates to: one that
+    never answers, one that answers SERVFAIL"""
 
-
-class Dnsmasq:
     def __init__(self, tmp):
         # the zone that never answers: a UDP socket nobody reads
         self.hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -96,29 +55,10 @@ class Dnsmasq:
         self.failer.settimeout(0.5)
         self.stopping = threading.Event()
         threading.Thread(target=self._servfail, daemon=True).start()
-        self.conf = os.path.join(tmp, "dnsmasq.conf")
-        self.log = os.path.join(tmp, "dnsmasq.log")
         with open(os.path.join(HERE, "dnsmasq.conf.in")) as f:
-            self.template = f.read()
-        self.proc = None
-        for _ in range(5):
-            self.port = free_port(socket.SOCK_DGRAM)
-            with open(self.conf, "w") as f:
-                f.write(self.template.replace("@PORT@", str(self.port))
-                        .replace("@BLACKHOLE@", str(self.hole.getsockname()[1]))
-                        .replace("@SERVFAIL@", str(self.failer.getsockname()[1])))
-            self.proc = subprocess.Popen(
-                ["dnsmasq", "-k", "-C", self.conf,
-                 "--pid-file=" + os.path.join(tmp, "dnsmasq.pid")],
-                stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,
-                start_new_session=True)
-            end = time.time() + 10
-            while time.time() < end and self.proc.poll() is None:
-                if dns_query(self.port, "7.2.0.192.bl.test", timeout=0.3) == (0, 1):
-                    return
-                time.sleep(0.1)
-            stop_group(self.proc)
-        raise RuntimeError("dnsmasq did not start: " + open(self.log).read()[-2000:])
+            conf = (f.read().replace("@BLACKHOLE@", str(self.hole.getsockname()[1]))
+                    .replace("@SERVFAIL@", str(self.failer.getsockname()[1])))
+        super().__init__(tmp, conf, ready="7.2.0.192.bl.test")
 
     def _servfail(self):
         """answer each query with its own question and RCODE 2"""
@@ -130,21 +70,8 @@ class Dnsmasq:
             if len(q) >= 12:
                 self.failer.sendto(q[:2] + bytes([0x81, 0x82]) + q[4:], peer)
 
-    def queries(self, name):
-        """how many times dnsmasq was asked for name (its log-queries lines)"""
-        try:
-            with open(self.log, errors="replace") as f:
-                return sum(1 for l in f if re.search(r"query\[\w+\] %s from" % re.escape(name), l))
-        except OSError:
-            return 0
-
-    @property
-    def server(self):
-        return "127.0.0.1:%d" % self.port
-
     def stop(self):
-        if self.proc:
-            stop_group(self.proc)
+        super().stop()
         self.stopping.set()
         self.hole.close()
         self.failer.close()
@@ -208,7 +135,7 @@ class Smtpd:
             self.reader.start()
             if self.wait_log(r"supervisor (?:result=)?started", 10, fail=False):
                 return
-            stop_group(self.proc)
+            S.terminate(self.proc, group=True)
         raise RuntimeError("smtpd did not start:\n" + self.log_tail())
 
     def _read(self):
@@ -255,7 +182,7 @@ class Smtpd:
 
     def stop(self):
         if self.proc:
-            stop_group(self.proc)
+            S.terminate(self.proc, group=True)
             self.reader.join(5)
 
 
@@ -299,78 +226,15 @@ def proxy_v2(src, sport=4000):
     return sig + bytes([0x21, 0x11]) + struct.pack(">H", len(body)) + body
 
 
-class Reply:
-    def __init__(self, lines):
-        self.lines = lines
-        self.code = int(lines[-1][:3]) if lines and lines[-1][:3].isdigit() else 0
-        self.text = lines[-1] if lines else ""
-
-    def __repr__(self):
-        return "Reply(%r)" % self.lines
-
-
-class Client:
-    """a raw SMTP client; header (PROXY) is sent right after connecting"""
-
-    def __init__(self, port, header=b"", timeout=WAIT):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.timeout = timeout
-        self.buf = b""
-        if header:
-            self.sock.sendall(header)
-
-    def line(self, timeout=None):
-        self.sock.settimeout(timeout or self.timeout)
-        while b"\r\n" not in self.buf:
-            d = self.sock.recv(4096)
-            if not d:
-                raise EOFError("connection closed; pending %r" % self.buf)
-            self.buf += d
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line.decode("utf-8", "replace")
-
-    def reply(self, timeout=None):
-        lines = [self.line(timeout)]
-        while len(lines[-1]) > 3 and lines[-1][3] == "-":
-            lines.append(self.line(timeout))
-        return Reply(lines)
-
-    def send(self, data):
-        self.sock.sendall(data if isinstance(data, bytes) else data.encode())
-
-    def cmd(self, line, want=None):
-        self.send(line + "\r\n")
-        r = self.reply()
-        if want is not None:
-            assert r.code == want, "%s -> %r" % (line, r.lines)
-        return r
-
-    def eof(self, timeout=5):
-        """True when the server closes (after any pending bytes); a reset
-        counts: closing with our unread bytes in its buffer sends RST"""
-        self.sock.settimeout(timeout)
-        try:
-            while True:
-                d = self.sock.recv(4096)
-                if not d:
-                    return True
-                self.buf += d
-        except ConnectionResetError:
-            return True
-        except socket.timeout:
-            return False
-
-    def close(self):
-        self.sock.close()
+def client(port, header=b"", timeout=WAIT):
+    """the shared raw client (smtptest.Client); header (PROXY) is sent
+    right after connecting"""
+    c = S.Client(port, timeout=timeout)
+    if header:
+        c.send(header)
+    return c
 
 
 def message(c, sender, rcpts, body="Subject: t\r\n\r\nhello\r\n"):
     """MAIL, RCPT..., DATA; returns the RCPT replies and the final reply"""
-    c.cmd("MAIL FROM:<%s>" % sender, 250)
-    rr = [c.cmd("RCPT TO:<%s>" % r) for r in rcpts]
-    if not any(r.code == 250 for r in rr):
-        c.cmd("RSET", 250)
-        return rr, None
-    c.cmd("DATA", 354)
-    c.send(body + ".\r\n")
-    return rr, c.reply()
+    return c.transaction(sender, rcpts, body.encode())

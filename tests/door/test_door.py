@@ -16,7 +16,7 @@ import os
 
 import pytest
 
-from conftest import (Client, ROOT, message, proxy_v1, proxy_v2)
+from conftest import (ROOT, client, message, proxy_v1, proxy_v2)
 
 SITES = ("bl.test*3, bl2.test*2, wl.test=127.0.[0..255].[1..3]*-4, "
          "refused.test*3")
@@ -30,11 +30,19 @@ def door(smtpd, dns, **extra):
 
 
 def session(srv, addr, v2=False, helo="client.test"):
-    c = Client(srv.port, (proxy_v2 if v2 else proxy_v1)(addr))
+    c = client(srv.port, (proxy_v2 if v2 else proxy_v1)(addr))
     r = c.reply()
     assert r.code == 220, r
     c.cmd("EHLO " + helo, 250)
     return c
+
+
+def accepted(srv, addr, v2=False):
+    """a session from addr whose RCPT to alice is accepted; then QUIT"""
+    c = session(srv, addr, v2)
+    c.cmd("MAIL FROM:<s@remote.test>", 250)
+    c.cmd("RCPT TO:<alice@example.test>", 250)
+    c.cmd("QUIT", 221)
 
 
 # ---------------------------------------------------------------- DNSBL
@@ -99,10 +107,7 @@ def test_clean_client_and_unconfirmed_ptr(smtpd, dns):
 
 def test_refused_answer_is_never_a_listing(smtpd, dns):
     srv = door(smtpd, dns)
-    c = session(srv, "192.0.2.10")
-    c.cmd("MAIL FROM:<s@remote.test>", 250)
-    c.cmd("RCPT TO:<alice@example.test>", 250)
-    c.cmd("QUIT", 221)
+    accepted(srv, "192.0.2.10")
     srv.wait_log(r"dnsbl client=192\.0\.2\.10 score")
     assert srv.count(r"dnsbl client=192\.0\.2\.10 site=refused\.test "
                      r"answer=127\.255\.255\.254 reason=not-a-listing$") == 1
@@ -111,10 +116,7 @@ def test_refused_answer_is_never_a_listing(smtpd, dns):
 
 def test_answer_outside_127_and_outside_filter(smtpd, dns):
     srv = door(smtpd, dns)
-    c = session(srv, "192.0.2.12")          # bl.test answers 192.0.2.1
-    c.cmd("MAIL FROM:<s@remote.test>", 250)
-    c.cmd("RCPT TO:<alice@example.test>", 250)
-    c.cmd("QUIT", 221)
+    accepted(srv, "192.0.2.12")          # bl.test answers 192.0.2.1
     c = session(srv, "192.0.2.11", v2=True)  # wl.test off-filter, bl2.test lists
     c.cmd("MAIL FROM:<s@remote.test>", 250)
     assert c.cmd("RCPT TO:<alice@example.test>").text == (
@@ -166,10 +168,7 @@ def test_verdict_cache(smtpd, dns):
 
 def test_threshold(smtpd, dns):
     srv = door(smtpd, dns, dnsbl_threshold=6)
-    c = session(srv, "192.0.2.7")
-    c.cmd("MAIL FROM:<s@remote.test>", 250)
-    c.cmd("RCPT TO:<alice@example.test>", 250)
-    c.cmd("QUIT", 221)
+    accepted(srv, "192.0.2.7")
     srv.wait_log(r"dnsbl client=192\.0\.2\.7 score=5 threshold=6 .*result=pass$")
 
 
@@ -177,7 +176,7 @@ def test_zone_that_never_answers_times_out(smtpd, dns):
     srv = door(smtpd, dns, dnsbl_sites="slow.test*5, bl.test*3", dnsbl_timeout=2)
     for addr, code in (("192.0.2.9", 250), ("192.0.2.7", 554)):
         t0 = time.time()
-        c = Client(srv.port, proxy_v1(addr))
+        c = client(srv.port, proxy_v1(addr))
         assert c.reply().code == 220
         took = time.time() - t0
         assert 1.5 <= took < 6, "greeting after %.1f s (dnsbl_timeout=2)" % took
@@ -209,10 +208,7 @@ def test_rdns_missing_weight(smtpd, dns):
     assert c.cmd("RCPT TO:<alice@example.test>").text == (
         "554 5.7.1 Service unavailable; client [192.0.2.9] blocked using rdns")
     c.cmd("QUIT", 221)
-    c = session(srv, "192.0.2.8")
-    c.cmd("MAIL FROM:<s@remote.test>", 250)
-    c.cmd("RCPT TO:<alice@example.test>", 250)
-    c.cmd("QUIT", 221)
+    accepted(srv, "192.0.2.8")
     srv.wait_log(r"dnsbl client=192\.0\.2\.8 score=0 .*result=pass$")
     assert srv.count(r"dnsbl client=192\.0\.2\.9 score=1 threshold=1 sites=rdns\*1 "
                      r"cached=no result=listed$") == 1
@@ -249,13 +245,13 @@ def test_bad_settings_refused_at_start(tmp_path):
 
 def test_pregreet_talker_refused_patient_client_served(smtpd, dns):
     srv = door(smtpd, dns, dnsbl_sites="", greet_wait=2)
-    c = Client(srv.port, proxy_v1("192.0.2.9") + b"EHLO hasty.test\r\n")
+    c = client(srv.port, proxy_v1("192.0.2.9") + b"EHLO hasty.test\r\n")
     r = c.reply()
     assert r.text == "554 5.5.1 Protocol error", r
-    assert c.eof(5)
+    c.read_to_eof(5)
     srv.wait_log(r"refused client=192\.0\.2\.9 reason=pregreet after=")
     t0 = time.time()
-    c = Client(srv.port, proxy_v2("192.0.2.8"))
+    c = client(srv.port, proxy_v2("192.0.2.8"))
     r = c.reply()
     took = time.time() - t0
     assert r.text == "220 mx.test ESMTP smtpd" and 1.8 <= took < 6, (r, took)
@@ -268,14 +264,14 @@ def test_pregreet_talker_refused_patient_client_served(smtpd, dns):
 
 def test_pregreet_multiline_banner(smtpd, dns):
     srv = door(smtpd, dns, dnsbl_sites="", greet_wait=2, greet_multiline=1)
-    c = Client(srv.port, proxy_v1("192.0.2.9"))
+    c = client(srv.port, proxy_v1("192.0.2.9"))
     t0 = time.time()
-    assert c.line() == "220-mx.test ESMTP smtpd"
+    assert c.line() == b"220-mx.test ESMTP smtpd"
     assert time.time() - t0 < 1.5
     c.send("EHLO after.teaser\r\n")        # answers the first line: a bot
-    assert c.line() == "554 5.5.1 Protocol error"
-    assert c.eof(5)
-    c = Client(srv.port, proxy_v1("192.0.2.8"))
+    assert c.line() == b"554 5.5.1 Protocol error"
+    c.read_to_eof(5)
+    c = client(srv.port, proxy_v1("192.0.2.8"))
     r = c.reply()
     assert r.lines == ["220-mx.test ESMTP smtpd", "220 mx.test ESMTP smtpd"], r
     c.cmd("EHLO patient.test", 250)
@@ -289,7 +285,7 @@ def test_fifty_parallel_trusted_connections_all_served(smtpd):
     srv = smtpd(max_per_addr=5, workers=4, max_sessions=100)
     clients = []
     for _ in range(50):
-        c = Client(srv.port)
+        c = client(srv.port)
         clients.append(c)
     for c in clients:
         assert c.reply().code == 220
@@ -305,9 +301,9 @@ def test_fifty_parallel_trusted_connections_all_served(smtpd):
 def test_max_per_addr_untrusted_proxy_address(smtpd, dns):
     srv = door(smtpd, dns, dnsbl_sites="", rdns=0, max_per_addr=3, workers=4)
     held = [session(srv, "203.0.113.5") for _ in range(3)]
-    c = Client(srv.port, proxy_v1("203.0.113.5", 4100))
+    c = client(srv.port, proxy_v1("203.0.113.5", 4100))
     assert c.reply().text == "421 4.7.0 Too many connections, try again later"
-    assert c.eof(5)
+    c.read_to_eof(5)
     srv.wait_log(r"refused client=203\.0\.113\.5 reason=connection-limit$")
     other = session(srv, "203.0.113.6")       # another address is not counted
     other.cmd("QUIT", 221)
@@ -318,7 +314,7 @@ def test_max_per_addr_untrusted_proxy_address(smtpd, dns):
 def test_default_max_per_addr_is_50(smtpd, dns):
     srv = door(smtpd, dns, dnsbl_sites="", rdns=0, workers=4)
     held = [session(srv, "203.0.113.7") for _ in range(50)]
-    c = Client(srv.port, proxy_v1("203.0.113.7"))
+    c = client(srv.port, proxy_v1("203.0.113.7"))
     assert c.reply().text == "421 4.7.0 Too many connections, try again later"
     for h in held:
         h.cmd("QUIT", 221)
@@ -329,10 +325,10 @@ def test_connection_rate_limit(smtpd, dns):
     for i in range(5):
         c = session(srv, "203.0.113.9")
         c.cmd("QUIT", 221)
-    c = Client(srv.port, proxy_v2("203.0.113.9"))
+    c = client(srv.port, proxy_v2("203.0.113.9"))
     r = c.reply()
     assert r.code == 421 and r.text.startswith("421 4.7.0 "), r
-    assert c.eof(5)
+    c.read_to_eof(5)
     srv.wait_log(r"refused client=203\.0\.113\.9 reason=rate-limit$")
     session(srv, "203.0.113.10").cmd("QUIT", 221)      # others still come in
     for i in range(8):                                  # trusted: no rate
@@ -387,7 +383,7 @@ def test_hundred_slow_clients_do_not_starve_a_normal_one(smtpd):
     t.start()
     try:
         t0 = time.time()
-        c = Client(srv.port, timeout=20)        # waits in the listen backlog
+        c = client(srv.port, timeout=20)        # waits in the listen backlog
         r = c.reply(timeout=20)
         took = time.time() - t0
         assert r.code == 220, r
@@ -412,7 +408,7 @@ def test_hundred_slow_clients_do_not_starve_a_normal_one(smtpd):
 
 def test_data_rate_too_low(smtpd):
     srv = smtpd(min_data_rate=1000, data_timeout=2, cmd_timeout=30)
-    c = Client(srv.port)
+    c = client(srv.port)
     c.reply()
     c.cmd("EHLO slow.test", 250)
     c.cmd("MAIL FROM:<s@remote.test>", 250)
@@ -440,7 +436,7 @@ def test_data_rate_too_low(smtpd):
     srv.wait_log(r"lost client=127\.0\.0\.1 reason=data-rate stage=data$")
     assert srv.maildir_files("alice") == []
     # BDAT: a chunk that trickles in is cut off the same way
-    c = Client(srv.port)
+    c = client(srv.port)
     c.reply()
     c.cmd("EHLO slow.test", 250)
     c.cmd("MAIL FROM:<s@remote.test>", 250)
@@ -454,7 +450,7 @@ def test_data_rate_too_low(smtpd):
         time.sleep(0.3)
     assert c.reply(timeout=10).text == "421 4.4.2 mx.test Data rate too low, closing connection"
     # a normal client at full speed is not affected
-    c = Client(srv.port)
+    c = client(srv.port)
     c.reply()
     c.cmd("EHLO fast.test", 250)
     rr, end = message(c, "s@remote.test", ["alice@example.test"],
@@ -470,7 +466,7 @@ def test_fail2ban_regex_counts_the_suites_own_log(smtpd, dns):
     srv = door(smtpd, dns, greet_wait=1, conn_rate_limit=3, error_limit=3)
     # 1, 2: two pregreet talkers
     for a in ("198.51.100.1", "198.51.100.2"):
-        c = Client(srv.port, proxy_v1(a) + b"HELO x\r\n")
+        c = client(srv.port, proxy_v1(a) + b"HELO x\r\n")
         assert c.reply().code == 554
     # 3: a DNSBL listing (its RCPT refusals are not counted again)
     c = session(srv, "192.0.2.7")
@@ -488,7 +484,7 @@ def test_fail2ban_regex_counts_the_suites_own_log(smtpd, dns):
     # 7: a rate refusal (the 4th connection this minute)
     for _ in range(3):
         session(srv, "198.51.100.4").cmd("QUIT", 221)
-    c = Client(srv.port, proxy_v1("198.51.100.4"))
+    c = client(srv.port, proxy_v1("198.51.100.4"))
     assert c.reply().code == 421
     # a clean client and a trusted one: nothing to count
     session(srv, "192.0.2.9").cmd("QUIT", 221)

@@ -60,14 +60,8 @@ def send(env, body, rcpts=("alice",), sender="sender@example.org", helo="client.
     """one message; returns (replies to RCPT..., reply to the end of data)"""
     c = client(env, helo)
     try:
-        c.cmd("MAIL FROM:<%s>" % sender, 250)
-        rr = [c.cmd("RCPT TO:<%s>" % (r if "@" in r else "%s@%s" % (r, S.DOMAIN)))
-              for r in rcpts]
-        if not any(r.code == 250 for r in rr):
-            c.cmd("QUIT")
-            return rr, None
-        c.cmd("DATA", 354)
-        end = c.end_data(S.crlf(body), code=None)
+        rr, end = c.transaction(sender, [r if "@" in r else "%s@%s" % (r, S.DOMAIN)
+                                         for r in rcpts], S.crlf(body))
         c.cmd("QUIT")
         return rr, end
     finally:

@@ -3,7 +3,8 @@ free port with its own configuration in a temp directory, offline, and
 stopped afterwards: rspamd (proxy worker in milter mode, self-scan),
 clamd + clamav-milter (a signature file we write), OpenDKIM (a key
 opendkim-genkey makes, public half from a file, not DNS), postgrey,
-Dovecot's quota-status service.  Every wait is bounded."""
+Dovecot's quota-status service (tests/lib/servers.py).  Every wait is
+bounded."""
 import os
 import pwd
 import shutil
@@ -13,6 +14,7 @@ import subprocess
 import tempfile
 import time
 
+import servers
 import smtptest as S
 from smtptest import free_port
 
@@ -26,11 +28,7 @@ class DaemonError(Exception):
 
 def dead_udp_port():
     """a UDP port nothing listens on: a nameserver that answers nothing"""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    return servers.free_udp_port()
 
 
 def tempdir(name, owner=None):
@@ -70,17 +68,6 @@ def milter_ready(port, timeout):
     return False
 
 
-def came_up(d, ok, port, log):
-    """d, listening on port (d.port, d.spec), or stopped and DaemonError"""
-    if not ok:
-        logs = d.logs(log)
-        d.stop()
-        raise DaemonError("%s did not come up: %s" % (d.name, logs))
-    d.port = port
-    d.spec = "inet:127.0.0.1:%d" % port
-    return d
-
-
 class Daemon:
     """processes we started, stopped in reverse order"""
 
@@ -88,6 +75,7 @@ class Daemon:
         self.name = name
         self.dir = tempdir(name, owner)
         self.procs = []
+        self.dovecot = None     # a servers.Dovecot in dir, if any
 
     def spawn(self, argv, logname):
         with open(os.path.join(self.dir, logname), "ab") as log:
@@ -106,15 +94,22 @@ class Daemon:
                 pass
         return "\n".join(out)
 
+    def up(self, port, ok, *logs):
+        """the daemon answers on port (ok) or is stopped: DaemonError with
+        the tails of its logs"""
+        if not ok:
+            text = self.logs(*logs)
+            self.stop()
+            raise DaemonError("%s did not come up: %s" % (self.name, text))
+        self.port = port
+        self.spec = "inet:127.0.0.1:%d" % port
+        return self
+
     def stop(self):
         for p in reversed(self.procs):
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait(timeout=5)
+            S.terminate(p)
+        if self.dovecot:
+            self.dovecot.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -166,13 +161,7 @@ def start_rspamd():
     d.spawn(["rspamd", "-f", "-u", "_rspamd", "-g", "_rspamd", "-c",
              os.path.join(d.dir, "rspamd.conf"), v("LOCAL_CONFDIR", "local"),
              v("DBDIR", "db"), v("RUNDIR", "run"), v("LOGDIR", "log")], "stdout.log")
-    if not milter_ready(port, 90):
-        logs = d.logs("stdout.log", "log/rspamd.log")
-        d.stop()
-        raise DaemonError("rspamd did not come up: " + logs)
-    d.port = port
-    d.spec = "inet:127.0.0.1:%d" % port
-    return d
+    return d.up(port, milter_ready(port, 90), "stdout.log", "log/rspamd.log")
 
 
 def start_clamav():
@@ -200,13 +189,8 @@ def start_clamav():
     while not os.path.exists(sock) and time.time() < end and clamd.poll() is None:
         time.sleep(0.1)
     d.spawn(["clamav-milter", "-c", os.path.join(d.dir, "milter.conf")], "milter.out")
-    if not os.path.exists(sock) or not milter_ready(port, 30):
-        logs = d.logs("clamd.out", "clamd.log", "milter.out", "milter.log")
-        d.stop()
-        raise DaemonError("clamav did not come up: " + logs)
-    d.port = port
-    d.spec = "inet:127.0.0.1:%d" % port
-    return d
+    return d.up(port, os.path.exists(sock) and milter_ready(port, 30),
+                "clamd.out", "clamd.log", "milter.out", "milter.log")
 
 
 def start_postgrey(delay):
@@ -221,32 +205,12 @@ def start_postgrey(delay):
                  "--whitelist-clients=" + empty, "--whitelist-recipients=" + empty,
                  "--auto-whitelist-clients=0", "--pidfile=" + os.path.join(d.dir, "pid")],
                 "postgrey.log")
-    return came_up(d, S.wait_listen(port, timeout=30, proc=p), port, "postgrey.log")
+    return d.up(port, S.wait_listen(port, timeout=30, proc=p), "postgrey.log")
 
 
-DOVECOT_CONF = """\
-base_dir = {d}/run
-state_dir = {d}/state
-instance_name = smtpd-filter-{port}
-listen = 127.0.0.1
-protocols =
-ssl = no
-log_path = {d}/dovecot.log
-info_log_path = {d}/dovecot.log
-default_login_user = dovenull
-default_internal_user = dovecot
-default_internal_group = dovecot
-first_valid_uid = 1
+QUOTA_STATUS = """\
 mail_plugins = quota
 mail_location = maildir:~/Maildir
-userdb {{
-  driver = passwd-file
-  args = username_format=%n {passwd}
-}}
-passdb {{
-  driver = passwd-file
-  args = username_format=%n {passwd}
-}}
 plugin {{
   quota = maildir:User quota
   quota_rule = *:storage=1M
@@ -256,11 +220,7 @@ plugin {{
 }}
 service quota-status {{
   executable = quota-status -p postfix
-  inet_listener {{
-    address = 127.0.0.1
-    port = {port}
-  }}
-  client_limit = 1
+{listener}  client_limit = 1
 }}
 """
 
@@ -269,22 +229,18 @@ def start_quota_status(users):
     """Dovecot's quota-status policy service; users: name -> (uid, gid, home, kB)"""
     d = Daemon("dovecot")
     port = free_port()
-    passwd = os.path.join(d.dir, "passwd")
-    with open(passwd, "w") as f:
-        for name, (uid, gid, home, kb) in users.items():
-            f.write("%s::%d:%d::%s::userdb_quota_rule=*:storage=%dK\n" % (name, uid, gid, home, kb))
-    os.chmod(passwd, 0o644)
-    conf = os.path.join(d.dir, "dovecot.conf")
-    with open(conf, "w") as f:
-        f.write(DOVECOT_CONF.format(d=d.dir, port=port, passwd=passwd))
-    p = d.spawn(["dovecot", "-F", "-c", conf], "stdout.log")
-    if not S.wait_listen(port, timeout=30, proc=p):
-        logs = d.logs("stdout.log", "dovecot.log")
+    passwd = "".join("%s::%d:%d::%s::userdb_quota_rule=*:storage=%dK\n" % (name, uid, gid, home, kb)
+                     for name, (uid, gid, home, kb) in users.items())
+    conf = servers.dovecot_conf(d.dir, "smtpd-filter-%d" % port, "", os.path.join(d.dir, "passwd"),
+                                QUOTA_STATUS.format(listener=servers.inet_listener(port)),
+                                user_format="%n")
+    d.dovecot = servers.Dovecot(d.dir, conf, {"passwd": passwd}, ports=(port,))
+    try:
+        d.dovecot.start()
+    except S.TestFailure as e:
         d.stop()
-        raise DaemonError("dovecot did not come up: " + logs)
-    d.port = port
-    d.spec = "inet:127.0.0.1:%d" % port
-    return d
+        raise DaemonError(str(e))
+    return d.up(port, True)
 
 
 OPENDKIM_CONF = """\
@@ -336,4 +292,4 @@ def start_opendkim(mode, key_dir=None):
         f.write(OPENDKIM_CONF.format(mode=mode, port=port, d=d.dir, user="opendkim",
                                      internal="127.0.0.1" if mode == "s" else "192.0.2.1"))
     p = d.spawn(["opendkim", "-f", "-x", conf], "opendkim.log")
-    return came_up(d, milter_ready(port, 30) and p.poll() is None, port, "opendkim.log")
+    return d.up(port, milter_ready(port, 30) and p.poll() is None, "opendkim.log")

@@ -52,6 +52,19 @@ class Server:
         finally:
             c.close()
 
+    @staticmethod
+    def perform(c, steps):
+        """each step in turn: bytes are sent, a number stalls that many
+        seconds, "close" ends the connection (False)"""
+        for p in steps:
+            if p == "close":
+                return False
+            if isinstance(p, (int, float)):
+                time.sleep(p)
+            else:
+                c.sendall(p)
+        return True
+
     def stop(self):
         self.stop_ev.set()
         self.lsock.close()
@@ -89,13 +102,8 @@ class FakeMilter(Server):
             out = self.behaviour(self, idx, cmd, data)
             if out is None:
                 out = self.default(cmd)
-            for p in out:
-                if p == "close":
-                    return
-                if isinstance(p, (int, float)):
-                    time.sleep(p)
-                    continue
-                c.sendall(p)
+            if not self.perform(c, out):
+                return
             if cmd == b"Q":
                 return
 
@@ -134,9 +142,7 @@ class FakePolicy(Server):
             attrs = dict(l.split("=", 1) for l in req.decode().split("\n") if "=" in l)
             self.requests.append((idx, attrs))
             out = self.answer(self, idx, attrs)
-            if out == "close":
-                return
-            if isinstance(out, (int, float)):
-                time.sleep(out)
+            if not isinstance(out, bytes):
+                self.perform(c, [out])      # a stall, or "close"; then it hangs up
                 return
             c.sendall(out)

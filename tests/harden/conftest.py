@@ -7,7 +7,8 @@ socketpair (inetd style: the socket on fds 0 and 1, fd 2 the log), and
 `run()` runs any other mode (-q, -n).  As root the session runs as the
 dedicated account `smtpd` (made here when missing, as tests/install-deps.sh
 does on a clean machine).  Every wait is bounded.
-Kept local until tests/lib/smtptest.py is on main.
+Files and processes through tests/lib/smtptest.py (on the path by
+tests/conftest.py); the session client here reads replies as text.
 """
 import os
 import pwd
@@ -19,6 +20,8 @@ import tempfile
 import time
 
 import pytest
+
+import smtptest as S
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SMTPD = os.path.abspath(os.environ.get("SMTPD", os.path.join(ROOT, "smtpd")))
@@ -144,11 +147,7 @@ class World:
                               timeout=timeout, stdin=subprocess.DEVNULL)
 
     def log_text(self):
-        try:
-            with open(self.log, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
+        return S.file_text(self.log)
 
     def maildir(self, user, sub="new"):
         """names of the files in user's Maildir/sub (empty if none)"""

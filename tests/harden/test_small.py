@@ -8,22 +8,15 @@ the supervisor's channels, self-pipe or listeners.
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 
 import pytest
 
+import smtptest as S
 from conftest import IS_ROOT, TIMEOUT, greet, wait_for
+from smtptest import free_port
 from test_deliverer_fds import children, fd_links
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def test_comma_lists_trimmed(world):
@@ -113,9 +106,4 @@ def test_queue_child_holds_no_supervisor_descriptor(world):
         assert len(extra) <= 1, "queue child holds %r" % links   # its deliverer's channel
         assert not any(l.startswith("pipe:") for l in extra), links
     finally:
-        st.send_signal(signal.SIGTERM)
-        try:
-            st.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            st.kill()
-            st.wait(timeout=10)
+        S.terminate(st, timeout=30)

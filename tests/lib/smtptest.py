@@ -213,14 +213,25 @@ def wait_listen(port, fam=4, timeout=10, proc=None):
     return wait_until(ready, timeout) is True
 
 
-def proc_stat(pid):
-    """(state, ppid, pgrp, session) of pid, or None if gone"""
+def proc_fields(pid):
+    """(comm, [the fields after it]) of /proc/PID/stat, or None if gone:
+    fields[0] the state, [1] ppid, [2] pgrp, [3] session, [11:15] utime,
+    stime, cutime, cstime (clock ticks)"""
     try:
         with open("/proc/%d/stat" % pid) as f:
             s = f.read()
     except OSError:
         return None
-    rest = s[s.rindex(")") + 2:].split()
+    rp = s.rindex(")")
+    return s[s.index("(") + 1:rp], s[rp + 2:].split()
+
+
+def proc_stat(pid):
+    """(state, ppid, pgrp, session) of pid, or None if gone"""
+    st = proc_fields(pid)
+    if st is None:
+        return None
+    rest = st[1]
     return rest[0], int(rest[1]), int(rest[2]), int(rest[3])
 
 
@@ -264,6 +275,15 @@ def vm_hwm(pid):
     """peak RSS in kB, None when gone or a zombie"""
     v = proc_status(pid).get("VmHWM")
     return int(v.split()[0]) if v else None
+
+
+def file_text(path):
+    """a file's text (UTF-8, bad octets replaced); "" when it is not there"""
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
 
 
 def all_pids():
@@ -408,6 +428,25 @@ class Proc:
         except OSError:
             pass
         return left
+
+
+def terminate(p, timeout=10, group=False):
+    """end a subprocess.Popen: SIGTERM (to its process group if group),
+    a bounded wait, then SIGKILL; reaped either way"""
+    def signal_it(sig):
+        try:
+            os.killpg(p.pid, sig) if group else p.send_signal(sig)
+        except OSError:
+            pass
+    if p.poll() is None:
+        signal_it(signal.SIGTERM)
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            signal_it(signal.SIGKILL)
+            p.wait(timeout=5)
+    if group:
+        kill_group(p.pid, signal.SIGKILL)       # leftovers (workers, children)
 
 
 def stop_all(timeout=5):
@@ -658,6 +697,17 @@ class Client:
         """MAIL, RCPTs, DATA with dot-stuffing; returns the end-of-data reply"""
         self.open_data(sender, rcpts, params, esmtp)
         return self.end_data(body_crlf, code, enh)
+
+    def transaction(self, sender, rcpts, body_crlf):
+        """MAIL (250), each RCPT whatever its answer, then DATA and the
+        message if one was accepted: (the RCPT replies, the end-of-data
+        Reply, or None when no recipient was accepted)"""
+        self.cmd("MAIL FROM:<%s>" % sender, 250)
+        rr = [self.cmd("RCPT TO:<%s>" % r) for r in rcpts]
+        if not any(r.code == 250 for r in rr):
+            return rr, None
+        self.cmd("DATA", 354)
+        return rr, self.end_data(body_crlf, code=None)
 
     def quit(self, enh="2.0.0"):
         self.cmd("QUIT", 221, enh if self.esmtp else None)
@@ -1010,11 +1060,7 @@ class World:
 
     # -- logs
     def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
+        return file_text(self.log_path)
 
     def log_tail(self, n=30):
         return "\n".join(self.log().splitlines()[-n:])

@@ -259,19 +259,26 @@ def test_units_not_enabled(package):
     assert not links, "units enabled at install: %s" % links
 
 
+def deliver_through(argv, port, user, tag):
+    """start argv (listening on port), deliver one message through it, stop
+    it: (its exit status, its output)"""
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    try:
+        wait_port(port, proc)
+        send_and_check(port, user, tag)
+    finally:
+        log = stop(proc)
+    return proc.returncode, log
+
+
 def test_delivery_socket_activated(package, mailuser):
     """As the shipped smtpd.socket (Accept=yes) + smtpd@.service run it."""
     configure(mailuser)
     port = free_port()
     argv = ["systemd-socket-activate", "--accept", "-l", "127.0.0.1:%d" % port] + \
         unit_command("smtpd@.service") + ["-e"]
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
-    try:
-        wait_port(port, proc)
-        send_and_check(port, mailuser, "activated")
-    finally:
-        log = stop(proc)
+    _, log = deliver_through(argv, port, mailuser, "activated")
     assert "delivery to=<%s@localhost> user=%s result=delivered" % (
         mailuser.pw_name, mailuser.pw_name) in log, log[-2000:]
 
@@ -282,13 +289,7 @@ def test_delivery_inetd_style(package, mailuser):
     port = free_port()
     argv = ["systemd-socket-activate", "--accept", "--inetd", "-l", "127.0.0.1:%d" % port,
             "/usr/sbin/smtpd", "-c", CONF]
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
-    try:
-        wait_port(port, proc)
-        send_and_check(port, mailuser, "inetd")
-    finally:
-        stop(proc)
+    deliver_through(argv, port, mailuser, "inetd")
 
 
 def test_delivery_supervisor(package, mailuser):
@@ -297,14 +298,8 @@ def test_delivery_supervisor(package, mailuser):
     port = free_port()
     argv = [a for a in unit_command("smtpd.service") if a != "-l" and ":25" not in a]
     argv += ["-e", "-o", "workers=1", "-l", "127.0.0.1:%d" % port]
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
-    try:
-        wait_port(port, proc)
-        send_and_check(port, mailuser, "supervisor")
-    finally:
-        log = stop(proc)
-    assert proc.returncode == 0, "supervisor exit %s:\n%s" % (proc.returncode, log[-2000:])
+    status, log = deliver_through(argv, port, mailuser, "supervisor")
+    assert status == 0, "supervisor exit %s:\n%s" % (status, log[-2000:])
 
 
 def test_remove_then_purge(package):

@@ -1,23 +1,21 @@
 """conftest.py - fixtures for the routing suite (issue 15): real system
 users, a private Dovecot (IMAP, LMTP, quota, Sieve) from a temp config
-dir, smtpd supervisors on free loopback ports, and a small SMTP client.
+dir (tests/lib/servers.py), smtpd supervisors on free loopback ports, and
+the shared SMTP client (smtptest.Client).
 
 Runs as root (system users, Dovecot delivering as them); skipped otherwise.
 Every wait is bounded; everything started is stopped, also on failure.
 """
-import imaplib
 import os
 import pwd
 import shutil
-import signal
-import smtplib
-import socket
 import subprocess
 import tempfile
 import time
 
 import pytest
 
+import servers
 import smtptest as S  # tests/lib, on the path by tests/conftest.py
 from smtptest import free_port, wait_until
 
@@ -34,38 +32,6 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 def wait_for(cond, timeout=TIMEOUT, what="condition"):
     if not wait_until(cond, timeout, 0.05):
         raise AssertionError("timed out waiting for " + what)
-
-
-def wait_port(port, proc=None, path=None, timeout=TIMEOUT):
-    """a TCP port on loopback (or a unix socket path) is listened on"""
-    if path is None:
-        if not S.wait_listen(port, timeout=timeout, proc=proc):
-            raise AssertionError("port %s not listened on (exit status %s)" %
-                                 (port, proc.poll() if proc else None))
-        return
-
-    def up():
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError("process exited with %s" % proc.returncode)
-        s = socket.socket(socket.AF_UNIX)
-        try:
-            s.connect(path)
-            return True
-        except OSError:
-            return False
-        finally:
-            s.close()
-    wait_for(up, timeout, "socket %s" % path)
-
-
-def stop(proc):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 # ------------------------------------------------------------ system users
@@ -146,36 +112,17 @@ def empty_maildir(pw):
 
 # ------------------------------------------------------------------ Dovecot
 
-DOVECOT_CONF = """\
-base_dir = {d}/run
-state_dir = {d}/state
-instance_name = smtpd-route-{port}
-listen = 127.0.0.1
-protocols = imap lmtp
-ssl = no
-disable_plaintext_auth = no
+# IMAP (quota), LMTP on a socket and a port (Sieve), Maildir++ quota
+DOVECOT_BODY = """\
 auth_mechanisms = plain
 auth_username_format = %Ln
-log_path = {d}/dovecot.log
-info_log_path = {d}/dovecot.log
-default_login_user = dovenull
-default_internal_user = dovecot
-default_internal_group = dovecot
-first_valid_uid = 1000
+disable_plaintext_auth = no
 mail_location = maildir:~/Maildir
 mail_plugins = quota
 recipient_delimiter = +
 lmtp_save_to_detail_mailbox = yes
 lda_mailbox_autocreate = yes
 lda_mailbox_autosubscribe = yes
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%Ln {d}/passwd
-}}
-userdb {{
-  driver = passwd-file
-  args = username_format=%Ln {d}/passwd
-}}
 protocol imap {{
   mail_plugins = $mail_plugins imap_quota
 }}
@@ -186,24 +133,8 @@ plugin {{
   quota = maildir:User quota
   sieve_before = {d}/filter.sieve
 }}
-service imap-login {{
-  inet_listener imap {{
-    address = 127.0.0.1
-    port = {port}
-  }}
-  inet_listener imaps {{
-    port = 0
-  }}
-}}
 service lmtp {{
-  unix_listener lmtp {{
-    mode = 0666
-  }}
-  inet_listener lmtp {{
-    address = 127.0.0.1
-    port = {lport}
-  }}
-}}
+{lmtp}}}
 """
 
 SIEVE = """\
@@ -215,83 +146,30 @@ if header :contains "Subject" "[sieve]" {
 """
 
 
-class Dovecot:
+class Dovecot(servers.Dovecot):
     """a private Dovecot: IMAP on a port, LMTP on a socket and a port"""
 
     def __init__(self, d, users):
-        self.d = d
-        os.makedirs(d, exist_ok=True)
-        os.chmod(d, 0o755)
-        self.port, self.lport = free_port(), free_port()
-        self.conf = os.path.join(d, "dovecot.conf")
+        port, self.lport = free_port(), free_port()
         self.lmtp_socket = os.path.join(d, "run", "lmtp")
-        with open(os.path.join(d, "passwd"), "w") as f:
-            for name, pw in users.items():
-                extra = ""
-                if name == "rtquota":
-                    extra = "userdb_quota_rule=*:storage=20K userdb_quota_rule2=*:messages=3"
-                f.write("%s:{PLAIN}%s:%d:%d::%s::%s\n" % (
-                    name, PASSWORD, pw.pw_uid, pw.pw_gid, pw.pw_dir, extra))
-        with open(os.path.join(d, "filter.sieve"), "w") as f:
-            f.write(SIEVE)
-        with open(self.conf, "w") as f:
-            f.write(DOVECOT_CONF.format(d=d, port=self.port, lport=self.lport))
-        for fn in ("passwd", "filter.sieve", "dovecot.conf"):
-            os.chmod(os.path.join(d, fn), 0o644)
-        self.proc = None
+        passwd = ""
+        for name, pw in users.items():
+            extra = ""
+            if name == "rtquota":
+                extra = "userdb_quota_rule=*:storage=20K userdb_quota_rule2=*:messages=3"
+            passwd += "%s:{PLAIN}%s:%d:%d::%s::%s\n" % (
+                name, PASSWORD, pw.pw_uid, pw.pw_gid, pw.pw_dir, extra)
+        body = DOVECOT_BODY.format(d=d, lmtp=servers.LMTP_SOCKET +
+                                   servers.inet_listener(self.lport, "lmtp"))
+        conf = servers.dovecot_conf(d, "smtpd-route-%d" % port, "imap lmtp",
+                                    os.path.join(d, "passwd"), body + servers.imap_login(port),
+                                    first_valid_uid=1000, user_format="%Ln")
+        super().__init__(d, conf, {"passwd": passwd, "filter.sieve": SIEVE},
+                         ports=(port, self.lport), sockets=(self.lmtp_socket,), imap_port=port)
         self.start()
 
-    def start(self):
-        logf = open(os.path.join(self.d, "stdout.log"), "ab")
-        self.proc = subprocess.Popen(["dovecot", "-F", "-c", self.conf],
-                                     stdin=subprocess.DEVNULL, stdout=logf,
-                                     stderr=subprocess.STDOUT)
-        logf.close()
-        try:
-            wait_port(self.port, self.proc)
-            wait_port(None, self.proc, path=self.lmtp_socket)
-        except AssertionError as e:
-            raise AssertionError("%s: %s" % (e, self.logs()))
-
-    def stop(self):
-        if self.proc:
-            stop(self.proc)
-            self.proc = None
-
-    def logs(self):
-        out = ""
-        for fn in ("stdout.log", "dovecot.log"):
-            try:
-                out += open(os.path.join(self.d, fn)).read()[-2000:]
-            except OSError:
-                pass
-        return out
-
-    def doveadm(self, *args):
-        r = run(["doveadm", "-c", self.conf] + list(args))
-        assert r.returncode == 0, "doveadm %s: %s %s" % (args, r.stdout, r.stderr)
-        return r.stdout
-
-    def imap(self, user):
-        m = imaplib.IMAP4("127.0.0.1", self.port, timeout=TIMEOUT)
-        m.login(user, PASSWORD)
-        return m
-
     def messages(self, user, folder="INBOX"):
-        """the raw messages in a folder, read over IMAP"""
-        m = self.imap(user)
-        try:
-            typ, _ = m.select('"%s"' % folder, readonly=True)
-            if typ != "OK":
-                return None
-            typ, data = m.search(None, "ALL")
-            out = []
-            for num in data[0].split():
-                typ, msg = m.fetch(num, "(RFC822)")
-                out.append(msg[0][1])
-            return out
-        finally:
-            m.logout()
+        return super().messages(user, PASSWORD, folder)
 
 
 @pytest.fixture(scope="session")
@@ -335,7 +213,8 @@ class Smtpd:
     def start(self):
         self.proc = S.Proc([SMTPD, "-e"] + self.args() + ["-l", "127.0.0.1:%d" % self.port],
                            self.log, name="smtpd")
-        wait_port(self.port, self.proc)
+        if not S.wait_listen(self.port, timeout=TIMEOUT, proc=self.proc):
+            raise AssertionError("smtpd did not listen on %d: %s" % (self.port, self.logtext()))
         return self
 
     def stop(self):
@@ -351,15 +230,11 @@ class Smtpd:
         return r.returncode, r.stdout, r.stderr
 
     def client(self):
-        c = smtplib.SMTP("127.0.0.1", self.port, timeout=TIMEOUT)
-        c.ehlo("client.test")
-        return c
+        """the shared client (smtptest.Client), greeted and after EHLO"""
+        return S.connect(self.port, timeout=TIMEOUT)
 
     def logtext(self):
-        try:
-            return open(self.log, errors="replace").read()
-        except OSError:
-            return ""
+        return S.file_text(self.log)
 
     def queued(self):
         return sorted(f for f in os.listdir(self.spool) if f.endswith(".env")) \
@@ -392,12 +267,7 @@ def message(subject="test", size=0, extra="", msgid=None):
 
 
 def send(c, rcpts, data, sender="sender@client.test"):
-    """MAIL, each RCPT, DATA: (list of RCPT codes, DATA reply (code, text))"""
-    code, _ = c.mail(sender)
-    assert code == 250
-    codes = [c.rcpt(r) for r in rcpts]
-    if not any(x[0] == 250 for x in codes):
-        c.rset()
-        return [x[0] for x in codes], None
-    r = c.data(data)
-    return [x[0] for x in codes], r
+    """the list of RCPT codes, and the end-of-data Reply (None when no
+    recipient was accepted)"""
+    rr, end = c.transaction(sender, rcpts, data)
+    return [r.code for r in rr], end

@@ -18,10 +18,10 @@ def test_sieve_files_message(users, dovecot, smtpd_factory):
     empty_maildir(users["rtalice"])
     s = smtpd_factory(*lmtp_opts(dovecot)).start()
     c = s.client()
-    codes, (code, text) = send(c, ["rtalice@" + LDOMAIN],
+    codes, r = send(c, ["rtalice@" + LDOMAIN],
                                message("[sieve] filed", msgid="<sieve-1@client.test>"))
     c.quit()
-    assert codes == [250] and code == 250, text
+    assert codes == [250] and r.code == 250, r
     got = dovecot.messages("rtalice", "Filed")
     assert got and len(got) == 1 and b"<sieve-1@client.test>" in got[0]
     assert b"Return-Path: <sender@client.test>" in got[0]
@@ -33,14 +33,15 @@ def test_sieve_files_message(users, dovecot, smtpd_factory):
 def test_rcpt_checked_by_lmtp_server(users, dovecot, smtpd_factory):
     s = smtpd_factory(*lmtp_opts(dovecot)).start()
     c = s.client()
-    c.mail("sender@client.test")
-    code, text = c.rcpt("nobody-here@" + LDOMAIN)
-    assert (code, text[:5]) == (550, b"5.1.1"), text
-    assert c.rcpt("rtbob@" + LDOMAIN)[0] == 250
-    assert c.rcpt("RTBOB+x@" + LDOMAIN)[0] == 250      # same mailbox: one copy
-    code, text = c.data(message("checked", msgid="<checked-1@client.test>"))
+    c.cmd("MAIL FROM:<sender@client.test>", 250)
+    r = c.cmd("RCPT TO:<nobody-here@%s>" % LDOMAIN)
+    assert (r.code, r.enh()) == (550, "5.1.1"), r
+    c.cmd("RCPT TO:<rtbob@%s>" % LDOMAIN, 250)
+    c.cmd("RCPT TO:<RTBOB+x@%s>" % LDOMAIN, 250)      # same mailbox: one copy
+    c.cmd("DATA", 354)
+    r = c.end_data(message("checked", msgid="<checked-1@client.test>"), code=None)
     c.quit()
-    assert code == 250, text
+    assert r.code == 250, r
     inbox = dovecot.messages("rtbob", "INBOX") or []
     assert sum(b"<checked-1@client.test>" in m for m in inbox) == 1
 
@@ -50,10 +51,10 @@ def test_tcp_spec_and_alias(users, dovecot, smtpd_factory):
     s.write_aliases("postmaster: rtalice\nhelp@lmtp.test: rtbob\n")
     s.start()
     c = s.client()
-    codes, (code, _) = send(c, ["help@" + LDOMAIN],
+    codes, r = send(c, ["help@" + LDOMAIN],
                             message("via tcp", msgid="<tcp-1@client.test>"))
     c.quit()
-    assert code == 250
+    assert r.code == 250
     assert any(b"<tcp-1@client.test>" in m for m in dovecot.messages("rtbob"))
 
 
@@ -66,21 +67,22 @@ def test_dovecot_down_then_queue(users, base, smtpd_factory):
         # down at RCPT: 451 4.4.1, nothing kept
         dv.stop()
         c = s.client()
-        c.mail("sender@client.test")
-        code, text = c.rcpt("rtbob@" + LDOMAIN)
+        c.cmd("MAIL FROM:<sender@client.test>", 250)
+        r = c.cmd("RCPT TO:<rtbob@%s>" % LDOMAIN)
         c.quit()
-        assert (code, text[:5]) == (451, b"4.4.1"), text
+        assert (r.code, r.enh()) == (451, "4.4.1"), r
         assert s.queued() == []
         # up at RCPT, gone before the data: the LMTP recipient is queued
         dv.start()
         c = s.client()
-        c.mail("sender@client.test")
-        assert c.rcpt("rtalice@" + DOMAIN)[0] == 250      # a Maildir recipient
-        assert c.rcpt("rtbob@" + LDOMAIN)[0] == 250
+        c.cmd("MAIL FROM:<sender@client.test>", 250)
+        c.cmd("RCPT TO:<rtalice@%s>" % DOMAIN, 250)      # a Maildir recipient
+        c.cmd("RCPT TO:<rtbob@%s>" % LDOMAIN, 250)
         dv.stop()
-        code, text = c.data(message("[sieve] later", msgid="<later-1@client.test>"))
+        c.cmd("DATA", 354)
+        r = c.end_data(message("[sieve] later", msgid="<later-1@client.test>"), code=None)
         c.quit()
-        assert code == 250, text
+        assert r.code == 250, r
         assert len(maildir_files(alice)) == 1
         assert len(s.queued()) == 1
         env = open(os.path.join(s.spool, s.queued()[0])).read()
@@ -107,12 +109,12 @@ def test_two_smtpd_one_dovecot(users, dovecot, smtpd_factory):
         try:
             for i in range(n):
                 c = s.client()
-                codes, (code, text) = send(
+                codes, r = send(
                     c, ["rtalice@" + LDOMAIN, "rtbob@" + LDOMAIN],
                     message("[sieve] two", msgid="<two-%s-%d@client.test>" % (tag, i)))
                 c.quit()
-                if code != 250:
-                    errors.append((tag, i, code, text))
+                if r.code != 250:
+                    errors.append((tag, i, r))
         except Exception as e:      # reported below, not lost in the thread
             errors.append((tag, repr(e)))
     threads = [threading.Thread(target=feed, args=(s, t)) for s, t in ((a, "a"), (b, "b"))]

@@ -40,9 +40,9 @@ def test_quota_with_dovecot(users, dovecot, smtpd_factory):
     # under the limit: delivered, and counted the way Dovecot counts
     for i in range(2):
         c = s.client()
-        codes, (code, _) = send(c, ["rtquota@" + DOMAIN], message("q%d" % i, 3000))
+        codes, r = send(c, ["rtquota@" + DOMAIN], message("q%d" % i, 3000))
         c.quit()
-        assert codes == [250] and code == 250
+        assert codes == [250] and r.code == 250
     limits, used, count = maildirsize(q)
     files = maildir_files(q)
     assert count == 2 and used == sum(os.path.getsize(f) for f in files)
@@ -52,31 +52,31 @@ def test_quota_with_dovecot(users, dovecot, smtpd_factory):
 
     # would push over: 552 5.2.2 for this recipient alone
     c = s.client()
-    codes, (code, text) = send(c, ["rtquota@" + DOMAIN], message("big", 16000))
+    codes, r = send(c, ["rtquota@" + DOMAIN], message("big", 16000))
     c.quit()
-    assert codes == [250] and (code, text[:5]) == (552, b"5.2.2"), text
+    assert codes == [250] and (r.code, r.enh()) == (552, "5.2.2"), r
     assert len(maildir_files(q)) == 2
 
     # with another recipient: the other still gets it; the full one is queued
     empty_maildir(alice)
     c = s.client()
-    codes, (code, text) = send(c, ["rtquota@" + DOMAIN, "rtalice@" + DOMAIN],
+    codes, r = send(c, ["rtquota@" + DOMAIN, "rtalice@" + DOMAIN],
                                message("big2", 16000))
     c.quit()
-    assert codes == [250, 250] and code == 250, text
+    assert codes == [250, 250] and r.code == 250, r
     assert len(maildir_files(alice)) == 1 and len(maildir_files(q)) == 2
     assert len(s.queued()) == 1
 
     # the third message fills the count: 452 4.2.2 at RCPT
     c = s.client()
-    codes, (code, _) = send(c, ["rtquota@" + DOMAIN], message("q3", 1000))
+    codes, r = send(c, ["rtquota@" + DOMAIN], message("q3", 1000))
     c.quit()
-    assert code == 250
+    assert r.code == 250
     c = s.client()
-    c.mail("sender@client.test")
-    code, text = c.rcpt("rtquota@" + DOMAIN)
+    c.cmd("MAIL FROM:<sender@client.test>", 250)
+    r = c.cmd("RCPT TO:<rtquota@%s>" % DOMAIN)
     c.quit()
-    assert (code, text[:5]) == (452, b"4.2.2"), text
+    assert (r.code, r.enh()) == (452, "4.2.2"), r
     limits, used, count = maildirsize(q)
     kb, msgs, _, _ = doveadm_quota(dovecot, "rtquota")
     assert (msgs, kb) == (count, -(-used // 1024)) == (3, -(-used // 1024))
@@ -86,9 +86,9 @@ def test_quota_with_dovecot(users, dovecot, smtpd_factory):
     kb, msgs, _, _ = doveadm_quota(dovecot, "rtquota")
     assert msgs == 0
     c = s.client()
-    codes, (code, _) = send(c, ["rtquota@" + DOMAIN], message("after", 2000))
+    codes, r = send(c, ["rtquota@" + DOMAIN], message("after", 2000))
     c.quit()
-    assert code == 250
+    assert r.code == 250
     kb, msgs, _, _ = doveadm_quota(dovecot, "rtquota")
     limits, used, count = maildirsize(q)
     assert msgs == count == 1 and kb == -(-used // 1024)

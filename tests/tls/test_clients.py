@@ -3,12 +3,12 @@ s_client (protocol versions), swaks --tls, and Postfix's smtp client
 (smtp_tls_security_level = encrypt) from a private Postfix instance."""
 import os
 import re
-import shutil
 import subprocess
 import time
 
 import pytest
 
+import servers
 import smtptest as L
 import tlslib as T
 
@@ -124,30 +124,6 @@ local_recipient_maps =
 smtp_helo_name = client.test
 """
 
-MASTER_CF = """\
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-anvil     unix  -       -       n       -       1       anvil
-"""
-
-
 def test_postfix_smtp_client_encrypt(sup, pki):
     """Postfix's smtp client with smtp_tls_security_level = encrypt"""
     L.need("/usr/sbin/postfix", "/usr/sbin/sendmail")
@@ -155,13 +131,7 @@ def test_postfix_smtp_client_encrypt(sup, pki):
         pytest.skip("a private Postfix instance needs root")
     w, port = sup
     d = w.path("postfix")
-    os.makedirs(d + "/queue")
-    os.makedirs(d + "/data")
-    shutil.chown(d + "/data", "postfix")
-    with open(d + "/main.cf", "w") as f:
-        f.write(MAIN_CF.format(d=d, port=port, ca=pki.ca))
-    with open(d + "/master.cf", "w") as f:
-        f.write(MASTER_CF)
+    servers.postfix_instance(d, MAIN_CF.format(d=d, port=port, ca=pki.ca))
     env = dict(os.environ, MAIL_CONFIG=d)
     r = subprocess.run(["postfix", "-c", d, "check"], capture_output=True, text=True,
                        timeout=60, env=env)
