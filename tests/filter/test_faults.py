@@ -425,3 +425,17 @@ def test_policy_prepend_at_end_of_message_ignored(world, fake):
     assert end.code == 250, end
     [m] = stored(env)
     assert b"X-Late" not in m
+
+
+def test_header_deleted_spool_shrinks(world, fake):
+    """a change that only deletes: the in-memory spool is rewritten in
+    place and cut to its new length (no old octets left at the end)"""
+    f = fake(lambda m, i, c, d: [packet(b"m", struct.pack(">I", 1) + b"X-Long\x00\x00"),
+                                 packet(b"a")] if c == b"E" else None)
+    env = world(opts(milters=f.spec))
+    body = "short body\n"
+    _rr, end = send(env, message("shrink", body=body, extra="X-Long: " + "z" * 500 + "\n"))
+    assert end.code == 250, end
+    [m] = stored(env)
+    assert b"X-Long" not in m
+    assert m.endswith(b"\n\n" + body.encode()), m[-80:]
