@@ -439,3 +439,17 @@ def test_header_deleted_spool_shrinks(world, fake):
     [m] = stored(env)
     assert b"X-Long" not in m
     assert m.endswith(b"\n\n" + body.encode()), m[-80:]
+
+
+def test_client_port_from_tcpserver(T, fake):
+    """under tcpserver (UCSPI) the port is TCPREMOTEPORT's"""
+    f = fake()
+    env = T.env(opts=opts(milters=f.spec), env={"TCPREMOTEIP": "192.0.2.7",
+                                                 "TCPREMOTEPORT": "40123"})
+    c = S.Client(env.port)
+    c.greeting()
+    c.cmd("QUIT", 221)
+    c.close()
+    macros = b"".join(d for _i, cmd, d in f.seen if cmd == b"D")
+    assert b"{client_addr}\x00192.0.2.7\x00" in macros, macros
+    assert b"{client_port}\x0040123\x00" in macros, macros
