@@ -18,7 +18,7 @@ B       ?= .
 SRCS = smtpd.c data.c replies.c rfc822.c queue.c maildir.c storage.c config.c \
        deliver.c users.c log.c logline.c supervisor.c worker.c proc.c peer.c proxy.c \
        aliases.c quota.c lmtp.c resolve.c route.c \
-       starttls.c tlsspawn.c spooldir.c \
+       starttls.c tlsspawn.c tls/ticket.c spooldir.c \
        conn.c filter.c filter_proto.c milter.c policy.c \
        netaddr.c dns.c dnsbl.c door.c rate.c
 OBJS = $(SRCS:%.c=$(B)/%.o)
@@ -37,7 +37,8 @@ PYTEST   = SMTPD=$(abspath $(B)/smtpd) $(PYTHON) -m pytest -q -p no:cacheprovide
 TLS_OK   := $(shell pkg-config --exists libtls 2>/dev/null && echo yes)
 TLS_LIBS := $(shell pkg-config --libs libtls 2>/dev/null)
 ENGINE   := $(if $(TLS_OK),$(B)/smtpd-tls,tls-missing)
-ENGINE_OBJS = $(B)/tls/smtpd-tls.o $(B)/tls/relay.o
+ENGINE_OBJS = $(B)/tls/smtpd-tls.o $(B)/tls/relay.o $(B)/tls/ticketcb.o
+ENGINE_PURE = $(B)/tls/ticket.o	# shared with smtpd (tlsspawn.c): libc only
 
 all: $(B)/smtpd $(ENGINE)
 
@@ -45,8 +46,8 @@ $(B)/smtpd: $(B)/main.o $(OBJS)
 	$(CC) $(XCFLAGS) $(LDFLAGS) -o $@ $(B)/main.o $(OBJS)
 
 # the engine's log lines go out through smtpd's own logline.c
-$(B)/smtpd-tls: $(ENGINE_OBJS) $(B)/logline.o
-	$(CC) $(XCFLAGS) $(LDFLAGS) -o $@ $(ENGINE_OBJS) $(B)/logline.o $(TLS_LIBS)
+$(B)/smtpd-tls: $(ENGINE_OBJS) $(ENGINE_PURE) $(B)/logline.o
+	$(CC) $(XCFLAGS) $(LDFLAGS) -o $@ $(ENGINE_OBJS) $(ENGINE_PURE) $(B)/logline.o $(TLS_LIBS)
 
 $(ENGINE_OBJS): XCFLAGS += $(shell pkg-config --cflags libtls 2>/dev/null)
 $(B)/config.o: XCFLAGS += -DTLS_ENGINE='"$(SBINDIR)/smtpd-tls"'
@@ -123,9 +124,11 @@ install: all
 	install -m 644 $(wildcard etc/tls/*) $(DESTDIR)$(DOCDIR)/examples/tls/
 	install -m 644 etc/fail2ban/filter.d/smtpd.conf $(DESTDIR)$(DOCDIR)/examples/fail2ban/filter.d/
 	install -m 644 etc/fail2ban/jail.d/smtpd.conf $(DESTDIR)$(DOCDIR)/examples/fail2ban/jail.d/
-	if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -eq 0 ] && ! getent passwd smtpd >/dev/null; then \
-	    useradd --system --no-create-home --home-dir /nonexistent \
-	        --shell /usr/sbin/nologin smtpd; fi	# the session's own account (INSTALL)
+	for a in smtpd smtpd-tls; do \
+	    if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -eq 0 ] && ! getent passwd $$a >/dev/null; then \
+	        useradd --system --no-create-home --home-dir /nonexistent \
+	            --shell /usr/sbin/nologin $$a; fi; \
+	done	# the session's and the TLS engine's own accounts (INSTALL)
 
 docs-check: $(B)/smtpd
 	$(PYTEST) tests/docs

@@ -61,6 +61,7 @@ static const struct setting settings[] = {
 	S(tls_cert, "supervisor: TLS certificate chain file (PEM), empty = no STARTTLS"),
 	S(tls_key, "supervisor: TLS private key file (PEM)"),
 	S(tls_engine, "path of the smtpd-tls engine"),
+	S(tls_user, "account the TLS engine runs as (holds the key), not session_user"),
 	S(milters, "milters in order: inet:HOST:PORT, unix:/path (comma list)"),
 	S(milter_default_action, "tempfail, accept or reject when a milter fails"),
 	S(policy_services, "policy servers at RCPT: inet:HOST:PORT, unix:/path"),
@@ -96,6 +97,7 @@ static const struct setting settings[] = {
 	N(quota, 1, 0, 1, "1: honour the Maildir++ maildirsize quota"),
 	N(lmtp_timeout, 60, 1, 3600, "seconds for each LMTP wait (connect too)"),
 	N(tls_required, 0, 0, 1, "1: refuse MAIL before STARTTLS (private listeners only)"),
+	N(tls_session_lifetime, 3600, 0, 86400, "seconds a TLS session may be resumed, 0 = never"),
 	N(deliver_timeout, 300, 1, 3600, "seconds to wait for one Maildir delivery"),
 	N(dnsbl_threshold, 1, 1, 100000, "DNSBL score that refuses a client"),
 	N(dnsbl_timeout, 5, 1, 60, "seconds the greeting waits for DNS lists"),
@@ -257,6 +259,7 @@ static int set_defaults(void)
 	strcpy(cfg.log, "syslog");
 	strcpy(cfg.session_user, "smtpd");	/* its own account: never "nobody" */
 	snprintf(cfg.tls_engine, sizeof cfg.tls_engine, "%s", TLS_ENGINE);
+	strcpy(cfg.tls_user, "smtpd-tls");	/* the key's own account */
 	strcpy(cfg.milter_default_action, "tempfail");
 	strcpy(cfg.policy_default_action, "tempfail");
 	strcpy(cfg.trusted_networks, "127.0.0.0/8, ::1/128");

@@ -37,6 +37,7 @@ struct config {
 	char tls_cert[CFG_STR_MAX];	/* supervisor: certificate chain (PEM); "" = no TLS */
 	char tls_key[CFG_STR_MAX];	/* supervisor: its private key (PEM) */
 	char tls_engine[CFG_STR_MAX];	/* path of the smtpd-tls binary */
+	char tls_user[CFG_STR_MAX];	/* account the engine runs as (root start) */
 	char milters[CFG_STR_MAX];	/* comma list inet:HOST:PORT, unix:/path */
 	char milter_default_action[CFG_STR_MAX];	/* tempfail, accept, reject */
 	char policy_services[CFG_STR_MAX];	/* comma list, as milters */
@@ -68,6 +69,7 @@ struct config {
 	long quota;			/* 1: honour Maildir++ maildirsize */
 	long lmtp_timeout;		/* seconds for each LMTP wait */
 	long tls_required;		/* 1: MAIL only after STARTTLS (530) */
+	long tls_session_lifetime;	/* seconds a TLS session resumes; 0 = never */
 	long deliver_timeout;		/* seconds to wait for one delivery's answer */
 	long milter_connect_timeout;	/* seconds to connect to a milter */
 	long milter_command_timeout;	/* seconds a milter may take per command */

@@ -23,7 +23,9 @@
  * Every queue_interval seconds a child runs the queue (as smtpd -q does).
  * STARTTLS: at its first one a worker sends "E" with one end of a
  * socketpair; we start its TLS engine on it (tlsspawn.c, so the engine
- * can read the key as root) and answer Y or N.
+ * can read the key as root) and answer Y or N.  We also hold the session
+ * ticket keys that all engines share (tlsspawn.c): made at start, new on
+ * SIGHUP and every half tls_session_lifetime, pushed to running engines.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -58,6 +60,7 @@ struct worker {
 	int chan;		/* supervisor's end of the worker's socketpair */
 	int busy;		/* serving a client */
 	int retiring;		/* told to stop (HUP, TERM or spare) */
+	int tls_keys;		/* our end of its engine's ticket-key channel, or -1 */
 	char addr[PEER_ADDR_MAX];	/* client while busy */
 };
 
@@ -73,6 +76,7 @@ struct supervisor {
 	int stopping;		/* SIGTERM seen */
 	time_t deadline;	/* when stopping: end of the grace time */
 	time_t next_queue;	/* next queue run */
+	time_t next_rekey;	/* next ticket key rotation; 0: no resumption */
 	pid_t queue_pid;	/* running queue child, or 0 */
 	struct rate *rate;	/* connections per minute per address */
 	char id[QID_MAX];	/* our id, first on each of our log lines */
@@ -181,6 +185,7 @@ static int spawn(struct supervisor *sv)
 	if (!w || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
 		return -1;
 	memset(w, 0, sizeof *w);
+	w->tls_keys = -1;
 	proc_block_signals(1);	/* no signal may reach the supervisor's handler in the child */
 	if ((w->pid = fork()) < 0) {
 		proc_block_signals(0);
@@ -195,6 +200,7 @@ static int spawn(struct supervisor *sv)
 		close(sp[0]);
 		close(sv->sigpipe[0]);
 		close(sv->sigpipe[1]);
+		tls_keys_forget();	/* a worker parses network bytes */
 		worker_main(sv->lfd, sv->nlisten, sp[1]);
 	}
 	proc_block_signals(0);
@@ -305,7 +311,9 @@ static void on_message(struct supervisor *sv, struct worker *w)
 	ssize_t n = tls_chan_recv(w->chan, buf, sizeof buf, &fd);
 
 	if (fd >= 0) {		/* "E": the worker's first STARTTLS */
-		send(w->chan, tls_spawn(fd) == 0 ? "Y" : "N", 1, 0);
+		if (w->tls_keys >= 0)
+			close(w->tls_keys);	/* its engine died: a new one */
+		send(w->chan, tls_spawn(fd, &w->tls_keys) == 0 ? "Y" : "N", 1, 0);
 		return;
 	}
 	if (n <= 0) {
@@ -358,6 +366,8 @@ static void reap(struct supervisor *sv)
 				    sv->id, (long)pid, st);
 			if (sv->w[i].chan >= 0)
 				close(sv->w[i].chan);
+			if (sv->w[i].tls_keys >= 0)
+				close(sv->w[i].tls_keys);
 			memset(&sv->w[i], 0, sizeof sv->w[i]);
 		}
 		while (sv->top > 0 && sv->w[sv->top - 1].pid == 0)
@@ -377,6 +387,33 @@ static void signal_all(struct supervisor *sv, int sig, int retire)
 		if (retire)
 			sv->w[i].retiring = 1;
 	}
+}
+
+/*
+ * rekey - a new session ticket key when it is time (next_rekey 0: now),
+ * sent to every running engine; the previous key still decrypts.  Every
+ * half lifetime: libtls drops a key lifetime seconds after it came.
+ */
+static void rekey(struct supervisor *sv, time_t now)
+{
+	int i;
+
+	if (!cfg.tls_cert[0] || cfg.tls_session_lifetime == 0) {
+		sv->next_rekey = 0;
+		return;
+	}
+	if (sv->next_rekey && now < sv->next_rekey)
+		return;
+	sv->next_rekey = now + (cfg.tls_session_lifetime + 1) / 2;
+	if (tls_keys_rotate() < 0) {
+		logmsg(LOG_ERR, "%s tls keys result=error reason=\"%s\"", sv->id,
+		    strerror(errno));
+		return;
+	}
+	for (i = 0; i < sv->top; i++)
+		if (sv->w[i].pid && tls_keys_push(sv->w[i].tls_keys) < 0)
+			logmsg(LOG_WARNING, "%s tls keys worker pid=%ld result=error",
+			    sv->id, (long)sv->w[i].pid);
 }
 
 /* reload - SIGHUP: read the configuration again, replace the workers */
@@ -402,6 +439,8 @@ static void reload(struct supervisor *sv)
 		return;
 	}
 	logmsg(LOG_INFO, "%s reload result=ok", sv->id);
+	sv->next_rekey = 0;	/* new workers, new engines: a new key for them */
+	rekey(sv, time(NULL));
 	signal_all(sv, SIGTERM, 1);
 }
 
@@ -419,6 +458,7 @@ static void run_queue(struct supervisor *sv, time_t now)
 		signal(SIGCHLD, SIG_DFL);
 		proc_block_signals(0);
 		proc_close_fds();	/* no listener, channel or self-pipe */
+		tls_keys_forget();
 		_exit(queue_child(0, NULL));
 	}
 	proc_block_signals(0);
@@ -466,6 +506,8 @@ static void wait_events(struct supervisor *sv, time_t now)
 	}
 	if (cfg.queue_interval == 0 && !sv->stopping)
 		wait = 3600;
+	if (sv->next_rekey && sv->next_rekey - now < wait)
+		wait = sv->next_rekey - now;
 	if (poll(pfd, n, (wait < 1 ? 1 : wait) * 1000) > 0) {
 		for (i = 1; i < n; i++)
 			if (pfd[i].revents)
@@ -531,6 +573,7 @@ int supervisor_run(int argc, char **argv)
 	for (;;) {
 		time_t now = time(NULL);
 
+		rekey(&sv, now);
 		balance(&sv);
 		if (!sv.stopping && now >= sv.next_queue)
 			run_queue(&sv, now);

@@ -14,7 +14,9 @@ Cases, each at concurrency 8 (bench/tlsload.c, one process per client):
          message is counted in the Maildir before the case ends)
   plain  EHLO + QUIT without STARTTLS, smtpd with and without tls_cert:
          what TLS costs sessions that never use it
-and "hs" once more with smtpd behind the smtpd-tls wrapper under
+TLS_BENCH_CASES=sup-hs,pf-hs,... runs only those (ids: sup-hs pf-hs sup-msg
+pf-msg wrapper plain-tls plain; default all).
+And "hs" once more with smtpd behind the smtpd-tls wrapper under
 systemd-socket-activate --accept --inetd (an exec of the engine and of
 smtpd per connection, as inetd, xinetd and tcpserver do).
 CPU per session: user+system time of the server's whole process tree
@@ -151,7 +153,7 @@ def smtpd_server(cert, key, tls=True, wrapper=False):
             "-o", "log=stderr", "-l", "127.0.0.1:%d" % port]
     if wrapper:     # per connection: socket-activate, smtpd-tls -- smtpd
         argv = ["/usr/bin/systemd-socket-activate", "-a", "--inetd", "-l",
-                "127.0.0.1:%d" % port, ENGINE, "-e", "-u", "nobody", "-c", cert, "-k", key,
+                "127.0.0.1:%d" % port, ENGINE, "-e", "-c", cert, "-k", key,
                 "--"] + [a for a in argv if not a.startswith("127.0.0.1:") and a != "-l"]
     elif tls:
         argv += ["-o", "tls_cert=" + cert, "-o", "tls_key=" + key,
@@ -271,19 +273,23 @@ def main():
     is_pf_smtpd = lambda cl: cl[0] == b"smtpd" and b"inet" in cl       # noqa: E731
     print("STARTTLS benchmark: concurrency %d, %g s per case, ECDSA P-256 certificate, "
           "%d CPUs" % (CONC, SECS, os.cpu_count()), flush=True)
+    cases = [
+        ("sup-hs", "smtpd supervisor", lambda: smtpd_server(cert, key), "hs", is_engine),
+        ("pf-hs", "postfix smtpd", lambda: postfix_server(cert, key), "hs", is_pf_smtpd),
+        ("sup-msg", "smtpd supervisor", lambda: smtpd_server(cert, key), "msg", is_engine),
+        ("pf-msg", "postfix smtpd", lambda: postfix_server(cert, key), "msg", is_pf_smtpd),
+        ("wrapper", "smtpd-tls wrapper", lambda: smtpd_server(cert, key, wrapper=True),
+         "hs", is_engine),
+        ("plain-tls", "smtpd, tls_cert set", lambda: smtpd_server(cert, key), "plain",
+         is_engine),
+        ("plain", "smtpd, no tls_cert", lambda: smtpd_server(cert, key, tls=False), "plain",
+         is_engine)]
+    want = os.environ.get("TLS_BENCH_CASES", "").split(",")
     rows = []
     load0 = pressure()
-    for mode in ("hs", "msg"):
-        rows.append(case("smtpd supervisor", lambda: smtpd_server(cert, key), mode, ca,
-                         is_engine))
-        rows.append(case("postfix smtpd", lambda: postfix_server(cert, key), mode, ca,
-                         is_pf_smtpd))
-    rows.append(case("smtpd-tls wrapper", lambda: smtpd_server(cert, key, wrapper=True),
-                     "hs", ca, is_engine))
-    rows.append(case("smtpd, tls_cert set", lambda: smtpd_server(cert, key), "plain", ca,
-                     is_engine))
-    rows.append(case("smtpd, no tls_cert", lambda: smtpd_server(cert, key, tls=False),
-                     "plain", ca, is_engine))
+    for cid, name, start, mode, match in cases:
+        if want == [""] or cid in want:
+            rows.append(case(name, start, mode, ca, match))
     print("load (PSI some avg60): before %s; after %s" % (load0, pressure()))
     shutil.rmtree(WORK, ignore_errors=True)
     return rows

@@ -14,10 +14,11 @@
 
 FUZZTIME	?= 60
 FUZZ_CC		?= clang
-FUZZ_TARGETS	:= rfc822 proxy session envelope config aliases lmtp tlsvars escape milter policy dnsbl
+FUZZ_TARGETS	:= rfc822 proxy session envelope config aliases lmtp tlsvars escape milter policy dnsbl \
+		   ticket
 FUZZ_PRODUCT	:= smtpd data replies rfc822 queue maildir storage config deliver \
 		   users log logline supervisor worker proc peer proxy aliases quota lmtp \
-		   resolve route starttls tlsspawn spooldir conn filter filter_proto milter policy \
+		   resolve route starttls tlsspawn tls/ticket spooldir conn filter filter_proto milter policy \
 		   netaddr dns dnsbl door rate
 FUZZ_B		:= fuzz/build
 FUZZ_CFLAGS	:= -g -O1 -std=c99 -D_GNU_SOURCE -I. -fno-sanitize-recover=undefined

@@ -13,6 +13,7 @@
 #include "check_common.h"
 #include "config.h"
 #include "starttls.h"
+#include "tls/ticket.h"
 
 #define S(lit)	lit, sizeof(lit) - 1
 
@@ -165,6 +166,35 @@ START_TEST(test_env)
 }
 END_TEST
 
+/* the session ticket key records (tls/ticket.c): the supervisor's
+ * message to an engine and the wrapper's -R file */
+START_TEST(test_ticket_records)
+{
+	unsigned char buf[TICKET_MAX * TICKET_REC + 1];
+	struct ticket_key k[TICKET_MAX], in;
+	int i;
+
+	in.name = 0x01020304;
+	memset(in.key, 0xab, sizeof in.key);
+	ticket_put(buf, &in);
+	ck_assert(buf[0] == 1 && buf[3] == 4 && buf[4] == 0xab);	/* name big-endian */
+	ck_assert_int_eq(ticket_parse(buf, TICKET_REC, k), 1);
+	ck_assert(k[0].name == in.name && memcmp(k[0].key, in.key, TICKET_KEY) == 0);
+	for (i = 1; i < TICKET_MAX + 1; i++) {	/* names 0x01020305, ... */
+		in.name++;
+		ticket_put(buf + i * TICKET_REC, &in);
+	}
+	ck_assert_int_eq(ticket_parse(buf, TICKET_MAX * TICKET_REC, k), TICKET_MAX);
+	ck_assert_int_eq(ticket_parse(buf, (TICKET_MAX + 1) * TICKET_REC, k), -1);
+	ck_assert_int_eq(ticket_parse(buf, TICKET_REC + 1, k), -1);	/* a partial record */
+	ck_assert_int_eq(ticket_parse(buf, 0, k), -1);
+	memcpy(buf + TICKET_REC, buf, 4);	/* the same name twice */
+	ck_assert_int_eq(ticket_parse(buf, 2 * TICKET_REC, k), -1);
+	memset(buf, 0, 4);			/* name 0: libtls's empty slot */
+	ck_assert_int_eq(ticket_parse(buf, TICKET_REC, k), -1);
+}
+END_TEST
+
 Suite *check_suite(void)
 {
 	Suite *s = suite_create("starttls");
@@ -176,6 +206,7 @@ Suite *check_suite(void)
 	tcase_add_test(tc, test_long_values_truncated);
 	tcase_add_test(tc, test_finish);
 	tcase_add_test(tc, test_env);
+	tcase_add_test(tc, test_ticket_records);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -18,12 +18,15 @@ fi
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 
 # smtpd's session runs as its own account (never "nobody", which other
-# daemons share); the tests run as root and expect it to exist.
+# daemons share), the TLS engine as another (tls_user, smtpd-tls); the
+# tests run as root and expect both to exist.
 make_account() {
-	if [ "$(id -u)" -eq 0 ] && ! getent passwd smtpd >/dev/null; then
-		useradd --system --no-create-home --home-dir /nonexistent \
-		    --shell /usr/sbin/nologin smtpd
-	fi
+	for a in smtpd smtpd-tls; do
+		if [ "$(id -u)" -eq 0 ] && ! getent passwd "$a" >/dev/null; then
+			useradd --system --no-create-home --home-dir /nonexistent \
+			    --shell /usr/sbin/nologin "$a"
+		fi
+	done
 }
 
 missing=""

@@ -46,6 +46,7 @@ struct relay {
 	int closed;		/* we sent close_notify and FIN */
 	int broken;		/* TLS error: stop writing to the network */
 	int abandon;		/* -s: the next session's request is waiting */
+	int app_drained;	/* the last read emptied from_app: poll first */
 	short net_want;		/* poll events libtls asked for */
 	short app_want;		/* POLLOUT on to_app when down is stuck */
 	size_t uplen;		/* octets in up (application -> client) */
@@ -53,6 +54,21 @@ struct relay {
 	char up[RELAY_BUF];
 	char down[RELAY_BUF];
 };
+
+/*
+ * The client's socket as libtls reads it: OpenSSL reads a record's
+ * 5-octet header, then its body, each a read(2) of its own; here one
+ * read fills a buffer and those small reads come out of it.  A system
+ * call is dear on this kind of VM (most of the engine's CPU was kernel
+ * time), and a flight of several records now costs one.
+ */
+struct netin {
+	const struct engine *e;
+	size_t off, len;	/* unread octets: buf[off, len) */
+	int drained;		/* the last read emptied the socket: poll first */
+	unsigned char buf[RELAY_BUF + 512];	/* a whole record and its header */
+};
+static struct netin netin;	/* one session at a time */
 
 /* now - monotonic seconds */
 static time_t now(void)
@@ -63,10 +79,42 @@ static time_t now(void)
 	return ts.tv_sec;
 }
 
-/* nonblock - set O_NONBLOCK on fd */
+/* nonblock - set O_NONBLOCK on fd (our fds carry no other F_SETFL flag) */
 static void nonblock(int fd)
 {
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	fcntl(fd, F_SETFL, O_NONBLOCK);
+}
+
+/* net_read - libtls's read callback: from netin's buffer, refilled whole */
+static ssize_t net_read(struct tls *c, void *buf, size_t cap, void *arg)
+{
+	struct netin *in = arg;
+	ssize_t n;
+
+	(void)c;
+	if (in->off == in->len) {
+		if (in->drained)	/* it would say EAGAIN: skip the system call */
+			return TLS_WANT_POLLIN;
+		n = read(in->e->net_in, in->buf, sizeof in->buf);
+		in->drained = n < 0 || (n > 0 && (size_t)n < sizeof in->buf);
+		if (n <= 0)
+			return n < 0 && (errno == EAGAIN || errno == EINTR) ? TLS_WANT_POLLIN : n;
+		in->off = 0, in->len = n;
+	}
+	n = in->len - in->off < cap ? in->len - in->off : cap;
+	memcpy(buf, in->buf + in->off, n);
+	in->off += n;
+	return n;
+}
+
+/* net_write - libtls's write callback: straight to the socket */
+static ssize_t net_write(struct tls *c, const void *buf, size_t len, void *arg)
+{
+	const struct netin *in = arg;
+	ssize_t n = write(in->e->net_out, buf, len);
+
+	(void)c;
+	return n < 0 && (errno == EAGAIN || errno == EINTR) ? TLS_WANT_POLLOUT : n;
 }
 
 /* want - poll events for a libtls TLS_WANT_* result, 0 for others */
@@ -88,6 +136,7 @@ static int net_wait(const struct engine *e, short ev, time_t deadline)
 	do
 		r = poll(p, 2, left * 1000);
 	while (r < 0 && errno == EINTR);
+	netin.drained = 0;
 	return r > 0;
 }
 
@@ -108,7 +157,9 @@ static struct tls *handshake(const struct engine *e, char *why, size_t cap)
 	 * flight, the session tickets and the first reply (delayed ACKs
 	 * cost 40 ms each otherwise); not a TCP socket: no harm */
 	setsockopt(e->net_out, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	if (tls_accept_fds(e->server, &c, e->net_in, e->net_out) < 0) {
+	memset(&netin, 0, offsetof(struct netin, buf));
+	netin.e = e;
+	if (tls_accept_cbs(e->server, &c, net_read, net_write, &netin) < 0) {
 		snprintf(why, cap, "%s", tls_error(e->server));
 		return NULL;
 	}
@@ -237,9 +288,10 @@ static int app_to_up(struct relay *r)
 {
 	ssize_t n;
 
-	if (r->app_eof || r->uplen == sizeof r->up)
+	if (r->app_eof || r->uplen == sizeof r->up || r->app_drained)
 		return 0;
 	n = read(r->from_app, r->up + r->uplen, sizeof r->up - r->uplen);
+	r->app_drained = n < 0 || (n > 0 && (size_t)n < sizeof r->up - r->uplen);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return 0;
 	if (n <= 0) {
@@ -289,7 +341,7 @@ static int up_to_net(struct relay *r)
 /* relay_wait - poll every side that can move; 0 on timeout */
 static int relay_wait(struct relay *r, long timeout)
 {
-	struct pollfd p[5];
+	struct pollfd p[6];
 	int n = 0, k;
 
 	p[n].fd = r->e->net_in, p[n++].events = r->net_want & POLLIN;
@@ -298,9 +350,16 @@ static int relay_wait(struct relay *r, long timeout)
 	p[n++].events = POLLIN;
 	p[n].fd = r->to_app, p[n++].events = r->app_want;	/* POLLERR: reader gone */
 	p[n].fd = r->e->chan, p[n++].events = POLLIN;
+	p[n].fd = engine_keys_fd(), p[n++].events = POLLIN;	/* -K: new keys */
 	do
 		k = poll(p, n, timeout * 1000);
 	while (k < 0 && errno == EINTR);
+	netin.drained = r->app_drained = 0;	/* poll said what is ready */
+	if (p[5].revents) {
+		engine_keys_read();
+		if (k == 1)
+			return 1;	/* nothing else moved: poll again */
+	}
 	/* a new request means the worker is done with this session: what
 	 * the client has not read yet (it is slow or gone) is dropped */
 	r->abandon = p[4].revents != 0;

@@ -2,7 +2,8 @@
  * smtpd-tls.c - the TLS engine's start-up: options, the key, privileges,
  * and the UCSPI-TLS wrapper.
  *
- *   smtpd-tls [-ens] [-u user] [-t idle] [-T handshake] -c CERT -k KEY [-- prog args]
+ *   smtpd-tls [-enKs] [-u user] [-t idle] [-T handshake] [-l lifetime] [-R keyfile]
+ *             -c CERT -k KEY [-- prog args]
  *
  * With a program (the wrapper, for inetd, xinetd, systemd Accept=yes and
  * tcpserver): the client's socket is fd 0/1 (or fd 3 when systemd passes
@@ -27,6 +28,11 @@
  * control socket on fd 3, clear text to the application on fd 4 and
  * from it on fd 5.
  * -n only checks that the certificate and key load and match.
+ * Resumption (session tickets, -l seconds, 0 = none): the ticket keys
+ * come from the supervisor on fd 4 (-K with -s: one message at start,
+ * then one per rotation, ticket.h), so every engine of one supervisor
+ * resumes every other's sessions; or from a key file (-R, mode 0600,
+ * read before the drop) for the wrapper.  Without keys, no tickets.
  *
  * Policy (libtls): TLS 1.2 and 1.3 only, the "secure" cipher list (all
  * with forward secrecy), no client certificate asked, and libtls's own
@@ -40,10 +46,14 @@
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <syslog.h>
 #include <time.h>
@@ -52,14 +62,22 @@
 #include <tls.h>
 
 #include "engine.h"
+#include "ticket.h"
 #include "../logline.h"
 
-#define DEFAULT_USER	"nobody"	/* smtpd's default session_user */
+extern char **environ;
+
+#define DEFAULT_USER	"smtpd-tls"	/* smtpd's default tls_user */
+#define KEYS_FD		4		/* -K: ticket keys from the supervisor */
+#define SESSION_ID	"smtpd-tls"	/* the same in every engine: resumable */
 
 /* Options; set once in main. */
 struct options {
 	const char *cert, *key;	/* PEM files */
 	const char *user;	/* account to drop to when started as root */
+	const char *keyfile;	/* -R: ticket keys, or NULL */
+	long lifetime;		/* -l: seconds a session may be resumed */
+	int keys_fd;		/* -K: ticket keys come on KEYS_FD */
 	int check;		/* -n */
 	int serve;		/* -s */
 	int to_stderr;		/* -e */
@@ -68,6 +86,8 @@ struct options {
 
 static int log_stderr;		/* -e: log lines go to stderr, not syslog */
 static char log_id[17];		/* this engine's id, first on its log lines */
+static int keys_fd = -1;	/* -K: the supervisor's key channel, -1 at EOF */
+static struct tls_config *keys_conf;	/* where new ticket keys go */
 
 /* elog - one log line, "ID event key=value ...", through smtpd's logline.c */
 #define elog(fmt, ...)	log_line(log_stderr, LOG_ERR, "%s " fmt, log_id, __VA_ARGS__)
@@ -79,17 +99,27 @@ static void die(const char *what, const char *why)
 	exit(111);
 }
 
+/* resumable - tickets on? a lifetime and a source of shared keys */
+static int resumable(const struct options *o)
+{
+	return o->lifetime > 0 && (o->keyfile || o->keys_fd);
+}
+
 /* load - a server context with our policy, cert and key; NULL + why */
 static struct tls *load(const struct options *o, char *why, size_t cap)
 {
 	struct tls_config *tc = tls_config_new();
 	struct tls *srv = tls_server();
 
+	/* the cipher list is tls_config_new()'s default, "secure": setting
+	 * it again would build and free one more SSL context per start */
 	if (!tc || !srv)
 		snprintf(why, cap, "out of memory");
 	else if (tls_config_set_protocols(tc, TLS_PROTOCOL_TLSv1_2 | TLS_PROTOCOL_TLSv1_3) < 0 ||
-	    tls_config_set_ciphers(tc, "secure") < 0 ||
-	    tls_config_set_keypair_file(tc, o->cert, o->key) < 0)
+	    tls_config_set_keypair_file(tc, o->cert, o->key) < 0 ||
+	    (resumable(o) && (tls_config_set_session_lifetime(tc, o->lifetime) < 0 ||
+	    tls_config_set_session_id(tc, (const unsigned char *)SESSION_ID,
+	    sizeof SESSION_ID - 1) < 0)))
 		snprintf(why, cap, "%s", tls_config_error(tc));
 	else if (tls_configure(srv, tc) < 0)	/* checks that key and cert match */
 		snprintf(why, cap, "%s: not a PEM private key, or not the key of %s",
@@ -103,6 +133,7 @@ static struct tls *load(const struct options *o, char *why, size_t cap)
 		tls_free(srv);
 		return NULL;
 	}
+	keys_conf = tc;		/* alive as long as srv: new ticket keys go there */
 	return srv;
 }
 
@@ -124,11 +155,89 @@ static void drop(const char *name)
 		die("cannot drop privileges", "root could be regained");
 }
 
+/*
+ * add_keys - ticket key records (ticket.h) into the server's config,
+ * oldest first, so the newest encrypts and the others only decrypt
+ * (libtls keeps four; each expires lifetime seconds after it came).
+ * A key we have already is skipped.  -1: not a valid message.
+ */
+static int add_keys(unsigned char *buf, size_t n)
+{
+	struct ticket_key k[TICKET_MAX];
+	int i = ticket_parse(buf, n, k);
+
+	explicit_bzero(buf, n);
+	if (i < 0 || !keys_conf)
+		return -1;
+	while (i-- > 0)
+		tls_config_add_ticket_key(keys_conf, k[i].name, k[i].key, TICKET_KEY);
+	explicit_bzero(k, sizeof k);
+	return 0;
+}
+
+/* engine_keys_fd - the supervisor's key channel while open, else -1 */
+int engine_keys_fd(void)
+{
+	return keys_fd;
+}
+
+/* engine_keys_read - one message from the supervisor: new ticket keys */
+void engine_keys_read(void)
+{
+	unsigned char buf[TICKET_MAX * TICKET_REC + 1];
+	ssize_t n;
+
+	do
+		n = recv(keys_fd, buf, sizeof buf, MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && errno == EAGAIN)
+		return;
+	if (n <= 0) {
+		close(keys_fd);		/* the supervisor is gone: keep what we have */
+		keys_fd = -1;
+	} else if (add_keys(buf, n) < 0) {
+		elog("tls keys result=failed reason=\"%s\"", "malformed ticket key message");
+	}
+}
+
+/* keys_first - -K: the keys the supervisor sent before it started us */
+static void keys_first(void)
+{
+	struct pollfd p = { KEYS_FD, POLLIN, 0 };
+
+	keys_fd = KEYS_FD;
+	if (fcntl(keys_fd, F_SETFD, FD_CLOEXEC) < 0)
+		die("-K", "no ticket key channel on fd 4");
+	if (poll(&p, 1, 10000) == 1)
+		engine_keys_read();
+}
+
+/*
+ * read_keyfile - -R: ticket keys from a file only we may read (mode
+ * 0600 or stricter, a regular file, no symlink), read before the drop.
+ */
+static void read_keyfile(const char *path)
+{
+	unsigned char buf[TICKET_MAX * TICKET_REC + 1];
+	struct stat st;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+
+	if (fd < 0 || fstat(fd, &st) < 0)
+		die(path, strerror(errno));
+	if (!S_ISREG(st.st_mode) || (st.st_mode & 077))
+		die(path, "ticket key file must be a regular file of mode 0600");
+	n = read(fd, buf, sizeof buf);
+	close(fd);
+	if (n < 0 || add_keys(buf, n) < 0)
+		die(path, "ticket key file must hold 1 to 4 records of 52 octets");
+}
+
 /* usage - the command line, then exit 100 (permanent: a bad call) */
 static void usage(void)
 {
-	fprintf(stderr, "usage: smtpd-tls [-ens] [-u user] [-t idle] [-T handshake] "
-	    "-c cert -k key [-- prog args...]\n");
+	fprintf(stderr, "usage: smtpd-tls [-enKs] [-u user] [-t idle] [-T handshake] "
+	    "[-l lifetime] [-R keyfile] -c cert -k key [-- prog args...]\n");
 	exit(100);
 }
 
@@ -149,10 +258,14 @@ static void options(int argc, char **argv, struct options *o, struct engine *e)
 	int c;
 
 	o->user = DEFAULT_USER;
+	o->lifetime = 3600;
 	e->hs_timeout = 60, e->idle_timeout = 1200;
-	while ((c = getopt(argc, argv, "+ensc:k:u:t:T:")) != -1) {
+	while ((c = getopt(argc, argv, "+enKsc:k:u:t:T:l:R:")) != -1) {
 		switch (c) {
 		case 'e': o->to_stderr = 1; break;
+		case 'K': o->keys_fd = 1; break;
+		case 'R': o->keyfile = optarg; break;
+		case 'l': o->lifetime = strcmp(optarg, "0") ? seconds(optarg) : 0; break;
 		case 'n': o->check = 1; break;
 		case 's': o->serve = 1; break;
 		case 'c': o->cert = optarg; break;
@@ -163,7 +276,7 @@ static void options(int argc, char **argv, struct options *o, struct engine *e)
 		default: usage();
 		}
 	}
-	if (!o->cert || !o->key)
+	if (!o->cert || !o->key || (o->keys_fd && !o->serve))
 		usage();
 	if (optind < argc)
 		o->prog = argv + optind;
@@ -186,25 +299,44 @@ static void setfd(const char *name, int fd)
 
 	snprintf(num, sizeof num, "%d", fd);
 	if (fcntl(fd, F_SETFD, 0) < 0 || setenv(name, num, 1) < 0)
-		_exit(111);
+		die("cannot pass descriptors", strerror(errno));
 }
 
-/* run_prog - the child: socket on 0/1, SSL*FD in env, exec */
-static void run_prog(char **prog, int net, int ctl, int rd, int wr)
+/*
+ * run_prog - start the program: socket on 0/1, SSL*FD in its
+ * environment, SIGPIPE back to default.  posix_spawn (a vfork), not
+ * fork: copying this process's page tables, libcrypto's mappings and
+ * all, cost more CPU than anything else we do before the exec.
+ */
+static pid_t run_prog(char **prog, int net, int ctl, int rd, int wr)
 {
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t def;
+	pid_t pid;
+	int r;
+
+	posix_spawn_file_actions_init(&fa);
 	if (net != 0) {		/* systemd's fd 3 becomes the program's 0/1 */
-		if (dup2(net, 0) < 0 || dup2(net, 1) < 0)
-			_exit(111);
-		close(net);
+		posix_spawn_file_actions_adddup2(&fa, net, 0);
+		posix_spawn_file_actions_adddup2(&fa, net, 1);
+		posix_spawn_file_actions_addclose(&fa, net);
 		unsetenv("LISTEN_FDS"), unsetenv("LISTEN_PID"), unsetenv("LISTEN_FDNAMES");
 	}
-	setfd("SSLCTLFD", ctl);
+	setfd("SSLCTLFD", ctl);		/* we close our copies after the spawn */
 	setfd("SSLREADFD", rd);
 	setfd("SSLWRITEFD", wr);
-	signal(SIGPIPE, SIG_DFL);
-	execvp(prog[0], prog);
-	elog("tls result=failed reason=\"cannot run %s: %s\"", prog[0], strerror(errno));
-	_exit(111);
+	sigemptyset(&def);
+	sigaddset(&def, SIGPIPE);
+	posix_spawnattr_init(&attr);
+	posix_spawnattr_setsigdefault(&attr, &def);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
+	r = posix_spawnp(&pid, prog[0], &fa, &attr, prog, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	if (r != 0)
+		die("cannot run program", strerror(r));
+	return pid;
 }
 
 /* systemd_fd - 3 when systemd passed the connection (Accept=yes), else 0 */
@@ -228,10 +360,7 @@ static int wrap(struct engine *e, const struct options *o)
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0 ||
 	    pipe2(down, O_CLOEXEC) < 0 || pipe2(up, O_CLOEXEC) < 0)
 		die("cannot make pipes", strerror(errno));
-	if ((pid = fork()) < 0)
-		die("cannot fork", strerror(errno));
-	if (pid == 0)
-		run_prog(o->prog, net, sp[1], down[0], up[1]);
+	pid = run_prog(o->prog, net, sp[1], down[0], up[1]);
 	close(sp[1]), close(down[0]), close(up[1]);
 	e->net_in = e->net_out = net;
 	e->ctl = sp[0], e->to_app = down[1], e->from_app = up[0];
@@ -277,13 +406,26 @@ static int recv_request(int chan, int fds[4], int *ask)
 	return -1;
 }
 
+/* wait_request - until chan is readable; new ticket keys meanwhile */
+static void wait_request(int chan)
+{
+	struct pollfd p[2] = { { chan, POLLIN, 0 }, { -1, POLLIN, 0 } };
+
+	while (p[1].fd = engine_keys_fd(), poll(p, 2, -1) >= 0 || errno == EINTR) {
+		if (p[1].revents)
+			engine_keys_read();
+		if (p[0].revents)
+			return;
+	}
+}
+
 /* serve_requests - -s: one session after the other, until EOF on chan */
 static int serve_requests(struct engine *e, int chan)
 {
 	int fds[4], r;
 
 	e->chan = chan;
-	while ((r = recv_request(chan, fds, &e->ask)) != 0) {
+	while (wait_request(chan), (r = recv_request(chan, fds, &e->ask)) != 0) {
 		if (r == -2)
 			return 111;
 		if (r < 0)
@@ -314,7 +456,13 @@ int main(int argc, char **argv)
 	fds_open();
 	if (tls_init() < 0)
 		die("tls_init", "failed");
-	if (!(e.server = load(&o, why, sizeof why))) {
+	if ((e.server = load(&o, why, sizeof why)) && resumable(&o)) {
+		if (o.keyfile)
+			read_keyfile(o.keyfile);
+		else
+			keys_first();
+	}
+	if (!e.server) {
 		e.load_error = why;
 		elog("tls cert=%s key=%s result=failed reason=\"%s\"", o.cert, o.key, why);
 		if (o.check || !o.prog)

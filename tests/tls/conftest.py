@@ -7,6 +7,7 @@ the test fails if smtpd or the engine reported a sanitizer error in the log.
 pki: a throwaway CA and server certificates made with openssl, once per run.
 """
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -82,6 +83,18 @@ def pki():
     p = PKI(d)
     yield p
     shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tls_account():
+    """the engine's own account (tls_user; tests/install-deps.sh makes it)"""
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("smtpd-tls")
+        except KeyError:
+            subprocess.run(["useradd", "--system", "--no-create-home", "--home-dir",
+                            "/nonexistent", "--shell", "/usr/sbin/nologin", "smtpd-tls"],
+                           check=True, timeout=60)
 
 
 @pytest.fixture

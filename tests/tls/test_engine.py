@@ -155,10 +155,15 @@ def test_engine_unprivileged_and_only_on_demand(world, pki, mode):
     c.cmd("EHLO client.test", 250)
     es = engines(world)
     assert len(es) == 1, es
-    # the wrapper's engine runs as its -u account (nobody), the supervisor's as
-    # session_user (its default: the dedicated account smtpd)
-    want = pwd.getpwnam("nobody" if mode == "wrapper" else "smtpd").pw_uid
+    # the engine runs as its own account (the wrapper's -u default and the
+    # supervisor's tls_user default: smtpd-tls), never as the session's, so
+    # a session cannot signal, trace or read the process holding the key
+    want = pwd.getpwnam("smtpd-tls").pw_uid
     assert uid_of(es[0]) == [want] * 4, uid_of(es[0])
+    sessions = [p for p in L.all_pids() if p not in es and L.cmdline(p)
+                and L.cmdline(p)[0] == L.smtpd_path().encode() and uid_of(p)[0] == L.SESSION_UID]
+    assert sessions, "no session process found"
+    assert all(uid_of(p)[0] != want for p in sessions)
     c.cmd("QUIT", 221)
     c.close()
     if mode == "supervisor":
@@ -254,3 +259,20 @@ def test_man_page_lint_clean():
     text = open(page).read()
     for opt in "cekn stTu".replace(" ", "s"):
         assert re.search(r"^\.It Fl %s\b" % opt, text, re.M), opt
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the account checks apply to root")
+@pytest.mark.parametrize("user,why", [("no-such-tls-user", "does not exist"),
+                                      ("root", "is root"),
+                                      ("smtpd", "has the uid of session_user")])
+def test_check_refuses_tls_user(world, pki, user, why):
+    s = {"tls_cert": pki.cert, "tls_key": pki.key, "tls_engine": world.engine,
+         "tls_user": user}
+    r = subprocess.run(world.argv(s, flags=["-n"]), capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "tls_user %s %s" % (user, why) in r.stderr, r.stderr
+    port = L.free_port()
+    pr = world.spawn(world.argv(s) + ["-l", "127.0.0.1:%d" % port], name="sup-bad-user")
+    assert pr.wait(20) == 111, world.log_tail()
+    world.wait_log(r"supervisor result=error reason=\"cannot start: tls_user ")
