@@ -65,6 +65,7 @@ static const struct setting settings[] = {
 	S(milters, "milters in order: inet:HOST:PORT, unix:/path (comma list)"),
 	S(milter_default_action, "tempfail, accept or reject when a milter fails"),
 	S(policy_services, "policy servers at RCPT: inet:HOST:PORT, unix:/path"),
+	S(policy_data_services, "policy servers at end of data (END-OF-MESSAGE), as above"),
 	S(policy_default_action, "tempfail, accept or reject when a policy server fails"),
 	S(trusted_networks, "networks skipping caps, rate, DNSBL, pregreet (CIDR list)"),
 	S(dnsbl_sites, "DNS lists: ZONE[=127.0.0.[2..11]][*WEIGHT], comma list"),

@@ -41,6 +41,7 @@ struct config {
 	char milters[CFG_STR_MAX];	/* comma list inet:HOST:PORT, unix:/path */
 	char milter_default_action[CFG_STR_MAX];	/* tempfail, accept, reject */
 	char policy_services[CFG_STR_MAX];	/* comma list, as milters */
+	char policy_data_services[CFG_STR_MAX];	/* asked at end of data */
 	char policy_default_action[CFG_STR_MAX];	/* tempfail, accept, reject */
 	char trusted_networks[CFG_STR_MAX];/* CIDR list exempt from the door's checks */
 	char dnsbl_sites[CFG_STR_MAX];	/* postscreen-style ZONE[=FILTER][*WEIGHT] list */

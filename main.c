@@ -100,14 +100,14 @@ static int inetd_session(int in, int out)
 {
 	struct deliverer d;
 	char addr[PEER_ADDR_MAX], id[QID_MAX];
-	int r = 0;
+	int r = 0, port;
 
 	if (proc_start_deliverer(&d) < 0)
 		fatal("cannot start deliverer");
 	proc_catch(SIGTERM, on_term);	/* no SA_RESTART: poll() must wake */
 	queue_id(id, sizeof id, 0);
-	if (peer_identify(in, id, addr, sizeof addr) == 0)
-		r = session_run(in, out, id, addr, &d);
+	if (peer_identify(in, id, addr, sizeof addr, &port) == 0)
+		r = session_run(in, out, id, addr, port, &d);
 	deliverer_stop(&d);
 	return r;
 }

@@ -10,10 +10,14 @@
  * session.  Milters are the `milters` setting's list, asked in order;
  * the first that rejects wins.
  *
- * Connections are opened lazily at the first MAIL of a session (and
- * again at the next MAIL after a failure): negotiate (O), then the
- * connect (C) and HELO (H) stages are replayed, so a connect- or
- * HELO-stage refusal is answered at MAIL.  After the end of data the
+ * Connections open at session start (milter_connect: negotiate (O),
+ * connect (C)) and again at the next MAIL after a failure, when the
+ * connect and HELO (H) stages are replayed.  A connect-stage refusal is
+ * the session's: smtpd greets, then answers every command but QUIT,
+ * NOOP and RSET with it; a HELO-stage refusal is the reply to that
+ * HELO/EHLO.  After STARTTLS the HELO stage carries the TLS macros
+ * ({tls_version}, {cipher}, {cipher_bits}, {cert_subject} and
+ * {cert_issuer} where the engine gives them).  After the end of data the
  * spooled message is streamed back to each milter: T, one L per header
  * field (our own Received: first, as milters expect), N, the body in
  * B chunks of at most 65,535 octets with CR LF line ends, E.
@@ -79,6 +83,11 @@ struct milters {
 	char client[64];	/* client address text */
 	int port;		/* client port, 0 if unknown */
 	char helo[DOMAIN_MAX + 1];	/* last HELO/EHLO name, "" before */
+	char tls_version[TLS_TOKEN_MAX];	/* "" before STARTTLS */
+	char cipher[TLS_TOKEN_MAX];
+	char cipher_bits[16];
+	char cert_subject[TLS_DN_MAX];	/* "" when the engine gave none */
+	char cert_issuer[TLS_DN_MAX];
 	int deflt;		/* FD_* from milter_default_action */
 	int n;			/* milters in m[] */
 	struct milter m[MILTER_MAX];
@@ -449,6 +458,26 @@ static char family(const char *addr)
 	return strchr(addr, ':') ? '6' : strchr(addr, '.') ? '4' : 'U';
 }
 
+/*
+ * ask_helo - the HELO stage for one milter, with the TLS macros once
+ * STARTTLS is on (a macro the engine did not give is left out)
+ */
+static void ask_helo(struct milters *ms, struct milter *m, struct verdict *v)
+{
+	const char *all[] = { "{tls_version}", ms->tls_version, "{cipher}", ms->cipher,
+		"{cipher_bits}", ms->cipher_bits, "{cert_subject}", ms->cert_subject,
+		"{cert_issuer}", ms->cert_issuer };
+	const char *kv[10];
+	int i, n = 0;
+
+	for (i = 0; i < 10 && ms->tls_version[0]; i += 2)
+		if (all[i + 1][0])
+			kv[2 * n] = all[i], kv[2 * n + 1] = all[i + 1], n++;
+	mp_begin(&ms->pkt, MC_HELO);
+	mp_str(&ms->pkt, ms->helo);
+	ask(ms, m, &st_helo, kv, n, v);
+}
+
 /* m_open - connect, negotiate, replay connect and HELO; v: the verdict */
 static void m_open(struct milters *ms, struct milter *m, struct verdict *v)
 {
@@ -478,9 +507,7 @@ static void m_open(struct milters *ms, struct milter *m, struct verdict *v)
 	ask(ms, m, &st_conn, conn, 6, v);
 	if (v->kind != FV_CONTINUE || m->fd < 0 || !ms->helo[0])
 		return;
-	mp_begin(&ms->pkt, MC_HELO);
-	mp_str(&ms->pkt, ms->helo);
-	ask(ms, m, &st_helo, NULL, 0, v);
+	ask_helo(ms, m, v);
 }
 
 /* milter_new - the session's milter state; NULL when none are set */
@@ -500,19 +527,66 @@ struct milters *milter_new(const char *sid, const char *client, int port)
 	return ms;
 }
 
-/* milter_helo - remember the name; tell milters already connected */
-void milter_helo(struct milters *ms, const char *helo)
+/* refused - does a verdict end the stage for everyone? */
+static int refused(const struct verdict *v)
 {
-	struct verdict v;
+	return v->kind == FV_REJECT || v->kind == FV_TEMPFAIL || v->kind == FV_DISCARD;
+}
+
+/*
+ * gate - a connect- or HELO-stage verdict as the session takes it: a
+ * milter's reject or tempfail stands; accept and discard go on, and so
+ * does a milter that failed (closed: the next MAIL tries it again and
+ * gives milter_default_action there)
+ */
+static void gate(const struct milter *m, struct verdict *v)
+{
+	if ((v->kind != FV_REJECT && v->kind != FV_TEMPFAIL) || m->fd < 0)
+		v->kind = FV_CONTINUE, v->text[0] = '\0';
+}
+
+/*
+ * milter_connect - at session start: open each milter in order (connect
+ * stage); v: the first refusal, which holds for the whole session
+ */
+void milter_connect(struct milters *ms, struct verdict *v)
+{
 	int i;
 
+	v->kind = FV_CONTINUE, v->text[0] = '\0';
+	for (i = 0; ms && i < ms->n && !refused(v); i++) {
+		m_open(ms, &ms->m[i], v);
+		gate(&ms->m[i], v);
+	}
+}
+
+/* milter_tls - STARTTLS is on: what the next HELO stage tells milters */
+void milter_tls(struct milters *ms, const struct tls_info *ti)
+{
+	if (!ms)
+		return;
+	snprintf(ms->tls_version, sizeof ms->tls_version, "%s", ti->protocol);
+	snprintf(ms->cipher, sizeof ms->cipher, "%s", ti->cipher);
+	snprintf(ms->cipher_bits, sizeof ms->cipher_bits, "%d", ti->bits);
+	snprintf(ms->cert_subject, sizeof ms->cert_subject, "%s", ti->subject);
+	snprintf(ms->cert_issuer, sizeof ms->cert_issuer, "%s", ti->issuer);
+}
+
+/*
+ * milter_helo - remember the name, ask the milters that are open; v: the
+ * first refusal, the reply to this HELO/EHLO
+ */
+void milter_helo(struct milters *ms, const char *helo, struct verdict *v)
+{
+	int i;
+
+	v->kind = FV_CONTINUE, v->text[0] = '\0';
 	if (!ms)
 		return;
 	snprintf(ms->helo, sizeof ms->helo, "%s", helo);
-	for (i = 0; i < ms->n; i++) {
-		mp_begin(&ms->pkt, MC_HELO);
-		mp_str(&ms->pkt, ms->helo);
-		ask(ms, &ms->m[i], &st_helo, NULL, 0, &v);	/* answered at MAIL */
+	for (i = 0; i < ms->n && !refused(v); i++) {
+		ask_helo(ms, &ms->m[i], v);
+		gate(&ms->m[i], v);
 	}
 }
 
@@ -542,12 +616,6 @@ static void envelope_packet(struct mpkt *p, int cmd, const char *arg, char *addr
 		snprintf(word, sizeof word, "%.*s", (int)strcspn(q, " "), q);
 		mp_str(p, word);
 	}
-}
-
-/* refused - does a verdict end the stage for everyone? */
-static int refused(const struct verdict *v)
-{
-	return v->kind == FV_REJECT || v->kind == FV_TEMPFAIL || v->kind == FV_DISCARD;
 }
 
 /* milter_mail - MAIL: open what is closed, then ask each in order */
@@ -741,21 +809,32 @@ static void send_headers(struct milters *ms, struct msg *g, struct verdict *v)
 	}
 }
 
-/* body_chunks - body octets into B packets, LF made CR LF; sent when full */
+/*
+ * body_chunks - body octets into B packets, LF made CR LF, a line's text
+ * copied in one go; a packet is sent when it holds MILTER_CHUNK - 1 or
+ * more octets (so a CR LF always fits)
+ */
 static void body_chunks(struct milters *ms, const char *in, size_t r, size_t *n,
     struct verdict *v)
 {
 	unsigned char *out = ms->pkt.buf + 5;
-	size_t i;
+	const char *end = in + r, *lf;
+	size_t run;
 
-	for (i = 0; i < r && !refused(v); i++) {
-		if (in[i] == '\n')
-			out[(*n)++] = '\r';
-		out[(*n)++] = in[i];
+	while (in < end && !refused(v)) {
 		if (*n >= MILTER_CHUNK - 1) {
 			ms->pkt.len = 5 + *n, ms->pkt.bad = 0, ms->pkt.buf[4] = MC_BODY;
 			each(ms, &st_body, NULL, 0, v);
 			*n = 0;
+		} else if (*in == '\n') {
+			out[(*n)++] = '\r', out[(*n)++] = '\n', in++;
+		} else {
+			lf = memchr(in, '\n', end - in);
+			run = (lf ? lf : end) - in;
+			if (run > MILTER_CHUNK - 1 - *n)
+				run = MILTER_CHUNK - 1 - *n;
+			memcpy(out + *n, in, run);
+			*n += run, in += run;
 		}
 	}
 }
@@ -798,12 +877,14 @@ static int put_field(char *dst, size_t cap, size_t *len, const char *name,
     const char *value)
 {
 	int bad = put(dst, cap, len, name, strlen(name)) | put(dst, cap, len, ":", 1);
+	size_t k;
 
 	if (*value != ' ' && *value != '\t')
 		bad |= put(dst, cap, len, " ", 1);
-	for (; *value; value++)
-		if (*value != '\r')
-			bad |= put(dst, cap, len, value, 1);
+	for (; *value; value += k + (value[k] == '\r')) {
+		k = strcspn(value, "\r");
+		bad |= put(dst, cap, len, value, k);
+	}
 	return bad | put(dst, cap, len, "\n", 1);
 }
 
@@ -860,12 +941,14 @@ static int put_tail(struct milters *ms, char *o, size_t cap, size_t *n,
 /*
  * rewrite - apply the header changes to the spool: Return-Path, then the
  * fields as the milters saw them with the changes made, then the rest of
- * the file as it was.  0, or an errno value.
+ * the file as it was (from buf when load_head read all of it: the spool
+ * is then written once, in place).  0, or an errno value.
  */
 static int rewrite(struct milters *ms, struct msg *g)
 {
+	size_t tail = (off_t)g->len == g->sp->size ? g->len - g->start - g->hlen : 0;
 	size_t cap = g->start + g->hlen + 2 * ms->modbytes + 8 * MOD_MAX +
-	    2 * MILTER_TEXT_MAX, n = 0, off = 0, k, name;
+	    2 * MILTER_TEXT_MAX + tail, n = 0, off = 0, k, name;
 	unsigned long pos = 0, seen[MOD_MAX] = { 0 };
 	char *o = malloc(cap);
 	int bad = 0, err;
@@ -887,7 +970,8 @@ static int rewrite(struct milters *ms, struct msg *g)
 	}
 	bad |= put_inserts(ms, o, cap, &n, pos, 1);
 	bad |= put_tail(ms, o, cap, &n, seen);
-	err = bad ? EOVERFLOW : spool_replace_head(g->sp, g->start + g->hlen, o, n);
+	bad |= put(o, cap, &n, g->head + g->hlen, tail);
+	err = bad ? EOVERFLOW : spool_replace_head(g->sp, g->start + g->hlen + tail, o, n);
 	free(o);
 	return err;
 }

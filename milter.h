@@ -8,11 +8,14 @@
 
 #include "filter.h"
 #include "queue.h"
+#include "starttls.h"
 
 struct milters;
 
 struct milters *milter_new(const char *sid, const char *client, int port);
-void milter_helo(struct milters *ms, const char *helo);
+void milter_connect(struct milters *ms, struct verdict *v);
+void milter_tls(struct milters *ms, const struct tls_info *ti);
+void milter_helo(struct milters *ms, const char *helo, struct verdict *v);
 void milter_mail(struct milters *ms, const char *arg, struct verdict *v);
 void milter_rcpt(struct milters *ms, const char *arg, struct verdict *v);
 void milter_message(struct milters *ms, struct spool *sp, struct verdict *v);

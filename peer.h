@@ -8,6 +8,6 @@
 
 #define PEER_ADDR_MAX	64	/* client address text and its NUL */
 
-int peer_identify(int fd, const char *id, char *addr, size_t cap);
+int peer_identify(int fd, const char *id, char *addr, size_t cap, int *port);
 
 #endif

@@ -4,11 +4,16 @@
  * quota-status.
  *
  * Interface (policy.h): policy_rcpt() asks each server of
- * `policy_services` in order about one recipient we would accept; the
- * request is "name=value" lines and an empty line, the answer an
- * action= line and an empty line.  policy_headers() writes the PREPEND
- * headers into the spool at the start of data; policy_reset() forgets
- * them when the transaction ends.
+ * `policy_services` in order about one recipient we would accept
+ * (protocol_state=RCPT); policy_data() asks each of
+ * `policy_data_services` about the whole message after the end of data
+ * (protocol_state=END-OF-MESSAGE, size = its octets, queue_id, and the
+ * recipient when there is exactly one, as Postfix does).  A server in
+ * both lists is one connection.  The request is "name=value" lines and
+ * an empty line, the answer an action= line and an empty line.
+ * policy_headers() writes the PREPEND headers into the spool at the
+ * start of data (a PREPEND at the end of data comes too late: ignored);
+ * policy_reset() forgets them when the transaction ends.
  *
  * Actions: OK (accept, ask no further server), DUNNO, DEFER_IF_REJECT,
  * WARN, INFO (go on), REJECT [text] (550 5.7.1), DEFER [text]
@@ -41,7 +46,10 @@
 struct server {
 	char spec[CFG_STR_MAX];	/* inet:HOST:PORT or unix:/path */
 	int fd;			/* connection, -1 when closed */
+	int when;		/* ASK_RCPT | ASK_DATA: the lists it is in */
 };
+
+enum { ASK_RCPT = 1, ASK_DATA = 2 };
 
 struct policy {
 	const char *sid;	/* session id for log lines */
@@ -53,10 +61,31 @@ struct policy {
 	char prepend[PREPEND_MAX][PREPEND_LEN];
 };
 
+/* add_list - the servers of a list, each once, marked with when */
+static void add_list(struct policy *p, const char *list, int when)
+{
+	char item[CFG_STR_MAX];
+	int i;
+
+	while (filter_next(&list, item, sizeof item)) {
+		for (i = 0; i < p->n && strcmp(p->srv[i].spec, item) != 0; i++)
+			;
+		if (i == POLICY_MAX)
+			return;
+		if (i == p->n) {
+			snprintf(p->srv[i].spec, sizeof p->srv[i].spec, "%s", item);
+			p->srv[p->n++].fd = -1;
+		}
+		p->srv[i].when |= when;
+	}
+}
+
 /* policy_new - the session's policy state; NULL when none are set */
 struct policy *policy_new(const char *sid, const char *client)
 {
-	const char *list = cfg.policy_services;
+	/* one of the two lists names a server, or there is nothing to do */
+	const char *list = cfg.policy_services[strspn(cfg.policy_services, ", \t")] ?
+	    cfg.policy_services : cfg.policy_data_services;
 	struct policy *p = filter_new(list, sizeof *p, "policy");
 
 	if (!p)
@@ -64,23 +93,22 @@ struct policy *policy_new(const char *sid, const char *client)
 	p->sid = sid;
 	snprintf(p->client, sizeof p->client, "%s", client);
 	p->deflt = filter_default(cfg.policy_default_action);
-	while (p->n < POLICY_MAX && filter_next(&list, p->srv[p->n].spec,
-	    sizeof p->srv->spec))
-		p->srv[p->n++].fd = -1;
+	add_list(p, cfg.policy_services, ASK_RCPT);
+	add_list(p, cfg.policy_data_services, ASK_DATA);
 	return p;
 }
 
-/* request - the query text for one recipient; its length, 0 if too long */
+/* request - the query text; its length, 0 if too long */
 static size_t request(const struct policy *p, const struct policy_req *rq,
     char *buf, size_t cap)
 {
 	int n = snprintf(buf, cap, "request=smtpd_access_policy\n"
-	    "protocol_state=RCPT\nprotocol_name=%s\nhelo_name=%s\nqueue_id=\n"
+	    "protocol_state=%s\nprotocol_name=%s\nhelo_name=%s\nqueue_id=%s\n"
 	    "sender=%s\nrecipient=%s\nrecipient_count=%d\nclient_address=%s\n"
 	    "client_name=unknown\nreverse_client_name=unknown\n"
-	    "instance=%s.%lu\nsize=%ld\n\n",
-	    rq->esmtp ? "ESMTP" : "SMTP", rq->helo, rq->sender, rq->rcpt, rq->nrcpt,
-	    p->client, p->sid, rq->seq, rq->size);
+	    "instance=%s.%lu\nsize=%ld\n\n", rq->qid ? "END-OF-MESSAGE" : "RCPT",
+	    rq->esmtp ? "ESMTP" : "SMTP", rq->helo, rq->qid ? rq->qid : "", rq->sender,
+	    rq->rcpt, rq->nrcpt, p->client, p->sid, rq->seq, rq->size);
 
 	return (n < 0 || (size_t)n >= cap) ? 0 : (size_t)n;
 }
@@ -218,7 +246,7 @@ static void keep_prepend(struct policy *p, const struct paction *a)
 
 /* ask_one - one server about one recipient; v: its verdict */
 static void ask_one(struct policy *p, struct server *s, const char *req, size_t n,
-    const char *rcpt, struct verdict *v)
+    const char *rcpt, int stage_data, struct verdict *v)
 {
 	char buf[POLICY_ANSWER_MAX], why[128], esc[512];
 	char spec[CFG_STR_MAX * 4], to[ADDR_MAX * 4];
@@ -240,7 +268,7 @@ static void ask_one(struct policy *p, struct server *s, const char *req, size_t 
 		filter_fail(v, p->deflt);
 		return;
 	}
-	if (a.kind == PA_PREPEND)
+	if (a.kind == PA_PREPEND && !stage_data)
 		keep_prepend(p, &a);
 	to_verdict(&a, v);
 	if (v->kind != FV_CONTINUE || a.kind == PA_PREPEND)
@@ -248,10 +276,11 @@ static void ask_one(struct policy *p, struct server *s, const char *req, size_t 
 		    "reject" : v->kind == FV_TEMPFAIL ? "defer" : "prepend", v->text);
 }
 
-/* policy_rcpt - ask each server in order; stop at OK or a refusal */
-void policy_rcpt(struct policy *p, const struct policy_req *rq, struct verdict *v)
+/* ask_all - each server asked at this stage, in order; stop at OK or a refusal */
+static void ask_all(struct policy *p, const struct policy_req *rq, int when,
+    struct verdict *v)
 {
-	char req[2 * ADDR_MAX + DOMAIN_MAX + 512];
+	char req[2 * ADDR_MAX + DOMAIN_MAX + 640];
 	size_t n;
 	int i;
 
@@ -263,7 +292,20 @@ void policy_rcpt(struct policy *p, const struct policy_req *rq, struct verdict *
 		return;
 	}
 	for (i = 0; i < p->n && v->kind == FV_CONTINUE; i++)
-		ask_one(p, &p->srv[i], req, n, rq->rcpt, v);
+		if (p->srv[i].when & when)
+			ask_one(p, &p->srv[i], req, n, rq->rcpt, when == ASK_DATA, v);
+}
+
+/* policy_rcpt - RCPT: the servers of policy_services about one recipient */
+void policy_rcpt(struct policy *p, const struct policy_req *rq, struct verdict *v)
+{
+	ask_all(p, rq, ASK_RCPT, v);
+}
+
+/* policy_data - end of data: the servers of policy_data_services */
+void policy_data(struct policy *p, const struct policy_req *rq, struct verdict *v)
+{
+	ask_all(p, rq, ASK_DATA, v);
 }
 
 /* policy_headers - write the PREPEND headers (start of data) */

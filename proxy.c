@@ -4,7 +4,8 @@
  *
  * Interface: proxy_read() reads exactly the header from fd, no byte more
  * (the client cannot speak before our greeting), and writes the original
- * client address into addr.  The two parsers are pure functions.
+ * client address into addr and its source port into *port (left alone
+ * for LOCAL / UNKNOWN).  The two parsers are pure functions.
  * Results: 1 = address taken from the header, 0 = a LOCAL / UNKNOWN
  * header (keep the connection's own address), -1 = malformed: the caller
  * closes the connection.  Only called for peers in proxy_trusted.
@@ -60,7 +61,7 @@ static int canonical(int af, const unsigned char *bin, char *addr, size_t cap)
 }
 
 /* proxy_v1_parse - "PROXY TCP4|TCP6|UNKNOWN src dst sport dport\r\n" */
-int proxy_v1_parse(const char *line, size_t len, char *addr, size_t cap)
+int proxy_v1_parse(const char *line, size_t len, char *addr, size_t cap, int *port)
 {
 	char proto[8], src[64], dst[64], sport[8], dport[8];
 	unsigned char bin[16];
@@ -83,11 +84,13 @@ int proxy_v1_parse(const char *line, size_t len, char *addr, size_t cap)
 	if (inet_pton(af, dst, bin) != 1 || inet_pton(af, src, bin) != 1 ||
 	    !v1_port(sport) || !v1_port(dport))
 		return -1;
+	*port = atoi(sport);
 	return canonical(af, bin, addr, cap);
 }
 
 /* proxy_v2_parse - the binary header: signature, ver/cmd, family, len */
-int proxy_v2_parse(const unsigned char *h, size_t len, char *addr, size_t cap)
+int proxy_v2_parse(const unsigned char *h, size_t len, char *addr, size_t cap,
+    int *port)
 {
 	size_t body;
 
@@ -103,10 +106,12 @@ int proxy_v2_parse(const unsigned char *h, size_t len, char *addr, size_t cap)
 	case 0x11:				/* TCP over IPv4 */
 		if (body < 12)
 			return -1;
+		*port = h[24] << 8 | h[25];	/* after src and dst addresses */
 		return canonical(AF_INET, h + 16, addr, cap);
 	case 0x21:				/* TCP over IPv6 */
 		if (body < 36)
 			return -1;
+		*port = h[48] << 8 | h[49];
 		return canonical(AF_INET6, h + 16, addr, cap);
 	case 0x00:				/* UNSPEC */
 		return 0;
@@ -137,7 +142,7 @@ static int read_exact(int fd, unsigned char *buf, size_t n, long timeout)
 }
 
 /* proxy_read - read and parse the header on fd; see the file comment */
-int proxy_read(int fd, long timeout, char *addr, size_t cap)
+int proxy_read(int fd, long timeout, char *addr, size_t cap, int *port)
 {
 	unsigned char h[16 + 65535];
 	size_t n = 15;		/* "PROXY UNKNOWN\r\n", the shortest header */
@@ -150,7 +155,7 @@ int proxy_read(int fd, long timeout, char *addr, size_t cap)
 		n = 16 + ((size_t)h[14] << 8 | h[15]);
 		if (read_exact(fd, h + 16, n - 16, timeout) < 0)
 			return -1;
-		return proxy_v2_parse(h, n, addr, cap);
+		return proxy_v2_parse(h, n, addr, cap, port);
 	}
 	if (memcmp(h, "PROXY ", 6) != 0)
 		return -1;
@@ -159,5 +164,5 @@ int proxy_read(int fd, long timeout, char *addr, size_t cap)
 			return -1;
 		n++;
 	}
-	return proxy_v1_parse((const char *)h, n, addr, cap);
+	return proxy_v1_parse((const char *)h, n, addr, cap, port);
 }

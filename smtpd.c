@@ -99,6 +99,7 @@ struct session {
 	struct starttls tls;	/* the TLS engine and what it negotiated */
 	struct milters *milter;	/* milter client, NULL when none are set */
 	struct policy *policy;	/* policy client, NULL when none are set */
+	struct verdict gate;	/* a milter's connect-stage refusal; never reset */
 	struct txn t;		/* current transaction; reset by txn_reset */
 	size_t inpos, inlen;	/* unread input is inbuf[inpos, inlen) */
 	size_t outlen;		/* octets waiting in outbuf */
@@ -385,6 +386,8 @@ static enum reply_id filter_reply(struct session *s, const struct verdict *v,
 static void hello(struct session *s, char *arg, int esmtp)
 {
 	char name[DOMAIN_MAX * 4 + 1];
+	struct verdict v;
+	enum reply_id r;
 
 	if (!rfc822_helo(arg, esmtp)) {
 		reply(s, R_SYNTAX);
@@ -393,7 +396,12 @@ static void hello(struct session *s, char *arg, int esmtp)
 	txn_reset(s);
 	rfc822_safe(s->helo, sizeof s->helo, arg, strlen(arg));
 	s->esmtp = esmtp;
-	milter_helo(s->milter, s->helo);
+	milter_helo(s->milter, s->helo, &v);
+	if ((r = filter_reply(s, &v, R_MILTER_REJECT, R_MILTER_TEMP)) != R_OKAY) {
+		set_state(s, S_GREET);	/* another HELO may pass */
+		reply(s, r, v.text);
+		return;
+	}
 	set_state(s, S_READY);
 	log_escape(name, sizeof name, arg, strlen(arg));
 	logmsg(LOG_INFO, "%s %s client=%s name=%s", s->id, esmtp ? "ehlo" : "helo",
@@ -501,7 +509,7 @@ static enum reply_id filter_rcpt(struct session *s, const char *arg,
     const char *addr, struct verdict *v)
 {
 	struct policy_req rq = { s->helo, s->t.sender, addr, s->esmtp, 0,
-		s->t.nrcpt, s->seq };
+		s->t.nrcpt, s->seq, NULL };
 	enum reply_id r;
 
 	policy_rcpt(s->policy, &rq, v);
@@ -656,6 +664,7 @@ static void cmd_starttls(struct session *s, char *arg)
 	txn_reset(s);
 	s->helo[0] = '\0';
 	set_state(s, S_GREET);
+	milter_tls(s->milter, &s->tls.info);
 	logmsg(LOG_INFO, "%s starttls client=%s protocol=%s cipher=%s bits=%d", s->id,
 	    s->addr, s->tls.info.protocol, s->tls.info.cipher, s->tls.info.bits);
 }
@@ -891,6 +900,25 @@ static void log_message(struct session *s, enum reply_id r, const char *text)
 	    elapsed(&t->start));
 }
 
+/*
+ * filter_data - after the end of data: the policy servers asked then
+ * (policy_data_services), then the milters; the reply id, R_OKAY to go on
+ */
+static enum reply_id filter_data(struct session *s, struct verdict *v)
+{
+	struct txn *t = &s->t;
+	struct policy_req rq = { s->helo, t->sender, t->nrcpt == 1 ?
+		strchr(t->rcpt[0], ' ') + 1 : "", s->esmtp, (long)t->data.octets,
+		t->nrcpt, s->seq, t->spool.id };
+	enum reply_id r;
+
+	policy_data(s->policy, &rq, v);
+	if ((r = filter_reply(s, v, R_POLICY_REJECT, R_POLICY_TEMP)) != R_OKAY)
+		return r;
+	milter_message(s->milter, &t->spool, v);
+	return filter_reply(s, v, R_MILTER_REJECT, R_MILTER_TEMP);
+}
+
 /* data_end - turn the transaction's outcome into exactly one reply */
 static void data_end(struct session *s)
 {
@@ -900,10 +928,8 @@ static void data_end(struct session *s)
 
 	if (r == R_OKAY && spool_flush(&t->spool) != 0)
 		r = storage_reply(t->spool.err);
-	if (r == R_OKAY && !t->discard) {
-		milter_message(s->milter, &t->spool, &v);
-		r = filter_reply(s, &v, R_MILTER_REJECT, R_MILTER_TEMP);
-	}
+	if (r == R_OKAY && !t->discard)
+		r = filter_data(s, &v);
 	if (r == R_OKAY)
 		r = t->discard ? R_QUEUED : deliver_all(s);
 	log_message(s, r, v.text);
@@ -1052,7 +1078,11 @@ static void dispatch(struct session *s, char *line, size_t len)
 	for (c = commands; c->verb; c++)
 		if (strlen(c->verb) == vlen && strncasecmp(line, c->verb, vlen) == 0)
 			break;
-	if (!(c->states & s->state))
+	if (s->gate.kind != FV_CONTINUE && c->fn != cmd_quit && c->fn != cmd_noop &&
+	    c->fn != cmd_rset && c->fn != cmd_bdat)	/* BDAT must eat its chunk */
+		reply(s, filter_reply(s, &s->gate, R_MILTER_REJECT, R_MILTER_TEMP),
+		    s->gate.text);
+	else if (!(c->states & s->state))
 		reply(s, R_SEQUENCE);
 	else
 		c->fn(s, arg);
@@ -1099,12 +1129,13 @@ static void greet(struct session *s)
 		lost(s, LINE_EOF);
 		break;
 	default:
+		milter_connect(s->milter, &s->gate);	/* a refusal: see dispatch */
 		reply(s, R_GREETING, cfg.hostname);
 	}
 }
 
 /* session_run - one SMTP session on in/out; returns the exit status */
-int session_run(int in, int out, const char *id, const char *addr,
+int session_run(int in, int out, const char *id, const char *addr, int port,
     struct deliverer *d)
 {
 	char line[CMDLINE_MAX + 1], helo[DOMAIN_MAX * 4 + 1];
@@ -1117,7 +1148,7 @@ int session_run(int in, int out, const char *id, const char *addr,
 	log_set_id(s->id);
 	fcntl(out, F_SETFL, fcntl(out, F_GETFL) | O_NONBLOCK);
 	logmsg(LOG_INFO, "%s connect client=%s", s->id, s->addr);
-	s->milter = milter_new(s->id, s->addr, 0);
+	s->milter = milter_new(s->id, s->addr, port);
 	s->policy = policy_new(s->id, s->addr);
 	greet(s);
 	while (s->state != S_QUIT) {

@@ -285,6 +285,10 @@ static void one_var(struct tls_info *ti, const char *s, size_t n)
 		    atoi(v) : 0;
 	else if (k == 5 && memcmp(s, "ERROR", 5) == 0)
 		reason(ti->error, sizeof ti->error, v, vlen);
+	else if (k == 21 && memcmp(s, "SSL_PEER_CERT_SUBJECT", 21) == 0)
+		reason(ti->subject, sizeof ti->subject, v, vlen);
+	else if (k == 20 && memcmp(s, "SSL_PEER_CERT_ISSUER", 20) == 0)
+		reason(ti->issuer, sizeof ti->issuer, v, vlen);
 }
 
 /*

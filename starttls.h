@@ -10,12 +10,15 @@
 #define TLS_VARS_MAX	2048	/* octets of SSL_* variables we accept */
 #define TLS_TOKEN_MAX	64	/* protocol and cipher names, octets */
 #define TLS_REASON_MAX	160	/* an engine's failure reason, octets */
+#define TLS_DN_MAX	256	/* a client certificate's subject or issuer */
 
 /* What the engine told us; filled by starttls_vars(). */
 struct tls_info {
 	char protocol[TLS_TOKEN_MAX];	/* SSL_PROTOCOL, e.g. TLSv1.3 */
 	char cipher[TLS_TOKEN_MAX];	/* SSL_CIPHER */
 	int bits;			/* SSL_CIPHER_USEKEYSIZE, 0 if unknown */
+	char subject[TLS_DN_MAX];	/* SSL_PEER_CERT_SUBJECT, "" if none */
+	char issuer[TLS_DN_MAX];	/* SSL_PEER_CERT_ISSUER, "" if none */
 	char error[TLS_REASON_MAX];	/* ERROR: why the handshake failed */
 };
 

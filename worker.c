@@ -136,12 +136,13 @@ static void refuse(int fd, const char *id, const char *addr, char why)
 static void serve_one(int fd, int chan, struct deliverer *d)
 {
 	char addr[PEER_ADDR_MAX], id[QID_MAX], ans;
+	int port;
 
 	tell(chan, "A");	/* busy now: a spare may be needed */
 	queue_id(id, sizeof id, 0);
-	if (peer_identify(fd, id, addr, sizeof addr) == 0) {
+	if (peer_identify(fd, id, addr, sizeof addr, &port) == 0) {
 		if ((ans = admit(chan, addr)) == 'Y')
-			session_run(fd, fd, id, addr, d);
+			session_run(fd, fd, id, addr, port, d);
 		else
 			refuse(fd, id, addr, ans);
 	}

@@ -30,14 +30,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char addr[INET6_ADDRSTRLEN], tiny[8];
 	unsigned char *h = fuzz_heap(data, size);
-	int sv[2];
+	int sv[2], port = -1;
 
 	memset(addr, 'X', sizeof addr), memset(tiny, 'X', sizeof tiny);
-	check(proxy_v1_parse((const char *)h, size, addr, sizeof addr), addr, sizeof addr);
-	check(proxy_v1_parse((const char *)h, size, tiny, sizeof tiny), tiny, sizeof tiny);
+	check(proxy_v1_parse((const char *)h, size, addr, sizeof addr, &port), addr, sizeof addr);
+	check(proxy_v1_parse((const char *)h, size, tiny, sizeof tiny, &port), tiny, sizeof tiny);
 	memset(addr, 'X', sizeof addr), memset(tiny, 'X', sizeof tiny);
-	check(proxy_v2_parse(h, size, addr, sizeof addr), addr, sizeof addr);
-	check(proxy_v2_parse(h, size, tiny, sizeof tiny), tiny, sizeof tiny);
+	check(proxy_v2_parse(h, size, addr, sizeof addr, &port), addr, sizeof addr);
+	check(proxy_v2_parse(h, size, tiny, sizeof tiny, &port), tiny, sizeof tiny);
 	free(h);
 
 	/* the reader: all of the input, then EOF (the socket buffer holds 64K) */
@@ -45,7 +45,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(write(sv[1], data, size) == (ssize_t)size);
 	shutdown(sv[1], SHUT_WR);
 	memset(addr, 'X', sizeof addr);
-	check(proxy_read(sv[0], 1, addr, sizeof addr), addr, sizeof addr);
+	check(proxy_read(sv[0], 1, addr, sizeof addr, &port), addr, sizeof addr);
 	close(sv[0]), close(sv[1]);
+	CHECK(port >= -1 && port <= 65535);
 	return 0;
 }

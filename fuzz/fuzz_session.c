@@ -94,7 +94,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	lseek(in, 0, SEEK_SET);
 	lseek(out, 0, SEEK_SET);
 	piece = size > 0 ? (data[0] >> 1) & 63 : 0;
-	session_run(in, out, "FUZZSESSION00001", "127.0.0.1", size > 0 && (data[0] & 1) ? &real : &none);
+	session_run(in, out, "FUZZSESSION00001", "127.0.0.1", 25,
+	    size > 0 && (data[0] & 1) ? &real : &none);
 	check_replies(data, size);
 	fuzz_after(&real);
 	return 0;

@@ -60,6 +60,7 @@ END_TEST
 
 static const struct { const char *line, *want; } v1[] = {
 	{ "PROXY TCP6 0:0:0:0:0:0:0:1 ::1 1 2\r\n", "::1" },
+	{ "PROXY TCP4 192.0.2.9 192.0.2.1 1 25\r\n", "192.0.2.9" },
 	{ "PROXY TCP6 ::1 ::1 1 2\r\n", "::1" },
 	{ "PROXY TCP6 2001:DB8:0:0::7 ::1 1 2\r\n", "2001:db8::7" },
 	{ "PROXY TCP6 ::ffff:192.0.2.7 ::1 1 2\r\n", "192.0.2.7" },
@@ -69,10 +70,12 @@ static const struct { const char *line, *want; } v1[] = {
 START_TEST(test_proxy_v1_canonical)
 {
 	char addr[64];
+	int port = -1;
 
 	ck_assert_int_eq(proxy_v1_parse(v1[_i].line, strlen(v1[_i].line), addr,
-	    sizeof addr), 1);
+	    sizeof addr, &port), 1);
 	ck_assert_str_eq(addr, v1[_i].want);
+	ck_assert_int_eq(port, 1);	/* the source port */
 }
 END_TEST
 
@@ -80,13 +83,16 @@ START_TEST(test_proxy_v2_mapped)
 {
 	unsigned char h[16 + 36] = { 0 };
 	char addr[64];
+	int port = -1;
 
 	memcpy(h, PROXY_V2_SIG, PROXY_V2_SIGLEN);
 	h[12] = 0x21, h[13] = 0x21, h[15] = 36;
 	h[16 + 10] = h[16 + 11] = 0xff;
 	h[16 + 12] = 192, h[16 + 13] = 0, h[16 + 14] = 2, h[16 + 15] = 7;
-	ck_assert_int_eq(proxy_v2_parse(h, sizeof h, addr, sizeof addr), 1);
+	h[16 + 32] = 0xc3, h[16 + 33] = 0x50;	/* source port 50000 */
+	ck_assert_int_eq(proxy_v2_parse(h, sizeof h, addr, sizeof addr, &port), 1);
 	ck_assert_str_eq(addr, "192.0.2.7");
+	ck_assert_int_eq(port, 50000);
 }
 END_TEST
 

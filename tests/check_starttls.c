@@ -39,6 +39,21 @@ START_TEST(test_good_every_split)
 		ck_assert_int_eq(starttls_vars(&ti, good, i), VARS_MORE);
 	ck_assert_int_eq(starttls_vars(&ti, good, len), VARS_DONE);
 	info_is(&ti, "TLSv1.3", "TLS_AES_256_GCM_SHA384", "", 256);
+	ck_assert_str_eq(ti.subject, "");	/* no client certificate */
+}
+END_TEST
+
+/* an engine that verified a client certificate: milters get its names */
+START_TEST(test_peer_cert_names)
+{
+	static const char v[] = "SSL_PROTOCOL=TLSv1.3\0"
+	    "SSL_PEER_CERT_SUBJECT=/CN=client.test\0"
+	    "SSL_PEER_CERT_ISSUER=/CN=Test \"CA\"\n\0";
+	struct tls_info ti;
+
+	ck_assert_int_eq(starttls_vars(&ti, v, sizeof v), VARS_DONE);
+	ck_assert_str_eq(ti.subject, "/CN=client.test");
+	ck_assert_str_eq(ti.issuer, "/CN=Test ?CA??");	/* safe text only */
 }
 END_TEST
 
@@ -185,6 +200,7 @@ Suite *check_suite(void)
 	Suite *s = suite_create("starttls");
 	TCase *tc = tcase_create("vars");
 
+	tcase_add_test(tc, test_peer_cert_names);
 	tcase_add_test(tc, test_good_every_split);
 	tcase_add_loop_test(tc, test_rows, 0, N(rows));
 	tcase_add_test(tc, test_long_values_truncated);

@@ -10,7 +10,7 @@
 # system Postfix that the install started anyway is stopped.
 set -eu
 
-PKGS="build-essential gcc make pkg-config check python3 curl swaks dovecot-imapd clang libclang-rt-14-dev systemd ucspi-tcp xinetd haproxy procps python3-pytest dovecot-lmtpd dovecot-sieve passwd mandoc debhelper dpkg-dev fakeroot adduser libtls-dev openssl postfix rspamd clamav-daemon clamav-milter postgrey dovecot-core strace dnsmasq fail2ban"
+PKGS="build-essential gcc make pkg-config check python3 curl swaks dovecot-imapd clang libclang-rt-14-dev systemd ucspi-tcp xinetd haproxy procps python3-pytest dovecot-lmtpd dovecot-sieve passwd mandoc debhelper dpkg-dev fakeroot adduser libtls-dev openssl postfix rspamd clamav-daemon clamav-milter opendkim opendkim-tools postgrey dovecot-core strace dnsmasq fail2ban"
 if [ $# -gt 0 ]; then
 	PKGS="$*"
 fi

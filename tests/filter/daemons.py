@@ -1,8 +1,10 @@
 """daemons.py - the real filter daemons, each started on loopback on a
 free port with its own configuration in a temp directory, offline, and
 stopped afterwards: rspamd (proxy worker in milter mode, self-scan),
-clamd + clamav-milter (a signature file we write), postgrey, Dovecot's
-quota-status service (tests/lib/servers.py).  Every wait is bounded."""
+clamd + clamav-milter (a signature file we write), OpenDKIM (a key
+opendkim-genkey makes, public half from a file, not DNS), postgrey,
+Dovecot's quota-status service (tests/lib/servers.py).  Every wait is
+bounded."""
 import os
 import pwd
 import shutil
@@ -239,3 +241,55 @@ def start_quota_status(users):
         d.stop()
         raise DaemonError(str(e))
     return d.up(port, True)
+
+
+OPENDKIM_CONF = """\
+Mode {mode}
+Socket inet:{port}@127.0.0.1
+Background no
+Syslog no
+LogResults yes
+PidFile {d}/opendkim.pid
+UserID {user}
+Domain example.org
+Selector sel
+KeyFile {d}/sel.private
+RequireSafeKeys no
+Canonicalization relaxed/relaxed
+AuthservID mx.test
+InternalHosts {internal}
+TestPublicKeys {d}/keys
+DNSTimeout 1
+"""
+
+
+def dkim_key(d):
+    """opendkim-genkey: sel.private in d; keys: the TXT record as
+    TestPublicKeys wants it ("NAME value" on one line), offline"""
+    subprocess.run(["opendkim-genkey", "-b", "2048", "-D", d, "-d", "example.org", "-s", "sel"],
+                   check=True, timeout=60, capture_output=True)
+    with open(os.path.join(d, "sel.txt")) as f:
+        txt = "".join(part for part in f.read().split('"')[1::2])
+    with open(os.path.join(d, "keys"), "w") as f:
+        f.write("sel._domainkey.example.org %s\n" % txt)
+
+
+def start_opendkim(mode, key_dir=None):
+    """OpenDKIM as a milter: mode "s" signs mail from example.org sent by
+    127.0.0.1 (an internal host), mode "v" verifies (no host internal)
+    with the public key from the key file, never from DNS.  key_dir: the
+    signer's directory, so a verifier shares its key."""
+    d = Daemon("opendkim-" + mode, owner="opendkim")
+    if key_dir:
+        for n in ("sel.private", "sel.txt", "keys"):
+            shutil.copy(os.path.join(key_dir, n), d.dir)
+    else:
+        dkim_key(d.dir)
+    chown_tree(d.dir, "opendkim")
+    port = free_port()
+    conf = os.path.join(d.dir, "opendkim.conf")
+    with open(conf, "w") as f:
+        f.write(OPENDKIM_CONF.format(mode=mode, port=port, d=d.dir, user="opendkim",
+                                     internal="127.0.0.1" if mode == "s" else "192.0.2.1"))
+    p = d.spawn(["opendkim", "-f", "-x", conf], "opendkim.log")
+    return d.up(port, milter_ready(port, 30) and p.poll() is None, "opendkim.log")

@@ -7,6 +7,7 @@ import struct
 import pytest
 
 import daemons
+import smtptest as S
 from conftest import client, send, message, log, stored
 from fakes import FakeMilter, FakePolicy, packet
 
@@ -299,3 +300,156 @@ def test_policy_action_map(world, fake, answer, code, enh):
     env = world(opts(policy_services=p.spec))
     rr, _end = send(env, message("map"))
     assert rr[0].code == code and rr[0].enh() == enh, rr[0]
+
+
+# ------------------------------------------------- connect and HELO stages
+
+def test_client_port_macro_and_connect_packet(world, fake):
+    """{client_port} and the connect packet carry the client's real port"""
+    f = fake()
+    env = world(opts(milters=f.spec))
+    c = S.Client(env.port)
+    port = c.sock.getsockname()[1]
+    c.greeting()
+    c.cmd("EHLO client.example", 250)
+    c.cmd("QUIT", 221)
+    c.close()
+    [conn] = [d for _i, cmd, d in f.seen if cmd == b"C"]
+    host, rest = conn.split(b"\x00", 1)
+    assert rest[:1] == b"4" and struct.unpack(">H", rest[1:3])[0] == port, conn
+    macros = b"".join(d for _i, cmd, d in f.seen if cmd == b"D")
+    assert b"{client_port}\x00%d\x00" % port in macros, macros
+
+
+@pytest.mark.parametrize("answer,code,enh,text", [
+    ([packet(b"r")], 550, "5.7.1", "Command rejected"),
+    ([packet(b"t")], 451, "4.7.1", "try again later"),
+    ([packet(b"y", b"554 5.7.1 not from you\x00")], 554, "5.7.1", "not from you"),
+])
+def test_connect_refusal_holds_for_the_session(world, fake, answer, code, enh, text):
+    """greeting 220, then every command but QUIT, NOOP, RSET gets the refusal"""
+    f = fake(lambda m, i, c, d: answer if c == b"C" else None)
+    env = world(opts(milters=f.spec))
+    c = S.Client(env.port)
+    c.greeting(220)
+    for line in ("EHLO client.example", "HELO client.example", "MAIL FROM:<a@remote.example>",
+                 "RCPT TO:<alice@example.test>", "DATA", "VRFY alice", "STARTTLS"):
+        r = c.cmd(line, code)
+        assert text in r.text, (line, r)
+    c.cmd("NOOP", 250)
+    c.cmd("RSET", 250)
+    c.cmd("QUIT", 221)
+    c.close()
+    env.assert_nothing_stored()
+    assert "stage=connect result=" in log(env)
+    assert f.commands() == [b"O", b"D", b"C", b"Q"] or b"M" not in f.commands()
+
+
+def test_helo_refusal_is_the_helo_reply(world, fake):
+    """the reply to HELO/EHLO carries the refusal; another name may pass"""
+    def helo(m, i, c, d):
+        if c == b"H" and d.startswith(b"bad."):
+            return [packet(b"y", b"550 5.7.1 bad helo\x00")]
+    f = fake(helo)
+    env = world(opts(milters=f.spec))
+    c = S.Client(env.port)
+    c.greeting()
+    c.cmd("EHLO good.example", 250)
+    r = c.cmd("EHLO bad.example", 550, "5.7.1")
+    assert "bad helo" in r.text
+    c.cmd("MAIL FROM:<a@remote.example>", 503)     # no accepted HELO now
+    c.cmd("EHLO good.example", 250)
+    c.cmd("MAIL FROM:<a@remote.example>", 250)
+    c.cmd("QUIT", 221)
+    c.close()
+    assert "stage=helo result=reject" in log(env)
+
+
+def test_helo_tempfail(world, fake):
+    f = fake(lambda m, i, c, d: [packet(b"t")] if c == b"H" else None)
+    env = world(opts(milters=f.spec))
+    c = S.Client(env.port)
+    c.greeting()
+    c.cmd("HELO client.example", 451)
+    c.cmd("QUIT", 221)
+    c.close()
+
+
+# ------------------------------------------- policy at the end of data
+
+def test_policy_end_of_message_request(world, fake):
+    """END-OF-MESSAGE: size, queue_id, recipient_count; recipient only
+    when there is exactly one; a server only in policy_data_services is
+    not asked at RCPT"""
+    p = fake(lambda s, idx, a: b"action=DUNNO\n\n", policy=True)
+    env = world(opts(policy_data_services=p.spec))
+    body = "x" * 500 + "\n"
+    _rr, end = send(env, message("eom", body=body), rcpts=("alice", "bob"))
+    assert end.code == 250, end
+    _rr, end = send(env, message("eom1", body=body), rcpts=("alice",))
+    assert end.code == 250, end
+    reqs = [a for _i, a in p.requests]
+    assert [a["protocol_state"] for a in reqs] == ["END-OF-MESSAGE"] * 2, reqs
+    two, one = reqs
+    assert two["recipient"] == "" and two["recipient_count"] == "2"
+    assert one["recipient"] == "alice@example.test" and one["recipient_count"] == "1"
+    assert int(two["size"]) > 500 and two["queue_id"], two
+    assert two["queue_id"] in log(env)
+
+
+@pytest.mark.parametrize("answer,code,enh", [
+    (b"garbage without action\n\n", 451, "4.3.5"),
+    (b"action=" + b"y" * 5000 + b"\n\n", 451, "4.3.5"),
+    ("close", 451, "4.3.5"),
+    (b"action=REJECT too big for you\n\n", 550, "5.7.1"),
+    (b"action=DEFER_IF_PERMIT later\n\n", 450, "4.2.0"),
+])
+def test_policy_end_of_message_refusals(world, fake, answer, code, enh):
+    """a refusal or a broken answer at the end of data refuses the
+    message; nothing stored; the session goes on"""
+    p = fake(lambda s, idx, a: answer if a.get("protocol_state") == "END-OF-MESSAGE"
+             else b"action=DUNNO\n\n", policy=True)
+    env = world(opts(policy_services=p.spec, policy_data_services=p.spec))
+    rr, end = send(env, message("eomref"))
+    assert rr[0].code == 250, rr[0]
+    assert end.code == code and end.enh() == enh, end
+    env.assert_nothing_stored()
+    assert env.spool_files() == []
+    session_alive_after(env)
+
+
+def test_policy_prepend_at_end_of_message_ignored(world, fake):
+    p = fake(lambda s, idx, a: b"action=PREPEND X-Late: yes\n\n", policy=True)
+    env = world(opts(policy_data_services=p.spec))
+    _rr, end = send(env, message("late"))
+    assert end.code == 250, end
+    [m] = stored(env)
+    assert b"X-Late" not in m
+
+
+def test_header_deleted_spool_shrinks(world, fake):
+    """a change that only deletes: the in-memory spool is rewritten in
+    place and cut to its new length (no old octets left at the end)"""
+    f = fake(lambda m, i, c, d: [packet(b"m", struct.pack(">I", 1) + b"X-Long\x00\x00"),
+                                 packet(b"a")] if c == b"E" else None)
+    env = world(opts(milters=f.spec))
+    body = "short body\n"
+    _rr, end = send(env, message("shrink", body=body, extra="X-Long: " + "z" * 500 + "\n"))
+    assert end.code == 250, end
+    [m] = stored(env)
+    assert b"X-Long" not in m
+    assert m.endswith(b"\n\n" + body.encode()), m[-80:]
+
+
+def test_client_port_from_tcpserver(T, fake):
+    """under tcpserver (UCSPI) the port is TCPREMOTEPORT's"""
+    f = fake()
+    env = T.env(opts=opts(milters=f.spec), env={"TCPREMOTEIP": "192.0.2.7",
+                                                 "TCPREMOTEPORT": "40123"})
+    c = S.Client(env.port)
+    c.greeting()
+    c.cmd("QUIT", 221)
+    c.close()
+    macros = b"".join(d for _i, cmd, d in f.seen if cmd == b"D")
+    assert b"{client_addr}\x00192.0.2.7\x00" in macros, macros
+    assert b"{client_port}\x0040123\x00" in macros, macros

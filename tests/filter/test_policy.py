@@ -23,9 +23,9 @@ def postgrey():
 @pytest.fixture
 def quota_status(world):
     _need("dovecot", "/usr/lib/dovecot/quota-status")
-    env = world()
+    env = world(users=("alice", "bob", "carol"))
     users = {}
-    for name, kb in (("alice", 10240), ("bob", 10)):
+    for name, kb in (("alice", 10240), ("bob", 10), ("carol", 16)):
         home = os.path.dirname(env.maildir(name))
         users[name] = (S.MAIL_UID, S.MAIL_GID, home, kb)
     # bob already holds 40 kB: over his 10 kB quota
@@ -72,4 +72,26 @@ def test_quota_status_over_and_under(quota_status):
     assert rr[0].code == 250, rr[0]
     assert end.code == 250
     assert len(stored(env, "alice")) == 1
+    assert "result=reject" in log(env)
+
+
+def test_quota_status_at_end_of_data(quota_status):
+    """alice's quota is 10 MB, carol's 16 kB: a 40 kB message passes RCPT
+    (no SIZE=, so size=0 there) and is refused 552 5.2.2 at the end of
+    data, where the request carries its size; nothing is stored.  A small
+    one is accepted.  The server is in both lists: one connection."""
+    env, d = quota_status
+    env.settings["policy_services"] = d.spec
+    env.settings["policy_data_services"] = d.spec
+    big = message("big", body=("z" * 78 + "\n") * 500)
+    rr, end = send(env, big, rcpts=("alice",))
+    assert rr[0].code == 250 and end.code == 250, (rr, end)
+    rr, end = send(env, big, rcpts=("carol",))
+    assert rr[0].code == 250, rr[0]
+    assert end.code == 552 and end.enh() == "5.2.2", end
+    assert stored(env, "carol") == []
+    assert env.spool_files() == []
+    rr, end = send(env, message("small"), rcpts=("carol",))
+    assert end.code == 250, end
+    assert len(stored(env, "carol")) == 1
     assert "result=reject" in log(env)
