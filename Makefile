@@ -37,7 +37,7 @@ PYTEST   = SMTPD=$(abspath $(B)/smtpd) $(PYTHON) -m pytest -q -p no:cacheprovide
 TLS_OK   := $(shell pkg-config --exists libtls 2>/dev/null && echo yes)
 TLS_LIBS := $(shell pkg-config --libs libtls 2>/dev/null)
 ENGINE   := $(if $(TLS_OK),$(B)/smtpd-tls,tls-missing)
-ENGINE_OBJS = $(B)/tls/smtpd-tls.o $(B)/tls/relay.o $(B)/tls/ticketcb.o
+ENGINE_OBJS = $(B)/tls/smtpd-tls.o $(B)/tls/relay.o $(B)/tls/keys.o $(B)/tls/ticketcb.o
 ENGINE_PURE = $(B)/tls/ticket.o	# shared with smtpd (tlsspawn.c): libc only
 
 all: $(B)/smtpd $(ENGINE)
@@ -104,8 +104,9 @@ demo: $(B)/smtpd
 	@sh etc/demo.sh $(B)/smtpd $(CURDIR)/demo 2525
 
 # no two modules call each other in a circle (from the objects' symbols)
-arrows: $(B)/smtpd
+arrows: $(B)/smtpd $(ENGINE)
 	python3 tests/arrows/check_arrows.py $(B)/main.o $(OBJS)
+	$(if $(TLS_OK),python3 tests/arrows/check_arrows.py $(ENGINE_OBJS) $(ENGINE_PURE) $(B)/logline.o)
 
 # install: the program, its man pages, and etc/ as examples (DESTDIR= works).
 # docs-check: the man pages lint clean and name every setting and option.

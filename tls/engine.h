@@ -29,8 +29,4 @@ struct engine {
 /* relay.c */
 int engine_serve(const struct engine *e);
 
-/* smtpd-tls.c */
-int engine_keys_fd(void);
-void engine_keys_read(void);
-
 #endif

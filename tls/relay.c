@@ -33,6 +33,7 @@
 #include <tls.h>
 
 #include "engine.h"
+#include "keys.h"
 
 #define LINGER	10	/* seconds we wait for the client once the app ended */
 
@@ -350,13 +351,13 @@ static int relay_wait(struct relay *r, long timeout)
 	p[n++].events = POLLIN;
 	p[n].fd = r->to_app, p[n++].events = r->app_want;	/* POLLERR: reader gone */
 	p[n].fd = r->e->chan, p[n++].events = POLLIN;
-	p[n].fd = engine_keys_fd(), p[n++].events = POLLIN;	/* -K: new keys */
+	p[n].fd = keys_fd(), p[n++].events = POLLIN;	/* -K: new keys */
 	do
 		k = poll(p, n, timeout * 1000);
 	while (k < 0 && errno == EINTR);
 	netin.drained = r->app_drained = 0;	/* poll said what is ready */
 	if (p[5].revents) {
-		engine_keys_read();
+		keys_read();
 		if (k == 1)
 			return 1;	/* nothing else moved: poll again */
 	}

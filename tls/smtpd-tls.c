@@ -62,7 +62,7 @@
 #include <tls.h>
 
 #include "engine.h"
-#include "ticket.h"
+#include "keys.h"
 #include "../logline.h"
 
 extern char **environ;
@@ -77,7 +77,7 @@ struct options {
 	const char *user;	/* account to drop to when started as root */
 	const char *keyfile;	/* -R: ticket keys, or NULL */
 	long lifetime;		/* -l: seconds a session may be resumed */
-	int keys_fd;		/* -K: ticket keys come on KEYS_FD */
+	int key_chan;		/* -K: ticket keys come on KEYS_FD */
 	int check;		/* -n */
 	int serve;		/* -s */
 	int to_stderr;		/* -e */
@@ -86,8 +86,6 @@ struct options {
 
 static int log_stderr;		/* -e: log lines go to stderr, not syslog */
 static char log_id[17];		/* this engine's id, first on its log lines */
-static int keys_fd = -1;	/* -K: the supervisor's key channel, -1 at EOF */
-static struct tls_config *keys_conf;	/* where new ticket keys go */
 
 /* elog - one log line, "ID event key=value ...", through smtpd's logline.c */
 #define elog(fmt, ...)	log_line(log_stderr, LOG_ERR, "%s " fmt, log_id, __VA_ARGS__)
@@ -102,7 +100,7 @@ static void die(const char *what, const char *why)
 /* resumable - tickets on? a lifetime and a source of shared keys */
 static int resumable(const struct options *o)
 {
-	return o->lifetime > 0 && (o->keyfile || o->keys_fd);
+	return o->lifetime > 0 && (o->keyfile || o->key_chan);
 }
 
 /* load - a server context with our policy, cert and key; NULL + why */
@@ -133,7 +131,7 @@ static struct tls *load(const struct options *o, char *why, size_t cap)
 		tls_free(srv);
 		return NULL;
 	}
-	keys_conf = tc;		/* alive as long as srv: new ticket keys go there */
+	keys_use(tc, log_id, log_stderr);	/* tc lives as long as srv */
 	return srv;
 }
 
@@ -153,84 +151,6 @@ static void drop(const char *name)
 		die("cannot drop privileges", strerror(errno));
 	if (setuid(0) == 0 || geteuid() == 0 || getegid() == 0)
 		die("cannot drop privileges", "root could be regained");
-}
-
-/*
- * add_keys - ticket key records (ticket.h) into the server's config,
- * oldest first, so the newest encrypts and the others only decrypt
- * (libtls keeps four; each expires lifetime seconds after it came).
- * A key we have already is skipped.  -1: not a valid message.
- */
-static int add_keys(unsigned char *buf, size_t n)
-{
-	struct ticket_key k[TICKET_MAX];
-	int i = ticket_parse(buf, n, k);
-
-	explicit_bzero(buf, n);
-	if (i < 0 || !keys_conf)
-		return -1;
-	while (i-- > 0)
-		tls_config_add_ticket_key(keys_conf, k[i].name, k[i].key, TICKET_KEY);
-	explicit_bzero(k, sizeof k);
-	return 0;
-}
-
-/* engine_keys_fd - the supervisor's key channel while open, else -1 */
-int engine_keys_fd(void)
-{
-	return keys_fd;
-}
-
-/* engine_keys_read - one message from the supervisor: new ticket keys */
-void engine_keys_read(void)
-{
-	unsigned char buf[TICKET_MAX * TICKET_REC + 1];
-	ssize_t n;
-
-	do
-		n = recv(keys_fd, buf, sizeof buf, MSG_DONTWAIT);
-	while (n < 0 && errno == EINTR);
-	if (n < 0 && errno == EAGAIN)
-		return;
-	if (n <= 0) {
-		close(keys_fd);		/* the supervisor is gone: keep what we have */
-		keys_fd = -1;
-	} else if (add_keys(buf, n) < 0) {
-		elog("tls keys result=failed reason=\"%s\"", "malformed ticket key message");
-	}
-}
-
-/* keys_first - -K: the keys the supervisor sent before it started us */
-static void keys_first(void)
-{
-	struct pollfd p = { KEYS_FD, POLLIN, 0 };
-
-	keys_fd = KEYS_FD;
-	if (fcntl(keys_fd, F_SETFD, FD_CLOEXEC) < 0)
-		die("-K", "no ticket key channel on fd 4");
-	if (poll(&p, 1, 10000) == 1)
-		engine_keys_read();
-}
-
-/*
- * read_keyfile - -R: ticket keys from a file only we may read (mode
- * 0600 or stricter, a regular file, no symlink), read before the drop.
- */
-static void read_keyfile(const char *path)
-{
-	unsigned char buf[TICKET_MAX * TICKET_REC + 1];
-	struct stat st;
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-
-	if (fd < 0 || fstat(fd, &st) < 0)
-		die(path, strerror(errno));
-	if (!S_ISREG(st.st_mode) || (st.st_mode & 077))
-		die(path, "ticket key file must be a regular file of mode 0600");
-	n = read(fd, buf, sizeof buf);
-	close(fd);
-	if (n < 0 || add_keys(buf, n) < 0)
-		die(path, "ticket key file must hold 1 to 4 records of 52 octets");
 }
 
 /* usage - the command line, then exit 100 (permanent: a bad call) */
@@ -263,7 +183,7 @@ static void options(int argc, char **argv, struct options *o, struct engine *e)
 	while ((c = getopt(argc, argv, "+enKsc:k:u:t:T:l:R:")) != -1) {
 		switch (c) {
 		case 'e': o->to_stderr = 1; break;
-		case 'K': o->keys_fd = 1; break;
+		case 'K': o->key_chan = 1; break;
 		case 'R': o->keyfile = optarg; break;
 		case 'l': o->lifetime = strcmp(optarg, "0") ? seconds(optarg) : 0; break;
 		case 'n': o->check = 1; break;
@@ -276,7 +196,7 @@ static void options(int argc, char **argv, struct options *o, struct engine *e)
 		default: usage();
 		}
 	}
-	if (!o->cert || !o->key || (o->keys_fd && !o->serve))
+	if (!o->cert || !o->key || (o->key_chan && !o->serve))
 		usage();
 	if (optind < argc)
 		o->prog = argv + optind;
@@ -411,9 +331,9 @@ static void wait_request(int chan)
 {
 	struct pollfd p[2] = { { chan, POLLIN, 0 }, { -1, POLLIN, 0 } };
 
-	while (p[1].fd = engine_keys_fd(), poll(p, 2, -1) >= 0 || errno == EINTR) {
+	while (p[1].fd = keys_fd(), poll(p, 2, -1) >= 0 || errno == EINTR) {
 		if (p[1].revents)
-			engine_keys_read();
+			keys_read();
 		if (p[0].revents)
 			return;
 	}
@@ -457,10 +377,11 @@ int main(int argc, char **argv)
 	if (tls_init() < 0)
 		die("tls_init", "failed");
 	if ((e.server = load(&o, why, sizeof why)) && resumable(&o)) {
-		if (o.keyfile)
-			read_keyfile(o.keyfile);
-		else
-			keys_first();
+		const char *bad = o.keyfile ? keys_file(o.keyfile) :
+		    keys_channel(KEYS_FD) < 0 ? "no ticket key channel on fd 4" : NULL;
+
+		if (bad)
+			die(o.keyfile ? o.keyfile : "-K", bad);
 	}
 	if (!e.server) {
 		e.load_error = why;
