@@ -40,7 +40,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -458,6 +457,7 @@ int deliverer_start(struct deliverer *d, int keep_fd)
 	close(sv[1]);
 	d->fd = sv[0];
 	d->hung = 0;
+	d->timeout = 0;	/* SO_RCVTIMEO not set yet */
 	return 0;
 }
 
@@ -492,24 +492,26 @@ static int valid_reply(const char *rep, ssize_t n)
  * seconds (a Maildir on a hung network mount must not hold the session
  * forever); -2 on timeout, after which the deliverer is written off (we
  * cannot kill root's process; it exits when it finds our end closed):
- * the message stays the sender's (4xx) or goes to the queue.
+ * the message stays the sender's (4xx) or goes to the queue.  The bound
+ * is the socket's SO_RCVTIMEO, set once per value (no poll per reply).
  */
 static ssize_t recv_reply(struct deliverer *d, char *rep, size_t cap)
 {
-	struct pollfd pfd = { d->fd, POLLIN, 0 };
+	struct timeval tv = { cfg.deliver_timeout, 0 };
 	ssize_t n;
-	int r;
 
-	do
-		r = poll(&pfd, 1, cfg.deliver_timeout * 1000);
-	while (r < 0 && errno == EINTR);
-	if (r == 0) {
-		d->hung = 1;
-		return -2;
+	if (d->timeout != cfg.deliver_timeout) {
+		if (setsockopt(d->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0)
+			return -1;
+		d->timeout = cfg.deliver_timeout;
 	}
 	do
 		n = recv(d->fd, rep, cap, 0);
 	while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		d->hung = 1;
+		return -2;
+	}
 	return n;
 }
 

@@ -11,6 +11,7 @@ struct deliverer {
 	pid_t pid;	/* the deliverer process, 0 when not running */
 	int fd;		/* our end of the SOCK_SEQPACKET pair */
 	int hung;	/* 1: it missed deliver_timeout and was killed */
+	long timeout;	/* deliver_timeout set as SO_RCVTIMEO on fd; 0: none */
 };
 
 /* results, as the first octet of a reply: qmail's ok/permanent/temporary */
