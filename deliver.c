@@ -35,6 +35,13 @@
  * reply "CW TEXT" where C is DELIVER_OK/TEMP/PERM, W a WHY_* reason
  * code (the session maps it to a reply; it never parses TEXT), and TEXT
  * the Maildir file name or the reason, for the log.
+ * Room: a delivery's reply says (WHY_ROOM) when the mailbox is not full
+ * even with that message counted; for ROOM_MS after it the session takes
+ * that as the answer to the RCPT-time quota question for the same entry
+ * instead of asking again (a round trip and a maildirsize read per
+ * message in a pipelined session).  The RCPT-time answer only spares a
+ * transaction that would fail: the deliverer still reads the quota before
+ * every write and refuses an over-quota copy (452/552 at end of data).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -48,6 +55,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "strcopy.h"
@@ -152,14 +160,20 @@ static size_t first_line(int fd, char *buf, size_t cap)
 	return nl - buf + 1;
 }
 
-/* make_tag - "QID-HASH": the (message, recipient) pair, for file names */
-static void make_tag(char *dst, size_t cap, const char *qid, const char *rcpt)
+/* rcpt_hash - FNV-1a, 64 bits, of a recipient or entry, case folded */
+static unsigned long long rcpt_hash(const char *rcpt)
 {
-	unsigned long long h = 0xcbf29ce484222325ULL;	/* FNV-1a, 64 bits */
+	unsigned long long h = 0xcbf29ce484222325ULL;
 
 	for (; *rcpt; rcpt++)
 		h = (h ^ (unsigned char)tolower((unsigned char)*rcpt)) * 0x100000001b3ULL;
-	snprintf(dst, cap, "%.32s-%016llx", qid, h);
+	return h;
+}
+
+/* make_tag - "QID-HASH": the (message, recipient) pair, for file names */
+static void make_tag(char *dst, size_t cap, const char *qid, const char *rcpt)
+{
+	snprintf(dst, cap, "%.32s-%016llx", qid, rcpt_hash(rcpt));
 }
 
 /* log_delivery - the one line per delivery attempt */
@@ -237,15 +251,22 @@ static void folder_dir(const struct user *u, const char *tag, char *dir, size_t 
 }
 
 /* quota_refuses - Maildir++ quota for `size` more octets (0: "full now?");
- * 1 and the result line when it says no */
-static int quota_refuses(const struct user *u, long long size, char *out, size_t cap)
+ * 1 and the result line when it says no; else *room says whether the
+ * mailbox is still not full with those octets and one message added */
+static int quota_refuses(const struct user *u, long long size, char *out, size_t cap,
+    int *room)
 {
 	struct quota q;
 	int r;
 
-	if (!cfg.quota || quota_read(u->maildir, &q) != QUOTA_OK ||
-	    (r = quota_check(&q, size)) == QUOTA_OK)
+	*room = 1;
+	if (!cfg.quota || quota_read(u->maildir, &q) != QUOTA_OK)
 		return 0;
+	if ((r = quota_check(&q, size)) == QUOTA_OK) {
+		q.bytes += size, q.count++;
+		*room = quota_check(&q, 0) == QUOTA_OK;
+		return 0;
+	}
 	if (r == QUOTA_FULL)
 		result(out, cap, DELIVER_TEMP, WHY_QUOTA, "mailbox full (maildirsize)");
 	else
@@ -258,7 +279,7 @@ static void store(const struct user *u, const char *tag, struct maildir_msg *m,
     int retry, char *out, size_t cap)
 {
 	char dir[sizeof u->maildir + FOLDER_MAX + 4], name[MAILDIR_NAME_MAX];
-	int err;
+	int err, room;
 
 	if (retry && maildir_has_tag(u->maildir, m->tag)) {
 		result(out, cap, DELIVER_OK, WHY_NONE, "already-delivered");
@@ -269,7 +290,7 @@ static void store(const struct user *u, const char *tag, struct maildir_msg *m,
 		result(out, cap, DELIVER_OK, WHY_NONE, "already-delivered");
 		return;
 	}
-	if (quota_refuses(u, (long long)m->headlen + m->srclen, out, cap))
+	if (quota_refuses(u, (long long)m->headlen + m->srclen, out, cap, &room))
 		return;
 	if ((err = maildir_deliver(dir, m, cfg.hostname, name, sizeof name)) != 0) {
 		result(out, cap, DELIVER_TEMP, deliver_why_errno(err), strerror(err));
@@ -277,7 +298,7 @@ static void store(const struct user *u, const char *tag, struct maildir_msg *m,
 	}
 	if (cfg.quota)
 		quota_add(u->maildir, (long long)m->headlen + m->srclen, 1);
-	result(out, cap, DELIVER_OK, WHY_NONE, name);
+	result(out, cap, DELIVER_OK, room ? WHY_ROOM : WHY_NONE, name);
 }
 
 /* deliver_one - write the spool into the mailbox of one entry; result */
@@ -321,7 +342,7 @@ static void quota_one(const char *entry, char *out, size_t cap)
 {
 	char addr[ADDR_MAX], tag[FOLDER_MAX + 1];
 	struct user u;
-	int r = lookup(entry, &u, addr, tag);
+	int r = lookup(entry, &u, addr, tag), room;
 
 	if (r != USER_FOUND) {
 		result(out, cap, r == USER_TEMPFAIL ? DELIVER_TEMP : DELIVER_PERM,
@@ -331,8 +352,8 @@ static void quota_one(const char *entry, char *out, size_t cap)
 	if (become(&u) < 0) {
 		result(out, cap, DELIVER_TEMP, WHY_IO, "cannot take user identity");
 		unbecome();
-	} else if (!quota_refuses(&u, 0, out, cap)) {
-		result(out, cap, DELIVER_OK, WHY_NONE, "ok");
+	} else if (!quota_refuses(&u, 0, out, cap, &room)) {
+		result(out, cap, DELIVER_OK, WHY_ROOM, "ok");
 	}
 }
 
@@ -458,6 +479,7 @@ int deliverer_start(struct deliverer *d, int keep_fd)
 	d->fd = sv[0];
 	d->hung = 0;
 	d->timeout = 0;	/* SO_RCVTIMEO not set yet */
+	memset(d->room_at, 0, sizeof d->room_at);	/* a new process: no word yet */
 	return 0;
 }
 
@@ -551,18 +573,66 @@ broken:
 	return res->status;
 }
 
+/* now_ms - CLOCK_MONOTONIC in milliseconds (the vDSO: no system call) */
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* room_slot - the slot of a fresh "room" word for this hash, or -1 */
+static int room_slot(const struct deliverer *d, unsigned long long h)
+{
+	long long now = now_ms();
+	int i;
+
+	for (i = 0; i < ROOM_SLOTS; i++)
+		if (d->room_at[i] && d->room[i] == h && now - d->room_at[i] < ROOM_MS)
+			return i;
+	return -1;
+}
+
+/* room_note - remember the deliverer's word that entry's mailbox has
+ * room (status OK and WHY_ROOM), or forget any earlier one */
+static void room_note(struct deliverer *d, const char *entry, const struct deliver_result *res)
+{
+	unsigned long long h = rcpt_hash(entry);
+	int i = room_slot(d, h);
+
+	if (res->status != DELIVER_OK || res->why != WHY_ROOM) {
+		if (i >= 0)
+			d->room_at[i] = 0;
+		return;
+	}
+	if (i < 0)
+		i = d->room_next++ % ROOM_SLOTS;
+	d->room[i] = h, d->room_at[i] = now_ms();
+}
+
 /* deliverer_deliver - one delivery request; its outcome in *res */
 int deliverer_deliver(struct deliverer *d, int spoolfd, const char *qid,
     const char *rcpt, int retry, struct deliver_result *res)
 {
-	return ask(d, spoolfd, retry ? 'R' : 'D', qid, rcpt, res);
+	ask(d, spoolfd, retry ? 'R' : 'D', qid, rcpt, res);
+	room_note(d, rcpt, res);
+	return res->status;
 }
 
-/* deliverer_quota - is the entry's Maildir full now? DELIVER_OK if not */
+/* deliverer_quota - is the entry's Maildir full now? DELIVER_OK if not;
+ * a fresh "room" word from a delivery to it answers without asking */
 int deliverer_quota(struct deliverer *d, const char *entry,
     struct deliver_result *res)
 {
-	return ask(d, -1, 'Q', "quota", entry, res);
+	if (room_slot(d, rcpt_hash(entry)) >= 0) {
+		res->status = DELIVER_OK, res->why = WHY_ROOM;
+		str_copy(res->text, sizeof res->text, "room after the last delivery");
+		return DELIVER_OK;
+	}
+	ask(d, -1, 'Q', "quota", entry, res);
+	room_note(d, entry, res);
+	return res->status;
 }
 
 /* deliverer_alive - can it still take requests? (else: replace us) */
