@@ -202,6 +202,7 @@ static int prepare(struct maildir_msg *m, char *head, size_t cap, int spool,
 	m->headlen = first + snprintf(head + first, cap - first,
 	    "Delivered-To: %s\n", rcpt);
 	m->head = head, m->srcfd = spool, m->srcoff = first;
+	m->dirst = NULL;
 	m->srclen = st.st_size - first;
 	return 0;
 }
@@ -252,15 +253,16 @@ static void folder_dir(const struct user *u, const char *tag, char *dir, size_t 
 
 /* quota_refuses - Maildir++ quota for `size` more octets (0: "full now?");
  * 1 and the result line when it says no; else *room says whether the
- * mailbox is still not full with those octets and one message added */
-static int quota_refuses(const struct user *u, long long size, char *out, size_t cap,
-    int *room)
+ * mailbox is still not full with those octets and one message added.
+ * dir: the Maildir's lstat, or NULL (quota.c's list of missing files) */
+static int quota_refuses(const struct user *u, const struct stat *dir, long long size,
+    char *out, size_t cap, int *room)
 {
 	struct quota q;
 	int r;
 
 	*room = 1;
-	if (!cfg.quota || quota_read(u->maildir, &q) != QUOTA_OK)
+	if (!cfg.quota || quota_read_at(u->maildir, dir, &q) != QUOTA_OK)
 		return 0;
 	if ((r = quota_check(&q, size)) == QUOTA_OK) {
 		q.bytes += size, q.count++;
@@ -279,6 +281,7 @@ static void store(const struct user *u, const char *tag, struct maildir_msg *m,
     int retry, char *out, size_t cap)
 {
 	char dir[sizeof u->maildir + FOLDER_MAX + 4], name[MAILDIR_NAME_MAX];
+	struct stat st, *md = NULL;
 	int err, room;
 
 	if (retry && maildir_has_tag(u->maildir, m->tag)) {
@@ -290,14 +293,20 @@ static void store(const struct user *u, const char *tag, struct maildir_msg *m,
 		result(out, cap, DELIVER_OK, WHY_NONE, "already-delivered");
 		return;
 	}
-	if (quota_refuses(u, (long long)m->headlen + m->srclen, out, cap, &room))
+	/* one lstat of the Maildir serves quota.c and maildir.c's cache check */
+	if (cfg.quota && lstat(u->maildir, &st) == 0 && S_ISDIR(st.st_mode))
+		md = &st;
+	if (quota_refuses(u, md, (long long)m->headlen + m->srclen, out, cap, &room))
 		return;
-	if ((err = maildir_deliver(dir, m, cfg.hostname, name, sizeof name)) != 0) {
+	m->dirst = strcmp(dir, u->maildir) == 0 ? md : NULL;
+	err = maildir_deliver(dir, m, cfg.hostname, name, sizeof name);
+	m->dirst = NULL;
+	if (err != 0) {
 		result(out, cap, DELIVER_TEMP, deliver_why_errno(err), strerror(err));
 		return;
 	}
 	if (cfg.quota)
-		quota_add(u->maildir, (long long)m->headlen + m->srclen, 1);
+		quota_add_at(u->maildir, md, (long long)m->headlen + m->srclen, 1);
 	result(out, cap, DELIVER_OK, room ? WHY_ROOM : WHY_NONE, name);
 }
 
@@ -352,7 +361,7 @@ static void quota_one(const char *entry, char *out, size_t cap)
 	if (become(&u) < 0) {
 		result(out, cap, DELIVER_TEMP, WHY_IO, "cannot take user identity");
 		unbecome();
-	} else if (!quota_refuses(&u, 0, out, cap, &room)) {
+	} else if (!quota_refuses(&u, NULL, 0, out, cap, &room)) {
 		result(out, cap, DELIVER_OK, WHY_ROOM, "ok");
 	}
 }

@@ -135,8 +135,11 @@ static struct md_ent *md_lookup(const struct maildir_msg *m, const char *dir)
 		if (e->tmpfd < 0 || e->uid != m->uid || e->gid != m->gid ||
 		    strcmp(e->path, dir) != 0)
 			continue;
-		if (fstatat(AT_FDCWD, dir, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-		    S_ISDIR(st.st_mode) && st.st_dev == e->dev && st.st_ino == e->ino)
+		if (m->dirst)	/* the caller's lstat of this very path, just now */
+			st = *m->dirst;
+		else if (fstatat(AT_FDCWD, dir, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			st.st_mode = 0;
+		if (S_ISDIR(st.st_mode) && st.st_dev == e->dev && st.st_ino == e->ino)
 			return e;
 		md_drop(e);
 		return NULL;

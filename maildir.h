@@ -5,6 +5,7 @@
 #define MAILDIR_H
 
 #include <stddef.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -23,6 +24,7 @@ struct maildir_msg {
 	int keep;		/* 1: keep tmp/ and new/ open for uid/gid (deliverer) */
 	uid_t uid;		/* the identity we run as now, the cache's key */
 	gid_t gid;
+	const struct stat *dirst;	/* lstat of the dir just taken, or NULL */
 };
 
 int maildir_deliver(const char *dir, const struct maildir_msg *m,
