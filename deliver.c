@@ -148,14 +148,12 @@ static void result(char *out, size_t cap, int status, int why, const char *text)
 	snprintf(out, cap, "%c%c %s", status, why, text);
 }
 
-/* first_line - length of the spool's Return-Path line, or 0 if bad */
-static size_t first_line(int fd, char *buf, size_t cap)
+/* first_line - length of the Return-Path line at buf[n], or 0 if bad */
+static size_t first_line(const char *buf, size_t n)
 {
-	ssize_t n = pread(fd, buf, cap, 0);
-	char *nl;
+	const char *nl = memchr(buf, '\n', n < FIRSTLINE_MAX ? n : FIRSTLINE_MAX);
 
-	if (n <= 0 || !(nl = memchr(buf, '\n', n)) ||
-	    strncmp(buf, "Return-Path: <", 14) != 0)
+	if (!nl || n < 14 || strncmp(buf, "Return-Path: <", 14) != 0)
 		return 0;
 	return nl - buf + 1;
 }
@@ -189,21 +187,28 @@ static void log_delivery(const char *qid, const char *rcpt, const char *user,
 	    qid, to, user, deliver_status_word(out[0]), ok ? "file" : "reason", why);
 }
 
-/* prepare - the spool's Return-Path line plus our Delivered-To line */
+/* prepare - the spool's Return-Path line plus our Delivered-To line; the
+ * start of the spool is read once, into `pre` (a small message whole) */
 static int prepare(struct maildir_msg *m, char *head, size_t cap, int spool,
     const char *rcpt)
 {
+	static char pre[MAILDIR_PRE_MAX];	/* the deliverer is one thread */
 	struct stat st;
+	ssize_t n;
 	size_t first;
 
 	if (fstat(spool, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    (first = first_line(spool, head, FIRSTLINE_MAX)) == 0)
+	    (n = pread(spool, pre, sizeof pre, 0)) <= 0 ||
+	    (first = first_line(pre, n)) == 0)
 		return -1;
+	memcpy(head, pre, first);
 	m->headlen = first + snprintf(head + first, cap - first,
 	    "Delivered-To: %s\n", rcpt);
 	m->head = head, m->srcfd = spool, m->srcoff = first;
-	m->dirst = NULL;
 	m->srclen = st.st_size - first;
+	m->pre = pre + first;
+	m->prelen = (off_t)(n - first) < m->srclen ? (size_t)(n - first) : (size_t)m->srclen;
+	m->dirst = NULL;
 	return 0;
 }
 

@@ -231,7 +231,8 @@ int maildir_has_tag(const char *dir, const char *tag)
 	return dir_has(dir, "new", mark) || dir_has(dir, "cur", mark);
 }
 
-/* copy_body - head, then the spool bytes [off, off+len), into fd */
+/* copy_body - head, then the spool bytes [off, off+len) (the first
+ * prelen of them from pre), into fd */
 static int copy_body(int fd, const struct maildir_msg *m)
 {
 	char buf[65536];
@@ -243,6 +244,10 @@ static int copy_body(int fd, const struct maildir_msg *m)
 		memcpy(buf, m->head, have = m->headlen);
 	else if ((err = storage_write_all(fd, m->head, m->headlen)) != 0)
 		return err;
+	if (m->prelen && m->prelen <= MAILDIR_PRE_MAX && (off_t)m->prelen <= m->srclen) {
+		memcpy(buf + have, m->pre, m->prelen);	/* have < 32 KiB: it fits */
+		have += m->prelen, off += m->prelen;
+	}
 	while (off < end) {
 		size_t room = sizeof buf - have;
 		size_t want = end - off > (off_t)room ? room : (size_t)(end - off);
