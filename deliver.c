@@ -29,8 +29,9 @@
  * the address for Delivered-To; a bare address (the postmaster on the
  * give-up path) is resolved here.  Maildir++ quota (quota.c) is checked
  * before each write and the delivery appended to maildirsize after it.
- * Protocol: SOCK_SEQPACKET, one datagram each way.  Request "D QID RCPT"
- * (first try) or "R QID RCPT" (retry), with the spool fd; "Q QID RCPT"
+ * Protocol: SOCK_SEQPACKET, one datagram each way.  Request "D QID SIZE
+ * RCPT" (first try) or "R QID SIZE RCPT" (retry), with the spool fd, SIZE
+ * the spool's length as the session knows it or "-"; "Q QID - RCPT"
  * without one asks whether the mailbox is full now (RCPT time);
  * reply "CW TEXT" where C is DELIVER_OK/TEMP/PERM, W a WHY_* reason
  * code (the session maps it to a reply; it never parses TEXT), and TEXT
@@ -188,18 +189,24 @@ static void log_delivery(const char *qid, const char *rcpt, const char *user,
 }
 
 /* prepare - the spool's Return-Path line plus our Delivered-To line; the
- * start of the spool is read once, into `pre` (a small message whole) */
+ * start of the spool is read once, into `pre` (a small message whole).
+ * The size is our own finding: a short read that ends where the session
+ * said the spool ends (the session's figure only confirms the end of
+ * file; a lie or a short read means fstat), else fstat, which must show
+ * a regular file */
 static int prepare(struct maildir_msg *m, char *head, size_t cap, int spool,
-    const char *rcpt)
+    long long said, const char *rcpt)
 {
 	static char pre[MAILDIR_PRE_MAX];	/* the deliverer is one thread */
 	struct stat st;
 	ssize_t n;
 	size_t first;
 
-	if (fstat(spool, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    (n = pread(spool, pre, sizeof pre, 0)) <= 0 ||
-	    (first = first_line(pre, n)) == 0)
+	if ((n = pread(spool, pre, sizeof pre, 0)) <= 0 || (first = first_line(pre, n)) == 0)
+		return -1;	/* a pipe, socket or tty fails pread (ESPIPE) */
+	if ((size_t)n < sizeof pre && n == said)	/* the end, as the session said */
+		st.st_size = n;
+	else if (fstat(spool, &st) < 0 || !S_ISREG(st.st_mode))
 		return -1;
 	memcpy(head, pre, first);
 	m->headlen = first + snprintf(head + first, cap - first,
@@ -316,8 +323,8 @@ static void store(const struct user *u, const char *tag, struct maildir_msg *m,
 }
 
 /* deliver_one - write the spool into the mailbox of one entry; result */
-static void deliver_one(int spool, const char *qid, const char *entry, int retry,
-    unsigned long seq, char *out, size_t cap)
+static void deliver_one(int spool, const char *qid, long long said, const char *entry,
+    int retry, unsigned long seq, char *out, size_t cap)
 {
 	char head[FIRSTLINE_MAX + ADDR_MAX + 32], addr[ADDR_MAX], tag[FOLDER_MAX + 1];
 	char mtag[64];
@@ -333,7 +340,7 @@ static void deliver_one(int spool, const char *qid, const char *entry, int retry
 		log_delivery(qid, resolve_entry_addr(entry), "-", out);
 		return;
 	}
-	if (prepare(&m, head, sizeof head, spool, addr) < 0) {
+	if (prepare(&m, head, sizeof head, spool, said, addr) < 0) {
 		result(out, cap, DELIVER_TEMP, WHY_IO, "spool file unreadable");
 		log_delivery(qid, addr, u.name, out);
 		return;
@@ -412,6 +419,28 @@ static int valid_qid(const char *s, size_t n)
 	return 1;
 }
 
+/* size_token - "-" or a decimal length at s (up to a space): -1 if
+ * unknown, -2 if malformed; *next is past its space */
+static long long size_token(char *s, char **next)
+{
+	char *sp = strchr(s, ' ');
+	long long v = 0;
+
+	if (!sp)
+		return -2;
+	*next = sp + 1;
+	if (sp - s == 1 && s[0] == '-')
+		return -1;
+	if (sp == s || sp - s > 18)
+		return -2;
+	for (; s < sp; s++) {
+		if (*s < '0' || *s > '9')
+			return -2;
+		v = v * 10 + (*s - '0');
+	}
+	return v;
+}
+
 /* serve - the deliverer's loop: one request, one reply, until EOF */
 static void serve(int fd)
 {
@@ -420,17 +449,22 @@ static void serve(int fd)
 	int spool;
 
 	while (recv_request(fd, req, sizeof req, &spool) == 0) {
-		char *qid = req + 2, *sp = strchr(qid, ' ');
+		char *qid = req + 2, *sp = strchr(qid, ' '), *entry = NULL;
+		long long said = -2;
 
+		if (sp)
+			said = size_token(sp + 1, &entry);
 		if (!strchr("DRQ", req[0]) || !req[0] || req[1] != ' ' || !sp ||
-		    !valid_qid(qid, sp - qid) || ((req[0] == 'Q') != (spool < 0)))
+		    !valid_qid(qid, sp - qid) || said == -2 ||
+		    ((req[0] == 'Q') != (spool < 0)))
 			fatalx("deliverer: malformed request");
 		*sp = '\0';
 		log_set_id(qid);
 		if (req[0] == 'Q')
-			quota_one(sp + 1, out, sizeof out);
+			quota_one(entry, out, sizeof out);
 		else
-			deliver_one(spool, qid, sp + 1, req[0] == 'R', ++seq, out, sizeof out);
+			deliver_one(spool, qid, said, entry, req[0] == 'R', ++seq, out,
+			    sizeof out);
 		if (spool >= 0)
 			close(spool);
 		if (send(fd, out, strlen(out), 0) < 0)
@@ -551,13 +585,14 @@ static ssize_t recv_reply(struct deliverer *d, char *rep, size_t cap)
 	return n;
 }
 
-/* ask - one request ("C QID ENTRY", spool fd or -1) and its reply */
-static int ask(struct deliverer *d, int spoolfd, int verb, const char *qid,
-    const char *rcpt, struct deliver_result *res)
+/* ask - one request ("C QID SIZE ENTRY", spool fd or -1) and its reply */
+static int ask(struct deliverer *d, int spoolfd, long long size, int verb,
+    const char *qid, const char *rcpt, struct deliver_result *res)
 {
 	char req[REQ_MAX], rep[REPLY_MAX];
 	ssize_t n;
-	int len = snprintf(req, sizeof req, "%c %s %s", verb, qid, rcpt);
+	int len = size >= 0 ? snprintf(req, sizeof req, "%c %s %lld %s", verb, qid, size, rcpt) :
+	    snprintf(req, sizeof req, "%c %s - %s", verb, qid, rcpt);
 
 	res->status = DELIVER_TEMP, res->why = WHY_AGENT;
 	snprintf(res->text, sizeof res->text, "delivery agent unavailable");
@@ -625,11 +660,12 @@ static void room_note(struct deliverer *d, const char *entry, const struct deliv
 	d->room[i] = h, d->room_at[i] = now_ms();
 }
 
-/* deliverer_deliver - one delivery request; its outcome in *res */
-int deliverer_deliver(struct deliverer *d, int spoolfd, const char *qid,
+/* deliverer_deliver - one delivery request; its outcome in *res.  size:
+ * the spool's length as we wrote it, or -1 (the deliverer checks it) */
+int deliverer_deliver(struct deliverer *d, int spoolfd, long long size, const char *qid,
     const char *rcpt, int retry, struct deliver_result *res)
 {
-	ask(d, spoolfd, retry ? 'R' : 'D', qid, rcpt, res);
+	ask(d, spoolfd, size, retry ? 'R' : 'D', qid, rcpt, res);
 	room_note(d, rcpt, res);
 	return res->status;
 }
@@ -644,7 +680,7 @@ int deliverer_quota(struct deliverer *d, const char *entry,
 		str_copy(res->text, sizeof res->text, "room after the last delivery");
 		return DELIVER_OK;
 	}
-	ask(d, -1, 'Q', "quota", entry, res);
+	ask(d, -1, -1, 'Q', "quota", entry, res);
 	room_note(d, entry, res);
 	return res->status;
 }

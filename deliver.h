@@ -46,7 +46,7 @@ struct deliver_result {
 };
 
 int deliverer_start(struct deliverer *d, int keep_fd);
-int deliverer_deliver(struct deliverer *d, int spoolfd, const char *qid,
+int deliverer_deliver(struct deliverer *d, int spoolfd, long long size, const char *qid,
     const char *rcpt, int retry, struct deliver_result *res);
 int deliverer_quota(struct deliverer *d, const char *entry,
     struct deliver_result *res);

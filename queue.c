@@ -411,7 +411,7 @@ static int retry(struct deliverer *d, const char *id, int data, struct envelope 
 			r.status = DELIVER_TEMP, r.why = WHY_REMOTE,
 			    snprintf(r.text, sizeof r.text, "LMTP route gone or no memory");
 		else
-			deliverer_deliver(d, data, id, e->rcpt[i], 1, &r);
+			deliverer_deliver(d, data, -1, id, e->rcpt[i], 1, &r);
 		log_attempt(id, "retry", e->rcpt[i], &r);
 		if (r.status == DELIVER_PERM)
 			*perm = 1;
@@ -438,7 +438,7 @@ static void to_postmaster(struct deliverer *d, const char *id, int data,
 		snprintf(entry, sizeof entry, "%s %s", LMTP_MAILBOX, t[0].addr);
 		route_retry(id, data, one, 1, r);
 	} else {
-		deliverer_deliver(d, data, id, "postmaster", 1, r);
+		deliverer_deliver(d, data, -1, id, "postmaster", 1, r);
 	}
 }
 
@@ -779,7 +779,7 @@ int queue_accept(struct deliverer *d, struct spool *sp, char *const *rcpt, int n
 		if (done && done[i].status)
 			r = done[i];	/* delivered elsewhere (LMTP): route.c */
 		else
-			deliverer_deliver(d, sp->fd, sp->id, rcpt[i], 0, &r);
+			deliverer_deliver(d, sp->fd, sp->size, sp->id, rcpt[i], 0, &r);
 		if (r.status == DELIVER_OK) {
 			ok++;
 			continue;
