@@ -219,6 +219,7 @@ static int fill(struct session *s, long timeout)
 	if (n <= 0)
 		return LINE_EOF;
 	s->inlen += n;
+	users_new_epoch();	/* lookups trust one stat of passwd per read */
 	if (s->data_deadline)	/* min_data_rate: each octet buys time */
 		s->data_deadline += n * 1000LL / cfg.min_data_rate;
 	return 0;
