@@ -7,6 +7,12 @@
  * The pid is read once and again in each forked child (pthread_atfork,
  * in libc), not per line; with log = stderr each line is one write(2)
  * of "smtpd[PID]: " (made once per process), the text and its newline.
+ * Held lines: between log_hold(1) and log_hold(0) (a session), stderr
+ * lines wait in a buffer and go out in one write(2) at log_flush(), which
+ * the session calls before each reply it sends, so a line is never
+ * later than the reply that follows its event; fatal(), exit() and a
+ * full buffer flush too, and a forked child drops its copy.  syslog
+ * lines are never held.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -29,18 +35,53 @@ static char log_id[40] = "-";
 static pid_t my_pid;		/* 0: not read yet (or a fork since) */
 static char prefix[40];		/* "smtpd[PID]: " for stderr lines */
 static size_t prefix_len;
+static char held[16384];	/* stderr lines waiting for log_flush() */
+static size_t held_len;
+static int holding, hooked;
 
-/* forked - the child's pid is read again on its first use */
+/* forked - the child's pid is read again on its first use; the lines
+ * held are the parent's to write */
 static void forked(void)
 {
 	my_pid = 0;
+	holding = 0, held_len = 0;
+}
+
+/* log_flush - write the held lines, if any, in one write(2) */
+void log_flush(void)
+{
+	size_t off = 0;
+	ssize_t w;
+
+	while (off < held_len) {
+		if ((w = write(2, held + off, held_len - off)) < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;	/* nowhere to log: the lines are lost, as unheld ones */
+		off += w;
+	}
+	held_len = 0;
+}
+
+/* log_hold - hold stderr lines (1) until log_flush(), or stop (0, flushing) */
+void log_hold(int on)
+{
+	static int registered;
+
+	log_pid();	/* the fork hook first: a child must not inherit the lines */
+	if (!on || !hooked) {
+		holding = 0;
+		log_flush();
+		return;
+	}
+	if (!registered)
+		registered = atexit(log_flush) == 0;
+	holding = registered;
 }
 
 /* log_pid - our pid, from a cache that fork() clears */
 long log_pid(void)
 {
-	static int hooked;
-
 	if (!hooked)
 		hooked = pthread_atfork(NULL, NULL, forked) == 0;
 	if (my_pid == 0) {
@@ -134,6 +175,13 @@ static void vlog(int prio, const char *fmt, va_list ap)
 	n = prefix_len + (r < 0 ? 0 : (size_t)r < sizeof line - prefix_len - 1 ? (size_t)r :
 	    sizeof line - prefix_len - 2);
 	line[n++] = '\n';
+	if (holding && held_len + n > sizeof held)
+		log_flush();
+	if (holding && n <= sizeof held) {
+		memcpy(held + held_len, line, n);
+		held_len += n;
+		return;
+	}
 	while (write(2, line, n) < 0 && errno == EINTR)
 		;
 }
@@ -158,6 +206,7 @@ void fatal(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof what, fmt, ap);
 	va_end(ap);
+	log_hold(0);
 	logmsg(LOG_CRIT, "%s fatal reason=\"%s: %s\"", log_id, what, strerror(saved));
 	exit(111);
 }
@@ -171,6 +220,7 @@ void fatalx(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof what, fmt, ap);
 	va_end(ap);
+	log_hold(0);
 	logmsg(LOG_CRIT, "%s fatal reason=\"%s\"", log_id, what);
 	exit(111);
 }

@@ -15,6 +15,8 @@ void log_init(const char *ident);
 int log_sink_ok(void);
 long log_pid(void);
 void log_set_id(const char *id);
+void log_hold(int on);
+void log_flush(void);
 size_t log_escape(char *dst, size_t cap, const char *src, size_t len);
 size_t log_text(char *dst, size_t cap, const char *src);
 void logmsg(int prio, const char *fmt, ...)

@@ -166,6 +166,8 @@ static void out_flush(struct session *s)
 {
 	size_t off = 0;
 
+	log_flush();	/* the lines of the events these replies answer first */
+
 	while (off < s->outlen) {
 		ssize_t w = write(s->out, s->outbuf + off, s->outlen - off);
 
@@ -1117,6 +1119,7 @@ int session_run(int in, int out, const char *id, const char *addr,
 		fatal("session memory");
 	log_set_id(s->id);
 	fcntl(out, F_SETFL, fcntl(out, F_GETFL) | O_NONBLOCK);
+	log_hold(1);	/* a batch of pipelined commands: its lines in one write */
 	logmsg(LOG_INFO, "%s connect client=%s", s->id, s->addr);
 	s->milter = milter_new(s->id, s->addr, 0);
 	s->policy = policy_new(s->id, s->addr);
@@ -1139,6 +1142,7 @@ int session_run(int in, int out, const char *id, const char *addr,
 	logmsg(LOG_INFO, "%s disconnect client=%s helo=%s messages=%d errors=%d time=%.3f",
 	    s->id, s->addr, helo[0] ? helo : "-", s->messages, s->errors,
 	    elapsed(&s->start));
+	log_hold(0);
 	route_close(&s->route);
 	free(s->t.rcpt);
 	free(s);
