@@ -146,7 +146,10 @@ const char *deliver_status_word(int status)
 /* result - fill a reply line: status, reason, text */
 static void result(char *out, size_t cap, int status, int why, const char *text)
 {
-	snprintf(out, cap, "%c%c %s", status, why, text);
+	if (cap < 4)
+		return;
+	out[0] = status, out[1] = why, out[2] = ' ';
+	str_copy(out + 3, cap - 3, text);
 }
 
 /* first_line - length of the Return-Path line at buf[n], or 0 if bad */
@@ -172,7 +175,14 @@ static unsigned long long rcpt_hash(const char *rcpt)
 /* make_tag - "QID-HASH": the (message, recipient) pair, for file names */
 static void make_tag(char *dst, size_t cap, const char *qid, const char *rcpt)
 {
-	snprintf(dst, cap, "%.32s-%016llx", qid, rcpt_hash(rcpt));
+	char q[33], h[24];
+	const char *parts[] = { q, "-", h, NULL };
+	size_t n = strnlen(qid, 32);
+
+	memcpy(q, qid, n);	/* "%.32s-%016llx" */
+	q[n] = '\0';
+	str_uint(h, rcpt_hash(rcpt), 16, 16, 0);
+	str_join(dst, cap, parts);
 }
 
 /* log_delivery - the one line per delivery attempt */
@@ -209,8 +219,12 @@ static int prepare(struct maildir_msg *m, char *head, size_t cap, int spool,
 	else if (fstat(spool, &st) < 0 || !S_ISREG(st.st_mode))
 		return -1;
 	memcpy(head, pre, first);
-	m->headlen = first + snprintf(head + first, cap - first,
-	    "Delivered-To: %s\n", rcpt);
+	{
+		const char *parts[] = { "Delivered-To: ", rcpt, "\n", NULL };
+		size_t k = str_join(head + first, cap - first, parts);
+
+		m->headlen = first + (k < cap - first ? k : cap - first - 1);
+	}
 	m->head = head, m->srcfd = spool, m->srcoff = first;
 	m->srclen = st.st_size - first;
 	m->pre = pre + first;
@@ -591,12 +605,17 @@ static int ask(struct deliverer *d, int spoolfd, long long size, int verb,
 {
 	char req[REQ_MAX], rep[REPLY_MAX];
 	ssize_t n;
-	int len = size >= 0 ? snprintf(req, sizeof req, "%c %s %lld %s", verb, qid, size, rcpt) :
-	    snprintf(req, sizeof req, "%c %s - %s", verb, qid, rcpt);
+	char v[2] = { (char)verb, '\0' }, num[24] = "-";
+	const char *parts[] = { v, " ", qid, " ", num, " ", rcpt, NULL };
+	size_t len;
+
+	if (size >= 0)
+		str_uint(num, (unsigned long long)size, 10, 0, 0);
+	len = str_join(req, sizeof req, parts);	/* "%c %s %lld %s" */
 
 	res->status = DELIVER_TEMP, res->why = WHY_AGENT;
 	snprintf(res->text, sizeof res->text, "delivery agent unavailable");
-	if (len < 0 || (size_t)len >= sizeof req) {
+	if (len >= sizeof req) {
 		res->status = DELIVER_PERM, res->why = WHY_NOUSER;
 		return res->status;
 	}

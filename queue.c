@@ -50,13 +50,16 @@
 /* queue_id - unique on this host: time, microseconds, pid, counter */
 int queue_id(char *dst, size_t cap, unsigned long seq)
 {
+	char sec[24], usec[24], pid[24], sq[24];
+	const char *parts[] = { sec, usec, "p", pid, "s", sq, NULL };
 	struct timeval tv;
-	int n;
 
-	gettimeofday(&tv, NULL);
-	n = snprintf(dst, cap, "%08llX%05lXp%lXs%lX", (long long)tv.tv_sec,
-	    (long)tv.tv_usec, log_pid(), seq);
-	return (n < 0 || (size_t)n >= cap) ? -1 : 0;
+	gettimeofday(&tv, NULL);	/* "%08llX%05lXp%lXs%lX" without printf */
+	str_uint(sec, (unsigned long long)tv.tv_sec, 16, 8, 1);
+	str_uint(usec, (unsigned long long)tv.tv_usec, 16, 5, 1);
+	str_uint(pid, (unsigned long long)log_pid(), 16, 0, 1);
+	str_uint(sq, seq, 16, 0, 1);
+	return str_join(dst, cap, parts) >= cap ? -1 : 0;
 }
 
 /* spool_path - "spool_dir/ID<suffix>"; -1 if it would not fit */

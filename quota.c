@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "quota.h"
+#include "strcopy.h"
 
 #define QUOTA_NUM_MAX	(1LL << 53)	/* a sane ceiling for any figure */
 #define ABSENT_N	8	/* Maildirs remembered without a maildirsize */
@@ -45,6 +46,14 @@ static struct absent {
 	struct timespec ctim;
 } absent[ABSENT_N];
 static unsigned absent_next;
+
+/* maildirsize_path - "DIR/maildirsize"; -1 if it does not fit */
+static int maildirsize_path(char *dst, size_t cap, const char *maildir)
+{
+	const char *parts[] = { maildir, "/maildirsize", NULL };
+
+	return str_join(dst, cap, parts) >= cap ? -1 : 0;
+}
 
 /* absent_hit - was maildirsize missing in this very directory state? */
 static int absent_hit(const struct stat *dir)
@@ -183,7 +192,7 @@ int quota_read_at(const char *maildir, const struct stat *dir, struct quota *q)
 	int fd, r = QUOTA_NONE;
 
 	memset(q, 0, sizeof *q);
-	if (snprintf(path, sizeof path, "%s/maildirsize", maildir) >= (int)sizeof path)
+	if (maildirsize_path(path, sizeof path, maildir) < 0)
 		return QUOTA_NONE;
 	if (absent_hit(dir))
 		return QUOTA_NONE;
@@ -233,7 +242,7 @@ int quota_add_at(const char *maildir, const struct stat *dir, long long bytes,
 
 	if (absent_hit(dir))
 		return 0;
-	if (snprintf(path, sizeof path, "%s/maildirsize", maildir) >= (int)sizeof path)
+	if (maildirsize_path(path, sizeof path, maildir) < 0)
 		return -1;
 	if ((fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW |
 	    O_NONBLOCK)) < 0)

@@ -751,8 +751,12 @@ static enum reply_id data_begin(struct session *s, int bdat)
 	rc.id = t->spool.id, rc.when = time(NULL), rc.utf8 = t->utf8;
 	rc.name = door_name(&s->door);
 	rc.rcpt = t->nrcpt == 1 ? strchr(t->rcpt[0], ' ') + 1 : NULL;
-	n = snprintf(head, sizeof head, "Return-Path: <%s>\n", t->sender);
-	spool_put(&t->spool, head, n);
+	{
+		const char *parts[] = { "Return-Path: <", t->sender, ">\n", NULL };
+
+		n = str_join(head, sizeof head, parts);
+		spool_put(&t->spool, head, n < sizeof head ? n : sizeof head - 1);
+	}
 	policy_headers(s->policy, &t->spool);	/* PREPEND, above our Received */
 	if ((n = rfc822_received(head, sizeof head, &rc)) == 0)
 		fatalx("Received: line does not fit");	/* cannot happen */

@@ -1,6 +1,7 @@
 /*
  * strcopy.h - str_copy(): snprintf(dst, cap, "%s", src) without the
- * format machinery, and str_join() for "%s%s..." (about 1,000 instructions a call in glibc, and the
+ * format machinery, str_join() for "%s%s..." and str_uint() for the
+ * numbers in names (about 1,000 instructions a call in glibc, and the
  * per-message path made some thirty of them).
  */
 #ifndef STRCOPY_H
@@ -20,6 +21,27 @@ static inline size_t str_copy(char *dst, size_t cap, const char *src)
 		memmove(dst, src, k);
 		dst[k] = '\0';
 	}
+	return n;
+}
+
+/* str_uint - v in base 10 or 16 (upper case digits when `upper`), at
+ * least `pad` digits (zero-padded, pad <= 20), NUL-ended into dst, which
+ * holds 24 octets; returns the length */
+static inline size_t str_uint(char *dst, unsigned long long v, unsigned base, size_t pad,
+    int upper)
+{
+	const char *digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
+	char tmp[24];
+	size_t n = 0, i;
+
+	do
+		tmp[n++] = digits[v % base];
+	while ((v /= base) != 0);
+	while (n < pad && n < 20)
+		tmp[n++] = '0';
+	for (i = 0; i < n; i++)
+		dst[i] = tmp[n - 1 - i];
+	dst[n] = '\0';
 	return n;
 }
 
