@@ -192,10 +192,12 @@ static void log_delivery(const char *qid, const char *rcpt, const char *user,
 	char to[ADDR_MAX * 4], why[REPLY_MAX * 4];
 	int ok = out[0] == DELIVER_OK;
 
+	const char *parts[] = { qid, " delivery to=<", to, "> user=", user, " result=",
+	    deliver_status_word(out[0]), ok ? " file=\"" : " reason=\"", why, "\"", NULL };
+
 	log_escape(to, sizeof to, rcpt, strlen(rcpt));
 	log_text(why, sizeof why, out + 3);
-	logmsg(ok ? LOG_INFO : LOG_WARNING, "%s delivery to=<%s> user=%s result=%s %s=\"%s\"",
-	    qid, to, user, deliver_status_word(out[0]), ok ? "file" : "reason", why);
+	log_parts(ok ? LOG_INFO : LOG_WARNING, parts);	/* ID delivery to= user= result= */
 }
 
 /* prepare - the spool's Return-Path line plus our Delivered-To line; the

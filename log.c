@@ -157,23 +157,11 @@ size_t log_text(char *dst, size_t cap, const char *src)
 	return escape(dst, cap, src, strlen(src), 1);
 }
 
-/* vlog - write one formatted line to the configured sink */
-static void vlog(int prio, const char *fmt, va_list ap)
+/* put_line - a stderr line (prefix, text of len r, room for '\n') out or held */
+static void put_line(char *line, size_t cap, size_t r)
 {
-	char line[sizeof prefix + 2048];
-	size_t n;
-	int r;
+	size_t n = prefix_len + (r < cap - prefix_len - 1 ? r : cap - prefix_len - 2);
 
-	if (strcmp(cfg.log, "stderr") != 0) {
-		vsnprintf(line, sizeof line, fmt, ap);
-		syslog(prio, "%s", line);
-		return;
-	}
-	log_pid();
-	memcpy(line, prefix, prefix_len);
-	r = vsnprintf(line + prefix_len, sizeof line - prefix_len - 1, fmt, ap);
-	n = prefix_len + (r < 0 ? 0 : (size_t)r < sizeof line - prefix_len - 1 ? (size_t)r :
-	    sizeof line - prefix_len - 2);
 	line[n++] = '\n';
 	if (holding && held_len + n > sizeof held)
 		log_flush();
@@ -184,6 +172,40 @@ static void vlog(int prio, const char *fmt, va_list ap)
 	}
 	while (write(2, line, n) < 0 && errno == EINTR)
 		;
+}
+
+/* vlog - write one formatted line to the configured sink */
+static void vlog(int prio, const char *fmt, va_list ap)
+{
+	char line[sizeof prefix + 2048];
+	int r;
+
+	if (strcmp(cfg.log, "stderr") != 0) {
+		vsnprintf(line, sizeof line, fmt, ap);
+		syslog(prio, "%s", line);
+		return;
+	}
+	log_pid();
+	memcpy(line, prefix, prefix_len);
+	r = vsnprintf(line + prefix_len, sizeof line - prefix_len - 1, fmt, ap);
+	put_line(line, sizeof line, r < 0 ? 0 : (size_t)r);
+}
+
+/* log_parts - one event line made of the NULL-ended list of pieces, for
+ * the lines of every message (no format machinery) */
+void log_parts(int prio, const char *const *parts)
+{
+	char line[sizeof prefix + 2048];
+
+	if (strcmp(cfg.log, "stderr") != 0) {
+		str_join(line, sizeof line, parts);
+		syslog(prio, "%s", line);
+		return;
+	}
+	log_pid();
+	memcpy(line, prefix, prefix_len);
+	put_line(line, sizeof line, str_join(line + prefix_len, sizeof line - prefix_len - 1,
+	    parts));
 }
 
 /* logmsg - log one event line */

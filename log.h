@@ -19,6 +19,7 @@ void log_hold(int on);
 void log_flush(void);
 size_t log_escape(char *dst, size_t cap, const char *src, size_t len);
 size_t log_text(char *dst, size_t cap, const char *src);
+void log_parts(int prio, const char *const *parts);
 void logmsg(int prio, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void fatal(const char *fmt, ...)

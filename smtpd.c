@@ -565,8 +565,10 @@ static void log_rcpt(struct session *s, const char *arg, enum reply_id r,
 		p++, n -= 2;
 	log_escape(to, sizeof to, p, n);
 	if (r == R_RCPT_OK) {
-		logmsg(LOG_INFO, "%s rcpt client=%s to=<%s> result=accepted", s->id,
-		    s->addr, to);
+		const char *parts[] = { s->id, " rcpt client=", s->addr, " to=<", to,
+		    "> result=accepted", NULL };
+
+		log_parts(LOG_INFO, parts);
 		return;
 	}
 	if (r == R_DNSBL)
@@ -883,19 +885,25 @@ static void log_message(struct session *s, enum reply_id r, const char *text)
 {
 	struct txn *t = &s->t;
 	char from[ADDR_MAX * 4], helo[sizeof s->helo * 4], why[1024 * 4];
+	char size[24], nrcpt[24], sec[24], ms[24];
+	long long msec = (long long)(elapsed(&t->start) * 1000 + 0.5);
+	const char *parts[] = { s->id, " message qid=", t->spool.id, " client=", s->addr,
+	    " helo=", helo, " from=<", from, "> size=", size, " nrcpt=", nrcpt,
+	    " result=", r != R_QUEUED ? "rejected" : t->discard ? "discarded" : "accepted",
+	    " reply=\"", why, "\" time=", sec, ".", ms, NULL };
 
+	str_uint(size, (unsigned long long)t->data.octets, 10, 0, 0);
+	str_uint(nrcpt, (unsigned long long)t->nrcpt, 10, 0, 0);
+	str_uint(sec, (unsigned long long)(msec / 1000), 10, 0, 0);	/* %.3f */
+	str_uint(ms, (unsigned long long)(msec % 1000), 10, 3, 0);
 	log_escape(from, sizeof from, t->sender, strlen(t->sender));
-	log_escape(helo, sizeof helo, s->helo, strlen(s->helo));
+	if (!log_escape(helo, sizeof helo, s->helo, strlen(s->helo)))
+		strcpy(helo, "-");
 	if (r == R_TEXT_LINE)
 		reply_words(s, why, sizeof why, r, cfg.textline_limit);
 	else
 		reply_words(s, why, sizeof why, r, r == R_FILTER ? text : t->spool.id);
-	logmsg(r == R_QUEUED ? LOG_INFO : LOG_NOTICE, "%s message qid=%s client=%s "
-	    "helo=%s from=<%s> size=%lld nrcpt=%d result=%s reply=\"%s\" time=%.3f",
-	    s->id, t->spool.id, s->addr, helo[0] ? helo : "-", from,
-	    (long long)t->data.octets, t->nrcpt,
-	    r != R_QUEUED ? "rejected" : t->discard ? "discarded" : "accepted", why,
-	    elapsed(&t->start));
+	log_parts(r == R_QUEUED ? LOG_INFO : LOG_NOTICE, parts);
 }
 
 /* data_end - turn the transaction's outcome into exactly one reply */
