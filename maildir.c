@@ -252,6 +252,13 @@ static int copy_body(int fd, const struct maildir_msg *m)
 		memcpy(buf + have, m->pre, m->prelen);	/* have < 32 KiB: it fits */
 		have += m->prelen, off += m->prelen;
 	}
+	if (end - off > (off_t)(sizeof buf - have)) {	/* big: the rest in the kernel */
+		if ((err = storage_write_all(fd, buf, have)) != 0)
+			return err;
+		have = 0;
+		if ((err = storage_copy(fd, m->srcfd, &off, end)) != ENOSYS)
+			return err;
+	}
 	while (off < end) {
 		size_t room = sizeof buf - have;
 		size_t want = end - off > (off_t)room ? room : (size_t)(end - off);

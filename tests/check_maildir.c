@@ -339,7 +339,7 @@ static int f_renameat(int od, const char *o, int nd, const char *n)
 	return renameat(od, o, nd, n);
 }
 
-static const struct storage_ops fault_ops = { f_write, f_fsync, f_renameat };
+static const struct storage_ops fault_ops = { f_write, f_fsync, f_renameat, NULL };
 
 static const struct { int op, nth; const char *what; } faults[] = {
 	{ OP_WRITE, 1, "write of the head" },
