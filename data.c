@@ -82,14 +82,40 @@ static void header_line(struct data *d)
 		d->loop = 1;
 }
 
-/* emit - message octets to the sink, within the size limit */
+/* out_flush - what emit() gathered, to the sink */
+static void out_flush(struct data *d)
+{
+	if (d->outlen)
+		d->sink(d->arg, d->out, d->outlen);
+	d->outlen = 0;
+}
+
+/* put_lf - one LF for the sink, not counted (data_finish's completion) */
+static void put_lf(struct data *d)
+{
+	if (d->outlen == sizeof d->out)
+		out_flush(d);
+	d->out[d->outlen++] = '\n';
+}
+
+/* emit - message octets to the sink (gathered in out), within the size
+ * limit */
 static void emit(struct data *d, const char *p, size_t n)
 {
 	d->octets += n;
 	if (d->octets > cfg.size_limit)
 		data_error(d, DATA_SIZE);
-	if (d->err == DATA_OK)
-		d->sink(d->arg, p, n);
+	if (d->err != DATA_OK)
+		return;
+	if (d->outlen + n > sizeof d->out) {
+		out_flush(d);
+		if (n > sizeof d->out / 2) {	/* a long run: straight through */
+			d->sink(d->arg, p, n);
+			return;
+		}
+	}
+	memcpy(d->out + d->outlen, p, n);
+	d->outlen += n;
 }
 
 /* hdr_put - keep the start of a header line for header_line() */
@@ -215,6 +241,7 @@ size_t data_bytes(struct data *d, const char *p, size_t n)
 
 	while (i < n && d->ds != D_END)
 		i += step(d, p + i, n - i);
+	out_flush(d);	/* the sink has every octet when we return */
 	return i;
 }
 
@@ -234,7 +261,8 @@ void data_finish(struct data *d)
 		d->hlen = 0;
 	}
 	if (d->err == DATA_OK)
-		d->sink(d->arg, "\n", 1);
+		put_lf(d);
+	out_flush(d);
 	d->ds = D_BOL;
 	d->line_len = 0;
 }

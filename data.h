@@ -49,6 +49,9 @@ struct data {
 	void *arg;
 	size_t hlen;		/* octets in hdr */
 	char hdr[DATA_HDR_MAX];	/* start of the current header line */
+	size_t outlen;		/* octets in out */
+	char out[4096];		/* octets for the sink, given at the end of each
+				 * data_bytes() call: one call per 4 KiB, not two per line */
 };
 
 void data_start(struct data *d, int bdat, char *const *rcpt, int nrcpt,

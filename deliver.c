@@ -29,18 +29,25 @@
  * the address for Delivered-To; a bare address (the postmaster on the
  * give-up path) is resolved here.  Maildir++ quota (quota.c) is checked
  * before each write and the delivery appended to maildirsize after it.
- * Protocol: SOCK_SEQPACKET, one datagram each way.  Request "D QID RCPT"
- * (first try) or "R QID RCPT" (retry), with the spool fd; "Q QID RCPT"
+ * Protocol: SOCK_SEQPACKET, one datagram each way.  Request "D QID SIZE
+ * RCPT" (first try) or "R QID SIZE RCPT" (retry), with the spool fd, SIZE
+ * the spool's length as the session knows it or "-"; "Q QID - RCPT"
  * without one asks whether the mailbox is full now (RCPT time);
  * reply "CW TEXT" where C is DELIVER_OK/TEMP/PERM, W a WHY_* reason
  * code (the session maps it to a reply; it never parses TEXT), and TEXT
  * the Maildir file name or the reason, for the log.
+ * Room: a delivery's reply says (WHY_ROOM) when the mailbox is not full
+ * even with that message counted; for ROOM_MS after it the session takes
+ * that as the answer to the RCPT-time quota question for the same entry
+ * instead of asking again (a round trip and a maildirsize read per
+ * message in a pipelined session).  The RCPT-time answer only spares a
+ * transaction that would fail: the deliverer still reads the quota before
+ * every write and refuses an over-quota copy (452/552 at end of data).
  */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +56,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "strcopy.h"
@@ -138,29 +146,43 @@ const char *deliver_status_word(int status)
 /* result - fill a reply line: status, reason, text */
 static void result(char *out, size_t cap, int status, int why, const char *text)
 {
-	snprintf(out, cap, "%c%c %s", status, why, text);
+	if (cap < 4)
+		return;
+	out[0] = status, out[1] = why, out[2] = ' ';
+	str_copy(out + 3, cap - 3, text);
 }
 
-/* first_line - length of the spool's Return-Path line, or 0 if bad */
-static size_t first_line(int fd, char *buf, size_t cap)
+/* first_line - length of the Return-Path line at buf[n], or 0 if bad */
+static size_t first_line(const char *buf, size_t n)
 {
-	ssize_t n = pread(fd, buf, cap, 0);
-	char *nl;
+	const char *nl = memchr(buf, '\n', n < FIRSTLINE_MAX ? n : FIRSTLINE_MAX);
 
-	if (n <= 0 || !(nl = memchr(buf, '\n', n)) ||
-	    strncmp(buf, "Return-Path: <", 14) != 0)
+	if (!nl || n < 14 || strncmp(buf, "Return-Path: <", 14) != 0)
 		return 0;
 	return nl - buf + 1;
+}
+
+/* rcpt_hash - FNV-1a, 64 bits, of a recipient or entry, case folded */
+static unsigned long long rcpt_hash(const char *rcpt)
+{
+	unsigned long long h = 0xcbf29ce484222325ULL;
+
+	for (; *rcpt; rcpt++)
+		h = (h ^ (unsigned char)tolower((unsigned char)*rcpt)) * 0x100000001b3ULL;
+	return h;
 }
 
 /* make_tag - "QID-HASH": the (message, recipient) pair, for file names */
 static void make_tag(char *dst, size_t cap, const char *qid, const char *rcpt)
 {
-	unsigned long long h = 0xcbf29ce484222325ULL;	/* FNV-1a, 64 bits */
+	char q[33], h[24];
+	const char *parts[] = { q, "-", h, NULL };
+	size_t n = strnlen(qid, 32);
 
-	for (; *rcpt; rcpt++)
-		h = (h ^ (unsigned char)tolower((unsigned char)*rcpt)) * 0x100000001b3ULL;
-	snprintf(dst, cap, "%.32s-%016llx", qid, h);
+	memcpy(q, qid, n);	/* "%.32s-%016llx" */
+	q[n] = '\0';
+	str_uint(h, rcpt_hash(rcpt), 16, 16, 0);
+	str_join(dst, cap, parts);
 }
 
 /* log_delivery - the one line per delivery attempt */
@@ -170,26 +192,46 @@ static void log_delivery(const char *qid, const char *rcpt, const char *user,
 	char to[ADDR_MAX * 4], why[REPLY_MAX * 4];
 	int ok = out[0] == DELIVER_OK;
 
+	const char *parts[] = { qid, " delivery to=<", to, "> user=", user, " result=",
+	    deliver_status_word(out[0]), ok ? " file=\"" : " reason=\"", why, "\"", NULL };
+
 	log_escape(to, sizeof to, rcpt, strlen(rcpt));
 	log_text(why, sizeof why, out + 3);
-	logmsg(ok ? LOG_INFO : LOG_WARNING, "%s delivery to=<%s> user=%s result=%s %s=\"%s\"",
-	    qid, to, user, deliver_status_word(out[0]), ok ? "file" : "reason", why);
+	log_parts(ok ? LOG_INFO : LOG_WARNING, parts);	/* ID delivery to= user= result= */
 }
 
-/* prepare - the spool's Return-Path line plus our Delivered-To line */
+/* prepare - the spool's Return-Path line plus our Delivered-To line; the
+ * start of the spool is read once, into `pre` (a small message whole).
+ * The size is our own finding: a short read that ends where the session
+ * said the spool ends (the session's figure only confirms the end of
+ * file; a lie or a short read means fstat), else fstat, which must show
+ * a regular file */
 static int prepare(struct maildir_msg *m, char *head, size_t cap, int spool,
-    const char *rcpt)
+    long long said, const char *rcpt)
 {
+	static char pre[MAILDIR_PRE_MAX];	/* the deliverer is one thread */
 	struct stat st;
+	ssize_t n;
 	size_t first;
 
-	if (fstat(spool, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    (first = first_line(spool, head, FIRSTLINE_MAX)) == 0)
+	if ((n = pread(spool, pre, sizeof pre, 0)) <= 0 || (first = first_line(pre, n)) == 0)
+		return -1;	/* a pipe, socket or tty fails pread (ESPIPE) */
+	if ((size_t)n < sizeof pre && n == said)	/* the end, as the session said */
+		st.st_size = n;
+	else if (fstat(spool, &st) < 0 || !S_ISREG(st.st_mode))
 		return -1;
-	m->headlen = first + snprintf(head + first, cap - first,
-	    "Delivered-To: %s\n", rcpt);
+	memcpy(head, pre, first);
+	{
+		const char *parts[] = { "Delivered-To: ", rcpt, "\n", NULL };
+		size_t k = str_join(head + first, cap - first, parts);
+
+		m->headlen = first + (k < cap - first ? k : cap - first - 1);
+	}
 	m->head = head, m->srcfd = spool, m->srcoff = first;
 	m->srclen = st.st_size - first;
+	m->pre = pre + first;
+	m->prelen = (off_t)(n - first) < m->srclen ? (size_t)(n - first) : (size_t)m->srclen;
+	m->dirst = NULL;
 	return 0;
 }
 
@@ -238,15 +280,23 @@ static void folder_dir(const struct user *u, const char *tag, char *dir, size_t 
 }
 
 /* quota_refuses - Maildir++ quota for `size` more octets (0: "full now?");
- * 1 and the result line when it says no */
-static int quota_refuses(const struct user *u, long long size, char *out, size_t cap)
+ * 1 and the result line when it says no; else *room says whether the
+ * mailbox is still not full with those octets and one message added.
+ * dir: the Maildir's lstat, or NULL (quota.c's list of missing files) */
+static int quota_refuses(const struct user *u, const struct stat *dir, long long size,
+    char *out, size_t cap, int *room)
 {
 	struct quota q;
 	int r;
 
-	if (!cfg.quota || quota_read(u->maildir, &q) != QUOTA_OK ||
-	    (r = quota_check(&q, size)) == QUOTA_OK)
+	*room = 1;
+	if (!cfg.quota || quota_read_at(u->maildir, dir, &q) != QUOTA_OK)
 		return 0;
+	if ((r = quota_check(&q, size)) == QUOTA_OK) {
+		q.bytes += size, q.count++;
+		*room = quota_check(&q, 0) == QUOTA_OK;
+		return 0;
+	}
 	if (r == QUOTA_FULL)
 		result(out, cap, DELIVER_TEMP, WHY_QUOTA, "mailbox full (maildirsize)");
 	else
@@ -259,7 +309,8 @@ static void store(const struct user *u, const char *tag, struct maildir_msg *m,
     int retry, char *out, size_t cap)
 {
 	char dir[sizeof u->maildir + FOLDER_MAX + 4], name[MAILDIR_NAME_MAX];
-	int err;
+	struct stat st, *md = NULL;
+	int err, room;
 
 	if (retry && maildir_has_tag(u->maildir, m->tag)) {
 		result(out, cap, DELIVER_OK, WHY_NONE, "already-delivered");
@@ -270,20 +321,26 @@ static void store(const struct user *u, const char *tag, struct maildir_msg *m,
 		result(out, cap, DELIVER_OK, WHY_NONE, "already-delivered");
 		return;
 	}
-	if (quota_refuses(u, (long long)m->headlen + m->srclen, out, cap))
+	/* one lstat of the Maildir serves quota.c and maildir.c's cache check */
+	if (cfg.quota && lstat(u->maildir, &st) == 0 && S_ISDIR(st.st_mode))
+		md = &st;
+	if (quota_refuses(u, md, (long long)m->headlen + m->srclen, out, cap, &room))
 		return;
-	if ((err = maildir_deliver(dir, m, cfg.hostname, name, sizeof name)) != 0) {
+	m->dirst = strcmp(dir, u->maildir) == 0 ? md : NULL;
+	err = maildir_deliver(dir, m, cfg.hostname, name, sizeof name);
+	m->dirst = NULL;
+	if (err != 0) {
 		result(out, cap, DELIVER_TEMP, deliver_why_errno(err), strerror(err));
 		return;
 	}
 	if (cfg.quota)
-		quota_add(u->maildir, (long long)m->headlen + m->srclen, 1);
-	result(out, cap, DELIVER_OK, WHY_NONE, name);
+		quota_add_at(u->maildir, md, (long long)m->headlen + m->srclen, 1);
+	result(out, cap, DELIVER_OK, room ? WHY_ROOM : WHY_NONE, name);
 }
 
 /* deliver_one - write the spool into the mailbox of one entry; result */
-static void deliver_one(int spool, const char *qid, const char *entry, int retry,
-    unsigned long seq, char *out, size_t cap)
+static void deliver_one(int spool, const char *qid, long long said, const char *entry,
+    int retry, unsigned long seq, char *out, size_t cap)
 {
 	char head[FIRSTLINE_MAX + ADDR_MAX + 32], addr[ADDR_MAX], tag[FOLDER_MAX + 1];
 	char mtag[64];
@@ -299,7 +356,7 @@ static void deliver_one(int spool, const char *qid, const char *entry, int retry
 		log_delivery(qid, resolve_entry_addr(entry), "-", out);
 		return;
 	}
-	if (prepare(&m, head, sizeof head, spool, addr) < 0) {
+	if (prepare(&m, head, sizeof head, spool, said, addr) < 0) {
 		result(out, cap, DELIVER_TEMP, WHY_IO, "spool file unreadable");
 		log_delivery(qid, addr, u.name, out);
 		return;
@@ -322,7 +379,7 @@ static void quota_one(const char *entry, char *out, size_t cap)
 {
 	char addr[ADDR_MAX], tag[FOLDER_MAX + 1];
 	struct user u;
-	int r = lookup(entry, &u, addr, tag);
+	int r = lookup(entry, &u, addr, tag), room;
 
 	if (r != USER_FOUND) {
 		result(out, cap, r == USER_TEMPFAIL ? DELIVER_TEMP : DELIVER_PERM,
@@ -332,8 +389,8 @@ static void quota_one(const char *entry, char *out, size_t cap)
 	if (become(&u) < 0) {
 		result(out, cap, DELIVER_TEMP, WHY_IO, "cannot take user identity");
 		unbecome();
-	} else if (!quota_refuses(&u, 0, out, cap)) {
-		result(out, cap, DELIVER_OK, WHY_NONE, "ok");
+	} else if (!quota_refuses(&u, NULL, 0, out, cap, &room)) {
+		result(out, cap, DELIVER_OK, WHY_ROOM, "ok");
 	}
 }
 
@@ -378,6 +435,28 @@ static int valid_qid(const char *s, size_t n)
 	return 1;
 }
 
+/* size_token - "-" or a decimal length at s (up to a space): -1 if
+ * unknown, -2 if malformed; *next is past its space */
+static long long size_token(char *s, char **next)
+{
+	char *sp = strchr(s, ' ');
+	long long v = 0;
+
+	if (!sp)
+		return -2;
+	*next = sp + 1;
+	if (sp - s == 1 && s[0] == '-')
+		return -1;
+	if (sp == s || sp - s > 18)
+		return -2;
+	for (; s < sp; s++) {
+		if (*s < '0' || *s > '9')
+			return -2;
+		v = v * 10 + (*s - '0');
+	}
+	return v;
+}
+
 /* serve - the deliverer's loop: one request, one reply, until EOF */
 static void serve(int fd)
 {
@@ -386,17 +465,22 @@ static void serve(int fd)
 	int spool;
 
 	while (recv_request(fd, req, sizeof req, &spool) == 0) {
-		char *qid = req + 2, *sp = strchr(qid, ' ');
+		char *qid = req + 2, *sp = strchr(qid, ' '), *entry = NULL;
+		long long said = -2;
 
+		if (sp)
+			said = size_token(sp + 1, &entry);
 		if (!strchr("DRQ", req[0]) || !req[0] || req[1] != ' ' || !sp ||
-		    !valid_qid(qid, sp - qid) || ((req[0] == 'Q') != (spool < 0)))
+		    !valid_qid(qid, sp - qid) || said == -2 ||
+		    ((req[0] == 'Q') != (spool < 0)))
 			fatalx("deliverer: malformed request");
 		*sp = '\0';
 		log_set_id(qid);
 		if (req[0] == 'Q')
-			quota_one(sp + 1, out, sizeof out);
+			quota_one(entry, out, sizeof out);
 		else
-			deliver_one(spool, qid, sp + 1, req[0] == 'R', ++seq, out, sizeof out);
+			deliver_one(spool, qid, said, entry, req[0] == 'R', ++seq, out,
+			    sizeof out);
 		if (spool >= 0)
 			close(spool);
 		if (send(fd, out, strlen(out), 0) < 0)
@@ -458,6 +542,8 @@ int deliverer_start(struct deliverer *d, int keep_fd)
 	close(sv[1]);
 	d->fd = sv[0];
 	d->hung = 0;
+	d->timeout = 0;	/* SO_RCVTIMEO not set yet */
+	memset(d->room_at, 0, sizeof d->room_at);	/* a new process: no word yet */
 	return 0;
 }
 
@@ -492,38 +578,46 @@ static int valid_reply(const char *rep, ssize_t n)
  * seconds (a Maildir on a hung network mount must not hold the session
  * forever); -2 on timeout, after which the deliverer is written off (we
  * cannot kill root's process; it exits when it finds our end closed):
- * the message stays the sender's (4xx) or goes to the queue.
+ * the message stays the sender's (4xx) or goes to the queue.  The bound
+ * is the socket's SO_RCVTIMEO, set once per value (no poll per reply).
  */
 static ssize_t recv_reply(struct deliverer *d, char *rep, size_t cap)
 {
-	struct pollfd pfd = { d->fd, POLLIN, 0 };
+	struct timeval tv = { cfg.deliver_timeout, 0 };
 	ssize_t n;
-	int r;
 
-	do
-		r = poll(&pfd, 1, cfg.deliver_timeout * 1000);
-	while (r < 0 && errno == EINTR);
-	if (r == 0) {
-		d->hung = 1;
-		return -2;
+	if (d->timeout != cfg.deliver_timeout) {
+		if (setsockopt(d->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0)
+			return -1;
+		d->timeout = cfg.deliver_timeout;
 	}
 	do
 		n = recv(d->fd, rep, cap, 0);
 	while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		d->hung = 1;
+		return -2;
+	}
 	return n;
 }
 
-/* ask - one request ("C QID ENTRY", spool fd or -1) and its reply */
-static int ask(struct deliverer *d, int spoolfd, int verb, const char *qid,
-    const char *rcpt, struct deliver_result *res)
+/* ask - one request ("C QID SIZE ENTRY", spool fd or -1) and its reply */
+static int ask(struct deliverer *d, int spoolfd, long long size, int verb,
+    const char *qid, const char *rcpt, struct deliver_result *res)
 {
 	char req[REQ_MAX], rep[REPLY_MAX];
 	ssize_t n;
-	int len = snprintf(req, sizeof req, "%c %s %s", verb, qid, rcpt);
+	char v[2] = { (char)verb, '\0' }, num[24] = "-";
+	const char *parts[] = { v, " ", qid, " ", num, " ", rcpt, NULL };
+	size_t len;
+
+	if (size >= 0)
+		str_uint(num, (unsigned long long)size, 10, 0, 0);
+	len = str_join(req, sizeof req, parts);	/* "%c %s %lld %s" */
 
 	res->status = DELIVER_TEMP, res->why = WHY_AGENT;
 	snprintf(res->text, sizeof res->text, "delivery agent unavailable");
-	if (len < 0 || (size_t)len >= sizeof req) {
+	if (len >= sizeof req) {
 		res->status = DELIVER_PERM, res->why = WHY_NOUSER;
 		return res->status;
 	}
@@ -549,18 +643,67 @@ broken:
 	return res->status;
 }
 
-/* deliverer_deliver - one delivery request; its outcome in *res */
-int deliverer_deliver(struct deliverer *d, int spoolfd, const char *qid,
-    const char *rcpt, int retry, struct deliver_result *res)
+/* now_ms - CLOCK_MONOTONIC in milliseconds (the vDSO: no system call) */
+static long long now_ms(void)
 {
-	return ask(d, spoolfd, retry ? 'R' : 'D', qid, rcpt, res);
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* deliverer_quota - is the entry's Maildir full now? DELIVER_OK if not */
+/* room_slot - the slot of a fresh "room" word for this hash, or -1 */
+static int room_slot(const struct deliverer *d, unsigned long long h)
+{
+	long long now = now_ms();
+	int i;
+
+	for (i = 0; i < ROOM_SLOTS; i++)
+		if (d->room_at[i] && d->room[i] == h && now - d->room_at[i] < ROOM_MS)
+			return i;
+	return -1;
+}
+
+/* room_note - remember the deliverer's word that entry's mailbox has
+ * room (status OK and WHY_ROOM), or forget any earlier one */
+static void room_note(struct deliverer *d, const char *entry, const struct deliver_result *res)
+{
+	unsigned long long h = rcpt_hash(entry);
+	int i = room_slot(d, h);
+
+	if (res->status != DELIVER_OK || res->why != WHY_ROOM) {
+		if (i >= 0)
+			d->room_at[i] = 0;
+		return;
+	}
+	if (i < 0)
+		i = d->room_next++ % ROOM_SLOTS;
+	d->room[i] = h, d->room_at[i] = now_ms();
+}
+
+/* deliverer_deliver - one delivery request; its outcome in *res.  size:
+ * the spool's length as we wrote it, or -1 (the deliverer checks it) */
+int deliverer_deliver(struct deliverer *d, int spoolfd, long long size, const char *qid,
+    const char *rcpt, int retry, struct deliver_result *res)
+{
+	ask(d, spoolfd, size, retry ? 'R' : 'D', qid, rcpt, res);
+	room_note(d, rcpt, res);
+	return res->status;
+}
+
+/* deliverer_quota - is the entry's Maildir full now? DELIVER_OK if not;
+ * a fresh "room" word from a delivery to it answers without asking */
 int deliverer_quota(struct deliverer *d, const char *entry,
     struct deliver_result *res)
 {
-	return ask(d, -1, 'Q', "quota", entry, res);
+	if (room_slot(d, rcpt_hash(entry)) >= 0) {
+		res->status = DELIVER_OK, res->why = WHY_ROOM;
+		str_copy(res->text, sizeof res->text, "room after the last delivery");
+		return DELIVER_OK;
+	}
+	ask(d, -1, -1, 'Q', "quota", entry, res);
+	room_note(d, entry, res);
+	return res->status;
 }
 
 /* deliverer_alive - can it still take requests? (else: replace us) */

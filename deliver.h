@@ -7,10 +7,17 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#define ROOM_SLOTS	8	/* mailboxes whose "room after it" we remember */
+#define ROOM_MS		1000	/* for this long after the deliverer said so */
+
 struct deliverer {
 	pid_t pid;	/* the deliverer process, 0 when not running */
 	int fd;		/* our end of the SOCK_SEQPACKET pair */
 	int hung;	/* 1: it missed deliver_timeout and was killed */
+	long timeout;	/* deliver_timeout set as SO_RCVTIMEO on fd; 0: none */
+	unsigned long long room[ROOM_SLOTS];	/* hashes of entries with room */
+	long long room_at[ROOM_SLOTS];	/* when it said so (ms), 0: unused */
+	unsigned room_next;	/* the slot to reuse next */
 };
 
 /* results, as the first octet of a reply: qmail's ok/permanent/temporary */
@@ -19,6 +26,7 @@ enum { DELIVER_OK = '2', DELIVER_TEMP = '4', DELIVER_PERM = '5' };
 /* why a delivery did not succeed, as the second octet of a reply */
 enum deliver_why {
 	WHY_NONE = '-',		/* delivered */
+	WHY_ROOM = '+',		/* delivered, and the mailbox is not full after it */
 	WHY_STORAGE = 'S',	/* ENOSPC: 452 4.3.1 */
 	WHY_QUOTA = 'Q',	/* EDQUOT, or maildirsize full: 452 4.2.2 */
 	WHY_OVERQUOTA = 'O',	/* this message would exceed the quota: 552 5.2.2 */
@@ -38,7 +46,7 @@ struct deliver_result {
 };
 
 int deliverer_start(struct deliverer *d, int keep_fd);
-int deliverer_deliver(struct deliverer *d, int spoolfd, const char *qid,
+int deliverer_deliver(struct deliverer *d, int spoolfd, long long size, const char *qid,
     const char *rcpt, int retry, struct deliver_result *res);
 int deliverer_quota(struct deliverer *d, const char *entry,
     struct deliver_result *res);

@@ -89,6 +89,13 @@ size_t log_text(char *dst, size_t cap, const char *src)
 	return escape(dst, cap, src, strlen(src), 1);
 }
 
+/* log_parts - one event line made of the NULL-ended list of pieces, for
+ * the lines of every message (no format machinery) */
+void log_parts(int prio, const char *const *parts)
+{
+	log_pline(strcmp(cfg.log, "stderr") == 0, prio, parts);
+}
+
 /* logmsg - log one event line */
 void logmsg(int prio, const char *fmt, ...)
 {
@@ -109,6 +116,7 @@ void fatal(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof what, fmt, ap);
 	va_end(ap);
+	log_hold(0);
 	logmsg(LOG_CRIT, "%s fatal reason=\"%s: %s\"", log_id, what, strerror(saved));
 	exit(111);
 }
@@ -122,6 +130,7 @@ void fatalx(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof what, fmt, ap);
 	va_end(ap);
+	log_hold(0);
 	logmsg(LOG_CRIT, "%s fatal reason=\"%s\"", log_id, what);
 	exit(111);
 }

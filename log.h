@@ -11,6 +11,8 @@
 
 #include <stddef.h>
 
+#include "logline.h"	/* log_pid, log_hold, log_flush: the line writer */
+
 #include "logline.h"	/* log_pid() */
 
 void log_init(const char *ident);
@@ -18,6 +20,7 @@ int log_sink_ok(void);
 void log_set_id(const char *id);
 size_t log_escape(char *dst, size_t cap, const char *src, size_t len);
 size_t log_text(char *dst, size_t cap, const char *src);
+void log_parts(int prio, const char *const *parts);
 void logmsg(int prio, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void fatal(const char *fmt, ...)

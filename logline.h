@@ -9,6 +9,9 @@
 
 void log_ident(const char *ident);
 long log_pid(void);
+void log_hold(int on);
+void log_flush(void);
+void log_pline(int to_stderr, int prio, const char *const *parts);
 void log_vline(int to_stderr, int prio, const char *fmt, va_list ap);
 void log_line(int to_stderr, int prio, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -37,6 +37,7 @@
 
 #include "log.h"
 #include "maildir.h"
+#include "strcopy.h"
 #include "storage.h"
 
 /* open_dir - open a directory below `at` without following a symlink */
@@ -135,8 +136,11 @@ static struct md_ent *md_lookup(const struct maildir_msg *m, const char *dir)
 		if (e->tmpfd < 0 || e->uid != m->uid || e->gid != m->gid ||
 		    strcmp(e->path, dir) != 0)
 			continue;
-		if (fstatat(AT_FDCWD, dir, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-		    S_ISDIR(st.st_mode) && st.st_dev == e->dev && st.st_ino == e->ino)
+		if (m->dirst)	/* the caller's lstat of this very path, just now */
+			st = *m->dirst;
+		else if (fstatat(AT_FDCWD, dir, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			st.st_mode = 0;
+		if (S_ISDIR(st.st_mode) && st.st_dev == e->dev && st.st_ino == e->ino)
 			return e;
 		md_drop(e);
 		return NULL;
@@ -190,15 +194,18 @@ static void safe_host(char *dst, size_t cap, const char *host)
 int maildir_unique(char *dst, size_t cap, const char *host, unsigned long seq,
     const char *tag)
 {
-	char h[128];
+	char h[128], sec[24], usec[24], pid[24], sq[24];
 	struct timeval tv;
-	int n;
+	const char *parts[] = { sec, ".M", usec, "P", pid, "Q", sq, tag ? "_" : "",
+	    tag ? tag : "", ".", h, NULL };
 
 	gettimeofday(&tv, NULL);
 	safe_host(h, sizeof h, host);
-	n = snprintf(dst, cap, "%lld.M%06ldP%ldQ%lu%s%s.%s", (long long)tv.tv_sec,
-	    (long)tv.tv_usec, log_pid(), seq, tag ? "_" : "", tag ? tag : "", h);
-	return (n < 0 || (size_t)n >= cap) ? -1 : 0;
+	str_uint(sec, (unsigned long long)tv.tv_sec, 10, 0, 0);
+	str_uint(usec, (unsigned long long)tv.tv_usec, 10, 6, 0);
+	str_uint(pid, (unsigned long long)log_pid(), 10, 0, 0);
+	str_uint(sq, seq, 10, 0, 0);
+	return str_join(dst, cap, parts) >= cap ? -1 : 0;
 }
 
 /* dir_has - does DIR/sub hold a name containing "_TAG."? */
@@ -228,7 +235,8 @@ int maildir_has_tag(const char *dir, const char *tag)
 	return dir_has(dir, "new", mark) || dir_has(dir, "cur", mark);
 }
 
-/* copy_body - head, then the spool bytes [off, off+len), into fd */
+/* copy_body - head, then the spool bytes [off, off+len) (the first
+ * prelen of them from pre), into fd */
 static int copy_body(int fd, const struct maildir_msg *m)
 {
 	char buf[65536];
@@ -240,6 +248,17 @@ static int copy_body(int fd, const struct maildir_msg *m)
 		memcpy(buf, m->head, have = m->headlen);
 	else if ((err = storage_write_all(fd, m->head, m->headlen)) != 0)
 		return err;
+	if (m->prelen && m->prelen <= MAILDIR_PRE_MAX && (off_t)m->prelen <= m->srclen) {
+		memcpy(buf + have, m->pre, m->prelen);	/* have < 32 KiB: it fits */
+		have += m->prelen, off += m->prelen;
+	}
+	if (end - off > (off_t)(sizeof buf - have)) {	/* big: the rest in the kernel */
+		if ((err = storage_write_all(fd, buf, have)) != 0)
+			return err;
+		have = 0;
+		if ((err = storage_copy(fd, m->srcfd, &off, end)) != ENOSYS)
+			return err;
+	}
 	while (off < end) {
 		size_t room = sizeof buf - have;
 		size_t want = end - off > (off_t)room ? room : (size_t)(end - off);
@@ -324,16 +343,16 @@ int maildir_clean_tmp(int tmpfd, time_t now)
 static int deliver_in(int tmpfd, int newfd, const struct maildir_msg *m,
     const char *host, char *name, size_t cap)
 {
-	char tmpname[MAILDIR_NAME_MAX];
-	int err, n;
+	char tmpname[MAILDIR_NAME_MAX], size[24];
+	const char *parts[] = { tmpname, ",S=", size, NULL };
+	int err;
 
 	if (m->seq % 128 == 1)
 		maildir_clean_tmp(tmpfd, time(NULL));
 	if (maildir_unique(tmpname, sizeof tmpname, host, m->seq, m->tag) < 0)
 		return EINVAL;
-	n = snprintf(name, cap, "%s,S=%lld", tmpname,
-	    (long long)(m->headlen + m->srclen));
-	if (n < 0 || (size_t)n >= cap)
+	str_uint(size, (unsigned long long)(m->headlen + m->srclen), 10, 0, 0);
+	if (str_join(name, cap, parts) >= cap)
 		return EINVAL;
 	if ((err = write_tmp(tmpfd, tmpname, m)) == 0 &&
 	    (err = publish(tmpfd, newfd, tmpname, name)) != 0)

@@ -50,13 +50,16 @@
 /* queue_id - unique on this host: time, microseconds, pid, counter */
 int queue_id(char *dst, size_t cap, unsigned long seq)
 {
+	char sec[24], usec[24], pid[24], sq[24];
+	const char *parts[] = { sec, usec, "p", pid, "s", sq, NULL };
 	struct timeval tv;
-	int n;
 
-	gettimeofday(&tv, NULL);
-	n = snprintf(dst, cap, "%08llX%05lXp%lXs%lX", (long long)tv.tv_sec,
-	    (long)tv.tv_usec, log_pid(), seq);
-	return (n < 0 || (size_t)n >= cap) ? -1 : 0;
+	gettimeofday(&tv, NULL);	/* "%08llX%05lXp%lXs%lX" without printf */
+	str_uint(sec, (unsigned long long)tv.tv_sec, 16, 8, 1);
+	str_uint(usec, (unsigned long long)tv.tv_usec, 16, 5, 1);
+	str_uint(pid, (unsigned long long)log_pid(), 16, 0, 1);
+	str_uint(sq, seq, 16, 0, 1);
+	return str_join(dst, cap, parts) >= cap ? -1 : 0;
 }
 
 /* spool_path - "spool_dir/ID<suffix>"; -1 if it would not fit */
@@ -411,7 +414,7 @@ static int retry(struct deliverer *d, const char *id, int data, struct envelope 
 			r.status = DELIVER_TEMP, r.why = WHY_REMOTE,
 			    snprintf(r.text, sizeof r.text, "LMTP route gone or no memory");
 		else
-			deliverer_deliver(d, data, id, e->rcpt[i], 1, &r);
+			deliverer_deliver(d, data, -1, id, e->rcpt[i], 1, &r);
 		log_attempt(id, "retry", e->rcpt[i], &r);
 		if (r.status == DELIVER_PERM)
 			*perm = 1;
@@ -438,7 +441,7 @@ static void to_postmaster(struct deliverer *d, const char *id, int data,
 		snprintf(entry, sizeof entry, "%s %s", LMTP_MAILBOX, t[0].addr);
 		route_retry(id, data, one, 1, r);
 	} else {
-		deliverer_deliver(d, data, id, "postmaster", 1, r);
+		deliverer_deliver(d, data, -1, id, "postmaster", 1, r);
 	}
 }
 
@@ -785,7 +788,7 @@ int queue_accept(struct deliverer *d, struct spool *sp, char *const *rcpt, int n
 		if (done && done[i].status)
 			r = done[i];	/* delivered elsewhere (LMTP): route.c */
 		else
-			deliverer_deliver(d, sp->fd, sp->id, rcpt[i], 0, &r);
+			deliverer_deliver(d, sp->fd, sp->size, sp->id, rcpt[i], 0, &r);
 		if (r.status == DELIVER_OK) {
 			ok++;
 			continue;

@@ -17,6 +17,12 @@
  * they never touch a file the user could not; appends are one write(2)
  * with O_APPEND, so concurrent deliverers and Dovecot interleave lines,
  * never octets.  A missing maildirsize means no quota (QUOTA_NONE).
+ * Absent: quota_read_at() and quota_add_at() are told the Maildir's own
+ * lstat; a maildirsize found missing is not looked for again while that
+ * directory keeps its device, inode and ctime (creating, renaming or
+ * removing an entry in it changes its ctime, which no one can set back),
+ * and only once its ctime is older than the clock's grain, so a create in
+ * the same tick as our look cannot hide behind an equal ctime.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -25,11 +31,62 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "quota.h"
+#include "strcopy.h"
 
 #define QUOTA_NUM_MAX	(1LL << 53)	/* a sane ceiling for any figure */
+#define ABSENT_N	8	/* Maildirs remembered without a maildirsize */
+
+static struct absent {
+	dev_t dev;
+	ino_t ino;
+	struct timespec ctim;
+} absent[ABSENT_N];
+static unsigned absent_next;
+
+/* maildirsize_path - "DIR/maildirsize"; -1 if it does not fit */
+static int maildirsize_path(char *dst, size_t cap, const char *maildir)
+{
+	const char *parts[] = { maildir, "/maildirsize", NULL };
+
+	return str_join(dst, cap, parts) >= cap ? -1 : 0;
+}
+
+/* absent_hit - was maildirsize missing in this very directory state? */
+static int absent_hit(const struct stat *dir)
+{
+	int i;
+
+	for (i = 0; dir && i < ABSENT_N; i++)
+		if (absent[i].ino && absent[i].dev == dir->st_dev &&
+		    absent[i].ino == dir->st_ino &&
+		    absent[i].ctim.tv_sec == dir->st_ctim.tv_sec &&
+		    absent[i].ctim.tv_nsec == dir->st_ctim.tv_nsec)
+			return 1;
+	return 0;
+}
+
+/* absent_note - remember a missing maildirsize, if the ctime has settled
+ * (whole seconds: a file system with 1 s stamps; else 100 ms, above any
+ * kernel tick) */
+static void absent_note(const struct stat *dir)
+{
+	struct timespec now;
+	long long age_ms;
+
+	if (!dir || clock_gettime(CLOCK_REALTIME, &now) < 0)
+		return;
+	age_ms = (long long)(now.tv_sec - dir->st_ctim.tv_sec) * 1000 +
+	    (now.tv_nsec - dir->st_ctim.tv_nsec) / 1000000;
+	if (age_ms < (dir->st_ctim.tv_nsec ? 100 : 2000))
+		return;
+	absent[absent_next % ABSENT_N] = (struct absent){ dir->st_dev, dir->st_ino,
+	    dir->st_ctim };
+	absent_next++;
+}
 
 /* number - a signed decimal at *p, advancing it; -1 if none or absurd */
 static int number(const char **p, const char *end, long long *v)
@@ -124,15 +181,26 @@ int quota_parse(const char *text, size_t len, struct quota *q)
 /* quota_read - DIR/maildirsize; QUOTA_NONE when absent, stale or bad */
 int quota_read(const char *maildir, struct quota *q)
 {
+	return quota_read_at(maildir, NULL, q);
+}
+
+/* quota_read_at - quota_read, with DIR's lstat (or NULL) for the absent list */
+int quota_read_at(const char *maildir, const struct stat *dir, struct quota *q)
+{
 	char path[PATH_MAX], *buf;
 	ssize_t n;
 	int fd, r = QUOTA_NONE;
 
 	memset(q, 0, sizeof *q);
-	if (snprintf(path, sizeof path, "%s/maildirsize", maildir) >= (int)sizeof path)
+	if (maildirsize_path(path, sizeof path, maildir) < 0)
 		return QUOTA_NONE;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)) < 0)
+	if (absent_hit(dir))
 		return QUOTA_NONE;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)) < 0) {
+		if (errno == ENOENT)
+			absent_note(dir);
+		return QUOTA_NONE;
+	}
 	if (!(buf = malloc(QUOTA_FILE_MAX + 1))) {
 		close(fd);
 		return QUOTA_NONE;
@@ -162,10 +230,19 @@ int quota_check(const struct quota *q, long long add_bytes)
 /* quota_add - append "<bytes> <count>" in one write; only if the file exists */
 int quota_add(const char *maildir, long long bytes, long long count)
 {
+	return quota_add_at(maildir, NULL, bytes, count);
+}
+
+/* quota_add_at - quota_add, with DIR's lstat (or NULL) for the absent list */
+int quota_add_at(const char *maildir, const struct stat *dir, long long bytes,
+    long long count)
+{
 	char path[PATH_MAX], line[64];
 	int fd, n, r = 0;
 
-	if (snprintf(path, sizeof path, "%s/maildirsize", maildir) >= (int)sizeof path)
+	if (absent_hit(dir))
+		return 0;
+	if (maildirsize_path(path, sizeof path, maildir) < 0)
 		return -1;
 	if ((fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW |
 	    O_NONBLOCK)) < 0)

@@ -5,6 +5,7 @@
 #define QUOTA_H
 
 #include <stddef.h>
+#include <sys/stat.h>
 
 #define QUOTA_FILE_MAX	65536	/* octets of maildirsize we read; more: stale */
 
@@ -22,5 +23,8 @@ int quota_parse(const char *text, size_t len, struct quota *q);
 int quota_read(const char *maildir, struct quota *q);
 int quota_check(const struct quota *q, long long add_bytes);
 int quota_add(const char *maildir, long long bytes, long long count);
+int quota_read_at(const char *maildir, const struct stat *dir, struct quota *q);
+int quota_add_at(const char *maildir, const struct stat *dir, long long bytes,
+    long long count);
 
 #endif

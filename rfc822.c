@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "rfc822.h"
+#include "strcopy.h"
 
 /* utf8_decode - length of the valid UTF-8 sequence at s (max n), or 0 */
 static size_t utf8_decode(const unsigned char *s, size_t n, unsigned long *cp)
@@ -669,7 +670,7 @@ size_t rfc822_received(char *dst, size_t cap, const struct received *r)
 {
 	char helo[DOMAIN_MAX + 1], addr[64], rcpt[ADDR_MAX], date[64], name[DOMAIN_MAX + 2];
 	const char *v6 = strchr(r->addr, ':') ? "IPv6:" : "";
-	int n;
+	size_t n;
 
 	if (r->helo && r->helo[0])	/* 8-bit only in an SMTPUTF8 message */
 		safe_copy(helo, sizeof helo, r->helo, strlen(r->helo), !r->utf8);
@@ -685,11 +686,14 @@ size_t rfc822_received(char *dst, size_t cap, const struct received *r)
 		rfc822_safe(name, sizeof name - 1, r->name, strlen(r->name));
 		strcat(name, " ");
 	}
-	n = snprintf(dst, cap, "Received: from %s (%s[%s%s])\n%s%s%s"
-	    "\tby %s (smtpd) with %s id %s%s%s%s; %s\n",
-	    helo, name, v6, addr, r->tls ? "\t" : "", r->tls ? r->tls : "",
-	    r->tls ? "\n" : "", r->by, r->with, r->id,
-	    r->rcpt ? "\n\tfor <" : "", r->rcpt ? rcpt : "",
-	    r->rcpt ? ">" : "", date);
-	return (n < 0 || (size_t)n >= cap) ? 0 : (size_t)n;
+	{
+		const char *parts[] = { "Received: from ", helo, " (", name, "[", v6, addr,
+		    "])\n", r->tls ? "\t" : "", r->tls ? r->tls : "", r->tls ? "\n" : "",
+		    "\tby ", r->by, " (smtpd) with ", r->with, " id ", r->id,
+		    r->rcpt ? "\n\tfor <" : "", r->rcpt ? rcpt : "", r->rcpt ? ">" : "",
+		    "; ", date, "\n", NULL };
+
+		n = str_join(dst, cap, parts);	/* no format machinery per message */
+	}
+	return n >= cap ? 0 : n;
 }

@@ -167,6 +167,8 @@ static void out_flush(struct session *s)
 {
 	size_t off = 0;
 
+	log_flush();	/* the lines of the events these replies answer first */
+
 	while (off < s->outlen) {
 		ssize_t w = write(s->out, s->outbuf + off, s->outlen - off);
 
@@ -220,6 +222,7 @@ static int fill(struct session *s, long timeout)
 	if (n <= 0)
 		return LINE_EOF;
 	s->inlen += n;
+	users_new_epoch();	/* lookups trust one stat of passwd per read */
 	if (s->data_deadline)	/* min_data_rate: each octet buys time */
 		s->data_deadline += n * 1000LL / cfg.min_data_rate;
 	return 0;
@@ -570,8 +573,10 @@ static void log_rcpt(struct session *s, const char *arg, enum reply_id r,
 		p++, n -= 2;
 	log_escape(to, sizeof to, p, n);
 	if (r == R_RCPT_OK) {
-		logmsg(LOG_INFO, "%s rcpt client=%s to=<%s> result=accepted", s->id,
-		    s->addr, to);
+		const char *parts[] = { s->id, " rcpt client=", s->addr, " to=<", to,
+		    "> result=accepted", NULL };
+
+		log_parts(LOG_INFO, parts);
 		return;
 	}
 	if (r == R_DNSBL)
@@ -757,8 +762,12 @@ static enum reply_id data_begin(struct session *s, int bdat)
 	rc.id = t->spool.id, rc.when = time(NULL), rc.utf8 = t->utf8;
 	rc.name = door_name(&s->door);
 	rc.rcpt = t->nrcpt == 1 ? strchr(t->rcpt[0], ' ') + 1 : NULL;
-	n = snprintf(head, sizeof head, "Return-Path: <%s>\n", t->sender);
-	spool_put(&t->spool, head, n);
+	{
+		const char *parts[] = { "Return-Path: <", t->sender, ">\n", NULL };
+
+		n = str_join(head, sizeof head, parts);
+		spool_put(&t->spool, head, n < sizeof head ? n : sizeof head - 1);
+	}
 	policy_headers(s->policy, &t->spool);	/* PREPEND, above our Received */
 	if ((n = rfc822_received(head, sizeof head, &rc)) == 0)
 		fatalx("Received: line does not fit");	/* cannot happen */
@@ -885,19 +894,25 @@ static void log_message(struct session *s, enum reply_id r, const char *text)
 {
 	struct txn *t = &s->t;
 	char from[ADDR_MAX * 4], helo[sizeof s->helo * 4], why[1024 * 4];
+	char size[24], nrcpt[24], sec[24], ms[24];
+	long long msec = (long long)(elapsed(&t->start) * 1000 + 0.5);
+	const char *parts[] = { s->id, " message qid=", t->spool.id, " client=", s->addr,
+	    " helo=", helo, " from=<", from, "> size=", size, " nrcpt=", nrcpt,
+	    " result=", r != R_QUEUED ? "rejected" : t->discard ? "discarded" : "accepted",
+	    " reply=\"", why, "\" time=", sec, ".", ms, NULL };
 
+	str_uint(size, (unsigned long long)t->data.octets, 10, 0, 0);
+	str_uint(nrcpt, (unsigned long long)t->nrcpt, 10, 0, 0);
+	str_uint(sec, (unsigned long long)(msec / 1000), 10, 0, 0);	/* %.3f */
+	str_uint(ms, (unsigned long long)(msec % 1000), 10, 3, 0);
 	log_escape(from, sizeof from, t->sender, strlen(t->sender));
-	log_escape(helo, sizeof helo, s->helo, strlen(s->helo));
+	if (!log_escape(helo, sizeof helo, s->helo, strlen(s->helo)))
+		strcpy(helo, "-");
 	if (r == R_TEXT_LINE)
 		reply_words(s, why, sizeof why, r, cfg.textline_limit);
 	else
 		reply_words(s, why, sizeof why, r, r == R_FILTER ? text : t->spool.id);
-	logmsg(r == R_QUEUED ? LOG_INFO : LOG_NOTICE, "%s message qid=%s client=%s "
-	    "helo=%s from=<%s> size=%lld nrcpt=%d result=%s reply=\"%s\" time=%.3f",
-	    s->id, t->spool.id, s->addr, helo[0] ? helo : "-", from,
-	    (long long)t->data.octets, t->nrcpt,
-	    r != R_QUEUED ? "rejected" : t->discard ? "discarded" : "accepted", why,
-	    elapsed(&t->start));
+	log_parts(r == R_QUEUED ? LOG_INFO : LOG_NOTICE, parts);
 }
 
 /*
@@ -1147,6 +1162,7 @@ int session_run(int in, int out, const char *id, const char *addr, int port,
 		fatal("session memory");
 	log_set_id(s->id);
 	fcntl(out, F_SETFL, fcntl(out, F_GETFL) | O_NONBLOCK);
+	log_hold(1);	/* a batch of pipelined commands: its lines in one write */
 	logmsg(LOG_INFO, "%s connect client=%s", s->id, s->addr);
 	s->milter = milter_new(s->id, s->addr, port);
 	s->policy = policy_new(s->id, s->addr);
@@ -1169,6 +1185,7 @@ int session_run(int in, int out, const char *id, const char *addr, int port,
 	logmsg(LOG_INFO, "%s disconnect client=%s helo=%s messages=%d errors=%d time=%.3f",
 	    s->id, s->addr, helo[0] ? helo : "-", s->messages, s->errors,
 	    elapsed(&s->start));
+	log_hold(0);
 	route_close(&s->route);
 	free(s->t.rcpt);
 	free(s);

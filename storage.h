@@ -14,6 +14,7 @@ struct storage_ops {
 	ssize_t (*write)(int fd, const void *buf, size_t n);
 	int (*fsync)(int fd);
 	int (*renameat)(int olddir, const char *old, int newdir, const char *new);
+	ssize_t (*copy)(int out, int in, off_t *off, size_t n);	/* NULL: none */
 };
 
 extern const struct storage_ops *storage;
@@ -22,5 +23,6 @@ void storage_set_ops(const struct storage_ops *ops);
 int storage_write_all(int fd, const char *p, size_t n);
 int storage_fsync(int fd);
 int storage_rename(int olddir, const char *old, int newdir, const char *new);
+int storage_copy(int out, int in, off_t *off, off_t end);
 
 #endif

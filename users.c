@@ -20,6 +20,10 @@
  * takes the session's word for a user.  Only answers that come from the
  * file are kept: a temporary failure, or a home that is missing, is asked
  * again next time; the settings (min_uid, maildir) apply on every use.
+ * Epochs: a process that calls users_new_epoch() (the session, once per
+ * read of client input) trusts each stat(2) until its next call, so a
+ * batch of pipelined commands costs one stat per source, not one per
+ * RCPT; without a call (the deliverer, the queue run) every lookup stats.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -47,6 +51,7 @@ struct stamp {
 	off_t size;
 	time_t born;		/* when the cache was (re)started */
 	char path[CFG_STR_MAX];	/* the file (virtual_users may change) */
+	unsigned long epoch;	/* users_new_epoch() count at the stat */
 };
 
 /* one cached answer: a virtual user, or a passwd entry and its home */
@@ -60,26 +65,40 @@ struct uent {
 static struct stamp vstamp, pstamp;
 static struct uent vcache[UCACHE_N], pcache[UCACHE_N];
 static unsigned vnext, pnext;	/* next slot to reuse, round robin */
+static unsigned long epoch;	/* 0: no epochs, stat on every lookup */
+
+/* users_new_epoch - stat results held so far are not trusted any more */
+void users_new_epoch(void)
+{
+	if (++epoch == 0)
+		epoch = 1;
+}
 
 /* stamp_fresh - is `path` unchanged since the stamp? re-stamps it; a
  * change (or a first look) empties `c` */
 static void stamp_fresh(struct stamp *s, const char *path, struct uent *c)
 {
 	struct stat st;
-	time_t now = time(NULL);
-	int ok = stat(path, &st) == 0;
+	time_t now;
+	int ok;
 
+	if (epoch && s->have && s->epoch == epoch && strcmp(s->path, path) == 0)
+		return;	/* stat'ed in this epoch already */
+	now = time(NULL);
+	ok = stat(path, &st) == 0;
 	if (ok && s->have && st.st_dev == s->dev && st.st_ino == s->ino &&
 	    st.st_size == s->size && st.st_mtim.tv_sec == s->mtim.tv_sec &&
 	    st.st_mtim.tv_nsec == s->mtim.tv_nsec && now - s->born < UCACHE_TTL &&
-	    now >= s->born && strcmp(s->path, path) == 0)
+	    now >= s->born && strcmp(s->path, path) == 0) {
+		s->epoch = epoch;
 		return;
+	}
 	memset(c, 0, sizeof(struct uent) * UCACHE_N);
 	memset(s, 0, sizeof *s);
 	if (!ok)
 		return;		/* never cache what we could not stamp */
 	s->have = 1, s->dev = st.st_dev, s->ino = st.st_ino;
-	s->mtim = st.st_mtim, s->size = st.st_size, s->born = now;
+	s->mtim = st.st_mtim, s->size = st.st_size, s->born = now, s->epoch = epoch;
 	str_copy(s->path, sizeof s->path, path);
 }
 

@@ -20,5 +20,6 @@ enum { USER_UNKNOWN, USER_FOUND, USER_TEMPFAIL };
 int users_virtual(const char *local, struct user *u);
 int users_lookup(const char *local, struct user *u);
 int users_resolve(const char *address, struct user *u);
+void users_new_epoch(void);
 
 #endif

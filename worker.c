@@ -8,8 +8,9 @@
  * or the death of its deliverer.
  * Channel protocol (SOCK_SEQPACKET, one datagram per message):
  *   worker -> supervisor  "A" accepted a connection (busy: a spare may
- *                         be needed), "B ADDR" may this client have a
- *                         session?, "I" idle again
+ *                         be needed; only before a PROXY header, which
+ *                         may take a while), "B ADDR" may this client
+ *                         have a session? (busy too), "I" idle again
  *                         "E" (with one fd) start my TLS engine on it
  *   supervisor -> worker  "Y" admitted / engine started, "N" refused (a
  *                         cap), "R" refused (conn_rate_limit)
@@ -138,8 +139,9 @@ static void serve_one(int fd, int chan, struct deliverer *d)
 	char addr[PEER_ADDR_MAX], id[QID_MAX], ans;
 	int port;
 
-	tell(chan, "A");	/* busy now: a spare may be needed */
-	queue_id(id, sizeof id, 0);
+	if (cfg.proxy_trusted[0])	/* a PROXY header may take a while: */
+		tell(chan, "A");	/* busy now, a spare may be needed */
+	queue_id(id, sizeof id, 0);	/* else "B" says both in one message */
 	if (peer_identify(fd, id, addr, sizeof addr, &port) == 0) {
 		if ((ans = admit(chan, addr)) == 'Y')
 			session_run(fd, fd, id, addr, port, d);

@@ -620,7 +620,7 @@ def pipe_session(n, size, rcpts, wrap=None, tag="probe", spool="spool-probe"):
     {"session": status dict, "deliverer": status dict})."""
     d = os.path.join(WORK, "probe")
     os.makedirs(d, exist_ok=True)
-    os.chmod(d, 0o1777)
+    os.chmod(d, 0o755)	# the spool's parent: spooldir.c refuses one others can write
     data = session_input(n, size, rcpts)
     quit_ = b"QUIT\r\n"
     data = data[:-len(quit_)]
@@ -731,6 +731,11 @@ def callgrind():
         shutil.rmtree(d)
     os.makedirs(d)
     os.chmod(d, 0o1777)	# the session writes its file as session_user
+    # the unprivileged session's spool: its parent must be its own or root's, not 1777
+    sp = os.path.join(WORK, "probe", "cgspool")
+    os.makedirs(sp, exist_ok=True)
+    pw = pwd.getpwnam(USERS[0])
+    os.chown(sp, pw.pw_uid, pw.pw_gid)
     files = {}
     for n in (0, 100):
         pat = os.path.join(d, "cg-%d.%%p" % n)
@@ -739,7 +744,7 @@ def callgrind():
         pipe_session(n, 4096, 1, tag="cg%d" % n, wrap=[
             "setpriv", "--reuid=" + USERS[0], "--regid=" + USERS[0], "--clear-groups",
             "valgrind", "--tool=callgrind", "--trace-children=no",
-            "--callgrind-out-file=" + pat], spool="spool-cg")
+            "--callgrind-out-file=" + pat], spool="cgspool/spool")
         for f in os.listdir(d):
             if not f.startswith("cg-%d." % n):
                 continue
@@ -1021,7 +1026,7 @@ def main():
                 clear_maildirs()
             except OSError:
                 pass
-            for d in ["spool-sup", "spool-inetd", "probe/spool-probe", "probe/spool-cg",
+            for d in ["spool-sup", "spool-inetd", "probe/spool-probe", "probe/cgspool",
                       "trash"] + ["home/%s/ceiling-%d" % (USERS[i], n) for i in range(4)
                                   for n in range(CEIL_N[0] + 1)]:
                 shutil.rmtree(os.path.join(WORK, d), ignore_errors=True)

@@ -234,4 +234,4 @@ static int f_renameat(int od, const char *o, int nd, const char *n)
 	return renameat(od, o, nd, n);
 }
 
-const struct storage_ops fault_ops = { f_write, f_fsync, f_renameat };
+const struct storage_ops fault_ops = { f_write, f_fsync, f_renameat, NULL };

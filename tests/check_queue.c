@@ -406,7 +406,7 @@ START_TEST(test_stale_cleanup)
 		{ "EEEE5.env", 2000, 1 },
 		{ "FFFF6.xyz", 2000, 1 },	/* not a name we make */
 	};
-	struct deliverer none = { 0, -1, 0 };
+	struct deliverer none = { .pid = 0, .fd = -1 };
 	time_t now = time(NULL);
 	char env[128];
 	size_t i;
@@ -515,7 +515,7 @@ END_TEST
 /* the postmaster cannot take the notice now: the envelope stays for later */
 START_TEST(test_missing_data_file_deferred)
 {
-	struct deliverer none = { 0, -1, 0 };
+	struct deliverer none = { .pid = 0, .fd = -1 };
 	const char *env = "T 1\nA 0 0\nR bob@example.test\n";
 	long long t, next;
 	char rcpts[128];
@@ -533,7 +533,7 @@ END_TEST
 /* finding 1: a slow session's data file is old, but its session is alive */
 START_TEST(test_live_session_file_kept)
 {
-	struct deliverer none = { 0, -1, 0 };
+	struct deliverer none = { .pid = 0, .fd = -1 };
 	char *rcpt[] = { "bob@example.test" };
 	struct timeval tv[2] = { { time(NULL) - 5000, 0 }, { time(NULL) - 5000, 0 } };
 	char rel[64], *data;

@@ -35,7 +35,7 @@
 #define EHLO	"EHLO client.example\r\n"
 #define TXN	EHLO "MAIL FROM:<s@example.org>\r\nRCPT TO:<alice@example.test>\r\n"
 
-static struct deliverer none = { 0, -1, 0 };
+static struct deliverer none = { .pid = 0, .fd = -1 };
 static char out[1 << 18];	/* everything the session wrote */
 
 /* ---- helpers ----------------------------------------------------------- */
