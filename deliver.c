@@ -621,6 +621,8 @@ static int ask(struct deliverer *d, int spoolfd, long long size, int verb,
 		res->status = DELIVER_PERM, res->why = WHY_NOUSER;
 		return res->status;
 	}
+	if (spoolfd >= 0)
+		log_flush();	/* the session's lines before the deliverer's */
 	if (!deliverer_alive(d) || send_request(d->fd, spoolfd, req, len) < 0)
 		goto broken;
 	if ((n = recv_reply(d, rep, sizeof rep - 1)) == -2) {

@@ -9,8 +9,9 @@
  * IDENT is "smtpd" unless log_ident() names another program.
  * Held lines: between log_hold(1) and log_hold(0) (a session), stderr
  * lines wait in a buffer and go out in one write(2) at log_flush(), which
- * the session calls before each reply it sends, so a line is never
- * later than the reply that follows its event; exit(), log_hold(0) and
+ * the session calls before each reply it sends and before each delivery
+ * request, so a line is never later than the reply that follows its
+ * event nor than the deliverer's line; exit(), log_hold(0) and
  * a full buffer flush too, and a forked child drops its copy.  syslog
  * lines are never held.
  * Invariant: a line is at most TEXT_MAX octets of text; longer is cut.

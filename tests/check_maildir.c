@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -75,6 +76,16 @@ static void check_name(const char *name, const char *host, unsigned long seq,
 	ck_assert_str_eq(name + end, want);
 }
 
+/* now - the clock Maildir names use (gettimeofday); time() reads a coarser
+ * clock that can still say the previous second */
+static time_t now(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return tv.tv_sec;
+}
+
 /* ---- delivery ---------------------------------------------------------- */
 
 START_TEST(test_creates_maildir)
@@ -85,11 +96,11 @@ START_TEST(test_creates_maildir)
 	char name[MAILDIR_NAME_MAX], first[300], *got;
 	struct maildir_msg m = msg(spool(src, strlen(src)), 4, strlen(src) - 8, 42);
 	struct stat st;
-	time_t t0 = time(NULL), t1;
+	time_t t0 = now(), t1;
 	size_t len, i;
 
 	ck_assert_int_eq(maildir_deliver(P("Maildir"), &m, "mx.test", name, sizeof name), 0);
-	t1 = time(NULL);
+	t1 = now();
 	for (i = 0; i < N(sub); i++) {
 		ck_assert_msg(lstat(P(sub[i]), &st) == 0 && S_ISDIR(st.st_mode),
 		    "%s is not a directory", sub[i]);
@@ -131,7 +142,7 @@ START_TEST(test_large_slice_exact)
 	ck_assert(memcmp(got, HEAD, strlen(HEAD)) == 0);
 	ck_assert_msg(memcmp(got + strlen(HEAD), src + off, n) == 0,
 	    "body differs from spool bytes [%zu, %zu)", off, off + n);
-	check_name(name, "mx.test", 1, (long long)len, 0, time(NULL));
+	check_name(name, "mx.test", 1, (long long)len, 0, now());
 	free(got);
 	free(src);
 	close(m.srcfd);
@@ -148,7 +159,7 @@ START_TEST(test_empty_slice)
 	snprintf(path, sizeof path, "Maildir/new/%s", name);
 	got = slurp(P(path), &len);
 	ck_assert_str_eq(got, HEAD);
-	check_name(name, "mx.test", 2, (long long)strlen(HEAD), 0, time(NULL));
+	check_name(name, "mx.test", 2, (long long)strlen(HEAD), 0, now());
 	free(got);
 	close(m.srcfd);
 }
@@ -224,7 +235,7 @@ START_TEST(test_host_encoding)
 	    "name %s holds / or :", name);
 	snprintf(path, sizeof path, "Maildir/new/%s", name);
 	ck_assert_int_eq(stat(P(path), &st), 0);
-	check_name(name, hosts[_i].enc, 9, st.st_size, 0, time(NULL));
+	check_name(name, hosts[_i].enc, 9, st.st_size, 0, now());
 	close(m.srcfd);
 }
 END_TEST

@@ -95,10 +95,13 @@ def restore(world, saved):
 
 
 def settle(world, qid):
-    """clean queue runs until the message is gone (bounded)"""
+    """clean queue runs until the message is gone (bounded): its envelope
+    at once, a data file a killed run left without one once it is stale
+    (2 * data_timeout + cmd_timeout = 3 s here)"""
     def done():
         world.cli("-q", log=True)  # a clean-up run must not report "lost" either
-        return qid + ".env" not in world.spool_files()
+        left = world.spool_files()
+        return qid + ".env" not in left and qid not in left
     assert S.wait_until(done, 20, 0.5), world.spool_files()
 
 
