@@ -22,15 +22,7 @@
 #include <unistd.h>
 
 #include "conn.h"
-
-/* now_ms - a monotonic clock in milliseconds */
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+#include "nowms.h"
 
 /* wait_fd - poll for ev until the deadline; 1 ready, 0 timeout, -1 error */
 static int wait_fd(int fd, short ev, long long deadline)

@@ -68,6 +68,7 @@
 #include "resolve.h"
 #include "rfc822.h"
 #include "users.h"
+#include "nowms.h"
 
 #define REQ_MAX		(ENTRY_MAX + 64)
 #define REPLY_MAX	(MAILDIR_NAME_MAX + 64)
@@ -643,15 +644,6 @@ broken:
 		d->fd = -1;
 	}
 	return res->status;
-}
-
-/* now_ms - CLOCK_MONOTONIC in milliseconds (the vDSO: no system call) */
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* room_slot - the slot of a fresh "room" word for this hash, or -1 */

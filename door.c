@@ -47,6 +47,7 @@
 #include "door.h"
 #include "log.h"
 #include "netaddr.h"
+#include "nowms.h"
 
 /* Query tags: what a query is for (dns_query.tag) */
 #define TAG_SITE	0x100	/* a DNSBL site; the low byte is its index */
@@ -74,15 +75,6 @@ struct verdict {
 
 /* The per-process verdict cache (see the file comment); door.c's only. */
 static struct verdict cache[DOOR_CACHE_SLOTS];
-
-/* now_ms - a monotonic clock in milliseconds */
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* is_socket - is fd a socket (the pregreet test needs a real client)? */
 static int is_socket(int fd)

@@ -47,6 +47,7 @@
 #include "peer.h"
 #include "starttls.h"
 #include "users.h"
+#include "nowms.h"
 
 #define IN_BUF		65536	/* network input buffer, octets */
 #define OUT_BUF		8192	/* replies waiting for the input to run dry */
@@ -120,15 +121,6 @@ static void set_state(struct session *s, int state)
 /* what read_line() and fill() return */
 enum { LINE_OK, LINE_LONG, LINE_EOF = -1, LINE_TIMEOUT = -2, LINE_SHUTDOWN = -3,
 	LINE_DEADLINE = -4, LINE_SLOW = -5 };
-
-/* now_ms - a monotonic clock in milliseconds, for the deadlines */
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /*
  * wait_ms - how long fill() may wait: the read timeout, cut short by the
