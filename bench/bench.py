@@ -247,10 +247,12 @@ mailbox_size_limit = 0
 """
 
 
-def postfix_config(port, main_cf=MAIN_CF, work=WORK, **values):
+def postfix_config(port, main_cf=None, work=WORK, **values):
     """a fresh config directory and queue for one Postfix instance below
-    work, listening on port, main.cf from main_cf filled with values"""
+    work, listening on port, main.cf from main_cf (default: MAIN_CF as it
+    is now, which bench/milter.py extends) filled with values"""
     global POSTFIX_CONF
+    main_cf = main_cf or MAIN_CF
     pf = os.path.join(work, "postfix")
     if os.path.exists(pf):
         shutil.rmtree(pf)

@@ -61,7 +61,7 @@ def run(kind, milter, tag):
     finally:
         B.smtpd_opts, B.MAIN_CF = base_opts, base_main
     cpu = B.cpu_breakdown(kind, rep or {})
-    own = sum(v for k, v in cpu.items()) if kind == "smtpd-sup" else None
+    own = sum(cpu.values()) if cpu else None   # the server's own tree; rspamd apart
     return {"kind": kind, "milter": bool(milter), "rate": N / res["secs"],
             "problems": warm["problems"] + res["problems"], "cpu": cpu,
             "own_ms": own * 1000 / (N + WARM) if own is not None else None,
@@ -128,6 +128,9 @@ def main():
     print("smtpd CPU by role with rspamd: %s" % ", ".join(
         "%s %.2fs" % kv for kv in sorted(rows[1]["cpu"].items())))
     print("smtpd+rspamd / postfix+rspamd rate: %.2f" % (rows[1]["rate"] / rows[2]["rate"]))
+    if rows[2]["own_ms"]:
+        print("smtpd+rspamd / postfix+rspamd own CPU per message: %.2f"
+              % (rows[1]["own_ms"] / rows[2]["own_ms"]))
 
 
 if __name__ == "__main__":
