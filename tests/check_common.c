@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -197,7 +198,7 @@ void fault_arm(int op, int nth, int err)
 {
 	fault.op = op, fault.nth = nth, fault.err = err;
 	fault.hit = fault.dir = 0;
-	fault.n_write = fault.n_fsync = fault.n_rename = 0;
+	fault.n_write = fault.n_fsync = fault.n_rename = fault.n_copy = 0;
 }
 
 /* fails - this call (the count-th of kind op) is the one to fail */
@@ -234,4 +235,12 @@ static int f_renameat(int od, const char *o, int nd, const char *n)
 	return renameat(od, o, nd, n);
 }
 
+static ssize_t f_copy(int out, int in, off_t *off, size_t n)
+{
+	if (fails(OP_COPY, ++fault.n_copy))
+		return -1;
+	return sendfile(out, in, off, n);
+}
+
 const struct storage_ops fault_ops = { f_write, f_fsync, f_renameat, NULL };
+const struct storage_ops fault_copy_ops = { f_write, f_fsync, f_renameat, f_copy };

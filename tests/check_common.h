@@ -40,22 +40,23 @@ void home(const char *rel);
 
 /*
  * The storage fault seam (storage.h): fault_ops fails the nth call of one
- * kind (write, fsync, renameat) with fault.err; fault_arm() sets it up and
+ * kind (write, fsync, renameat; copy in fault_copy_ops) with fault.err; fault_arm() sets it up and
  * zeroes the counters.  fault.dir: the failed fsync was of a directory;
  * fault.max caps one write's length (0: every write "succeeds" with 0).
  */
 struct storage_ops;
-enum { OP_WRITE, OP_FSYNC, OP_RENAME };
+enum { OP_WRITE, OP_FSYNC, OP_RENAME, OP_COPY };
 struct fault {
 	int op, nth, err;	/* which call fails, and how */
 	int hit, dir;		/* it did; it was an fsync of a directory */
-	int n_write, n_fsync, n_rename;	/* calls seen so far */
+	int n_write, n_fsync, n_rename, n_copy;	/* calls seen so far */
 	size_t max;		/* cap on one write's length */
 };
 extern struct fault fault;
 struct fault_step { int op, nth; const char *what; };	/* a step to fail */
 extern const int fault_errs[3];		/* ENOSPC, EDQUOT, EIO */
-extern const struct storage_ops fault_ops;
+extern const struct storage_ops fault_ops;	/* no copy: every octet by write */
+extern const struct storage_ops fault_copy_ops;	/* with copy (sendfile) */
 void fault_arm(int op, int nth, int err);
 
 #endif

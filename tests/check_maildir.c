@@ -354,6 +354,44 @@ START_TEST(test_storage_fault)
 }
 END_TEST
 
+/* a big body goes by sendfile past the first 48 KiB: a failing copy is
+ * the delivery's error and leaves nothing; a kernel that refuses the copy
+ * at once (EINVAL) means the body is written instead, octet-exact */
+START_TEST(test_copy_fault)
+{
+	const int errs[] = { ENOSPC, EDQUOT, EIO, EINVAL };
+	size_t big = 150000, i, len;
+	char *src = malloc(big), *got, name[MAILDIR_NAME_MAX], path[400];
+	struct maildir_msg m;
+	int r;
+
+	ck_assert_ptr_nonnull(src);
+	for (i = 0; i < big; i++)
+		src[i] = 'a' + i % 26;
+	m = msg(spool(src, big), 0, big, 7);
+	fault_arm(OP_COPY, 1, errs[_i]);
+	storage_set_ops(&fault_copy_ops);
+	r = maildir_deliver(P("Maildir"), &m, "mx.test", name, sizeof name);
+	storage_set_ops(NULL);
+	ck_assert_msg(fault.hit, "the copy was never tried");
+	ck_assert_int_eq(count(P("Maildir/tmp"), NULL, 0), 0);
+	if (errs[_i] != EINVAL) {
+		ck_assert_int_eq(r, errs[_i]);
+		ck_assert_int_eq(count(P("Maildir/new"), NULL, 0), 0);
+	} else {
+		ck_assert_int_eq(r, 0);
+		snprintf(path, sizeof path, "Maildir/new/%s", name);
+		got = slurp(P(path), &len);
+		ck_assert_uint_eq(len, strlen(HEAD) + big);
+		ck_assert(memcmp(got, HEAD, strlen(HEAD)) == 0);
+		ck_assert(memcmp(got + strlen(HEAD), src, big) == 0);
+		free(got);
+	}
+	free(src);
+	close(m.srcfd);
+}
+END_TEST
+
 /* short writes are resumed; a write that returns 0 is an error */
 START_TEST(test_short_writes)
 {
@@ -393,6 +431,7 @@ Suite *check_suite(void)
 	tcase_add_loop_test(tc, test_host_encoding, 0, N(hosts));
 	tcase_add_loop_test(tc, test_symlink_refused, 0, N(links));
 	tcase_add_loop_test(tc, test_storage_fault, 0, N(faults) * N(fault_errs));
+	tcase_add_loop_test(tc, test_copy_fault, 0, 4);
 	return s;
 }
 
