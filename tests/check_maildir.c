@@ -323,17 +323,27 @@ static const struct fault_step faults[] = {
 	{ OP_RENAME, 1, "renameat tmp -> new" },
 };
 
+#define BIG 150000	/* a body past the first 48 KiB: sendfile's part too */
+
+/* big_msg - BIG octets of a-z in a spool file, as message seq; *src the text */
+static struct maildir_msg big_msg(unsigned long seq, char **src)
+{
+	size_t i;
+
+	*src = malloc(BIG);
+	ck_assert_ptr_nonnull(*src);
+	for (i = 0; i < BIG; i++)
+		(*src)[i] = 'a' + i % 26;
+	return msg(spool(*src, BIG), 0, BIG, seq);
+}
+
 START_TEST(test_storage_fault)
 {
-	size_t big = 150000, i, which = _i / N(fault_errs);
-	char *src = malloc(big), name[MAILDIR_NAME_MAX];
-	struct maildir_msg m;
+	size_t which = _i / N(fault_errs);
+	char *src, name[MAILDIR_NAME_MAX];
+	struct maildir_msg m = big_msg(5, &src);
 	int r;
 
-	ck_assert_ptr_nonnull(src);
-	for (i = 0; i < big; i++)
-		src[i] = 'a' + i % 26;
-	m = msg(spool(src, big), 0, big, 5);
 	fault_arm(faults[which].op, faults[which].nth, fault_errs[_i % N(fault_errs)]);
 	storage_set_ops(&fault_ops);
 	r = maildir_deliver(P("Maildir"), &m, "mx.test", name, sizeof name);
@@ -360,15 +370,11 @@ END_TEST
 START_TEST(test_copy_fault)
 {
 	const int errs[] = { ENOSPC, EDQUOT, EIO, EINVAL };
-	size_t big = 150000, i, len;
-	char *src = malloc(big), *got, name[MAILDIR_NAME_MAX], path[400];
-	struct maildir_msg m;
+	size_t len;
+	char *src, *got, name[MAILDIR_NAME_MAX], path[400];
+	struct maildir_msg m = big_msg(7, &src);
 	int r;
 
-	ck_assert_ptr_nonnull(src);
-	for (i = 0; i < big; i++)
-		src[i] = 'a' + i % 26;
-	m = msg(spool(src, big), 0, big, 7);
 	fault_arm(OP_COPY, 1, errs[_i]);
 	storage_set_ops(&fault_copy_ops);
 	r = maildir_deliver(P("Maildir"), &m, "mx.test", name, sizeof name);
@@ -382,9 +388,9 @@ START_TEST(test_copy_fault)
 		ck_assert_int_eq(r, 0);
 		snprintf(path, sizeof path, "Maildir/new/%s", name);
 		got = slurp(P(path), &len);
-		ck_assert_uint_eq(len, strlen(HEAD) + big);
+		ck_assert_uint_eq(len, strlen(HEAD) + BIG);
 		ck_assert(memcmp(got, HEAD, strlen(HEAD)) == 0);
-		ck_assert(memcmp(got + strlen(HEAD), src, big) == 0);
+		ck_assert(memcmp(got + strlen(HEAD), src, BIG) == 0);
 		free(got);
 	}
 	free(src);
