@@ -170,7 +170,7 @@ END_TEST
  * message to an engine and the wrapper's -R file */
 START_TEST(test_ticket_records)
 {
-	unsigned char buf[TICKET_MAX * TICKET_REC + 1];
+	unsigned char buf[(TICKET_MAX + 1) * TICKET_REC];	/* one record too many, too */
 	struct ticket_key k[TICKET_MAX], in;
 	int i;
 
