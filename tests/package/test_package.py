@@ -244,6 +244,9 @@ def test_account_and_spool(package):
     st = os.lstat(SPOOL)
     assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o700, oct(st.st_mode)
     assert st.st_uid == pw.pw_uid, "spool not owned by smtpd"
+    tls = pwd.getpwnam("smtpd-tls")	# tls_user's default: an account of its own
+    assert 0 < tls.pw_uid < 1000 and tls.pw_uid != pw.pw_uid, tls
+    assert tls.pw_shell in ("/usr/sbin/nologin", "/bin/false"), "shell %s" % tls.pw_shell
 
 
 def test_shipped_config_is_safe(package):
