@@ -70,8 +70,14 @@ def test_quota_with_dovecot(users, dovecot, smtpd_factory):
     # the third message fills the count: 452 4.2.2 at RCPT
     c = s.client()
     codes, r = send(c, ["rtquota@" + DOMAIN], message("q3", 1000))
-    c.quit()
     assert r.code == 250
+    # at once, in the same session: that delivery said the mailbox is
+    # full now, so the RCPT-time question is asked again, never answered
+    # from the earlier deliveries' "room left"
+    c.cmd("MAIL FROM:<sender@client.test>", 250)
+    r = c.cmd("RCPT TO:<rtquota@%s>" % DOMAIN)
+    assert (r.code, r.enh()) == (452, "4.2.2"), r
+    c.quit()
     c = s.client()
     c.cmd("MAIL FROM:<sender@client.test>", 250)
     r = c.cmd("RCPT TO:<rtquota@%s>" % DOMAIN)
