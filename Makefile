@@ -20,13 +20,13 @@ SRCS = smtpd.c data.c replies.c rfc822.c queue.c maildir.c storage.c config.c \
        aliases.c quota.c lmtp.c resolve.c route.c \
        starttls.c tlsspawn.c tls/ticket.c spooldir.c \
        conn.c filter.c filter_proto.c milter.c policy.c \
-       netaddr.c dns.c dnsbl.c door.c rate.c
+       netaddr.c dns.c dnsbl.c door.c rate.c board.c
 OBJS = $(SRCS:%.c=$(B)/%.o)
 TESTS = $(B)/tests/check_rfc822 $(B)/tests/check_data $(B)/tests/check_maildir $(B)/tests/check_queue \
         $(B)/tests/check_smtpd $(B)/tests/check_aliases $(B)/tests/check_quota \
         $(B)/tests/check_lmtp $(B)/tests/check_conn $(B)/tests/check_starttls \
         $(B)/tests/check_harden $(B)/tests/check_filter \
-        $(B)/tests/check_door
+        $(B)/tests/check_door $(B)/tests/check_board
 CHECK_LIBS = $(shell pkg-config --cflags --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -lpthread)
 # pytest from Debian's python3-pytest (a pyenv python3 earlier in PATH may lack it);
 # the binary under test is $(B)/smtpd; PYTEST_ARGS='-k bdat' runs a subset
@@ -144,7 +144,7 @@ check: docs-check
 clean:
 	rm -rf smtpd smtpd-tls tls/*.o tls/*.d *.o *.d tests/check_rfc822 tests/check_maildir tests/check_queue \
 	    tests/check_smtpd tests/check_data tests/check_filter tests/check_aliases tests/check_quota \
-	    tests/check_lmtp tests/check_conn tests/check_starttls tests/check_harden tests/check_door tests/*.o tests/*.d tests/faultfs.so build-asan demo
+	    tests/check_lmtp tests/check_conn tests/check_starttls tests/check_harden tests/check_door tests/check_board tests/*.o tests/*.d tests/faultfs.so build-asan demo
 
 .PHONY: all unit arrows admin route tls tls-missing filter e2e launch robust door check check-asan demo install clean
 -include $(B)/*.d $(B)/tests/*.d $(B)/tls/*.d

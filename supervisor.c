@@ -7,11 +7,14 @@
  * Process layout: the supervisor keeps the privileges it started with
  * and reads no network bytes.  Each worker starts its own deliverer,
  * drops to cfg.session_user, then serves connections one at a time.
- * Before serving, a worker asks the supervisor for admission ("B addr"),
- * which enforces max_sessions, and for clients outside trusted_networks
- * max_per_addr and conn_rate_limit (rate.c); over a cap or the rate the
- * client gets 421 4.7.0.  When every worker is busy, the supervisor forks more,
- * up to max_sessions; past that, connections wait in the listen backlog.
+ * Before serving, a worker admits its client on the board (board.c, in
+ * memory shared with us): max_sessions, and for clients outside
+ * trusted_networks max_per_addr and conn_rate_limit (rate.c); over a cap
+ * or the rate the client gets 421 4.7.0.  A worker that took the last
+ * idle worker sends "S"; then (and at least every second while there are
+ * spares) we count the board's busy flags: when every worker is busy we
+ * fork more, up to max_sessions; past that, connections wait in the
+ * listen backlog.
  * Signals (through a self-pipe into the poll loop):
  *   SIGTERM, SIGINT  stop accepting; sessions get shutdown_grace seconds,
  *                    then a 421 and close; exit when all workers are gone
@@ -43,13 +46,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "board.h"
 #include "config.h"
 #include "log.h"
 #include "netaddr.h"
 #include "peer.h"
 #include "proc.h"
 #include "queue.h"
-#include "rate.h"
 #include "supervisor.h"
 #include "tlsspawn.h"
 #include "worker.h"
@@ -58,10 +61,8 @@
 struct worker {
 	pid_t pid;		/* 0: free slot */
 	int chan;		/* supervisor's end of the worker's socketpair */
-	int busy;		/* serving a client */
 	int retiring;		/* told to stop (HUP, TERM or spare) */
 	int tls_keys;		/* our end of its engine's ticket-key channel, or -1 */
-	char addr[PEER_ADDR_MAX];	/* client while busy */
 };
 
 struct supervisor {
@@ -78,7 +79,7 @@ struct supervisor {
 	time_t next_queue;	/* next queue run */
 	time_t next_rekey;	/* next ticket key rotation; 0: no resumption */
 	pid_t queue_pid;	/* running queue child, or 0 */
-	struct rate *rate;	/* connections per minute per address */
+	struct board *board;	/* shared with the workers: who serves whom */
 	char id[QID_MAX];	/* our id, first on each of our log lines */
 	char **argv;		/* for SIGHUP re-reading */
 	int argc;
@@ -171,6 +172,23 @@ static int open_listeners(struct supervisor *sv)
 
 /* Supervisor side ------------------------------------------------------ */
 
+/* slot_reset - the worker's board slot afresh: idle, live or not */
+static void slot_reset(struct supervisor *sv, struct worker *w, int live)
+{
+	struct board_slot *s = &sv->board->s[w - sv->w];
+
+	memset(s, 0, sizeof *s);
+	s->live = live;
+	sv->board->top = sv->top;
+}
+
+/* retire - told to go: no client is admitted to it any more */
+static void retire(struct supervisor *sv, struct worker *w)
+{
+	w->retiring = 1;
+	sv->board->s[w - sv->w].live = 0;
+}
+
 /* spawn - fork one worker into a free slot; -1 if none or fork failed */
 static int spawn(struct supervisor *sv)
 {
@@ -186,11 +204,13 @@ static int spawn(struct supervisor *sv)
 		return -1;
 	memset(w, 0, sizeof *w);
 	w->tls_keys = -1;
+	slot_reset(sv, w, 1);
 	proc_block_signals(1);	/* no signal may reach the supervisor's handler in the child */
 	if ((w->pid = fork()) < 0) {
 		proc_block_signals(0);
 		close(sp[0]), close(sp[1]);
 		w->pid = 0;
+		slot_reset(sv, w, 0);
 		return -1;
 	}
 	if (w->pid == 0) {
@@ -201,12 +221,18 @@ static int spawn(struct supervisor *sv)
 		close(sv->sigpipe[0]);
 		close(sv->sigpipe[1]);
 		tls_keys_forget();	/* a worker parses network bytes */
-		worker_main(sv->lfd, sv->nlisten, sp[1]);
+		worker_main(sv->lfd, sv->nlisten, sp[1], sv->board, w - sv->w);
 	}
 	proc_block_signals(0);
 	close(sp[1]);
 	w->chan = sp[0];
 	return 0;
+}
+
+/* busy - the worker's busy flag on the board (the worker sets it) */
+static int busy(const struct supervisor *sv, const struct worker *w)
+{
+	return sv->board->s[w - sv->w].busy;
 }
 
 /* count - workers alive and not retiring; *idle of them not busy */
@@ -222,7 +248,7 @@ static int count(const struct supervisor *sv, int *idle, int *all)
 		if (sv->w[i].retiring)
 			continue;
 		live++;
-		if (!sv->w[i].busy)
+		if (!busy(sv, &sv->w[i]))
 			++*idle;
 	}
 	return live;
@@ -243,8 +269,8 @@ static void balance(struct supervisor *sv)
 	for (i = 0; i < sv->top && idle > cfg.workers; i++) {
 		struct worker *w = &sv->w[i];
 
-		if (w->pid && !w->busy && !w->retiring) {
-			w->retiring = 1;	/* a spare: let it go */
+		if (w->pid && !busy(sv, w) && !w->retiring) {
+			retire(sv, w);	/* a spare: let it go */
 			kill(w->pid, SIGTERM);
 			idle--;
 		}
@@ -252,26 +278,14 @@ static void balance(struct supervisor *sv)
 }
 
 /*
- * supervisor_message - parse one datagram from a worker.  Workers parse
- * network bytes, so one may be compromised: every length and octet is
- * checked here, and anything but "A", "I" or "B ADDR" (ADDR: 1 to cap-1
- * printable octets, no blank) is WMSG_BAD ("E" comes with a descriptor
- * and is taken before this).  ADDR goes into addr.
+ * supervisor_message - what one datagram from a worker says.  Workers
+ * parse network bytes, so one may be compromised: anything but "S" (I
+ * took the last idle worker) is WMSG_BAD ("E" comes with a descriptor
+ * and is taken before this).
  */
-int supervisor_message(const char *buf, size_t n, char *addr, size_t cap)
+int supervisor_message(const char *buf, size_t n)
 {
-	size_t i;
-
-	if (n == 1 && (buf[0] == 'A' || buf[0] == 'I'))
-		return buf[0] == 'A' ? WMSG_BUSY : WMSG_IDLE;
-	if (n < 3 || n - 2 >= cap || buf[0] != 'B' || buf[1] != ' ')
-		return WMSG_BAD;
-	for (i = 2; i < n; i++)
-		if ((unsigned char)buf[i] <= ' ' || (unsigned char)buf[i] >= 127)
-			return WMSG_BAD;
-	memcpy(addr, buf + 2, n - 2);
-	addr[n - 2] = '\0';
-	return WMSG_ADMIT;
+	return n == 1 && buf[0] == 'S' ? WMSG_SPARE : WMSG_BAD;
 }
 
 /* drop_worker - a worker that broke the protocol: never trust it again */
@@ -282,32 +296,14 @@ static void drop_worker(struct supervisor *sv, struct worker *w)
 	kill(w->pid, SIGKILL);
 	close(w->chan);
 	w->chan = -1;	/* reaped on SIGCHLD */
-	w->busy = 0;
-	w->retiring = 1;
+	retire(sv, w);
 }
 
-/*
- * verdict - admit a client? 'Y', 'N' (max_sessions, max_per_addr, or
- * stopping) or 'R' (conn_rate_limit).  trusted_networks have no
- * per-address cap and no rate; every attempt of the others counts
- * toward their rate, refused ones too.
- */
-static char verdict(struct supervisor *sv, const char *addr, int total, int same)
-{
-	int trusted = netaddr_match(addr, cfg.trusted_networks);
-	int fast = !trusted && rate_over(sv->rate, addr, time(NULL), cfg.conn_rate_limit);
-
-	if (total >= cfg.max_sessions || sv->stopping || (!trusted && same >= cfg.max_per_addr))
-		return 'N';
-	return fast ? 'R' : 'Y';
-}
-
-/* on_message - admission ("B addr"), idle ("I"), or an engine ("E") */
+/* on_message - a spare is needed ("S"; balance() follows), or an engine ("E") */
 static void on_message(struct supervisor *sv, struct worker *w)
 {
-	char buf[PEER_ADDR_MAX + 2], addr[PEER_ADDR_MAX];
-	int i, total = 0, same = 0, fd, kind;
-	char ans;
+	char buf[8];
+	int fd;
 	ssize_t n = tls_chan_recv(w->chan, buf, sizeof buf, &fd);
 
 	if (fd >= 0) {		/* "E": the worker's first STARTTLS */
@@ -321,30 +317,8 @@ static void on_message(struct supervisor *sv, struct worker *w)
 		w->chan = -1;	/* exiting; reaped on SIGCHLD */
 		return;
 	}
-	kind = (size_t)n >= sizeof buf ? WMSG_BAD :	/* longer than any message */
-	    supervisor_message(buf, n, addr, sizeof addr);
-	if (kind == WMSG_BAD) {
+	if (supervisor_message(buf, n) == WMSG_BAD)
 		drop_worker(sv, w);
-		return;
-	}
-	if (kind != WMSG_ADMIT) {
-		w->busy = kind == WMSG_BUSY;	/* accepted; address not known yet */
-		w->addr[0] = '\0';
-		return;
-	}
-	for (i = 0; i < sv->top; i++) {
-		if (!sv->w[i].pid || !sv->w[i].busy || &sv->w[i] == w)
-			continue;
-		total++;
-		same += strcmp(sv->w[i].addr, addr) == 0;
-	}
-	if ((ans = verdict(sv, addr, total, same)) != 'Y') {
-		send(w->chan, &ans, 1, 0);
-		return;
-	}
-	w->busy = 1;
-	snprintf(w->addr, sizeof w->addr, "%s", addr);
-	send(w->chan, "Y", 1, 0);
 }
 
 /* reap - collect every exited child; no zombies */
@@ -369,14 +343,16 @@ static void reap(struct supervisor *sv)
 			if (sv->w[i].tls_keys >= 0)
 				close(sv->w[i].tls_keys);
 			memset(&sv->w[i], 0, sizeof sv->w[i]);
+			slot_reset(sv, &sv->w[i], 0);
 		}
 		while (sv->top > 0 && sv->w[sv->top - 1].pid == 0)
 			sv->top--;
+		sv->board->top = sv->top;
 	}
 }
 
 /* signal_all - send sig to every worker */
-static void signal_all(struct supervisor *sv, int sig, int retire)
+static void signal_all(struct supervisor *sv, int sig, int stop)
 {
 	int i;
 
@@ -384,8 +360,8 @@ static void signal_all(struct supervisor *sv, int sig, int retire)
 		if (!sv->w[i].pid)
 			continue;
 		kill(sv->w[i].pid, sig);
-		if (retire)
-			sv->w[i].retiring = 1;
+		if (stop)
+			retire(sv, &sv->w[i]);
 	}
 }
 
@@ -480,6 +456,7 @@ static void on_signals(struct supervisor *sv, time_t now)
 		} else if ((sig[i] == SIGTERM || sig[i] == SIGINT) && !sv->stopping) {
 			logmsg(LOG_INFO, "%s stopping grace=%ld", sv->id, cfg.shutdown_grace);
 			sv->stopping = 1;
+			sv->board->stopping = 1;
 			sv->deadline = now + cfg.shutdown_grace;
 			for (i = 0; i < sv->nlisten; i++)
 				close(sv->lfd[i]);	/* stop accepting */
@@ -494,7 +471,7 @@ static void wait_events(struct supervisor *sv, time_t now)
 {
 	struct pollfd *pfd = sv->pfd;
 	struct worker **who = sv->who;
-	int i, n = 1;
+	int i, n = 1, idle, all;
 	long wait = sv->stopping ? 1 : sv->next_queue - now;
 
 	pfd[0].fd = sv->sigpipe[0], pfd[0].events = POLLIN;
@@ -508,6 +485,8 @@ static void wait_events(struct supervisor *sv, time_t now)
 		wait = 3600;
 	if (sv->next_rekey && sv->next_rekey - now < wait)
 		wait = sv->next_rekey - now;
+	if (count(sv, &idle, &all) > cfg.workers)
+		wait = 1;	/* spares: balance() lets the idle ones go */
 	if (poll(pfd, n, (wait < 1 ? 1 : wait) * 1000) > 0) {
 		for (i = 1; i < n; i++)
 			if (pfd[i].revents)
@@ -535,8 +514,8 @@ static int setup(struct supervisor *sv)
 	sv->w = calloc(sv->nslots, sizeof *sv->w);
 	sv->pfd = calloc(sv->nslots + 1, sizeof *sv->pfd);
 	sv->who = calloc(sv->nslots + 1, sizeof *sv->who);
-	sv->rate = calloc(1, sizeof *sv->rate);
-	if (!sv->w || !sv->pfd || !sv->who || !sv->rate)
+	sv->board = board_open();
+	if (!sv->w || !sv->pfd || !sv->who || !sv->board)
 		return -1;
 	if (cfg.detach && proc_detach(cfg.pid_file) < 0)
 		return -1;
@@ -593,7 +572,7 @@ int supervisor_run(int argc, char **argv)
 	free(sv.w);
 	free(sv.pfd);
 	free(sv.who);
-	free(sv.rate);
+	board_free(sv.board);
 	logmsg(LOG_INFO, "%s supervisor result=stopped", sv.id);
 	return 0;
 }

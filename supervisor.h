@@ -7,9 +7,9 @@
 #include <stddef.h>
 
 /* what a worker's message says; see supervisor_message() */
-enum { WMSG_BAD, WMSG_IDLE, WMSG_BUSY, WMSG_ADMIT };
+enum { WMSG_BAD, WMSG_SPARE };
 
 int supervisor_run(int argc, char **argv);
-int supervisor_message(const char *buf, size_t n, char *addr, size_t cap);
+int supervisor_message(const char *buf, size_t n);
 
 #endif

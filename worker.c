@@ -6,14 +6,14 @@
  * starts its own deliverer, drops to session_user, then accepts and
  * serves connections one at a time until worker_connections, a signal,
  * or the death of its deliverer.
+ * Admission: on the board shared with the supervisor (board.c), in our
+ * own slot; busy before a PROXY header (which may take a while), the
+ * client's address once known, idle again after the session.
  * Channel protocol (SOCK_SEQPACKET, one datagram per message):
- *   worker -> supervisor  "A" accepted a connection (busy: a spare may
- *                         be needed; only before a PROXY header, which
- *                         may take a while), "B ADDR" may this client
- *                         have a session? (busy too), "I" idle again
- *                         "E" (with one fd) start my TLS engine on it
- *   supervisor -> worker  "Y" admitted / engine started, "N" refused (a
- *                         cap), "R" refused (conn_rate_limit)
+ *   worker -> supervisor  "S" I took the last idle worker (a spare may
+ *                         be needed), "E" (with one fd) start my TLS
+ *                         engine on it
+ *   supervisor -> worker  "Y" engine started, "N" not
  * Signals: SIGTERM/SIGINT finish the session in progress, then exit;
  * SIGUSR1 (the grace time is over) ends the session now with 421.
  */
@@ -26,6 +26,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "board.h"
 #include "config.h"
 #include "deliver.h"
 #include "log.h"
@@ -104,21 +105,6 @@ static void tell(int chan, const char *msg)
 		worker_stop = 1;
 }
 
-/* admit - ask the supervisor for a session: 'Y', 'N' (a cap), 'R' (rate) */
-static char admit(int chan, const char *addr)
-{
-	char msg[PEER_ADDR_MAX + 2], ans = 'N';
-	ssize_t n;
-
-	snprintf(msg, sizeof msg, "B %s", addr);
-	if (send(chan, msg, strlen(msg), 0) < 0)
-		return 'N';
-	do	/* a SIGTERM (retiring) must not turn into a refusal */
-		n = recv(chan, &ans, 1, 0);
-	while (n < 0 && errno == EINTR);
-	return n == 1 ? ans : 'N';
-}
-
 /* refuse - 421 to a client over a cap or the rate, and the log line */
 static void refuse(int fd, const char *id, const char *addr, char why)
 {
@@ -133,29 +119,41 @@ static void refuse(int fd, const char *id, const char *addr, char why)
 	}
 }
 
+/* where a worker stands on the board, and its channel to the supervisor */
+struct seat {
+	struct board *board;
+	int slot;
+	int chan;
+};
+
 /* serve_one - one connection: PROXY header, admission, the session */
-static void serve_one(int fd, int chan, struct deliverer *d)
+static void serve_one(int fd, const struct seat *me, struct deliverer *d)
 {
 	char addr[PEER_ADDR_MAX], id[QID_MAX], ans;
-	int port;
+	int port, spare = 0;
 
-	if (cfg.proxy_trusted[0])	/* a PROXY header may take a while: */
-		tell(chan, "A");	/* busy now, a spare may be needed */
-	queue_id(id, sizeof id, 0);	/* else "B" says both in one message */
+	if (cfg.proxy_trusted[0] && board_claim(me->board, me->slot))
+		tell(me->chan, "S");	/* a PROXY header may take a while */
+	queue_id(id, sizeof id, 0);
 	if (peer_identify(fd, id, addr, sizeof addr, &port) == 0) {
-		if ((ans = admit(chan, addr)) == 'Y')
+		ans = board_admit(me->board, me->slot, addr, &spare);
+		if (spare)
+			tell(me->chan, "S");
+		if (ans == 'Y')
 			session_run(fd, fd, id, addr, port, d);
 		else
 			refuse(fd, id, addr, ans);
 	}
-	tell(chan, "I");	/* before close: the client may be back at once */
-	close(fd);
+	board_release(me->board, me->slot);	/* before close: the client */
+	close(fd);				/* may be back at once */
 }
 
 /* worker_main - a prefork worker: own deliverer, no privileges, serve */
-void worker_main(const int *lfd, int nlisten, int chan)
+void worker_main(const int *lfd, int nlisten, int chan, struct board *b, int slot)
 {
+	struct seat me = { b, slot, chan };
 	struct deliverer d;
+	pid_t parent = getppid();
 	long served;
 
 	for (worker_nlisten = 0; worker_nlisten < nlisten; worker_nlisten++)
@@ -166,6 +164,7 @@ void worker_main(const int *lfd, int nlisten, int chan)
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGCHLD, SIG_DFL);
 	proc_block_signals(0);	/* blocked by the supervisor until now */
+	board_private(b);	/* not for the deliverer */
 	if (proc_start_deliverer(&d) < 0)
 		fatal("worker: cannot start deliverer");
 	starttls_worker(chan);		/* STARTTLS asks the supervisor */
@@ -174,9 +173,9 @@ void worker_main(const int *lfd, int nlisten, int chan)
 
 		if (fd < 0)
 			break;
-		serve_one(fd, chan, &d);
-		if (!deliverer_alive(&d))
-			break;	/* the supervisor forks a whole new worker */
+		serve_one(fd, &me, &d);
+		if (!deliverer_alive(&d) || getppid() != parent)
+			break;	/* the supervisor forks a whole new worker, or died */
 	}
 	deliverer_stop(&d);
 	_exit(0);

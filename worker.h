@@ -5,7 +5,9 @@
 #ifndef WORKER_H
 #define WORKER_H
 
-void worker_main(const int *lfd, int nlisten, int chan)
+struct board;
+
+void worker_main(const int *lfd, int nlisten, int chan, struct board *b, int slot)
     __attribute__((noreturn));
 
 #endif
