@@ -22,6 +22,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -68,32 +69,70 @@ static void on_kill(int sig)
 }
 
 /*
- * accept_next - wait for a connection; -1 when told to stop.  With one
- * listener (blocking) the kernel wakes one waiting worker per connection;
- * with several we poll them all (non-blocking) and the losers see EAGAIN.
+ * listen_set - with several listeners, one epoll set holding each of
+ * them EPOLLEXCLUSIVE, so the kernel wakes one idle worker per
+ * connection, not all of them; -1 with one listener (a blocking accept()
+ * already wakes just one) or when epoll fails (then we poll them all and
+ * the losers see EAGAIN).
  */
-static int accept_next(const int *lfd, int nlisten)
+static int listen_set(const int *lfd, int nlisten)
 {
-	struct pollfd pfd[LISTEN_MAX];
-	int i, fd;
+	struct epoll_event ev;
+	int ep, i;
 
+	if (nlisten == 1 || (ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
+		return -1;
+	for (i = 0; i < nlisten; i++) {
+		memset(&ev, 0, sizeof ev);
+		ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+		ev.data.u32 = i;
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, lfd[i], &ev) < 0) {
+			close(ep);
+			return -1;
+		}
+	}
+	return ep;
+}
+
+/* ready - wait for listeners with a connection: their indices, how many */
+static int ready(int ep, const int *lfd, int nlisten, int *which)
+{
+	struct epoll_event ev[LISTEN_MAX];
+	struct pollfd pfd[LISTEN_MAX];
+	int i, n;
+
+	if (ep >= 0) {
+		n = epoll_wait(ep, ev, LISTEN_MAX, -1);
+		for (i = 0; i < n; i++)
+			which[i] = ev[i].data.u32;
+		return n;
+	}
 	for (i = 0; i < nlisten; i++)
 		pfd[i].fd = lfd[i], pfd[i].events = POLLIN;
+	if (poll(pfd, nlisten, -1) < 0)
+		return -1;
+	for (i = n = 0; i < nlisten; i++)
+		if (pfd[i].revents & POLLIN)
+			which[n++] = i;
+	return n;
+}
+
+/* accept_next - wait for a connection; -1 when told to stop */
+static int accept_next(int ep, const int *lfd, int nlisten)
+{
+	int which[LISTEN_MAX], i, n, fd;
+
 	while (!worker_stop) {
 		if (nlisten == 1) {
 			if ((fd = accept4(lfd[0], NULL, NULL, SOCK_CLOEXEC)) >= 0)
 				return fd;
 			continue;	/* EINTR: look at worker_stop */
 		}
-		if (poll(pfd, nlisten, -1) < 0)
-			continue;
-		for (i = 0; i < nlisten; i++) {
-			if (!(pfd[i].revents & POLLIN))
-				continue;
-			fd = accept4(lfd[i], NULL, NULL, SOCK_CLOEXEC);
-			if (fd >= 0)
+		n = ready(ep, lfd, nlisten, which);
+		for (i = 0; i < n; i++)
+			if (which[i] >= 0 && which[i] < nlisten &&
+			    (fd = accept4(lfd[which[i]], NULL, NULL, SOCK_CLOEXEC)) >= 0)
 				return fd;
-		}
 	}
 	return -1;
 }
@@ -155,6 +194,7 @@ void worker_main(const int *lfd, int nlisten, int chan, struct board *b, int slo
 	struct deliverer d;
 	pid_t parent = getppid();
 	long served;
+	int ep;
 
 	for (worker_nlisten = 0; worker_nlisten < nlisten; worker_nlisten++)
 		worker_lfd[worker_nlisten] = lfd[worker_nlisten];
@@ -168,8 +208,9 @@ void worker_main(const int *lfd, int nlisten, int chan, struct board *b, int slo
 	if (proc_start_deliverer(&d) < 0)
 		fatal("worker: cannot start deliverer");
 	starttls_worker(chan);		/* STARTTLS asks the supervisor */
+	ep = listen_set(lfd, nlisten);
 	for (served = 0; served < cfg.worker_connections && !worker_stop; served++) {
-		int fd = accept_next(lfd, nlisten);
+		int fd = accept_next(ep, lfd, nlisten);
 
 		if (fd < 0)
 			break;

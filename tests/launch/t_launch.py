@@ -142,6 +142,29 @@ def test_supervisor_ipv4_and_ipv6(T):
     w.stop_supervisor(sup)
 
 
+def test_one_worker_wakes_per_connection(T):
+    """two listeners: a connection wakes one idle worker, not all of them
+    (EPOLLEXCLUSIVE; with poll() every idle worker woke and lost the race)"""
+    w = T.world("herd")
+    sup, port = w.supervisor({"workers": 6}, v6=True)
+    wait_workers(sup, 6)
+    time.sleep(0.5)     # each has reached its wait for a connection
+
+    def switches():
+        return {p: int(S.proc_status(p).get("voluntary_ctxt_switches", "0"))
+                for p in worker_pids(sup)}
+    before = switches()
+    c = S.connect(port, host="::1")
+    c.quit()
+    c.close()
+    w.wait_log(LOG.connect("::1"))
+    time.sleep(0.3)
+    after = switches()
+    woke = [p for p in before if p in after and after[p] != before[p]]
+    eq(len(woke), 1, "workers woken by one connection")
+    w.stop_supervisor(sup)
+
+
 def test_concurrent_50_clients_500_messages(T):
     w = T.world("c500")
     sup, port = w.supervisor({"max_sessions": 64, "max_per_addr": 64, "workers": 4})
