@@ -28,6 +28,8 @@ class Server:
         self.port = self.lsock.getsockname()[1]
         self.stop_ev = threading.Event()
         self.connections = 0
+        self.closed = 0         # connections this side has closed
+        self.handled = 0        # commands answered (or acted on) in full
         self.seen = []          # (connection index, command, data)
         self.threads = []
         t = threading.Thread(target=self._loop, daemon=True)
@@ -54,6 +56,7 @@ class Server:
             pass
         finally:
             c.close()
+            self.closed += 1
 
     @staticmethod
     def perform(c, steps):
@@ -105,7 +108,9 @@ class FakeMilter(Server):
             out = self.behaviour(self, idx, cmd, data)
             if out is None:
                 out = self.default(cmd)
-            if not self.perform(c, out):
+            done = self.perform(c, out)
+            self.handled += 1
+            if not done:
                 return
             if cmd == b"Q":
                 return

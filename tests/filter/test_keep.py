@@ -101,8 +101,12 @@ def test_rspamd_after_abort(rspamd, prefork):
         relay.stop()
 
 
-def two_sessions(env):
+def two_sessions(env, settled=None):
+    """two sessions; between them wait until settled() (what the milter
+    does after the first session's K has happened)"""
     for i in range(2):
+        if i and settled:
+            assert S.wait_until(settled, 5)
         _rr, end = send(env, message("session %d" % i))
         assert end.code == 250, (i, end)
     assert len(stored(env)) == 2
@@ -145,16 +149,17 @@ def close_after_k(m, idx, cmd, data):
         return ["close"]
 
 
-@pytest.mark.parametrize("behaviour,reason", [
-    (close_at_k, "closed by peer"),
-    (junk_at_k, "unexpected data"),
-    (junk_after_k, "malformed reply"),
-    (close_after_k, "connection closed"),
+@pytest.mark.parametrize("behaviour,reason,settled", [
+    (close_at_k, "closed by peer", lambda f: f.closed == 1),
+    (junk_at_k, "unexpected data", lambda f: b"K" in f.commands() and
+     f.handled == len(f.seen)),
+    (junk_after_k, "malformed reply", None),
+    (close_after_k, "connection closed", None),
 ])
-def test_kept_connection_gone_reconnects(prefork, fake, behaviour, reason):
+def test_kept_connection_gone_reconnects(prefork, fake, behaviour, reason, settled):
     f = fake(behaviour)
     env = prefork({"milters": f.spec, "milter_keep": f.spec})
-    two_sessions(env)
+    two_sessions(env, settled and (lambda: settled(f)))
     assert f.connections == 2
     lines = [l for l in log(env).splitlines() if "result=reconnect" in l]
     assert len(lines) == 1 and 'reason="%s"' % reason in lines[0], lines
