@@ -8,7 +8,9 @@ Reuses bench/bench.py's machinery (accounts, Maildirs, servers under
 bench/reaper.py, smtp-source runs, CPU by role) and tests/filter's rspamd
 (proxy worker in milter mode, self-scan, offline).  Three runs with the
 same message count: smtpd without a milter (the baseline for the client's
-cost), smtpd with rspamd, Postfix with rspamd.  Prints one table:
+cost), smtpd with rspamd (milter_keep: each worker keeps its connection),
+Postfix with rspamd, smtpd with rspamd without milter_keep (a connection
+and negotiation per SMTP session, as Postfix does).  Prints one table:
 messages per second; smtpd's own CPU per message (supervisor + workers +
 deliverers) and what the milter client adds to it; rspamd's CPU per
 message, reported apart.  Environment: MILTER_BENCH_N (messages per run,
@@ -41,10 +43,12 @@ def rspamd_cpu():
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def run(kind, milter, tag):
+def run(kind, milter, tag, keep=True):
     base_opts, base_main = B.smtpd_opts, B.MAIN_CF
     if kind == "smtpd-sup":
         extra = ["-o", "milters=" + milter] if milter else []
+        if milter and keep:     # workers keep their rspamd connection (QUIT_NC)
+            extra += ["-o", "milter_keep=" + milter]
         B.smtpd_opts = lambda spool: base_opts(spool) + extra + [
             "-o", "worker_connections=100000"]
     else:
@@ -62,7 +66,7 @@ def run(kind, milter, tag):
         B.smtpd_opts, B.MAIN_CF = base_opts, base_main
     cpu = B.cpu_breakdown(kind, rep or {})
     own = sum(cpu.values()) if cpu else None   # the server's own tree; rspamd apart
-    return {"kind": kind, "milter": bool(milter), "rate": N / res["secs"],
+    return {"kind": kind, "milter": bool(milter), "keep": keep, "rate": N / res["secs"],
             "problems": warm["problems"] + res["problems"], "cpu": cpu,
             "own_ms": own * 1000 / (N + WARM) if own is not None else None,
             "rspamd_ms": rsp * 1000 / N if milter else None}
@@ -106,6 +110,7 @@ def main():
         rows.append(run("smtpd-sup", None, "smtpd-nomilter"))
         rows.append(run("smtpd-sup", rspamd.spec, "smtpd-rspamd"))
         rows.append(run("postfix", rspamd.spec, "postfix-rspamd"))
+        rows.append(run("smtpd-sup", rspamd.spec, "smtpd-rspamd-nokeep", keep=False))
         seq = (session_cpu(None), session_cpu(rspamd.spec))
     finally:
         B.cleanup_live()
@@ -114,15 +119,18 @@ def main():
           "load average before: %s" % (N, load))
     print("%-22s %10s %16s %16s" % ("server", "msgs/s", "own CPU ms/msg", "rspamd ms/msg"))
     for r in rows:
-        name = ("%s %s" % ("smtpd" if r["kind"] == "smtpd-sup" else "postfix",
-                           "+ rspamd" if r["milter"] else "(no milter)"))
+        name = ("%s %s%s" % ("smtpd" if r["kind"] == "smtpd-sup" else "postfix",
+                             "+ rspamd" if r["milter"] else "(no milter)",
+                             " no keep" if r["kind"] == "smtpd-sup" and r["milter"]
+                             and not r["keep"] else ""))
         print("%-22s %10.1f %16s %16s" % (
             name, r["rate"], "%.3f" % r["own_ms"] if r["own_ms"] is not None else "-",
             "%.2f" % r["rspamd_ms"] if r["rspamd_ms"] is not None else "-"))
         for p in r["problems"]:
             print("    problem: " + p)
     a, b = rows[0]["own_ms"], rows[1]["own_ms"]
-    print("milter client's own cost in smtpd: %.3f ms/msg (with rspamd minus without)" % (b - a))
+    print("milter client's own cost in smtpd: %.3f ms/msg (with rspamd minus without; "
+          "%.3f without milter_keep)" % (b - a, rows[3]["own_ms"] - a))
     print("one pipelined session, 300 messages, best of 3: smtpd %.3f ms/msg without a "
           "milter, %.3f with rspamd: the client adds %.3f ms/msg" % (seq[0], seq[1], seq[1] - seq[0]))
     print("smtpd CPU by role with rspamd: %s" % ", ".join(
