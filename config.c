@@ -64,7 +64,6 @@ static const struct setting settings[] = {
 	S(tls_user, "account the TLS engine runs as (holds the key), not session_user"),
 	S(milters, "milters in order: inet:HOST:PORT, unix:/path (comma list)"),
 	S(milter_default_action, "tempfail, accept or reject when a milter fails"),
-	S(milter_keep, "milters a prefork worker keeps connected between sessions (QUIT_NC)"),
 	S(policy_services, "policy servers at RCPT: inet:HOST:PORT, unix:/path"),
 	S(policy_data_services, "policy servers at end of data (END-OF-MESSAGE), as above"),
 	S(policy_default_action, "tempfail, accept or reject when a policy server fails"),

@@ -40,7 +40,6 @@ struct config {
 	char tls_user[CFG_STR_MAX];	/* account the engine runs as (root start) */
 	char milters[CFG_STR_MAX];	/* comma list inet:HOST:PORT, unix:/path */
 	char milter_default_action[CFG_STR_MAX];	/* tempfail, accept, reject */
-	char milter_keep[CFG_STR_MAX];	/* milters a worker keeps open between sessions */
 	char policy_services[CFG_STR_MAX];	/* comma list, as milters */
 	char policy_data_services[CFG_STR_MAX];	/* asked at end of data */
 	char policy_default_action[CFG_STR_MAX];	/* tempfail, accept, reject */

@@ -8,8 +8,7 @@
  * close-on-exec.  conn_write() sends all n octets and conn_read() reads
  * exactly n octets, or what arrives first, each within a timeout (the
  * descriptor may also be blocking: reads poll first, writes to a blocking
- * one wait in send).  conn_idle() tells whether a connection kept
- * idle between uses is still open, without waiting.
+ * one wait in send).
  * Invariant: every wait is bounded; no SIGPIPE (MSG_NOSIGNAL).
  */
 #include <errno.h>
@@ -193,19 +192,4 @@ long conn_read(int fd, void *p, size_t n, long timeout, int exact)
 			return -1;
 	}
 	return got;
-}
-
-/*
- * conn_idle - is a connection left idle still usable?  NULL, or why not:
- * an idle peer has nothing to say, so an end of file, octets nobody
- * asked for, or a pending error all mean it must not be used again.
- */
-const char *conn_idle(int fd)
-{
-	char c;
-	ssize_t r = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-
-	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-		return NULL;
-	return r == 0 ? "closed by peer" : r > 0 ? "unexpected data" : "socket error";
 }

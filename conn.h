@@ -10,6 +10,5 @@
 int conn_connect(const char *spec, long timeout, char *why, size_t cap);
 int conn_write(int fd, const void *p, size_t n, long timeout);
 long conn_read(int fd, void *p, size_t n, long timeout, int exact);
-const char *conn_idle(int fd);
 
 #endif

@@ -21,7 +21,7 @@ enum {
 	MC_ABORT = 'A', MC_BODY = 'B', MC_CONNECT = 'C', MC_MACRO = 'D',
 	MC_EOM = 'E', MC_HELO = 'H', MC_HEADER = 'L', MC_MAIL = 'M',
 	MC_EOH = 'N', MC_OPTNEG = 'O', MC_QUIT = 'Q', MC_RCPT = 'R',
-	MC_DATA = 'T', MC_QUIT_NC = 'K',
+	MC_DATA = 'T',
 };
 
 /* filter -> MTA replies (SMFIR_*) */

@@ -107,7 +107,7 @@ static int inetd_session(int in, int out)
 	proc_catch(SIGTERM, on_term);	/* no SA_RESTART: poll() must wake */
 	queue_id(id, sizeof id, 0);
 	if (peer_identify(in, id, addr, sizeof addr, &port) == 0)
-		r = session_run(in, out, id, addr, port, &d, NULL);	/* nothing to keep */
+		r = session_run(in, out, id, addr, port, &d);
 	deliverer_stop(&d);
 	return r;
 }

@@ -12,24 +12,7 @@
  *
  * Connections open at session start (milter_connect: negotiate (O),
  * connect (C)) and again at the next MAIL after a failure, when the
- * connect and HELO (H) stages are replayed.
- *
- * A prefork worker keeps the connections of the milters named in
- * milter_keep from one session to the next (struct milter_keep, owned by
- * worker_main): at milter_end a connection in a clean state (open, out of
- * any transaction, nothing unread) gets QUIT_NC (K) instead of QUIT, and
- * the next session's milter_new takes it, with the options negotiated on
- * it.  Before its connect stage a kept connection is checked without
- * waiting (conn_idle): an idle milter says nothing, so an end of file or
- * stray octets mean a new connection, logged "result=reconnect", which is
- * no failure.  Should the first exchange on it still fail (the milter
- * closed it meanwhile, or ignored the K), the milter is opened afresh and
- * the stages so far replayed once (reopen) before the default action.
- * Opt-in per milter: libmilter honours K only right after an end of
- * message answered with continue, ignores it anywhere else, and then
- * ignores the next connect stage too; rspamd takes it in any state.
- *
- * A connect-stage refusal is
+ * connect and HELO (H) stages are replayed.  A connect-stage refusal is
  * the session's: smtpd greets, then answers every command but QUIT,
  * NOOP and RSET with it; a HELO-stage refusal is the reply to that
  * HELO/EHLO.  After STARTTLS the HELO stage carries the TLS macros
@@ -88,29 +71,15 @@ struct milter {
 	int done;		/* accepted (or failed, default accept): txn */
 	int in_txn;		/* has seen MAIL since the last abort */
 	int skip_body;		/* answered SKIP to a body chunk */
-	int keep;		/* in milter_keep: may outlive the session (QUIT_NC) */
-	int reused;		/* kept from an earlier session, no answer read yet */
 	size_t inpos, inlen;	/* unread replies are in[inpos, inlen) */
 	unsigned char in[4096];	/* replies as read, usually several at once */
 	size_t outlen;		/* octets queued in out */
 	unsigned char out[16384];	/* packets that get no reply, not yet sent */
 };
 
-/*
- * A prefork worker's connections kept between its sessions, slot i for
- * the ith milter of the list (a worker's configuration never changes).
- */
-struct milter_keep {
-	struct kept {
-		int fd;			/* -1: none kept */
-		unsigned long actions, proto;	/* as negotiated on fd */
-	} m[MILTER_MAX];
-};
-
 /* Everything the client keeps for one SMTP session. */
 struct milters {
 	const char *sid;	/* session id for log lines */
-	struct milter_keep *keep;	/* the worker's, NULL in per-connection modes */
 	char client[64];	/* client address text */
 	int port;		/* client port, 0 if unknown */
 	char helo[DOMAIN_MAX + 1];	/* last HELO/EHLO name, "" before */
@@ -171,7 +140,7 @@ static void m_close(struct milter *m)
 {
 	if (m->fd >= 0)
 		close(m->fd);
-	m->fd = -1, m->in_txn = 0, m->skip_body = 0, m->reused = 0;
+	m->fd = -1, m->in_txn = 0, m->skip_body = 0;
 	m->inpos = m->inlen = m->outlen = 0;
 }
 
@@ -439,62 +408,6 @@ static void to_verdict(struct milters *ms, struct milter *m, const struct stage 
 	    "tempfail", text);
 }
 
-/* refused - does a verdict end the stage for everyone? */
-static int refused(const struct verdict *v)
-{
-	return v->kind == FV_REJECT || v->kind == FV_TEMPFAIL || v->kind == FV_DISCARD;
-}
-
-static void m_open(struct milters *ms, struct milter *m, struct verdict *v);
-static void m_replay(struct milters *ms, struct milter *m, struct verdict *v);
-
-/* log_reconnect - a kept connection is dead: "... result=reconnect reason=" */
-static void log_reconnect(struct milters *ms, struct milter *m, const char *stage,
-    const char *why)
-{
-	char spec[CFG_STR_MAX * 4];
-
-	log_escape(spec, sizeof spec, m->spec, strlen(m->spec));
-	logmsg(LOG_NOTICE, "%s milter client=%s milter=%s stage=%s result=reconnect reason=\"%s\"",
-	    ms->sid, ms->client, spec, stage, why);
-}
-
-/*
- * reopen - a kept connection failed before its first answer of this
- * session: the milter closed it after the liveness check (or ignored
- * our QUIT_NC).  Not a failure yet: open afresh, replay the connect and
- * HELO stages, and send MAIL again (its packet copied: opening reuses
- * the packet buffers).  Only a failure of the new connection earns the
- * default action.
- */
-static void reopen(struct milters *ms, struct milter *m, const struct stage *st,
-    const struct mpkt *out, const char *why, struct verdict *v)
-{
-	struct mpkt *again = NULL;
-	struct mreply r;
-
-	log_reconnect(ms, m, st->name, why);
-	m_close(m);
-	if (st->cmd == MC_MAIL && !(again = malloc(sizeof *again))) {
-		m_fail(ms, m, st->name, "out of memory", v);
-		return;
-	}
-	if (again)
-		memcpy(again, out, sizeof *again);
-	if (st->cmd == MC_CONNECT)
-		m_open(ms, m, v);	/* m_open's caller goes on to HELO */
-	else
-		m_replay(ms, m, v);
-	if (again && m->fd >= 0 && !m->done && !refused(v)) {
-		m->in_txn = 1;
-		if (exchange(ms, m, st, again, &r, &why) < 0)
-			m_fail(ms, m, st->name, why, v);
-		else
-			to_verdict(ms, m, st, &r, v);
-	}
-	free(again);
-}
-
 /*
  * ask - one stage for one milter: macros, then the command in ms->pkt
  * (already built by the caller).  Skipped when the milter asked not to
@@ -505,22 +418,14 @@ static void ask(struct milters *ms, struct milter *m, const struct stage *st,
 {
 	struct mreply r;
 	const char *why = "write error";
-	const struct mpkt *out;
 
 	v->kind = FV_CONTINUE, v->text[0] = '\0';
 	if (m->fd < 0 || m->done || (st->skip & m->proto))
 		return;
-	out = with_macros(ms, st->cmd, kv, nkv);
-	if (exchange(ms, m, st, out, &r, &why) == 0) {
-		if (!(st->noreply & m->proto))
-			m->reused = 0;	/* it answered: alive */
-		to_verdict(ms, m, st, &r, v);
-	} else if (m->reused && (st->cmd == MC_CONNECT || st->cmd == MC_HELO ||
-	    st->cmd == MC_MAIL)) {
-		reopen(ms, m, st, out, why, v);
-	} else {
+	if (exchange(ms, m, st, with_macros(ms, st->cmd, kv, nkv), &r, &why) < 0)
 		m_fail(ms, m, st->name, why, v);
-	}
+	else
+		to_verdict(ms, m, st, &r, v);
 }
 
 /* negotiate - O: offer version 6, our actions and steps; take the answer */
@@ -573,42 +478,23 @@ static void ask_helo(struct milters *ms, struct milter *m, struct verdict *v)
 	ask(ms, m, &st_helo, kv, n, v);
 }
 
-/* m_connect - a new connection, negotiated; 0, or -1 with v the default */
-static int m_connect(struct milters *ms, struct milter *m, struct verdict *v)
-{
-	char why_buf[128];
-	const char *why = why_buf;
-
-	if ((m->fd = conn_connect(m->spec, cfg.milter_connect_timeout, why_buf,
-	    sizeof why_buf)) < 0 || negotiate(ms, m, &why) < 0) {
-		m_fail(ms, m, m->fd < 0 ? "connect" : "negotiate", why, v);
-		return -1;
-	}
-	return 0;
-}
-
-/*
- * m_open - the connect stage, on the connection kept from an earlier
- * session when it is still open (an idle milter has nothing to say: an
- * end of file or stray octets mean it is gone, which is no failure),
- * else on a new one; v: the verdict
- */
+/* m_open - connect, negotiate, replay connect and HELO; v: the verdict */
 static void m_open(struct milters *ms, struct milter *m, struct verdict *v)
 {
-	char port[16], unk[80];
+	char why_buf[128], port[16], unk[80];
+	const char *why = why_buf;
 	const char *conn[] = { "j", cfg.hostname, "{daemon_name}", "smtpd", "_", unk,
 		"{client_addr}", ms->client, "{client_port}", port,
-		"{client_name}", "unknown" }, *why;
+		"{client_name}", "unknown" };
 	char fam = family(ms->client);
 
 	v->kind = FV_CONTINUE, v->text[0] = '\0';
 	m->done = 0;
-	if (m->fd >= 0 && (why = conn_idle(m->fd)) != NULL) {
-		log_reconnect(ms, m, "connect", why);
-		m_close(m);
-	}
-	if (m->fd < 0 && m_connect(ms, m, v) < 0)
+	if ((m->fd = conn_connect(m->spec, cfg.milter_connect_timeout, why_buf,
+	    sizeof why_buf)) < 0 || negotiate(ms, m, &why) < 0) {
+		m_fail(ms, m, m->fd < 0 ? "connect" : "negotiate", why, v);
 		return;
+	}
 	snprintf(port, sizeof port, "%d", ms->port);
 	snprintf(unk, sizeof unk, "unknown [%s]", ms->client);
 	mp_begin(&ms->pkt, MC_CONNECT);
@@ -619,59 +505,32 @@ static void m_open(struct milters *ms, struct milter *m, struct verdict *v)
 		mp_str(&ms->pkt, ms->client);
 	}
 	ask(ms, m, &st_conn, conn, 6, v);
-}
-
-/* m_replay - open, and replay the HELO stage when the session had one */
-static void m_replay(struct milters *ms, struct milter *m, struct verdict *v)
-{
-	m_open(ms, m, v);
-	if (v->kind == FV_CONTINUE && m->fd >= 0 && ms->helo[0])
-		ask_helo(ms, m, v);
-}
-
-/* listed - is spec in the comma list? */
-static int listed(const char *list, const char *spec)
-{
-	char item[CFG_STR_MAX];
-
-	while (filter_next(&list, item, sizeof item))
-		if (strcmp(item, spec) == 0)
-			return 1;
-	return 0;
-}
-
-/* take_kept - slot i's kept connection (if any) becomes m's */
-static void take_kept(struct milter_keep *k, int i, struct milter *m)
-{
-	struct kept *c = &k->m[i];
-
-	m->keep = listed(cfg.milter_keep, m->spec);
-	if (c->fd < 0)
+	if (v->kind != FV_CONTINUE || m->fd < 0 || !ms->helo[0])
 		return;
-	m->fd = c->fd, m->actions = c->actions, m->proto = c->proto;
-	m->reused = 1;
-	c->fd = -1;
+	ask_helo(ms, m, v);
 }
 
 /* milter_new - the session's milter state; NULL when none are set */
-struct milters *milter_new(const char *sid, const char *client, int port,
-    struct milter_keep *k)
+struct milters *milter_new(const char *sid, const char *client, int port)
 {
 	const char *list = cfg.milters;
 	struct milters *ms = filter_new(list, sizeof *ms, "milter");
-	int i;
 
 	if (!ms)
 		return NULL;
-	ms->sid = sid, ms->port = port, ms->keep = k;
+	ms->sid = sid, ms->port = port;
 	snprintf(ms->client, sizeof ms->client, "%s", client);
 	ms->deflt = filter_default(cfg.milter_default_action);
 	while (ms->n < MILTER_MAX && filter_next(&list, ms->m[ms->n].spec,
 	    sizeof ms->m->spec))
 		ms->m[ms->n++].fd = -1;
-	for (i = 0; k && i < ms->n; i++)
-		take_kept(k, i, &ms->m[i]);
 	return ms;
+}
+
+/* refused - does a verdict end the stage for everyone? */
+static int refused(const struct verdict *v)
+{
+	return v->kind == FV_REJECT || v->kind == FV_TEMPFAIL || v->kind == FV_DISCARD;
 }
 
 /*
@@ -775,7 +634,7 @@ void milter_mail(struct milters *ms, const char *arg, struct verdict *v)
 
 		m->done = 0, m->skip_body = 0;
 		if (m->fd < 0)
-			m_replay(ms, m, v);
+			m_open(ms, m, v);
 		if (refused(v))
 			break;
 		envelope_packet(&ms->pkt, MC_MAIL, arg, addr, sizeof addr);
@@ -827,37 +686,7 @@ void milter_abort(struct milters *ms)
 	}
 }
 
-/* say - a packet with no data and no answer (QUIT, QUIT_NC), with what
- * is queued before it; 0, or -1 */
-static int say(struct milters *ms, struct milter *m, int cmd)
-{
-	mp_begin(&ms->pkt, cmd);
-	return mp_end(&ms->pkt) < 0 ? -1 : send_pkt(m, &ms->pkt, 1, 1);
-}
-
-/*
- * keep - hand slot i's connection to the worker when it is in a clean
- * state (open, out of any transaction, nothing unread) and its milter
- * is in milter_keep: QUIT_NC ("quit, a new connection follows") ends
- * the milter's session and leaves the negotiated options in force.
- * 1 kept, 0 not (QUIT it), -1 QUIT_NC could not be sent (just close).
- */
-static int keep(struct milters *ms, int i)
-{
-	struct milter *m = &ms->m[i];
-	struct kept *c = ms->keep ? &ms->keep->m[i] : NULL;
-
-	if (!c || !m->keep || m->in_txn || m->inpos != m->inlen)
-		return 0;
-	if (say(ms, m, MC_QUIT_NC) < 0)
-		return -1;
-	c->fd = m->fd, c->actions = m->actions, c->proto = m->proto;
-	m->fd = -1;
-	return 1;
-}
-
-/* milter_end - QUIT_NC to the connections a worker keeps, QUIT to the
- * others; close them; free */
+/* milter_end - QUIT to every open milter, close, free */
 void milter_end(struct milters *ms)
 {
 	int i;
@@ -865,41 +694,14 @@ void milter_end(struct milters *ms)
 	if (!ms)
 		return;
 	for (i = 0; i < ms->n; i++) {
-		if (ms->m[i].fd >= 0 && keep(ms, i) == 0)
-			say(ms, &ms->m[i], MC_QUIT);
+		if (ms->m[i].fd >= 0) {
+			mp_begin(&ms->pkt, MC_QUIT);
+			if (mp_end(&ms->pkt) == 0)
+				send_pkt(&ms->m[i], &ms->pkt, 1, 1);
+		}
 		m_close(&ms->m[i]);
 	}
 	free(ms);
-}
-
-/* milter_keep_new - a worker's kept connections; NULL when milter_keep
- * names none */
-struct milter_keep *milter_keep_new(void)
-{
-	struct milter_keep *k = cfg.milters[strspn(cfg.milters, ", \t")] ?
-	    filter_new(cfg.milter_keep, sizeof *k, "milter") : NULL;
-	int i;
-
-	for (i = 0; k && i < MILTER_MAX; i++)
-		k->m[i].fd = -1;
-	return k;
-}
-
-/* milter_keep_free - the worker is done: QUIT and close what it kept */
-void milter_keep_free(struct milter_keep *k)
-{
-	static const unsigned char quit[] = { 0, 0, 0, 1, MC_QUIT };
-	int i;
-
-	for (i = 0; k && i < MILTER_MAX; i++) {
-		if (k->m[i].fd < 0)
-			continue;
-		if (conn_write(k->m[i].fd, quit, sizeof quit, 1) < 0) {
-			/* it is gone already: nothing to tell */
-		}
-		close(k->m[i].fd);
-	}
-	free(k);
 }
 
 /* Message ------------------------------------------------------------ */

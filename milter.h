@@ -1,9 +1,7 @@
 /*
  * milter.h - the Sendmail milter client: one call per SMTP stage.
  * Every function takes NULL (no milters configured) and then does
- * nothing and answers FV_CONTINUE.  A prefork worker passes its
- * milter_keep to each session (NULL elsewhere): milters listed in
- * milter_keep then stay connected from one session to the next.
+ * nothing and answers FV_CONTINUE.
  */
 #ifndef MILTER_H
 #define MILTER_H
@@ -13,12 +11,8 @@
 #include "starttls.h"
 
 struct milters;
-struct milter_keep;	/* a prefork worker's connections between sessions */
 
-struct milter_keep *milter_keep_new(void);
-void milter_keep_free(struct milter_keep *k);
-struct milters *milter_new(const char *sid, const char *client, int port,
-    struct milter_keep *k);
+struct milters *milter_new(const char *sid, const char *client, int port);
 void milter_connect(struct milters *ms, struct verdict *v);
 void milter_tls(struct milters *ms, const struct tls_info *ti);
 void milter_helo(struct milters *ms, const char *helo, struct verdict *v);

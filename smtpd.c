@@ -1147,10 +1147,9 @@ static void greet(struct session *s)
 	}
 }
 
-/* session_run - one SMTP session on in/out; returns the exit status.
- * mk: a prefork worker's milter connections kept between sessions, or NULL */
+/* session_run - one SMTP session on in/out; returns the exit status */
 int session_run(int in, int out, const char *id, const char *addr, int port,
-    struct deliverer *d, struct milter_keep *mk)
+    struct deliverer *d)
 {
 	char line[CMDLINE_MAX + 1], helo[DOMAIN_MAX * 4 + 1];
 	struct session *s = session_new(in, out, id, addr, d);
@@ -1163,7 +1162,7 @@ int session_run(int in, int out, const char *id, const char *addr, int port,
 	fcntl(out, F_SETFL, fcntl(out, F_GETFL) | O_NONBLOCK);
 	log_hold(1);	/* a batch of pipelined commands: its lines in one write */
 	logmsg(LOG_INFO, "%s connect client=%s", s->id, s->addr);
-	s->milter = milter_new(s->id, s->addr, port, mk);
+	s->milter = milter_new(s->id, s->addr, port);
 	s->policy = policy_new(s->id, s->addr);
 	greet(s);
 	while (s->state != S_QUIT) {

@@ -12,9 +12,7 @@
 /* Set from a signal handler when the session must end now with 421. */
 extern volatile sig_atomic_t smtpd_stop;
 
-struct milter_keep;
-
 int session_run(int in, int out, const char *id, const char *addr, int port,
-    struct deliverer *d, struct milter_keep *mk);
+    struct deliverer *d);
 
 #endif

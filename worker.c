@@ -31,7 +31,6 @@
 #include "config.h"
 #include "deliver.h"
 #include "log.h"
-#include "milter.h"
 #include "peer.h"
 #include "proc.h"
 #include "starttls.h"
@@ -167,8 +166,7 @@ struct seat {
 };
 
 /* serve_one - one connection: PROXY header, admission, the session */
-static void serve_one(int fd, const struct seat *me, struct deliverer *d,
-    struct milter_keep *mk)
+static void serve_one(int fd, const struct seat *me, struct deliverer *d)
 {
 	char addr[PEER_ADDR_MAX], id[QID_MAX], ans;
 	int port, spare = 0;
@@ -181,7 +179,7 @@ static void serve_one(int fd, const struct seat *me, struct deliverer *d,
 		if (spare)
 			tell(me->chan, "S");
 		if (ans == 'Y')
-			session_run(fd, fd, id, addr, port, d, mk);
+			session_run(fd, fd, id, addr, port, d);
 		else
 			refuse(fd, id, addr, ans);
 	}
@@ -195,7 +193,6 @@ void worker_main(const int *lfd, int nlisten, int chan, struct board *b, int slo
 	struct seat me = { b, slot, chan };
 	struct deliverer d;
 	pid_t parent = getppid();
-	struct milter_keep *mk;	/* milter connections kept between sessions */
 	long served;
 	int ep;
 
@@ -212,17 +209,15 @@ void worker_main(const int *lfd, int nlisten, int chan, struct board *b, int slo
 		fatal("worker: cannot start deliverer");
 	starttls_worker(chan);		/* STARTTLS asks the supervisor */
 	ep = listen_set(lfd, nlisten);
-	mk = milter_keep_new();
 	for (served = 0; served < cfg.worker_connections && !worker_stop; served++) {
 		int fd = accept_next(ep, lfd, nlisten);
 
 		if (fd < 0)
 			break;
-		serve_one(fd, &me, &d, mk);
+		serve_one(fd, &me, &d);
 		if (!deliverer_alive(&d) || getppid() != parent)
 			break;	/* the supervisor forks a whole new worker, or died */
 	}
-	milter_keep_free(mk);
 	deliverer_stop(&d);
 	_exit(0);
 }

@@ -95,7 +95,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	lseek(out, 0, SEEK_SET);
 	piece = size > 0 ? (data[0] >> 1) & 63 : 0;
 	session_run(in, out, "FUZZSESSION00001", "127.0.0.1", 25,
-	    size > 0 && (data[0] & 1) ? &real : &none, NULL);
+	    size > 0 && (data[0] & 1) ? &real : &none);
 	check_replies(data, size);
 	fuzz_after(&real);
 	return 0;

@@ -2,8 +2,7 @@
  * check_conn.c - unit tests for conn.c (Check): connecting to inet and
  * unix listeners, refused and timed-out connects, reads and writes that
  * time out against a peer that never answers or never reads, and the
- * end of file before an exact read is complete, and the idle check of
- * a kept connection.
+ * end of file before an exact read is complete.
  * Timeouts are 1 second; the tests assert the result, never the time.
  */
 #include <errno.h>
@@ -190,34 +189,6 @@ START_TEST(reads_and_eof)
 }
 END_TEST
 
-/* idle_check - a kept connection: idle and open, then stray octets, then
- * the peer's end of file; the check never consumes nor waits */
-START_TEST(idle_check)
-{
-	int sv[2], tcp[2], lfd;
-	char c;
-
-	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	ck_assert_ptr_null(conn_idle(sv[0]));
-	ck_assert_int_eq(conn_write(sv[1], "x", 1, 1), 0);
-	ck_assert_str_eq(conn_idle(sv[0]), "unexpected data");
-	ck_assert_int_eq(conn_read(sv[0], &c, 1, 1, 1), 1);	/* still there */
-	close(sv[1]);
-	ck_assert_str_eq(conn_idle(sv[0]), "closed by peer");
-	close(sv[0]);
-	lfd = inet_listener(1);	/* the same over TCP, whose descriptor */
-	tcp[0] = conn_connect(spec, 5, why, sizeof why);	/* is non-blocking */
-	ck_assert_int_ge(tcp[0], 0);
-	ck_assert_int_ge(tcp[1] = accept(lfd, NULL, NULL), 0);
-	ck_assert_ptr_null(conn_idle(tcp[0]));
-	close(tcp[1]);
-	ck_assert_int_eq(conn_read(tcp[0], &c, 1, 1, 0), -1);	/* waits for the FIN */
-	ck_assert_str_eq(conn_idle(tcp[0]), "closed by peer");
-	close(tcp[0]);
-	close(lfd);
-}
-END_TEST
-
 Suite *check_suite(void)
 {
 	Suite *s = suite_create("conn");
@@ -225,7 +196,7 @@ Suite *check_suite(void)
 	const TTest *tests[] = { inet_connects_then_read_times_out,
 	    unix_connects_then_read_times_out, name_with_several_addresses,
 	    refused, bad_addresses, connect_times_out, write_times_out,
-	    reads_and_eof, idle_check };
+	    reads_and_eof };
 
 	check_add(tc, tests, N(tests));
 	return s;

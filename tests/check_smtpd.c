@@ -111,7 +111,7 @@ static const char *run_(const char *script, size_t len, struct deliverer *d, int
 	if (!hold)
 		close(p[1]);
 	ck_assert_int_ge(o = open(P("out"), O_RDWR | O_CREAT | O_TRUNC, 0600), 0);
-	ck_assert_int_eq(session_run(p[0], o, "TESTSESSION00001", "192.0.2.1", 0, d, NULL), 0);
+	ck_assert_int_eq(session_run(p[0], o, "TESTSESSION00001", "192.0.2.1", 0, d), 0);
 	close(p[0]);	/* a writer still blocked gets EPIPE and exits */
 	if (hold)
 		close(p[1]);

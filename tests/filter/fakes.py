@@ -2,10 +2,7 @@
 what the real daemons never do: malformed packets, stalls, protocol
 errors, and the few protocol features (insert/change header, quarantine,
 discard, per-recipient replycode) no stock filter can be made to send.
-Each records what it received; every wait is bounded.  Relay is no fake:
-a transparent TCP relay in front of a real daemon that counts the
-connections smtpd opens to it."""
-import select
+Each records what it received; every wait is bounded."""
 import socket
 import struct
 import threading
@@ -28,8 +25,6 @@ class Server:
         self.port = self.lsock.getsockname()[1]
         self.stop_ev = threading.Event()
         self.connections = 0
-        self.closed = 0         # connections this side has closed
-        self.handled = 0        # commands answered (or acted on) in full
         self.seen = []          # (connection index, command, data)
         self.threads = []
         t = threading.Thread(target=self._loop, daemon=True)
@@ -56,7 +51,6 @@ class Server:
             pass
         finally:
             c.close()
-            self.closed += 1
 
     @staticmethod
     def perform(c, steps):
@@ -108,9 +102,7 @@ class FakeMilter(Server):
             out = self.behaviour(self, idx, cmd, data)
             if out is None:
                 out = self.default(cmd)
-            done = self.perform(c, out)
-            self.handled += 1
-            if not done:
+            if not self.perform(c, out):
                 return
             if cmd == b"Q":
                 return
@@ -118,7 +110,7 @@ class FakeMilter(Server):
     def default(self, cmd):
         if cmd == b"O":
             return [packet(b"O", struct.pack(">III", 6, self.actions, self.proto))]
-        if cmd in (b"D", b"A", b"Q", b"K"):
+        if cmd in (b"D", b"A", b"Q"):
             return []
         if cmd == b"E":
             return [packet(b"a")]
@@ -126,30 +118,6 @@ class FakeMilter(Server):
 
     def commands(self, idx=None):
         return [c for i, c, _d in self.seen if idx is None or i == idx]
-
-
-class Relay(Server):
-    """every connection is passed through to upstream (HOST, PORT), both
-    ways, until either side closes; .connections counts them"""
-
-    def __init__(self, upstream):
-        self.upstream = upstream
-        super().__init__()
-        self.spec = "inet:127.0.0.1:%d" % self.port
-
-    def handle(self, c, idx):
-        u = socket.create_connection(self.upstream, timeout=5)
-        try:
-            ends = {c: u, u: c}
-            while not self.stop_ev.is_set():
-                ready, _, _ = select.select(list(ends), [], [], 0.2)
-                for s in ready:
-                    data = s.recv(65536)
-                    if not data:
-                        return
-                    ends[s].sendall(data)
-        finally:
-            u.close()
 
 
 class FakePolicy(Server):
