@@ -13,6 +13,8 @@
  */
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -68,11 +70,18 @@ static int split_inet(const char *s, char *host, size_t hcap, char *port, size_t
 	return 0;
 }
 
-/* start - a non-blocking socket with its connect under way; fd or -1 */
+/*
+ * start - a non-blocking socket with its connect under way; fd or -1.
+ * TCP_NODELAY: our writes are whole requests already; Nagle would only
+ * hold a short one (the end of a message, a packet written right after
+ * one that gets no answer) until the peer's delayed ACK, up to 40 ms.
+ */
 static int start(int family, const struct sockaddr *sa, socklen_t len)
 {
-	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), e;
+	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), e, on = 1;
 
+	if (fd >= 0 && family != AF_UNIX)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
 	if (fd >= 0 && connect(fd, sa, len) < 0 && errno != EINPROGRESS) {
 		e = errno;
 		close(fd);

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,20 @@ START_TEST(inet_connects_then_read_times_out)
 	int l = inet_listener(1);
 
 	read_times_out(conn_connect(spec, 5, why, sizeof why));
+	close(l);
+}
+END_TEST
+
+/* no Nagle: a request written right after an unanswered one goes out now */
+START_TEST(inet_no_delay)
+{
+	int l = inet_listener(1), fd = conn_connect(spec, 5, why, sizeof why), on = 0;
+	socklen_t len = sizeof on;
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len), 0);
+	ck_assert_int_ne(on, 0);
+	close(fd);
 	close(l);
 }
 END_TEST
@@ -196,7 +211,7 @@ Suite *check_suite(void)
 	const TTest *tests[] = { inet_connects_then_read_times_out,
 	    unix_connects_then_read_times_out, name_with_several_addresses,
 	    refused, bad_addresses, connect_times_out, write_times_out,
-	    reads_and_eof };
+	    reads_and_eof, inet_no_delay };
 
 	check_add(tc, tests, N(tests));
 	return s;
