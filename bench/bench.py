@@ -341,6 +341,29 @@ def stop_reaper(proc, tag):
         proc.wait(timeout=10)
 
 
+class Reaped:
+    """a process tree under reaper.py: argv, or a daemon started and stopped
+    by shell commands; its output in WORK/TAG.log; stop() returns the
+    tree's CPU seconds"""
+
+    def __init__(self, work, tag, argv=None, start=None, stop=None):
+        self.out, self.tag = os.path.join(work, tag + ".json"), tag
+        cmd = [sys.executable, os.path.join(HERE, "reaper.py"), "--out", self.out]
+        if start:
+            cmd += ["--start", start, "--stop", stop]
+        if argv:
+            cmd += ["--"] + argv
+        self.log = open(os.path.join(work, tag + ".log"), "w")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    def stop(self):
+        stop_reaper(self.proc, self.tag)
+        self.log.close()
+        with open(self.out) as f:
+            return json.load(f)["cpu"]
+
+
 def cleanup_live():
     for pid in list(CLIENTS):
         try:

@@ -40,6 +40,8 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
 import servers  # noqa: E402  dnsmasq, Postfix's instance directory
 import smtptest as S  # noqa: E402  free ports, bounded waits, process groups
+sys.path.insert(0, HERE)
+import bench as B  # noqa: E402  Reaped: a server tree under reaper.py, its CPU
 SMTPD = os.path.join(ROOT, "smtpd")
 WORK = os.environ.get("BENCH_DIR", "/var/tmp/smtpd-door-bench")
 DNS_ADDR = "127.0.0.54"
@@ -117,15 +119,20 @@ def smtpd_case(tag, extra):
             "-l", "127.0.0.1:%d" % port]
     for k, v in extra.items():
         argv += ["-o", "%s=%s" % (k, v)]
-    lf = open(os.path.join(WORK, tag + ".log"), "w")
-    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=lf, stderr=subprocess.STDOUT,
-                         start_new_session=True)
+    r = B.Reaped(WORK, tag, argv)
+    return measured(r, port, tag)
+
+
+def measured(r, port, tag):
+    """the load on port, and the server tree's CPU ms per connection (the
+    warm-up second's connections counted at the measured rate)"""
     try:
         if not S.wait_listen(port, timeout=20):
-            raise RuntimeError("smtpd did not listen")
-        return load(port, tag)
+            raise RuntimeError("%s did not listen" % tag)
+        rate, errors, p50 = load(port, tag)
     finally:
-        S.terminate(p, timeout=15, group=True)
+        cpu = r.stop()
+    return rate, errors, p50, cpu * 1000 / max(1.0, rate * (SECS + 1))
 
 
 def postfix_case(tag, ttl):
@@ -138,15 +145,10 @@ def postfix_case(tag, ttl):
     resolv = os.path.join(WORK, "resolv.conf")
     with open(resolv, "w") as f:
         f.write("nameserver %s\n" % DNS_ADDR)
-    start = ("mount --bind %s /etc/resolv.conf && postfix -c %s start" % (resolv, conf))
-    subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", start],
-                   check=True, timeout=60, capture_output=True)
-    try:
-        if not S.wait_listen(port, timeout=20):
-            raise RuntimeError("postfix did not listen")
-        return load(port, tag)
-    finally:
-        subprocess.run(["postfix", "-c", conf, "stop"], timeout=60, capture_output=True)
+    start = ("unshare -m --propagation private sh -c 'mount --bind %s /etc/resolv.conf "
+             "&& postfix -c %s start'" % (resolv, conf))
+    r = B.Reaped(WORK, tag, start=start, stop="postfix -c %s stop" % conf)
+    return measured(r, port, tag)
 
 
 def main():
@@ -176,25 +178,26 @@ def main():
     try:
         for rnd in range(ROUNDS):
             for tag, fn in cases:
-                rate, errors, p50 = fn(tag)
-                runs[tag].append((rate, errors, p50))
-                log("round %d %-22s %8.0f/s errors=%d p50=%sms" % (rnd + 1, tag, rate,
-                                                                  errors, p50))
+                rate, errors, p50, cpu = fn(tag)
+                runs[tag].append((rate, errors, p50, cpu))
+                log("round %d %-22s %8.0f/s errors=%d p50=%sms cpu=%.3fms" % (
+                    rnd + 1, tag, rate, errors, p50, cpu))
     finally:
         dns.stop()
     rows = []
     for tag, _ in cases:
         rs = sorted(runs[tag])
-        rate, _, p50 = rs[len(rs) // 2]
-        rows.append((tag, rate, sum(r[1] for r in rs), p50,
+        rate, _, p50, cpu = rs[len(rs) // 2]
+        rows.append((tag, rate, sum(r[1] for r in rs), p50, cpu,
                      "/".join("%.0f" % r[0] for r in runs[tag])))
     base = rows[0][1] or 1
     print("door benchmark: connect+EHLO+QUIT, %d clients, %d s x %d rounds, loopback, "
           "load average %.1f" % (CONC, SECS, ROUNDS, os.getloadavg()[0]))
-    print("%-22s %8s %7s %8s %7s  %s" % ("server", "conn/s", "x off", "p50 ms", "errors",
-                                         "every round"))
-    for tag, rate, errors, p50, each in rows:
-        print("%-22s %8.0f %7.2f %8s %7d  %s" % (tag, rate, rate / base, p50, errors, each))
+    print("%-22s %8s %7s %8s %7s %8s  %s" % ("server", "conn/s", "x off", "p50 ms", "errors",
+                                              "CPU ms", "every round"))
+    for tag, rate, errors, p50, cpu, each in rows:
+        print("%-22s %8.0f %7.2f %8s %7d %8.3f  %s" % (tag, rate, rate / base, p50, errors,
+                                                      cpu, each))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ ms/message for each run, and the medians.
 Environment: BENCH_DIR (/var/tmp/smtpd-lmtp-bench), BENCH_COUNT (2000),
 BENCH_ROUNDS (3).  Loopback only; everything started is stopped.
 """
-import json
 import os
 import pwd
 import shutil
@@ -36,9 +35,8 @@ CONC = 8
 SIZE = 4096
 USER = "lmtpbench"
 DOMAIN = "example.test"
-REAPER = [sys.executable, os.path.join(HERE, "reaper.py")]
 sys.path.insert(0, HERE)
-from bench import POSTFIX_BASE, S, postfix_config, servers, stop_reaper  # noqa: E402
+from bench import POSTFIX_BASE, Reaped, S, postfix_config, servers  # noqa: E402
 
 # LMTP only, on a unix socket; every delivery fsynced
 DOVECOT_BODY = """\
@@ -57,27 +55,6 @@ local_recipient_maps =
 lmtp_destination_recipient_limit = 1000
 """
 
-
-
-class Reaped:
-    """a process tree under reaper.py; stop() returns its CPU seconds"""
-
-    def __init__(self, tag, argv=None, start=None, stop=None):
-        self.out = os.path.join(WORK, tag + ".json")
-        cmd = REAPER + ["--out", self.out]
-        if start:
-            cmd += ["--start", start, "--stop", stop]
-        if argv:
-            cmd += ["--"] + argv
-        self.log = open(os.path.join(WORK, tag + ".log"), "w")
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-
-    def stop(self):
-        stop_reaper(self.proc, self.out)
-        self.log.close()
-        with open(self.out) as f:
-            return json.load(f)["cpu"]
 
 
 def user_setup():
@@ -115,7 +92,7 @@ def dovecot(pw, tag):
                                 DOVECOT_BODY, first_valid_uid=1000, user_format="%Ln")
     dv = servers.Dovecot(d, conf, {"passwd": passwd})
     sock = os.path.join(d, "run", "lmtp")
-    r = Reaped("dovecot-" + tag, dv.argv())
+    r = Reaped(WORK, "dovecot-" + tag, dv.argv())
     if not S.wait_until(lambda: servers.unix_connectable(sock), 30):
         r.stop()
         raise RuntimeError("dovecot did not start (%s)" % d)
@@ -131,11 +108,11 @@ def server(kind, sock, tag):
                 "-o", "postmaster=" + USER, "-o", "delivery=lmtp:unix:" + sock,
                 "-o", "workers=%d" % CONC, "-o", "max_per_addr=256",
                 "-l", "127.0.0.1:%d" % port]
-        r = Reaped(kind + "-" + tag, argv)
+        r = Reaped(WORK, kind + "-" + tag, argv)
     else:
         pf = postfix_config(port, POSTFIX_MAIN, WORK, sock=sock)
         conf = os.path.join(pf, "conf")
-        r = Reaped(kind + "-" + tag, start="postfix -c %s start" % conf,
+        r = Reaped(WORK, kind + "-" + tag, start="postfix -c %s start" % conf,
                    stop="postfix -c %s stop" % conf)
     if not S.wait_listen(port, timeout=30):
         r.stop()
