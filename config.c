@@ -35,12 +35,14 @@ struct setting {
 	int list;		/* 1: a comma list, stored without blanks */
 	long *num;		/* numeric setting, or NULL */
 	long def, min, max;	/* numeric default and range */
+	int zero;		/* 1: 0 (off) is allowed below min */
 	const char *help;
 };
 
-#define S(f, h)			{ #f, cfg.f, 0, NULL, 0, 0, 0, h }
-#define L(f, h)			{ #f, cfg.f, 1, NULL, 0, 0, 0, h }
-#define N(f, d, lo, hi, h)	{ #f, NULL, 0, &cfg.f, d, lo, hi, h }
+#define S(f, h)			{ #f, cfg.f, 0, NULL, 0, 0, 0, 0, h }
+#define L(f, h)			{ #f, cfg.f, 1, NULL, 0, 0, 0, 0, h }
+#define N(f, d, lo, hi, h)	{ #f, NULL, 0, &cfg.f, d, lo, hi, 0, h }
+#define Z(f, d, lo, hi, h)	{ #f, NULL, 0, &cfg.f, d, lo, hi, 1, h }	/* 0, or lo..hi */
 
 static const struct setting settings[] = {
 	S(hostname, "host name in replies and headers"),
@@ -97,7 +99,7 @@ static const struct setting settings[] = {
 	N(quota, 1, 0, 1, "1: honour the Maildir++ maildirsize quota"),
 	N(lmtp_timeout, 60, 1, 3600, "seconds for each LMTP wait (connect too)"),
 	N(tls_required, 0, 0, 1, "1: refuse MAIL before STARTTLS (private listeners only)"),
-	N(tls_session_lifetime, 3600, 0, 86400, "seconds a TLS session may be resumed, 0 = never"),
+	Z(tls_session_lifetime, 3600, 4, 86400, "seconds a TLS session may be resumed, 0 = never"),
 	N(deliver_timeout, 300, 1, 3600, "seconds to wait for one Maildir delivery"),
 	N(dnsbl_threshold, 1, 1, 100000, "DNSBL score that refuses a client"),
 	N(dnsbl_timeout, 5, 1, 60, "seconds the greeting waits for DNS lists"),
@@ -161,8 +163,8 @@ static int set_number(const struct setting *s, const char *value)
 	v = strtol(value, &end, 10);
 	if (errno || end == value || *end != '\0')
 		return -1;
-	if (v < s->min && !(v == 0 && s->min == 0))
-		v = s->min;
+	if (v < s->min && !(v == 0 && s->zero))
+		v = s->min;	/* libtls, say, refuses a session lifetime under 4 */
 	if (v > s->max)
 		v = s->max;
 	*s->num = v;

@@ -63,6 +63,7 @@ struct worker {
 	int chan;		/* supervisor's end of the worker's socketpair */
 	int retiring;		/* told to stop (HUP, TERM or spare) */
 	int tls_keys;		/* our end of its engine's ticket-key channel, or -1 */
+	int engine;		/* a TLS engine was started for it */
 };
 
 struct supervisor {
@@ -257,7 +258,7 @@ static int count(const struct supervisor *sv, int *idle, int *all)
 /* balance - keep `workers` idle-capable workers, grow when all are busy */
 static void balance(struct supervisor *sv)
 {
-	int idle, all, live = count(sv, &idle, &all), i;
+	int idle, all, live = count(sv, &idle, &all), i, pass;
 
 	if (sv->stopping)
 		return;
@@ -266,11 +267,16 @@ static void balance(struct supervisor *sv)
 			break;
 		live++, idle++, all++;
 	}
-	for (i = 0; i < sv->top && idle > cfg.workers; i++) {
-		struct worker *w = &sv->w[i];
+	/* spares go, those without a TLS engine first: a started engine
+	 * saves the next STARTTLS an exec */
+	for (pass = 0; pass < 2; pass++) {
+		for (i = 0; i < sv->top && idle > cfg.workers; i++) {
+			struct worker *w = &sv->w[i];
 
-		if (w->pid && !busy(sv, w) && !w->retiring) {
-			retire(sv, w);	/* a spare: let it go */
+			if (!w->pid || busy(sv, w) || w->retiring ||
+			    (pass == 0 && w->engine))
+				continue;
+			retire(sv, w);
 			kill(w->pid, SIGTERM);
 			idle--;
 		}
@@ -309,7 +315,8 @@ static void on_message(struct supervisor *sv, struct worker *w)
 	if (fd >= 0) {		/* "E": the worker's first STARTTLS */
 		if (w->tls_keys >= 0)
 			close(w->tls_keys);	/* its engine died: a new one */
-		send(w->chan, tls_spawn(fd, &w->tls_keys) == 0 ? "Y" : "N", 1, 0);
+		w->engine = tls_spawn(fd, &w->tls_keys) == 0;
+		send(w->chan, w->engine ? "Y" : "N", 1, 0);
 		return;
 	}
 	if (n <= 0) {
@@ -372,7 +379,7 @@ static void signal_all(struct supervisor *sv, int sig, int stop)
  */
 static void rekey(struct supervisor *sv, time_t now)
 {
-	int i;
+	int i, engines = 0;
 
 	if (!cfg.tls_cert[0] || cfg.tls_session_lifetime == 0) {
 		sv->next_rekey = 0;
@@ -386,10 +393,17 @@ static void rekey(struct supervisor *sv, time_t now)
 		    strerror(errno));
 		return;
 	}
-	for (i = 0; i < sv->top; i++)
-		if (sv->w[i].pid && tls_keys_push(sv->w[i].tls_keys) < 0)
+	for (i = 0; i < sv->top; i++) {
+		if (!sv->w[i].pid || sv->w[i].tls_keys < 0)
+			continue;	/* no engine yet: it gets the keys when started */
+		if (tls_keys_push(sv->w[i].tls_keys) < 0)
 			logmsg(LOG_WARNING, "%s tls keys worker pid=%ld result=error",
 			    sv->id, (long)sv->w[i].pid);
+		else
+			engines++;
+	}
+	logmsg(LOG_INFO, "%s tls keys result=rotated engines=%d next=%lds", sv->id,
+	    engines, (long)(sv->next_rekey - now));
 }
 
 /* reload - SIGHUP: read the configuration again, replace the workers */

@@ -214,7 +214,7 @@ def test_pages_agree_on_defaults():
     config.c's table."""
     src = read(os.path.join(ROOT, "config.c"))
     consts = dict(re.findall(r"#define\s+(\w+)\s+(\d+)", read(os.path.join(ROOT, "config.h"))))
-    rows = re.findall(r"^\s*N\(\s*(\w+),\s*(\w+),\s*(\w+),\s*(\w+),", src, re.M)
+    rows = re.findall(r"^\s*[NZ]\(\s*(\w+),\s*(\w+),\s*(\w+),\s*(\w+),", src, re.M)
     assert rows, "no N(...) rows parsed from config.c"
     for name, d, lo, hi in rows:
         d, lo, hi = (consts.get(x, x).rstrip("L") for x in (d, lo, hi))

@@ -1,7 +1,7 @@
 """test_resume.py - TLS session resumption: the supervisor's engines share
 their session ticket keys (a client that comes back resumes on whichever
-worker it lands), SIGHUP makes a new key and keeps the previous one for
-decryption only, tls_session_lifetime = 0 turns resumption off, and the
+worker it lands), SIGHUP and a timer every half tls_session_lifetime make
+a new key and keep the previous one for decryption only, tls_session_lifetime = 0 turns resumption off, and the
 wrapper resumes with a key file (-R) of mode 0600."""
 import os
 import re
@@ -58,6 +58,17 @@ def test_sighup_new_key_previous_decrypts(world, pki):
         # one rotation: the ticket's key is the previous one, still
         # decrypting; two: it is gone, a full handshake
         assert connect(port, sess, "-tls1_2") == want, hup
+
+
+def test_timer_rotation(world, pki):
+    """a new ticket key every half tls_session_lifetime, pushed to the
+    running engines, without a SIGHUP; handshakes go on"""
+    _, port = T.supervisor(world, pki, {"workers": 1, "tls_session_lifetime": 4})  # a spare comes and goes
+    sess = world.path("sess.pem")
+    assert connect(port, sess, "-tls1_2", out=True) == "New", world.log()    # an engine now
+    world.wait_log(r"tls keys result=rotated engines=1 next=2s", timeout=15, count=2)
+    assert "tls keys worker" not in world.log()     # no push failed
+    assert connect(port, sess, "-tls1_2") in ("New", "Reused")
 
 
 def test_lifetime_zero_no_resumption(world, pki):
