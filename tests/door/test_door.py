@@ -8,6 +8,7 @@ what each one is.
 """
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -312,6 +313,22 @@ def test_max_per_addr_untrusted_proxy_address(smtpd, dns):
     other.cmd("QUIT", 221)
     for h in held:
         h.cmd("QUIT", 221)
+
+
+def test_killed_worker_frees_its_seat(smtpd, dns):
+    """the admission board: a worker killed mid-session (its slot busy
+    with the client's address) no longer counts once it is reaped"""
+    srv = door(smtpd, dns, dnsbl_sites="", rdns=0, max_per_addr=1, workers=2)
+    held = session(srv, "203.0.113.9")
+    c = client(srv.port, proxy_v1("203.0.113.9"))
+    assert c.reply().text == "421 4.7.0 Too many connections, try again later"
+    c.read_to_eof(5)
+    pid = int(srv.wait_log(r"smtpd\[(\d+)\]: \S+ connect client=203\.0\.113\.9")[0])
+    os.kill(pid, signal.SIGKILL)
+    srv.wait_log(r"worker pid=%d result=died" % pid)
+    held.read_to_eof(5)
+    again = session(srv, "203.0.113.9")     # admitted: the seat is free
+    again.cmd("QUIT", 221)
 
 
 def test_default_max_per_addr_is_50(smtpd, dns):
