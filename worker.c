@@ -14,7 +14,8 @@
  *                         be needed), "E" (with one fd) start my TLS
  *                         engine on it
  *   supervisor -> worker  "Y" engine started, "N" not
- * Signals: SIGTERM/SIGINT finish the session in progress, then exit;
+ * Signals: SIGTERM/SIGINT finish the session in progress, then exit (a
+ * SIGTERM also comes when the supervisor dies: PR_SET_PDEATHSIG);
  * SIGUSR1 (the grace time is over) ends the session now with 421.
  */
 #include <errno.h>
@@ -23,6 +24,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -208,6 +210,9 @@ void worker_main(const int *lfd, int nlisten, int chan, struct board *b, int slo
 	if (proc_start_deliverer(&d) < 0)
 		fatal("worker: cannot start deliverer");
 	starttls_worker(chan);		/* STARTTLS asks the supervisor */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);	/* after the drop, which clears it */
+	if (getppid() != parent)
+		worker_stop = 1;	/* the supervisor died before that */
 	ep = listen_set(lfd, nlisten);
 	for (served = 0; served < cfg.worker_connections && !worker_stop; served++) {
 		int fd = accept_next(ep, lfd, nlisten);
@@ -215,8 +220,8 @@ void worker_main(const int *lfd, int nlisten, int chan, struct board *b, int slo
 		if (fd < 0)
 			break;
 		serve_one(fd, &me, &d);
-		if (!deliverer_alive(&d) || getppid() != parent)
-			break;	/* the supervisor forks a whole new worker, or died */
+		if (!deliverer_alive(&d))
+			break;	/* the supervisor forks a whole new worker */
 	}
 	deliverer_stop(&d);
 	_exit(0);

@@ -619,6 +619,25 @@ def test_worker_retirement(T):
     w.stop_supervisor(sup)
 
 
+def test_workers_go_with_a_killed_supervisor(T):
+    """SIGKILL to the supervisor: every worker (PR_SET_PDEATHSIG) and its
+    deliverer exit on their own, and nothing accepts on the port"""
+    w = T.world("orphans")
+    sup, port = w.supervisor({"workers": 3})
+    wait_workers(sup, 3)
+    tree = S.descendants(sup.pid)
+    check(len(tree) >= 6, "3 workers and their deliverers: %r" % tree)
+    w.deliver_one(port)
+    os.kill(sup.pid, signal.SIGKILL)
+    check(S.wait_gone(tree, 10), "left after the supervisor died: %r" %
+          [p for p in tree if S.alive(p)])
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        check(False, "port %d still accepts with no supervisor" % port)
+    except OSError:
+        pass
+
+
 def test_no_zombies(T):
     w = T.world("zombie")
     # -c only: a reload with -o settings fails (see sighup_with_o_settings)
