@@ -68,9 +68,9 @@ static int lock(struct board *b)
 	struct timespec until;
 	int e;
 
-	clock_gettime(CLOCK_REALTIME, &until);
+	clock_gettime(CLOCK_MONOTONIC, &until);	/* a clock step cannot stretch it */
 	until.tv_sec += 1;
-	e = pthread_mutex_timedlock(&b->lock, &until);
+	e = pthread_mutex_clocklock(&b->lock, CLOCK_MONOTONIC, &until);
 	if (e == EOWNERDEAD)	/* its holder died: the slots are plain ints */
 		e = pthread_mutex_consistent(&b->lock);
 	return e ? -1 : 0;

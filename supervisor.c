@@ -449,6 +449,7 @@ static void run_queue(struct supervisor *sv, time_t now)
 		proc_block_signals(0);
 		proc_close_fds();	/* no listener, channel or self-pipe */
 		tls_keys_forget();
+		board_free(sv->board);	/* it reads envelopes: not for it */
 		_exit(queue_child(0, NULL));
 	}
 	proc_block_signals(0);
