@@ -76,14 +76,14 @@ static int lock(struct board *b)
 	return e ? -1 : 0;
 }
 
-/* board_idle - live workers other than me that are not busy */
-int board_idle(const struct board *b, int me)
+/* idle - live workers other than me that are not busy */
+static int idle(const struct board *b, int me)
 {
-	int i, idle = 0, top = b->top;
+	int i, n = 0, top = b->top;
 
 	for (i = 0; i < top && i < BOARD_SLOTS; i++)
-		idle += i != me && b->s[i].live && !b->s[i].busy;
-	return idle;
+		n += i != me && b->s[i].live && !b->s[i].busy;
+	return n;
 }
 
 /* verdict - the admission rule; total and same count the others' sessions */
@@ -121,7 +121,7 @@ char board_admit(struct board *b, int me, const char *addr, int *spare)
 	if ((ans = verdict(b, addr, total, same)) == 'Y') {
 		b->s[me].busy = 1;
 		strncpy(b->s[me].addr, addr, PEER_ADDR_MAX - 1);
-		*spare = board_idle(b, me) == 0;
+		*spare = idle(b, me) == 0;
 	}
 	pthread_mutex_unlock(&b->lock);
 	return ans;
@@ -137,7 +137,7 @@ static int mark(struct board *b, int me, int busy)
 	locked = lock(b) == 0;	/* without it, the flag is still ours to set */
 	b->s[me].addr[0] = '\0';
 	b->s[me].busy = busy;
-	none = board_idle(b, me) == 0;
+	none = idle(b, me) == 0;
 	if (locked)
 		pthread_mutex_unlock(&b->lock);
 	return none;

@@ -32,6 +32,5 @@ void board_private(struct board *b);
 char board_admit(struct board *b, int me, const char *addr, int *spare);
 int board_claim(struct board *b, int me);
 void board_release(struct board *b, int me);
-int board_idle(const struct board *b, int me);
 
 #endif

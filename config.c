@@ -164,7 +164,7 @@ static int set_number(const struct setting *s, const char *value)
 	if (errno || end == value || *end != '\0')
 		return -1;
 	if (v < s->min && !(v == 0 && s->zero))
-		v = s->min;	/* libtls, say, refuses a session lifetime under 4 */
+		v = s->min;	/* a Z row keeps 0 (off) */
 	if (v > s->max)
 		v = s->max;
 	*s->num = v;

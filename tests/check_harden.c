@@ -5,7 +5,7 @@
  *
  * supervisor_message(): what a (possibly compromised) worker may say;
  * proxy_v1_parse()/proxy_v2_parse(): one spelling per client address;
- * comma lists in the configuration: trimmed when loaded.
+ * comma lists in the configuration: trimmed when loaded; "0 = off" settings.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,6 +89,25 @@ START_TEST(test_lists_trimmed)
 }
 END_TEST
 
+/* 0 = off, else the range: libtls refuses a session lifetime under 4, and
+ * 1 to 3 once made every STARTTLS fail; a plain range keeps 0 nowhere */
+START_TEST(test_zero_or_range)
+{
+	static const struct { const char *in; long want; } t[] = {
+		{ "0", 0 }, { "1", 4 }, { "3", 4 }, { "4", 4 }, { "3600", 3600 },
+		{ "86401", 86400 }, { "-5", 4 },
+	};
+	size_t i;
+
+	for (i = 0; i < N(t); i++) {
+		ck_assert_int_eq(config_set("tls_session_lifetime", t[i].in), 0);
+		ck_assert_int_eq(cfg.tls_session_lifetime, t[i].want);
+	}
+	ck_assert_int_eq(config_set("max_per_addr", "0"), 0);
+	ck_assert_int_eq(cfg.max_per_addr, 1);		/* an N row: its minimum */
+}
+END_TEST
+
 Suite *check_suite(void)
 {
 	Suite *s = suite_create("harden");
@@ -98,5 +117,6 @@ Suite *check_suite(void)
 	tcase_add_loop_test(tc, test_proxy_v1_canonical, 0, N(v1));
 	tcase_add_test(tc, test_proxy_v2_mapped);
 	tcase_add_test(tc, test_lists_trimmed);
+	tcase_add_test(tc, test_zero_or_range);
 	return s;
 }
