@@ -40,9 +40,12 @@
  * even with that message counted; for ROOM_MS after it the session takes
  * that as the answer to the RCPT-time quota question for the same entry
  * instead of asking again (a round trip and a maildirsize read per
- * message in a pipelined session).  The RCPT-time answer only spares a
- * transaction that would fail: the deliverer still reads the quota before
- * every write and refuses an over-quota copy (452/552 at end of data).
+ * message in a pipelined session).  The word belongs to this worker's
+ * deliverer: another worker's delivery can fill the mailbox meanwhile, so
+ * for at most ROOM_MS a RCPT may be accepted for a mailbox already full.
+ * The RCPT-time answer only spares a transaction that would fail: the
+ * deliverer still reads the quota before every write and refuses an
+ * over-quota copy (452/552 at end of data); tests/route/test_quota.py.
  */
 #include <ctype.h>
 #include <errno.h>
