@@ -121,3 +121,35 @@ def test_quota_with_dovecot(users, dovecot, smtpd_factory):
     kb, msgs, _, _ = doveadm_quota(dovecot, "rtquota")
     limits, used, count = maildirsize(q)
     assert msgs == count == 1 and kb == -(-used // 1024)
+
+
+def test_room_word_gone_stale(users, dovecot, smtpd_factory):
+    """a delivery's "room after it" answers the next RCPT for up to ROOM_MS;
+    when someone else fills the mailbox meanwhile (another worker's
+    deliverer; here Dovecot's count, written by hand), that RCPT is
+    accepted, the end of data refuses the message, and nothing is stored"""
+    q = users["rtquota"]
+    empty_maildir(q)
+    try:
+        os.unlink(os.path.join(q.pw_dir, "Maildir", "maildirsize"))
+    except FileNotFoundError:
+        pass
+    dovecot.doveadm("quota", "recalc", "-u", "rtquota")
+    s = smtpd_factory().serve()
+    c = s.client()
+    t0 = time.monotonic()       # the word is younger than this
+    codes, r = send(c, ["rtquota@" + DOMAIN], message("first", 1000))
+    assert codes == [250] and r.code == 250, r
+    with open(os.path.join(q.pw_dir, "Maildir", "maildirsize"), "a") as f:
+        f.write("2000 2\n")         # full now: 3 messages of 3
+    c.cmd("MAIL FROM:<sender@client.test>", 250)
+    r = c.cmd("RCPT TO:<rtquota@%s>" % DOMAIN)
+    fresh = time.monotonic() - t0 < room_ms() / 1000
+    if r.code == 250:               # the word answered
+        c.cmd("DATA", 354)
+        r = c.end_data(message("second", 1000), code=None)
+        assert (r.code, r.enh()) == (452, "4.2.2"), r
+    else:                           # only once the word has aged out
+        assert not fresh and (r.code, r.enh()) == (452, "4.2.2"), r
+    c.quit()
+    assert len(maildir_files(q)) == 1
