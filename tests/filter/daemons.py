@@ -51,11 +51,17 @@ def chown_tree(d, owner):
 
 
 def milter_ready(port, timeout):
-    """a milter answers option negotiation (so its worker is up)"""
+    """a milter answers option negotiation (so its worker is up); port: a
+    TCP port on loopback or the path of a unix socket"""
     end = time.time() + timeout
     while time.time() < end:
         try:
-            s = socket.create_connection(("127.0.0.1", port), timeout=2)
+            if isinstance(port, str):
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.settimeout(2)
+                s.connect(port)
+            else:
+                s = socket.create_connection(("127.0.0.1", port), timeout=2)
             s.settimeout(max(1, end - time.time()))
             s.sendall(struct.pack(">IcIII", 13, b"O", 6, 0x31, 0xfffff))
             hdr = s.recv(5)
@@ -127,6 +133,7 @@ logging {{
 }}
 worker "rspamd_proxy" {{
     bind_socket = "127.0.0.1:{port}";
+    bind_socket = "{sock} mode=0666";
     milter = yes;
     timeout = 120s;
     upstream "local" {{ default = yes; self_scan = yes; }}
@@ -141,11 +148,12 @@ def start_rspamd():
     """rspamd's proxy worker as a self-scanning milter; ~15 s cold"""
     d = Daemon("rspamd", "_rspamd")
     port = free_port()
+    sock = os.path.join(d.dir, "run", "milter.sock")
     local = os.path.join(d.dir, "local", "local.d")
     for sub in ("db", "run", "log", local):
         os.makedirs(os.path.join(d.dir, sub), exist_ok=True)
     with open(os.path.join(d.dir, "rspamd.conf"), "w") as f:
-        f.write(RSPAMD_CONF.format(port=port))
+        f.write(RSPAMD_CONF.format(port=port, sock=sock))
     with open(os.path.join(local, "options.inc"), "w") as f:
         f.write('dns { nameserver = ["127.0.0.1:%d"]; timeout = 1s; retransmits = 1; }\n'
                 % dead_udp_port())
@@ -161,7 +169,10 @@ def start_rspamd():
     d.spawn(["rspamd", "-f", "-u", "_rspamd", "-g", "_rspamd", "-c",
              os.path.join(d.dir, "rspamd.conf"), v("LOCAL_CONFDIR", "local"),
              v("DBDIR", "db"), v("RUNDIR", "run"), v("LOGDIR", "log")], "stdout.log")
-    return d.up(port, milter_ready(port, 90), "stdout.log", "log/rspamd.log")
+    d.up(port, milter_ready(port, 90) and milter_ready(sock, 10), "stdout.log",
+         "log/rspamd.log")
+    d.unix_spec = "unix:" + sock    # the same worker on a unix socket
+    return d
 
 
 def start_clamav():

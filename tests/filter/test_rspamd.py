@@ -1,11 +1,17 @@
 """rspamd as a milter: GTUBE rejected with rspamd's text, nothing stored;
-a clean message delivered with rspamd's headers, its body byte-exact."""
+a clean message delivered with rspamd's headers, its body byte-exact.  The
+first two over both of the worker's sockets, inet: and unix:."""
+import pytest
+
 from conftest import send, message, log, stored
 import daemons
 
+SOCKETS = pytest.mark.parametrize("spec", ["spec", "unix_spec"])
 
-def test_gtube_rejected(rspamd, world):
-    env = world({"milters": rspamd.spec})
+
+@SOCKETS
+def test_gtube_rejected(rspamd, world, spec):
+    env = world({"milters": getattr(rspamd, spec)})
     _rr, end = send(env, message("spam", daemons.GTUBE + "\n"))
     assert end.code == 554 and "Gtube pattern" in end.text, end
     env.assert_nothing_stored()
@@ -13,8 +19,9 @@ def test_gtube_rejected(rspamd, world):
     assert "stage=eom result=reject" in log(env)
 
 
-def test_clean_gets_headers_body_exact(rspamd, world):
-    env = world({"milters": rspamd.spec})
+@SOCKETS
+def test_clean_gets_headers_body_exact(rspamd, world, spec):
+    env = world({"milters": getattr(rspamd, spec)})
     body = "Line one.\n.leading dot\nlast line\n"
     _rr, end = send(env, message("clean", body))
     assert end.code == 250, end
