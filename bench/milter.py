@@ -18,7 +18,9 @@ median, for the whole tree and for the workers alone (where the client
 runs; the deliverers' CPU moves with how many files the previous run's
 clean-up deleted).  Environment:
 MILTER_BENCH_N (messages per run, default 1000), MILTER_BENCH_ROUNDS,
-BENCH_DIR (default /var/tmp/smtpd-milter-bench).
+MILTER_BENCH_SOCKET (inet, the default: rspamd on 127.0.0.1:PORT; unix: the
+same worker on its unix socket, for both servers), BENCH_DIR (default
+/var/tmp/smtpd-milter-bench).
 """
 import os
 import sys
@@ -35,6 +37,7 @@ import daemons          # noqa: E402
 N = int(os.environ.get("MILTER_BENCH_N", "1000"))
 WARM = 100
 ROUNDS = int(os.environ.get("MILTER_BENCH_ROUNDS", "3"))
+SOCKET = os.environ.get("MILTER_BENCH_SOCKET", "inet")
 CASE = dict(id="4k-c8", label="4KB x1 rcpt c=8", size=4096, rcpt=1, conc=8)
 
 
@@ -118,20 +121,23 @@ def main():
     B.build_tools()
     with open("/proc/loadavg") as f:
         load = f.read().split()[0]
+    if SOCKET not in ("inet", "unix"):
+        sys.exit("milter.py: MILTER_BENCH_SOCKET is inet or unix")
     rspamd = daemons.start_rspamd()
+    spec = rspamd.unix_spec if SOCKET == "unix" else rspamd.spec
     rows, rounds = [], []
     try:
         for i in range(ROUNDS):     # alternating, for the client's cost
             rounds.append((run("smtpd-sup", None, "smtpd-nomilter%d" % i),
-                           run("smtpd-sup", rspamd.spec, "smtpd-rspamd%d" % i)))
+                           run("smtpd-sup", spec, "smtpd-rspamd%d" % i)))
         rows += [median(rounds, j) for j in range(2)]
-        rows.append(run("postfix", rspamd.spec, "postfix-rspamd"))
-        seq = (session_cpu(None), session_cpu(rspamd.spec))
+        rows.append(run("postfix", spec, "postfix-rspamd"))
+        seq = (session_cpu(None), session_cpu(spec))
     finally:
         B.cleanup_live()
         rspamd.stop()
-    print("milter benchmark: %d x 4 KB messages, concurrency 8, loopback; "
-          "load average before: %s" % (N, load))
+    print("milter benchmark: %d x 4 KB messages, concurrency 8, loopback; milter "
+          "on %s; load average before: %s" % (N, spec, load))
     print("%-22s %10s %16s %16s" % ("server", "msgs/s", "own CPU ms/msg", "rspamd ms/msg"))
     for r in rows:
         name = ("%s %s" % ("smtpd" if r["kind"] == "smtpd-sup" else "postfix",
