@@ -34,14 +34,19 @@ def doveadm_quota(dovecot, user):
         int(count.group(2))
 
 
-def test_quota_with_dovecot(users, dovecot, smtpd_factory):
-    q, alice = users["rtquota"], users["rtalice"]
+def fresh_quota(q, dovecot):
+    """an empty Maildir whose maildirsize Dovecot has just written anew"""
     empty_maildir(q)
     try:
         os.unlink(os.path.join(q.pw_dir, "Maildir", "maildirsize"))
     except FileNotFoundError:
         pass
-    dovecot.doveadm("quota", "recalc", "-u", "rtquota")
+    dovecot.doveadm("quota", "recalc", "-u", q.pw_name)
+
+
+def test_quota_with_dovecot(users, dovecot, smtpd_factory):
+    q, alice = users["rtquota"], users["rtalice"]
+    fresh_quota(q, dovecot)
     limits, used, count = maildirsize(q)
     assert limits == "20480S,3C", limits
     assert (used, count) == (0, 0)
@@ -129,12 +134,7 @@ def test_room_word_gone_stale(users, dovecot, smtpd_factory):
     deliverer; here Dovecot's count, written by hand), that RCPT is
     accepted, the end of data refuses the message, and nothing is stored"""
     q = users["rtquota"]
-    empty_maildir(q)
-    try:
-        os.unlink(os.path.join(q.pw_dir, "Maildir", "maildirsize"))
-    except FileNotFoundError:
-        pass
-    dovecot.doveadm("quota", "recalc", "-u", "rtquota")
+    fresh_quota(q, dovecot)
     s = smtpd_factory().serve()
     c = s.client()
     t0 = time.monotonic()       # the word is younger than this
