@@ -454,7 +454,9 @@ def test_killed_worker_is_replaced(T):
     sup, port = w.supervisor({"workers": 2})
     ws = wait_workers(sup, 2)
     victim = ws[0]
-    family = [victim] + S.descendants(victim)      # the worker and its deliverer
+    # the worker and its deliverer (forked once the worker runs)
+    check(S.wait_until(lambda: S.descendants(victim), S.TIMEOUT), "no deliverer")
+    family = [victim] + S.descendants(victim)
     os.kill(victim, signal.SIGKILL)
     w.wait_log(LOG.worker_died(victim, 9), 5)
     ws2 = wait_workers(sup, 2, exclude=(victim,))
@@ -625,8 +627,12 @@ def test_workers_go_with_a_killed_supervisor(T):
     w = T.world("orphans")
     sup, port = w.supervisor({"workers": 3})
     wait_workers(sup, 3)
-    tree = S.descendants(sup.pid)
-    check(len(tree) >= 6, "3 workers and their deliverers: %r" % tree)
+
+    def whole_tree():   # each worker forks its deliverer once it runs itself
+        t = S.descendants(sup.pid)
+        return t if len(t) >= 6 else None
+    tree = S.wait_until(whole_tree, S.TIMEOUT)
+    check(tree, "3 workers and their deliverers: %r" % S.descendants(sup.pid))
     w.deliver_one(port)
     os.kill(sup.pid, signal.SIGKILL)
     check(S.wait_gone(tree, 10), "left after the supervisor died: %r" %
