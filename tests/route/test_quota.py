@@ -102,7 +102,7 @@ def test_quota_with_dovecot(users, dovecot, smtpd_factory):
     c.quit()
     assert codes == [452] or (codes == [250] and (r.code, r.enh()) == (452, "4.2.2")), \
         (codes, r)
-    assert len(maildir_files(q)) == 3
+    assert len(maildir_files(q)) == 3 and len(s.queued()) == 1   # big2 alone
     # once every worker's word has aged out, RCPT is refused in any session
     time.sleep(room_ms() / 1000 + 0.2)
     for _ in range(2):
