@@ -10,6 +10,17 @@ turn the count into time on this machine, and takes the session's own
 CPU and context switches (rusage, no tracer, median of 5 alternating
 runs) with and without the milter.
 
+Last, the client's own CPU like for like (split_cpu): the session and the
+deliverer timed apart (/proc/PID/schedstat, nanoseconds), the messages
+fed one every PACE seconds in both runs (without a milter the session
+otherwise takes them back to back, and an idle gap between messages
+alone costs the session more CPU than the milter client does), in two
+placements: "free" (the scheduler's choice) and "apart" (smtpd pinned to
+CPU 0, every rspamd process to CPU 1, so neither run pays for moving the
+session between CPUs).  bench/wakeup.c measures the floor of any such
+client on this machine: one request and one answer between two
+processes, on one CPU and on two.
+
     sudo python3 bench/milter_probe.py [N]      (default N = 100)
 """
 import glob
@@ -19,6 +30,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -120,6 +132,113 @@ def instructions(w, milter, n):
     return total
 
 
+def descendants(pid):
+    """pid and every process under it"""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for t in os.listdir("/proc/%d/task" % p):
+                with open("/proc/%d/task/%s/children" % (p, t)) as f:
+                    todo += [int(c) for c in f.read().split()]
+        except OSError:
+            pass
+    return out
+
+
+def cpu_ns(pid):
+    with open("/proc/%d/schedstat" % pid) as f:
+        return int(f.read().split()[0])
+
+
+def paced_session(w, milter, n, pace, cpu):
+    """session and deliverer CPU (ms/msg) over n messages fed one every
+    pace seconds after EHLO; smtpd on CPU cpu unless None"""
+    extra = {"milters": milter} if milter else {}
+    pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
+    p = subprocess.Popen(pin + w.argv(extra), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         env=w.environ({"TCPREMOTEIP": "127.0.0.1"}), cwd=w.dir)
+    try:
+        p.stdin.write(b"EHLO probe.example\r\n")
+        p.stdin.flush()
+        if not S.wait_until(lambda: len(descendants(p.pid)) == 2, 15):
+            raise RuntimeError("no deliverer under the session")
+        session, deliverer = descendants(p.pid)
+        seen = b""
+        while b"\r\n250 " not in seen:
+            b = os.read(p.stdout.fileno(), 4096)
+            if not b:
+                raise RuntimeError("no EHLO reply: %r" % seen)
+            seen += b
+        one = session_input(1)[len(b"EHLO probe.example\r\n"):-len(b"QUIT\r\n")]
+
+        def feed():
+            for _ in range(n):
+                p.stdin.write(one)
+                p.stdin.flush()
+                time.sleep(pace)
+        s0, d0 = cpu_ns(session), cpu_ns(deliverer)
+        t = threading.Thread(target=feed)
+        t.start()
+        got, end = 0, time.time() + 600
+        while got < n and time.time() < end:
+            b = os.read(p.stdout.fileno(), 65536)
+            if not b:
+                break
+            got += b.count(b"Ok: queued")
+        t.join()
+        s1, d1 = cpu_ns(session), cpu_ns(deliverer)
+        if got != n:
+            raise RuntimeError("%d of %d accepted" % (got, n))
+        p.stdin.write(b"QUIT\r\n")
+        p.stdin.close()
+        p.wait(30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    return (s1 - s0) / n / 1e6, (d1 - d0) / n / 1e6
+
+
+def pin_all(pid, cpus):
+    for p in descendants(pid):
+        subprocess.run(["taskset", "-a", "-p", "-c", cpus, str(p)], capture_output=True)
+
+
+def split_cpu(w, rspamd, n, pace=0.005, rounds=3):
+    """{placement: (session without, with, deliverer without, with)}: medians
+    of `rounds` alternating paced runs"""
+    med = lambda xs: sorted(xs)[len(xs) // 2]    # noqa: E731
+    res = {}
+    for place, cpu, rcpus in (("free", None, "0-%d" % (os.cpu_count() - 1)),
+                              ("apart", 0, "1")):
+        pin_all(rspamd.procs[0].pid, rcpus)
+        got = {None: [], rspamd.spec: []}
+        for _ in range(rounds):
+            for m in got:
+                got[m].append(paced_session(w, m, n, pace, cpu))
+        a, b = got[None], got[rspamd.spec]
+        res[place] = (med([x[0] for x in a]), med([x[0] for x in b]),
+                      med([x[1] for x in a]), med([x[1] for x in b]))
+    pin_all(rspamd.procs[0].pid, "0-%d" % (os.cpu_count() - 1))
+    return res
+
+
+def wakeup_floor(tmp):
+    """bench/wakeup.c: the requester's CPU per 4,457-octet request and
+    one-octet answer (held back 2 ms, paced 5 ms), over loopback TCP, with
+    the two processes where the scheduler puts them and on two CPUs"""
+    exe = os.path.join(tmp, "wakeup")
+    subprocess.run(["cc", "-O2", "-o", exe, os.path.join(HERE, "wakeup.c")], check=True)
+    out = {}
+    for place in ("free", "apart"):
+        r = subprocess.run([exe, "1000", "2000", "4457", "tcp", "5000", place],
+                           capture_output=True, text=True, timeout=120, check=True)
+        out[place] = float(re.search(r"client_cpu_ms_per_exchange=([0-9.]+)", r.stdout).group(1))
+    return out
+
+
 def per_msg(a, b, n):
     return {k: (b.get(k, 0) - a.get(k, 0)) / n for k in set(a) | set(b)}
 
@@ -164,6 +283,15 @@ def main():
               "%.3f with rspamd: the client adds %.3f ms/msg" % (3 * N, ca, cb, cb - ca))
         print("voluntary context switches per message: %.2f without, %.2f with rspamd"
               % (sa, sb))
+        split = split_cpu(w, rspamd, 2 * N)
+        print("like for like (%d messages, one every 5 ms in both runs, medians of 3):" % (2 * N))
+        for place, (sa, sb, da, db) in split.items():
+            print("  %-5s session %.3f -> %.3f ms/msg (client +%.3f), deliverer %.3f -> %.3f "
+                  "(%+.3f), both %+.3f" % (place, sa, sb, sb - sa, da, db, db - da,
+                                           sb - sa + db - da))
+        floor = wakeup_floor(w.dir)
+        print("floor (bench/wakeup.c, one request and answer, TCP, paced): %.3f ms on the "
+              "scheduler's CPUs, %.3f ms on two CPUs" % (floor["free"], floor["apart"]))
     finally:
         w.cleanup()
         rspamd.stop()
