@@ -132,21 +132,6 @@ def instructions(w, milter, n):
     return total
 
 
-def descendants(pid):
-    """pid and every process under it"""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        try:
-            for t in os.listdir("/proc/%d/task" % p):
-                with open("/proc/%d/task/%s/children" % (p, t)) as f:
-                    todo += [int(c) for c in f.read().split()]
-        except OSError:
-            pass
-    return out
-
-
 def cpu_ns(pid):
     with open("/proc/%d/schedstat" % pid) as f:
         return int(f.read().split()[0])
@@ -162,9 +147,9 @@ def paced_session(w, milter, n, pace, cpu):
     try:
         p.stdin.write(b"EHLO probe.example\r\n")
         p.stdin.flush()
-        if not S.wait_until(lambda: len(descendants(p.pid)) == 2, 15):
-            raise RuntimeError("no deliverer under the session")
-        session, deliverer = descendants(p.pid)
+        if len(S.wait_until(lambda: S.children(p.pid), 15)) != 1:
+            raise RuntimeError("no deliverer (alone) under the session")
+        session, deliverer = p.pid, S.children(p.pid)[0]
         seen = b""
         while b"\r\n250 " not in seen:
             b = os.read(p.stdout.fileno(), 4096)
@@ -202,7 +187,7 @@ def paced_session(w, milter, n, pace, cpu):
 
 
 def pin_all(pid, cpus):
-    for p in descendants(pid):
+    for p in [pid] + S.descendants(pid):
         subprocess.run(["taskset", "-a", "-p", "-c", cpus, str(p)], capture_output=True)
 
 
