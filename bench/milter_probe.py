@@ -27,6 +27,7 @@ import glob
 import os
 import re
 import resource
+import select
 import subprocess
 import sys
 import tempfile
@@ -166,12 +167,15 @@ def paced_session(w, milter, n, pace, cpu):
         s0, d0 = cpu_ns(session), cpu_ns(deliverer)
         t = threading.Thread(target=feed)
         t.start()
-        got, end = 0, time.time() + 600
-        while got < n and time.time() < end:
+        out, end = b"", time.time() + 600
+        while out.count(b"Ok: queued") < n and time.time() < end:
+            if not select.select([p.stdout], [], [], max(0, end - time.time()))[0]:
+                break
             b = os.read(p.stdout.fileno(), 65536)
             if not b:
                 break
-            got += b.count(b"Ok: queued")
+            out += b
+        got = out.count(b"Ok: queued")     # the whole output: a reply may span two reads
         t.join()
         s1, d1 = cpu_ns(session), cpu_ns(deliverer)
         if got != n:
