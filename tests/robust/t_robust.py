@@ -138,6 +138,10 @@ class Abusive:
         self.t0 = time.time()
         if greet:
             self.conn.greeting()
+            # one sample now, while the session waits for our next line: a
+            # session that then ends within a millisecond (test_half_close)
+            # may be gone before the sampler thread first runs on a busy CPU
+            self.sampler.sample()
         if ehlo:
             self.conn.helo(ehlo)
 
