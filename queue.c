@@ -13,7 +13,12 @@
  * Messages up to spool_memory octets are spooled in an anonymous memory
  * file (memfd): the common case, delivered at once, then touches the disk
  * only in the Maildirs.  A larger message moves to spool_dir/ID as it
- * grows, so memory stays bounded whatever the size.
+ * grows, so memory stays bounded whatever the size.  A session's next
+ * message reuses the memory file of its last one (spool_recycle), emptied
+ * with ftruncate: one call instead of a close and a memfd_create per
+ * message, and the spool writes with pwrite so no lseek is needed.  A
+ * file one of our deliverers may still hold (it timed out or broke) is
+ * never reused.
  * Durability: spool_keep() writes a memory spool to spool_dir/ID, fsyncs
  * the data, writes the envelope to
  * ID.tmp, fsyncs it, renames it to ID.env and fsyncs the directory; only
@@ -107,13 +112,28 @@ static int mem_fd(void)
 	return memfd_create("smtpd-spool", MFD_CLOEXEC);
 }
 
+/* spare_fd - the kept memory file, emptied, or -1 */
+static int spare_fd(struct spool *s)
+{
+	int fd = s->has_spare ? s->spare : -1;
+
+	s->has_spare = 0;
+	if (fd >= 0 && ftruncate(fd, 0) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
 /* spool_create - open a new data file; 0 or an errno value */
 int spool_create(struct spool *s, unsigned long seq)
 {
-	s->fd = -1, s->err = 0, s->size = 0, s->used = 0;
+	s->fd = -1, s->err = 0, s->size = 0, s->used = 0, s->lent = 0;
 	if (queue_id(s->id, sizeof s->id, seq) < 0)
 		return ENAMETOOLONG;
-	s->disk = cfg.spool_memory == 0 || (s->fd = mem_fd()) < 0;
+	if (cfg.spool_memory && (s->fd = spare_fd(s)) < 0)
+		s->fd = mem_fd();
+	s->disk = s->fd < 0;
 	if (s->disk)
 		s->fd = disk_fd(s->id);
 	return s->fd < 0 ? errno : 0;
@@ -161,7 +181,7 @@ int spool_flush(struct spool *s)
 	if (!s->err && !s->disk && s->size > cfg.spool_memory)
 		s->err = to_disk(s);	/* too big for memory: bounded RSS */
 	if (!s->err)
-		s->err = storage_write_all(s->fd, s->buf, s->used);
+		s->err = storage_pwrite_all(s->fd, s->buf, s->used, s->size - s->used);
 	s->used = 0;
 	return s->err;
 }
@@ -195,6 +215,27 @@ void spool_discard(struct spool *s)
 	spool_close(s);
 	if (s->disk)
 		unlink_data(s->id);
+}
+
+/* spool_recycle - end the transaction as spool_discard, but keep a
+ * memory file no one else can hold for the session's next message */
+void spool_recycle(struct spool *s)
+{
+	if (s->fd < 0 || s->disk || s->lent || s->has_spare) {
+		spool_discard(s);
+		return;
+	}
+	s->spare = s->fd, s->has_spare = 1;
+	s->fd = -1;
+}
+
+/* spool_free - the end of the session: close the kept memory file too */
+void spool_free(struct spool *s)
+{
+	spool_discard(s);
+	if (s->has_spare)
+		close(s->spare);
+	s->has_spare = 0;
 }
 
 /* fsync_dir - make the spool directory's entries durable (the seam) */
@@ -793,6 +834,7 @@ int queue_accept(struct deliverer *d, struct spool *sp, char *const *rcpt, int n
 			ok++;
 			continue;
 		}
+		sp->lent |= r.why == WHY_AGENT;	/* it may read the file still */
 		first_failure(res, &r);
 		if (pending)
 			pending[npend++] = rcpt[i];
@@ -852,9 +894,7 @@ int spool_replace_head(struct spool *s, off_t from, const char *head, size_t n)
 	if ((err = spool_flush(s)) != 0)
 		return err;
 	if (!s->disk && from >= s->size) {
-		if (lseek(s->fd, 0, SEEK_SET) < 0)
-			return errno;
-		if ((err = storage_write_all(s->fd, head, n)) != 0 ||
+		if ((err = storage_pwrite_all(s->fd, head, n, 0)) != 0 ||
 		    ((off_t)n < s->size && ftruncate(s->fd, n) < 0))
 			return err ? err : errno;
 		s->size = n;

@@ -19,6 +19,9 @@ struct spool {
 	int err;		/* first write error (errno), sticky; 0 = none */
 	int disk;		/* 1: data is in the named file spool_dir/ID */
 	off_t size;		/* octets written, including buffered */
+	int lent;		/* 1: a deliverer we gave up on may still read fd */
+	int has_spare;		/* 1: spare is an emptied memory file to reuse */
+	int spare;		/* kept from this session's last transaction */
 	size_t used;		/* octets waiting in buf */
 	char id[QID_MAX];	/* queue id, also the data file's name */
 	char buf[SPOOL_BUF];
@@ -29,6 +32,8 @@ int spool_create(struct spool *s, unsigned long seq);
 void spool_put(struct spool *s, const char *p, size_t n);
 int spool_flush(struct spool *s);
 void spool_discard(struct spool *s);
+void spool_recycle(struct spool *s);
+void spool_free(struct spool *s);
 int spool_keep(struct spool *s, char *const *rcpts, int n, const char *why);
 void spool_close(struct spool *s);
 int spool_replace_head(struct spool *s, off_t from, const char *head, size_t n);

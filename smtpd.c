@@ -343,7 +343,8 @@ static void lost(struct session *s, int r)
 /* Transactions ------------------------------------------------------ */
 
 
-/* txn_reset - forget the transaction; remove any unfinished spool file */
+/* txn_reset - forget the transaction; remove any unfinished spool file
+ * (a memory one is kept, emptied, for the session's next message) */
 static void txn_reset(struct session *s)
 {
 	struct txn *t = &s->t;
@@ -351,7 +352,7 @@ static void txn_reset(struct session *s)
 
 	milter_abort(s->milter);
 	policy_reset(s->policy);
-	spool_discard(&t->spool);
+	spool_recycle(&t->spool);
 	route_end(&s->route);
 	for (i = 0; i < t->nrcpt; i++)
 		free(t->rcpt[i]);
@@ -1176,6 +1177,7 @@ int session_run(int in, int out, const char *id, const char *addr, int port,
 	}
 	out_flush(s);
 	txn_reset(s);
+	spool_free(&s->t.spool);
 	starttls_close(&s->tls);
 	milter_end(s->milter);
 	policy_end(s->policy);

@@ -1,10 +1,11 @@
 /*
  * storage.c - the storage seam shared by the Maildir and the spool.
  *
- * Interface: storage_write_all(), storage_fsync() and storage_rename()
- * return 0 or an errno value; storage_set_ops() swaps the system calls
- * behind them (tests only).  Nothing else in smtpd calls write(2),
- * fsync(2), renameat(2) or sendfile(2) on message data.  storage_copy()
+ * Interface: storage_write_all(), storage_pwrite_all(), storage_fsync()
+ * and storage_rename() return 0 or an errno value; storage_set_ops()
+ * swaps the system calls behind them (tests only).  Nothing else in
+ * smtpd calls write(2), pwrite(2), fsync(2), renameat(2) or sendfile(2)
+ * on message data.  storage_copy()
  * moves a big message's body from the spool into its Maildir file in the
  * kernel (sendfile: no copy through our buffer); a table without `copy`
  * (the tests' fault tables) makes the callers use write.
@@ -21,7 +22,7 @@ static ssize_t copy_file(int out, int in, off_t *off, size_t n)
 	return sendfile(out, in, off, n < 0x40000000 ? n : 0x40000000);
 }
 
-static const struct storage_ops real_ops = { write, fsync, renameat, copy_file };
+static const struct storage_ops real_ops = { write, pwrite, fsync, renameat, copy_file };
 const struct storage_ops *storage = &real_ops;
 
 /* storage_set_ops - replace the storage calls (tests); NULL restores */
@@ -41,6 +42,22 @@ int storage_write_all(int fd, const char *p, size_t n)
 		if (w <= 0)
 			return w < 0 ? errno : EIO;
 		p += w, n -= w;
+	}
+	return 0;
+}
+
+/* storage_pwrite_all - write n octets at offset off, retrying short
+ * writes; 0 or errno */
+int storage_pwrite_all(int fd, const char *p, size_t n, off_t off)
+{
+	while (n > 0) {
+		ssize_t w = storage->pwrite(fd, p, n, off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? errno : EIO;
+		p += w, n -= w, off += w;
 	}
 	return 0;
 }

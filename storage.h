@@ -12,6 +12,7 @@
 
 struct storage_ops {
 	ssize_t (*write)(int fd, const void *buf, size_t n);
+	ssize_t (*pwrite)(int fd, const void *buf, size_t n, off_t off);
 	int (*fsync)(int fd);
 	int (*renameat)(int olddir, const char *old, int newdir, const char *new);
 	ssize_t (*copy)(int out, int in, off_t *off, size_t n);	/* NULL: none */
@@ -21,6 +22,7 @@ extern const struct storage_ops *storage;
 
 void storage_set_ops(const struct storage_ops *ops);
 int storage_write_all(int fd, const char *p, size_t n);
+int storage_pwrite_all(int fd, const char *p, size_t n, off_t off);
 int storage_fsync(int fd);
 int storage_rename(int olddir, const char *old, int newdir, const char *new);
 int storage_copy(int out, int in, off_t *off, off_t end);

@@ -217,6 +217,13 @@ static ssize_t f_write(int fd, const void *b, size_t n)
 	return write(fd, b, n < fault.max ? n : fault.max);
 }
 
+static ssize_t f_pwrite(int fd, const void *b, size_t n, off_t off)
+{
+	if (fails(OP_WRITE, ++fault.n_write))
+		return -1;
+	return pwrite(fd, b, n < fault.max ? n : fault.max, off);
+}
+
 static int f_fsync(int fd)
 {
 	struct stat st;
@@ -242,5 +249,5 @@ static ssize_t f_copy(int out, int in, off_t *off, size_t n)
 	return sendfile(out, in, off, n);
 }
 
-const struct storage_ops fault_ops = { f_write, f_fsync, f_renameat, NULL };
-const struct storage_ops fault_copy_ops = { f_write, f_fsync, f_renameat, f_copy };
+const struct storage_ops fault_ops = { f_write, f_pwrite, f_fsync, f_renameat, NULL };
+const struct storage_ops fault_copy_ops = { f_write, f_pwrite, f_fsync, f_renameat, f_copy };

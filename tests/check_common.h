@@ -40,7 +40,8 @@ void home(const char *rel);
 
 /*
  * The storage fault seam (storage.h): fault_ops fails the nth call of one
- * kind (write, fsync, renameat; copy in fault_copy_ops) with fault.err; fault_arm() sets it up and
+ * kind (write and pwrite count as one kind, fsync, renameat; copy in
+ * fault_copy_ops) with fault.err; fault_arm() sets it up and
  * zeroes the counters.  fault.dir: the failed fsync was of a directory;
  * fault.max caps one write's length (0: every write "succeeds" with 0).
  */

@@ -235,6 +235,61 @@ START_TEST(test_spool_memory)
 }
 END_TEST
 
+/* a session's next message reuses the memory file of its last one:
+ * emptied first, so no octet of the last message can reach the next */
+START_TEST(test_spool_recycle)
+{
+	char big[5000], got[200];
+	struct stat st;
+	int fd;
+
+	memset(big, 'A', sizeof big);
+	cfg.spool_memory = 200000;
+	ck_assert_int_eq(spool_create(&sp, 31), 0);
+	spool_put(&sp, big, sizeof big);
+	ck_assert_int_eq(spool_flush(&sp), 0);
+	fd = sp.fd;
+	spool_recycle(&sp);
+	ck_assert_int_eq(sp.fd, -1);
+	ck_assert_int_eq(spool_create(&sp, 32), 0);
+	ck_assert_int_eq(sp.fd, fd);	/* the same file, reused */
+	spool_put(&sp, "short", 5);
+	ck_assert_int_eq(spool_flush(&sp), 0);
+	ck_assert_int_eq(fstat(sp.fd, &st), 0);
+	ck_assert_int_eq(st.st_size, 5);
+	ck_assert_int_eq(pread(sp.fd, got, sizeof got, 0), 5);
+	ck_assert(memcmp(got, "short", 5) == 0);
+	sp.lent = 1;	/* a deliverer we gave up on may read it still */
+	spool_recycle(&sp);
+	ck_assert_int_eq(fcntl(fd, F_GETFD), -1);	/* closed, not kept */
+	ck_assert_int_eq(spool_create(&sp, 33), 0);
+	ck_assert_int_eq(sp.lent, 0);
+	fd = sp.fd;
+	spool_recycle(&sp);
+	spool_free(&sp);	/* the session's end closes the kept file */
+	ck_assert_int_eq(fcntl(fd, F_GETFD), -1);
+	ck_assert_int_eq(count(P("spool"), NULL, 0), 0);
+}
+END_TEST
+
+/* a deliverer that is gone marks the spool lent: never reused */
+START_TEST(test_spool_lent)
+{
+	char *rcpt[] = { "alice@example.test" };
+	struct deliverer d = { .pid = 0, .fd = -1 };
+	struct deliver_result res;
+
+	cfg.spool_memory = 200000;
+	ck_assert_int_eq(spool_create(&sp, 34), 0);
+	spool_put(&sp, MSG, strlen(MSG));
+	ck_assert_int_eq(spool_flush(&sp), 0);
+	ck_assert_int_eq(queue_accept(&d, &sp, rcpt, 1, NULL, &res), ACCEPT_NONE);
+	ck_assert_int_eq(res.why, WHY_AGENT);
+	ck_assert_int_eq(sp.lent, 1);
+	spool_free(&sp);
+}
+END_TEST
+
 START_TEST(test_spool_keep)
 {
 	char *rcpt[] = { "alice@example.test", "bob@example.test", "carol@example.test" };
@@ -652,6 +707,8 @@ Suite *check_suite(void)
 	tcase_add_test(tc, test_spool_bytes_exact);
 	tcase_add_test(tc, test_spool_discard);
 	tcase_add_test(tc, test_spool_memory);
+	tcase_add_test(tc, test_spool_recycle);
+	tcase_add_test(tc, test_spool_lent);
 	tcase_add_test(tc, test_spool_keep);
 	tcase_add_test(run, test_retry_then_deliver);
 	tcase_add_test(run, test_lifetime_to_postmaster);

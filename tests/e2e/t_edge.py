@@ -222,6 +222,28 @@ def test_many_messages_one_session(T):
     eq(env.spool_files(), [], "spool")
 
 
+def test_shrinking_messages_one_session(T):
+    """a session reuses its spool file: a short message after a long one
+    carries not one octet of it (nor the long one anything of the short)"""
+    env, c = T.session()
+    lines = (3000, 1, 400, 2)
+    bodies = [b"".join(b"%d-%05d\n" % (n, k) for k in range(count))
+              for n, count in enumerate(lines)]
+    for n, body in enumerate(bodies):
+        c.send(b"MAIL FROM:<m@remote.test>\r\nRCPT TO:<alice@example.test>\r\n"
+               b"DATA\r\n")
+        expect(c.reply(), 250, "2.1.0", "MAIL %d" % n)
+        expect(c.reply(), 250, "2.1.5", "RCPT %d" % n)
+        expect(c.reply(), 354, None, "DATA %d" % n)
+        c.send(b"Subject: %d\r\n\r\n" % n + body.replace(b"\n", b"\r\n") +
+               b".\r\n")
+        expect(c.reply(), 250, "2.0.0", "end of data %d" % n)
+    c.quit()
+    env.wait_sessions(timeout=30)
+    got = sorted(d.split(b"\n\n", 1)[1] for _, d in env.read_new("alice"))
+    eq(got, sorted(bodies), "bodies")
+
+
 def test_quoted_sender_kept_in_return_path(T):
     env, c = T.session()
     body = "Subject: quoted\n\nq\n"
