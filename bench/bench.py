@@ -810,6 +810,32 @@ def fmt(v, spec):
     return (spec % v) if isinstance(v, (int, float)) else "-"
 
 
+def bound_line(r, case, cores):
+    """what the client's and the server's CPU allow, next to what was seen:
+    at c=1 the client's CPU, smtpd's and the file system's time per message
+    run in series (smtpd answers 250 after the Maildir fsyncs; Postfix
+    delivers after its reply, so the model is not its); with more clients
+    the client and the server share the cores"""
+    if r.get("kind_of") != "msg" or not r.get("count") or not r.get("rate"):
+        return None
+    client = 1000.0 * (r.get("client_cpu") or 0) / r["count"]
+    server = r.get("cpu_ms_per") or 0
+    if case["conc"] == 1 and r.get("ceiling") and r["server"] != "postfix":
+        fs = case["rcpt"] * 1000.0 / r["ceiling"]
+        return ("in series at c=1: file system %.2f ms/msg (1/ceiling per copy), client "
+                "CPU %.2f, server CPU %.2f: x ceil <= %.2f by this model (seen %s); a "
+                "server taking no CPU: <= %.2f" % (
+                    fs, client, server, fs / (fs + client + server),
+                    fmt(r.get("x_ceiling"), "%.2f"), fs / (fs + client)))
+    if case["conc"] == 1 or client + server <= 0:
+        return None
+    top = 1000.0 * cores / (client + server)
+    return ("CPU bound: server %.2f + client %.2f ms/msg on %d cores: <= %.0f msgs/s "
+            "(seen %.0f, %.0f%%); a server taking no CPU: <= %.0f/s" % (
+                server, client, cores, top, r["rate"], 100 * r["rate"] / top,
+                1000.0 * cores / client if client else float("inf")))
+
+
 def report(results, probes_res, facts):
     lines = []
     P = lines.append
@@ -890,6 +916,10 @@ def report(results, probes_res, facts):
             "server CPU %.2fs (user %.2f, sys %.2f); " % (
                 r.get("cpu_s", 0), r.get("cpu_user_s", 0), r.get("cpu_sys_s", 0)), cc or 0,
             ("; " + extra) if extra else ""))
+        case = next((c for c in CASES if c["id"] == r["case"]), None)
+        bl = bound_line(r, case, facts["cores"] or 1) if case else None
+        if bl:
+            P("            " + bl)
         if r.get("cpu_roles"):
             P("            CPU of processes alive at the end: " + ", ".join(
                 "%s %.2fs" % kv for kv in sorted(r["cpu_roles"].items(), key=lambda kv: -kv[1])
