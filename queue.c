@@ -506,7 +506,7 @@ static int give_up(struct deliverer *d, const char *id, int data)
  */
 static int lost_data(struct deliverer *d, const char *id, const struct envelope *e)
 {
-	struct spool *s = malloc(sizeof *s);
+	struct spool *s = calloc(1, sizeof *s);	/* zeroed: no spare memfd */
 	char line[ADDR_MAX + 128], why[sizeof ((struct deliver_result *)0)->text * 4];
 	struct deliver_result r;
 	int i;

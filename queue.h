@@ -14,6 +14,7 @@
 #define QID_MAX		32	/* queue id and its NUL */
 #define SPOOL_BUF	65536	/* octets buffered before a write(2) */
 
+/* A struct spool starts zeroed (no spare); spool_create() sets the rest. */
 struct spool {
 	int fd;			/* data file, -1 when none; reset per txn */
 	int err;		/* first write error (errno), sticky; 0 = none */

@@ -396,6 +396,33 @@ START_TEST(test_lifetime_to_postmaster)
 }
 END_TEST
 
+/* an envelope whose data file is gone: the postmaster gets a notice
+ * naming the recipients, and the envelope goes */
+START_TEST(test_lost_data_notice)
+{
+	char *rcpt[] = { "bob@example.test" }, id[QID_MAX], rel[64], rcpts[256];
+	char subject[128], *got;
+	long long t, next;
+	long a;
+	struct deliverer d;
+
+	queue_msg(id, rcpt, 1);
+	snprintf(rel, sizeof rel, "spool/%s", id);
+	ck_assert_int_eq(unlink(P(rel)), 0);
+	read_env(id, &t, &a, &next, rcpts, sizeof rcpts);
+	ck_assert_int_eq(deliverer_start(&d, 2), 0);
+	ck_assert_int_eq(queue_run(&d, next), 0);
+	deliverer_stop(&d);
+	ck_assert_int_eq(count(P("spool"), NULL, 0), 0);	/* envelope gone */
+	got = only_message("alice/Maildir");
+	snprintf(subject, sizeof subject,
+	    "Subject: smtpd: queued message %s lost its data file\n", id);
+	ck_assert_msg(strstr(got, subject) != NULL, "no subject in: %s", got);
+	ck_assert_msg(strstr(got, "  <bob@example.test>\n") != NULL, "no recipient: %s", got);
+	free(got);
+}
+END_TEST
+
 /* queue_and_run - queue_msg, then one queue run at its first retry time */
 static void queue_and_run(char *id, char *const *rcpt, int n)
 {
@@ -712,6 +739,7 @@ Suite *check_suite(void)
 	tcase_add_test(tc, test_spool_keep);
 	tcase_add_test(run, test_retry_then_deliver);
 	tcase_add_test(run, test_lifetime_to_postmaster);
+	tcase_add_test(run, test_lost_data_notice);
 	tcase_add_test(run, test_partial_retry);
 	tcase_add_test(run, test_permanent_to_postmaster);
 	tcase_add_test(run, test_stale_cleanup);
