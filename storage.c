@@ -5,10 +5,10 @@
  * and storage_rename() return 0 or an errno value; storage_set_ops()
  * swaps the system calls behind them (tests only).  Nothing else in
  * smtpd calls write(2), pwrite(2), fsync(2), renameat(2) or sendfile(2)
- * on message data.  storage_copy()
- * moves a big message's body from the spool into its Maildir file in the
- * kernel (sendfile: no copy through our buffer); a table without `copy`
- * (the tests' fault tables) makes the callers use write.
+ * on message data.  storage_copy() moves a big message's body from the
+ * spool into its Maildir file in the kernel (sendfile: no copy through
+ * our buffer); a table without `copy` (the tests' fault tables) makes the
+ * callers use write.
  */
 #include <errno.h>
 #include <stdio.h>
